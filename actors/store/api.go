@@ -1,0 +1,56 @@
+package store
+
+import (
+	"errors"
+	"time"
+)
+
+// Errors of the store.
+var (
+	ErrNotFound    = errors.New("store: key not found")
+	ErrCASMismatch = errors.New("store: version does not match")
+	ErrTooLarge    = errors.New("store: entry larger than the memory limit")
+	ErrInvalid     = errors.New("store: invalid request")
+	ErrStopped     = errors.New("store: stopped")
+)
+
+// Entry is one key as the store holds it. Value is shared with the store and
+// must never be modified by the caller.
+type Entry struct {
+	Key     string
+	Value   []byte
+	Version uint64 // rises with every write of the key; never 0 for a stored entry
+	Created uint64 // the version that created the key (consul's CreateIndex)
+	Flags   uint64 // opaque, stored with the value
+	Expires int64  // absolute expiry in Unix nanoseconds; 0 = never
+}
+
+// SetRequest writes one key.
+type SetRequest struct {
+	Key      string
+	Value    []byte        // kept by the store: the caller must not modify it afterwards
+	Flags    uint64        // opaque, stored with the value
+	TTL      time.Duration // 0 = no expiry; negative is invalid
+	CAS      uint64        // expected current version when CheckCAS; 0 = "only if absent"
+	CheckCAS bool          // apply only if the current version equals CAS
+}
+
+// DeleteRequest removes one key. Deleting an absent key succeeds.
+type DeleteRequest struct {
+	Key      string
+	CAS      uint64 // expected current version when CheckCAS; 0 = "only if absent"
+	CheckCAS bool
+}
+
+// Stats are the store's counters at one moment.
+type Stats struct {
+	Keys        int64 `json:"keys"`        // live entries (expired but unswept ones included)
+	Bytes       int64 `json:"bytes"`       // accounted memory: keys, values and per-entry overhead
+	MaxBytes    int64 `json:"max_bytes"`   // the limit; 0 = unlimited
+	Hits        int64 `json:"hits"`        // gets that found a live key
+	Misses      int64 `json:"misses"`      // gets that found nothing
+	Sets        int64 `json:"sets"`        // successful writes
+	Deletes     int64 `json:"deletes"`     // successful deletes of a present key
+	Evictions   int64 `json:"evictions"`   // entries removed to stay under MaxBytes
+	Expirations int64 `json:"expirations"` // entries removed because their TTL passed
+}

@@ -1,0 +1,256 @@
+package store
+
+// S3-FIFO eviction (Yang et al., "FIFO queues are all you need for cache
+// eviction", SOSP 2023), per shard and by bytes:
+//
+//   - a small FIFO takes new keys and holds about smallShare of the budget;
+//   - a main FIFO takes keys that proved useful;
+//   - a ghost FIFO remembers fingerprints of keys recently evicted from small;
+//   - each entry has a 2-bit access counter (freq, saturating at maxFreq).
+//
+// A new key goes to main if the ghost remembers it, else to small. To evict:
+// if small holds at least its share (or main is empty), take small's oldest
+// entry: accessed at least promoteFreq times since insertion, it moves to
+// main; otherwise it is evicted and remembered by the ghost. Else take main's
+// oldest entry: accessed (freq > 0), it is reinserted with freq-1; otherwise
+// it is evicted. One-hit wonders thus leave through small quickly, without
+// pushing out the keys that are used again and again.
+//
+// This file is pure logic over a shard's slab: no locking (the shard's lock
+// covers it), no clocks, no allocation except the ghost's growth.
+
+const (
+	maxFreq     = 3  // 2-bit counter
+	promoteFreq = 1  // accesses while in small that earn a move to main
+	smallShare  = 10 // percent of the budget for the small queue
+)
+
+// Queue ids kept in entry.queue.
+const (
+	queueNone  uint8 = iota // free slab slot
+	queueSmall              // in the small FIFO
+	queueMain               // in the main FIFO
+)
+
+// fifo is a queue of slab entries linked through entry.prev/next: new entries
+// at head, the oldest at tail.
+type fifo struct {
+	head, tail uint32 // slab indices; 0 = empty
+	n          int    // entries
+	bytes      int64  // accounted bytes of its entries
+}
+
+func (q *fifo) pushHead(sl *slab, i uint32) {
+	e := sl.at(i)
+	e.prev, e.next = 0, q.head
+	if q.head != 0 {
+		sl.at(q.head).prev = i
+	} else {
+		q.tail = i
+	}
+	q.head = i
+	q.n++
+	q.bytes += e.size()
+}
+
+func (q *fifo) unlink(sl *slab, i uint32) {
+	e := sl.at(i)
+	if e.prev != 0 {
+		sl.at(e.prev).next = e.next
+	} else {
+		q.head = e.next
+	}
+	if e.next != 0 {
+		sl.at(e.next).prev = e.prev
+	} else {
+		q.tail = e.prev
+	}
+	e.prev, e.next = 0, 0
+	q.n--
+	q.bytes -= e.size()
+}
+
+// ghost remembers 32-bit fingerprints of recently evicted keys, about as many
+// as the shard has entries. It is a table of 4-slot buckets, each a little
+// FIFO (slot 0 newest): an approximate, allocation-free FIFO at 4 bytes per
+// remembered key.
+type ghost struct {
+	slots []uint32 // 0 = empty
+}
+
+const ghostWays = 4
+
+// fingerprint makes 0 (the empty mark) impossible.
+func fingerprint(h uint32) uint32 { return h | 1 }
+
+func (g *ghost) bucket(fp uint32) []uint32 {
+	b := int(fp>>1) & (len(g.slots)/ghostWays - 1)
+	return g.slots[b*ghostWays : b*ghostWays+ghostWays]
+}
+
+// add remembers h, forgetting the oldest fingerprint of its bucket.
+func (g *ghost) add(h uint32) {
+	if len(g.slots) == 0 {
+		return
+	}
+	b := g.bucket(fingerprint(h))
+	copy(b[1:], b[:ghostWays-1])
+	b[0] = fingerprint(h)
+}
+
+// take reports whether h is remembered, and forgets it.
+func (g *ghost) take(h uint32) bool {
+	if len(g.slots) == 0 {
+		return false
+	}
+	fp := fingerprint(h)
+	b := g.bucket(fp)
+	for j, v := range b {
+		if v == fp {
+			copy(b[j:], b[j+1:])
+			b[ghostWays-1] = 0
+			return true
+		}
+	}
+	return false
+}
+
+// fit grows the ghost to remember at least n keys (a power of two slots).
+func (g *ghost) fit(n int) {
+	if n <= len(g.slots) {
+		return
+	}
+	size := max(len(g.slots), 64)
+	for size < n {
+		size *= 2
+	}
+	old := g.slots
+	g.slots = make([]uint32, size)
+	// Re-add oldest first so that bucket order stays roughly FIFO.
+	for w := ghostWays - 1; w >= 0; w-- {
+		for b := 0; b < len(old); b += ghostWays {
+			if fp := old[b+w]; fp != 0 {
+				g.add(fp)
+			}
+		}
+	}
+}
+
+// s3fifo is one shard's eviction policy.
+type s3fifo struct {
+	small, main fifo
+	ghost       ghost
+	smallTarget int64 // bytes small may hold before it is evicted from first
+	remember    bool  // keep a ghost (only bounded shards evict)
+}
+
+// newS3FIFO makes a policy for a shard of budget bytes (0 = unlimited).
+func newS3FIFO(budget int64) s3fifo {
+	return s3fifo{smallTarget: budget * smallShare / 100, remember: budget > 0}
+}
+
+// insert queues a new entry: into main if the ghost remembers its key, else
+// into small.
+func (p *s3fifo) insert(sl *slab, i uint32) {
+	e := sl.at(i)
+	e.freq = 0
+	if p.ghost.take(e.hash) {
+		e.queue = queueMain
+		p.main.pushHead(sl, i)
+	} else {
+		e.queue = queueSmall
+		p.small.pushHead(sl, i)
+	}
+	if p.remember {
+		p.ghost.fit(p.small.n + p.main.n)
+	}
+}
+
+// requeue puts an entry that was taken out with remove back at the head of
+// queue q, keeping its counter.
+func (p *s3fifo) requeue(sl *slab, i uint32, q uint8) {
+	sl.at(i).queue = q
+	p.queue(q).pushHead(sl, i)
+}
+
+// touch records an access.
+func (p *s3fifo) touch(e *entry) {
+	if e.freq < maxFreq {
+		e.freq++
+	}
+}
+
+// resized records that entry e's accounted size changed by delta bytes.
+func (p *s3fifo) resized(e *entry, delta int64) { p.queue(e.queue).bytes += delta }
+
+// remove takes an entry out of its queue (delete or expiry: no ghost) and
+// returns the queue it was in.
+func (p *s3fifo) remove(sl *slab, i uint32) uint8 {
+	e := sl.at(i)
+	q := e.queue
+	p.queue(q).unlink(sl, i)
+	e.queue = queueNone
+	return q
+}
+
+// victim picks the next entry to evict, takes it out of its queue and
+// returns its index; 0 when both queues are empty. Entries it passes over are
+// promoted from small to main or reinserted into main with a lower counter.
+func (p *s3fifo) victim(sl *slab) uint32 {
+	if p.small.n > 0 && (p.small.bytes >= p.smallTarget || p.main.n == 0) {
+		if i := p.evictSmall(sl); i != 0 {
+			return i
+		}
+	}
+	return p.evictMain(sl)
+}
+
+// evictSmall walks small from its oldest entry: entries accessed often
+// enough move to main, the first other one is evicted (and remembered by the
+// ghost). 0 if small empties first.
+func (p *s3fifo) evictSmall(sl *slab) uint32 {
+	for p.small.n > 0 {
+		i := p.small.tail
+		e := sl.at(i)
+		p.small.unlink(sl, i)
+		if e.freq >= promoteFreq {
+			e.freq, e.queue = 0, queueMain
+			p.main.pushHead(sl, i)
+			continue
+		}
+		e.queue = queueNone
+		if p.remember {
+			p.ghost.add(e.hash)
+		}
+		return i
+	}
+	return 0
+}
+
+// evictMain walks main from its oldest entry: accessed entries go round
+// again with their counter decremented, the first other one is evicted.
+func (p *s3fifo) evictMain(sl *slab) uint32 {
+	for p.main.n > 0 {
+		i := p.main.tail
+		e := sl.at(i)
+		p.main.unlink(sl, i)
+		if e.freq > 0 {
+			e.freq--
+			p.main.pushHead(sl, i)
+			continue
+		}
+		e.queue = queueNone
+		return i
+	}
+	return 0
+}
+
+func (p *s3fifo) queue(q uint8) *fifo {
+	switch q {
+	case queueSmall:
+		return &p.small
+	case queueMain:
+		return &p.main
+	}
+	panic("store: entry in no queue")
+}

@@ -1,0 +1,173 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"hash/maphash"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/roostkv/roost/actors"
+)
+
+// Store is a sharded in-memory key-value store with versions, TTLs, CAS and
+// S3-FIFO eviction under a memory limit. Get, Set, Delete, Scan and Stats may
+// be called by any number of goroutines; they work whether or not the
+// background loop runs (see Start).
+type Store struct {
+	cfg    Config
+	seed   maphash.Seed // per store, so shard placement cannot be attacked from outside
+	mask   uint64       // len(shards)-1
+	shards []shard
+	clock  Clock
+	vc     hlc
+
+	inbox     *actors.Inbox[message]
+	runner    actors.Runner
+	newTicker func(d time.Duration) (<-chan time.Time, func()) // the sweep's ticker; tests swap it per instance
+}
+
+// New makes a store; call Start to run its background loop.
+func New(cfg Config) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	s := &Store{
+		cfg:       cfg,
+		seed:      maphash.MakeSeed(),
+		mask:      uint64(cfg.Shards - 1),
+		shards:    make([]shard, cfg.Shards),
+		clock:     cfg.Clock,
+		inbox:     actors.NewInbox[message](inboxSize),
+		newTicker: realTicker,
+	}
+	s.vc.clock = cfg.Clock
+	budget := cfg.MaxMemory / int64(cfg.Shards)
+	for i := range s.shards {
+		s.shards[i] = newShard(budget)
+	}
+	return s, nil
+}
+
+// shardOf returns the key's shard and the 32-bit hash used inside it (the
+// upper half of the 64-bit hash; the lower bits chose the shard).
+func (s *Store) shardOf(key string) (*shard, uint32) {
+	h := maphash.String(s.seed, key)
+	return &s.shards[h&s.mask], uint32(h >> 32)
+}
+
+// Get returns the live entry of key, or ErrNotFound when it is absent or
+// expired (an expired entry is removed and counted as an expiration).
+func (s *Store) Get(key string) (Entry, error) {
+	sh, h := s.shardOf(key)
+	return sh.get(h, key, s.clock)
+}
+
+// Set writes a key and returns the stored entry with its new version.
+// It fails with ErrInvalid (empty key, negative TTL), ErrCASMismatch, or
+// ErrTooLarge when the entry alone exceeds a shard's share of MaxMemory.
+// The store keeps req.Value; the caller must not modify it afterwards.
+func (s *Store) Set(req SetRequest) (Entry, error) {
+	switch {
+	case req.Key == "":
+		return Entry{}, fmt.Errorf("%w: empty key", ErrInvalid)
+	case req.TTL < 0:
+		return Entry{}, fmt.Errorf("%w: negative TTL %v", ErrInvalid, req.TTL)
+	}
+	req.Value = trimmed(req.Value)
+	sh, h := s.shardOf(req.Key)
+	return sh.set(h, &req, &s.vc)
+}
+
+// trimmed returns v, or a copy of it when v's backing array is much larger
+// than v, so that accounted bytes stay close to the memory really held.
+func trimmed(v []byte) []byte {
+	if spare := cap(v) - len(v); spare > 64 && spare > len(v)/4 {
+		return slices.Clone(v)
+	}
+	return v
+}
+
+// Delete removes a key and returns the delete's version. Deleting an absent
+// key succeeds (and still gets a version). With CheckCAS it follows Set's
+// rules: CAS 0 = only if absent, else only if present at that version;
+// otherwise ErrCASMismatch.
+func (s *Store) Delete(req DeleteRequest) (uint64, error) {
+	if req.Key == "" {
+		return 0, fmt.Errorf("%w: empty key", ErrInvalid)
+	}
+	sh, h := s.shardOf(req.Key)
+	return sh.del(h, &req, &s.vc)
+}
+
+// Scan returns the live entries whose key has the prefix and sorts strictly
+// after `after`, in byte order, at most limit of them (limit <= 0 = all);
+// more reports that entries were left out. With keysOnly the entries carry
+// no Value. Each shard is read under its lock in turn, so the result is not
+// one atomic snapshot of the whole store.
+func (s *Store) Scan(prefix, after string, limit int, keysOnly bool) (entries []Entry, more bool) {
+	now := s.clock.Now().UnixNano()
+	for i := range s.shards {
+		entries = s.shards[i].scan(entries, prefix, after, !keysOnly, now)
+	}
+	slices.SortFunc(entries, func(a, b Entry) int { return strings.Compare(a.Key, b.Key) })
+	if limit > 0 && len(entries) > limit {
+		return entries[:limit:limit], true
+	}
+	return entries, false
+}
+
+// Stats sums the shards' counters. Shards are read one after another, so
+// the sum is not one atomic snapshot.
+func (s *Store) Stats() Stats {
+	st := Stats{MaxBytes: s.cfg.MaxMemory}
+	for i := range s.shards {
+		s.shards[i].stats(&st)
+	}
+	return st
+}
+
+// Observe makes every later version greater than v. Call it with versions
+// learnt from peers so that a key's version keeps rising when another node
+// takes over its writes.
+func (s *Store) Observe(v uint64) { s.vc.observe(v) }
+
+// Shards is the number of shards in use.
+func (s *Store) Shards() int { return len(s.shards) }
+
+// ShardBudget is the accounted bytes one shard may hold (0 = unlimited): the
+// largest entry Set accepts is this much.
+func (s *Store) ShardBudget() int64 { return s.shards[0].budget }
+
+// AskGet is Get through the store's actor loop (ask and wait). It exists to
+// measure what the mailbox costs against the direct, locked Get (see
+// bench/); it fails with ErrStopped when the loop is not running.
+func (s *Store) AskGet(ctx context.Context, key string) (Entry, error) {
+	r, err := ask(ctx, s, func(reply chan<- getResponse) message { return getRequest{Key: key, Reply: reply} })
+	if err != nil {
+		return Entry{}, err
+	}
+	return r.Entry, r.Err
+}
+
+// AskStats asks the loop for a stats snapshot.
+func (s *Store) AskStats(ctx context.Context) (Stats, error) {
+	return ask(ctx, s, func(reply chan<- Stats) message { return statsRequest{Reply: reply} })
+}
+
+// AskSweep has the loop sweep expired entries now and returns how many it
+// removed.
+func (s *Store) AskSweep(ctx context.Context) (int, error) {
+	return ask(ctx, s, func(reply chan<- int) message { return sweepRequest{Reply: reply} })
+}
+
+// sweep removes expired entries from every shard and returns how many.
+func (s *Store) sweep() int {
+	n := 0
+	for i := range s.shards {
+		n += s.shards[i].sweep(s.clock)
+	}
+	return n
+}

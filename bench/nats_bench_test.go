@@ -1,0 +1,157 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/roostkv/roost/node"
+)
+
+// Settings of the single-node NATS benchmarks, as issue #6 fixes them.
+const (
+	benchKeys        = 100_000 // keyspace
+	benchValueSize   = 100     // bytes per value
+	benchConcurrency = 32      // requesters in flight
+)
+
+// startBenchNode starts a node on random loopback ports, filled with
+// benchKeys keys of benchValueSize bytes.
+func startBenchNode(b *testing.B) *node.Node {
+	b.Helper()
+	cfg := node.DefaultConfig()
+	cfg.Name = "bench"
+	cfg.Listen = "127.0.0.1:-1"
+	cfg.HTTP = node.HTTPOff
+	n, err := node.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := n.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(n.Stop)
+	nc := dial(b, n.ClientURL())
+	value := make([]byte, benchValueSize)
+	for i := range benchKeys {
+		nc.Publish("roost.set."+benchKey(i), value) // fire and forget: fast fill
+	}
+	// The fill is done once a request after it is answered: one connection keeps order.
+	if _, err := nc.Request("roost.get."+benchKey(benchKeys-1), nil, 30*time.Second); err != nil {
+		b.Fatal(err)
+	}
+	if got := n.StoreStats().Keys; got != benchKeys {
+		b.Fatalf("filled %d keys, want %d", got, benchKeys)
+	}
+	return n
+}
+
+func benchKey(i int) string { return "key" + strconv.Itoa(i) }
+
+func dial(b *testing.B, url string) *nats.Conn {
+	b.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(nc.Close)
+	return nc
+}
+
+// startEcho answers every request on subject with reply, on its own
+// in-process connection to the node's server: what a cache would cost if it
+// did no work at all.
+func startEcho(b *testing.B, n *node.Node, subject string, reply []byte) {
+	b.Helper()
+	nc, err := n.Bus().Connect()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(nc.Close)
+	if _, err := nc.Subscribe(subject, func(m *nats.Msg) { _ = m.Respond(reply) }); err != nil {
+		b.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// runConcurrent runs b.N calls of op spread over c goroutines and reports
+// throughput. op gets a per-goroutine random source.
+func runConcurrent(b *testing.B, c int, op func(rng *rand.Rand) error) {
+	b.Helper()
+	var next atomic.Int64
+	var failed atomic.Pointer[error]
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for g := range c {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(g), 42))
+			for next.Add(1) <= int64(b.N) {
+				if err := op(rng); err != nil {
+					failed.CompareAndSwap(nil, &err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if err := failed.Load(); err != nil {
+		b.Fatal(*err)
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "ops/s")
+}
+
+// request sends one request and fails on a NATS micro error reply.
+func request(ctx context.Context, nc *nats.Conn, msg *nats.Msg) error {
+	resp, err := nc.RequestMsgWithContext(ctx, msg)
+	if err != nil {
+		return err
+	}
+	if code := resp.Header.Get("Nats-Service-Error-Code"); code != "" {
+		return fmt.Errorf("%s: %s %s", msg.Subject, code, resp.Header.Get("Nats-Service-Error"))
+	}
+	return nil
+}
+
+// BenchmarkSingleNode compares, in one run, Roost's text-API get and set with
+// a raw echo responder on the same embedded server, 32 requesters on one
+// client connection, 100-byte values over 100k keys.
+func BenchmarkSingleNode(b *testing.B) {
+	n := startBenchNode(b)
+	value := make([]byte, benchValueSize)
+	startEcho(b, n, "bench.echo.get", value) // like a get: empty request, 100-byte reply
+	startEcho(b, n, "bench.echo.set", nil)   // like a set: 100-byte request, empty reply
+	nc := dial(b, n.ClientURL())
+	ctx := context.Background()
+
+	b.Run("echo-get", func(b *testing.B) {
+		runConcurrent(b, benchConcurrency, func(*rand.Rand) error {
+			return request(ctx, nc, &nats.Msg{Subject: "bench.echo.get"})
+		})
+	})
+	b.Run("get", func(b *testing.B) {
+		runConcurrent(b, benchConcurrency, func(rng *rand.Rand) error {
+			return request(ctx, nc, &nats.Msg{Subject: "roost.get." + benchKey(rng.IntN(benchKeys))})
+		})
+	})
+	b.Run("echo-set", func(b *testing.B) {
+		runConcurrent(b, benchConcurrency, func(*rand.Rand) error {
+			return request(ctx, nc, &nats.Msg{Subject: "bench.echo.set", Data: value})
+		})
+	})
+	b.Run("set", func(b *testing.B) {
+		runConcurrent(b, benchConcurrency, func(rng *rand.Rand) error {
+			return request(ctx, nc, &nats.Msg{Subject: "roost.set." + benchKey(rng.IntN(benchKeys)), Data: value})
+		})
+	})
+}

@@ -1,0 +1,158 @@
+package bus
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// Errors of this package.
+var (
+	ErrNotReady = errors.New("bus: embedded NATS server did not become ready")
+	ErrConfig   = errors.New("bus: invalid config")
+)
+
+// Config says how a node reaches the bus: an embedded server listening on
+// Listen, or, when ExternalURL is set, an existing NATS deployment.
+type Config struct {
+	Name        string        // server name shown by NATS tools; "" = generated
+	Listen      string        // client address host:port of the embedded server; port -1 = random
+	ExternalURL string        // nats://... of an external NATS; "" = embed a server
+	Token       string        // clients must present it; "" = no auth
+	MaxPayload  int32         // largest message in bytes; 0 = NATS default (1 MiB)
+	ReadyWait   time.Duration // how long to wait for the embedded server; 0 = 10s
+	Logger      *slog.Logger  // nil = slog.Default()
+}
+
+// Bus is a node's connection to NATS, and the embedded server when there is one.
+type Bus struct {
+	srv  *server.Server // nil with an external NATS
+	conn *nats.Conn     // in-process with an embedded server
+	log  *slog.Logger
+
+	closeOnce sync.Once
+}
+
+// Open starts the embedded server (or dials the external one) and returns the
+// bus with its connection ready.
+func Open(cfg Config) (*Bus, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	b := &Bus{log: log}
+	opts := []nats.Option{
+		nats.Name("roost " + cfg.Name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectBufSize(-1), // fail fast instead of buffering requests while away
+	}
+	if cfg.Token != "" {
+		opts = append(opts, nats.Token(cfg.Token))
+	}
+	if cfg.ExternalURL != "" {
+		nc, err := nats.Connect(cfg.ExternalURL, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("bus: connect to %s: %w", cfg.ExternalURL, err)
+		}
+		b.conn = nc
+		return b, nil
+	}
+
+	sopts, err := serverOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := server.NewServer(sopts)
+	if err != nil {
+		return nil, fmt.Errorf("bus: embedded server: %w", err)
+	}
+	srv.SetLoggerV2(natsLogger{log.With("component", "nats")}, false, false, false)
+	srv.Start()
+	wait := cfg.ReadyWait
+	if wait == 0 {
+		wait = 10 * time.Second
+	}
+	if !srv.ReadyForConnections(wait) {
+		srv.Shutdown()
+		return nil, fmt.Errorf("%w on %s within %s (is the port in use?)", ErrNotReady, cfg.Listen, wait)
+	}
+	b.srv = srv
+	nc, err := nats.Connect("", append(opts, nats.InProcessServer(srv))...)
+	if err != nil {
+		srv.Shutdown()
+		return nil, fmt.Errorf("bus: in-process connection: %w", err)
+	}
+	b.conn = nc
+	return b, nil
+}
+
+func serverOptions(cfg Config) (*server.Options, error) {
+	host, portStr, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("%w: listen address %q: %v", ErrConfig, cfg.Listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < -1 || port > 65535 {
+		return nil, fmt.Errorf("%w: listen port %q", ErrConfig, portStr)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	o := &server.Options{
+		ServerName:    cfg.Name,
+		Host:          host,
+		Port:          port,
+		NoSigs:        true, // signals belong to roost, not to the embedded server
+		NoLog:         false,
+		MaxPayload:    cfg.MaxPayload,
+		Authorization: cfg.Token,
+	}
+	return o, nil
+}
+
+// Connect opens another connection to the bus: in-process with an embedded
+// server, else to the external URL. The caller closes it.
+func (b *Bus) Connect(opts ...nats.Option) (*nats.Conn, error) {
+	if b.srv != nil {
+		return nats.Connect("", append(opts, nats.InProcessServer(b.srv))...)
+	}
+	return nats.Connect(b.conn.ConnectedUrl(), opts...)
+}
+
+// Conn is the node's own connection: in-process with an embedded server.
+func (b *Bus) Conn() *nats.Conn { return b.conn }
+
+// Embedded reports whether this bus runs its own NATS server.
+func (b *Bus) Embedded() bool { return b.srv != nil }
+
+// ClientURL is the URL NATS clients use to reach this node's bus.
+func (b *Bus) ClientURL() string {
+	if b.srv != nil {
+		return b.srv.ClientURL()
+	}
+	return b.conn.ConnectedUrlRedacted()
+}
+
+// MaxPayload is the largest message the bus carries, in bytes.
+func (b *Bus) MaxPayload() int64 { return b.conn.MaxPayload() }
+
+// Close drains the connection and shuts the embedded server down. It is
+// idempotent and returns once the server has stopped.
+func (b *Bus) Close() {
+	b.closeOnce.Do(func() {
+		if b.conn != nil {
+			b.conn.Close()
+		}
+		if b.srv != nil {
+			b.srv.Shutdown()
+			b.srv.WaitForShutdown()
+		}
+	})
+}

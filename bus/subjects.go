@@ -1,0 +1,90 @@
+package bus
+
+import "strings"
+
+// DefaultPrefix is the subject prefix of the public API when none is configured.
+const DefaultPrefix = "roost"
+
+// ServiceName is the name the API registers as a NATS micro service, so that
+// `nats micro ls` and `$SRV.PING.roost` find every node.
+const ServiceName = "roost"
+
+// Subjects after the prefix. Text-API subjects are "<prefix>.<op>.<key>", the
+// key being the whole rest of the subject, dots included.
+const (
+	getOp      = "get"          // text API: get a key
+	setOp      = "set"          // text API: set a key
+	delOp      = "del"          // text API: delete a key
+	batchSubj  = "bin.batch"    // binary API: a batch of get/set/delete operations
+	scanSubj   = "bin.scan"     // binary API: one page of a prefix scan
+	statusSubj = "admin.status" // node status as JSON
+)
+
+// Subjects names every subject of one Roost deployment, all under one prefix.
+// The zero value is not usable; build one with NewSubjects.
+type Subjects struct {
+	prefix string // e.g. "roost", never empty, no trailing dot
+
+	getBase, setBase, delBase string // "roost.get." etc., precomputed for the hot path
+}
+
+// NewSubjects returns the subjects under prefix; "" means DefaultPrefix.
+func NewSubjects(prefix string) Subjects {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	return Subjects{
+		prefix:  prefix,
+		getBase: prefix + "." + getOp + ".",
+		setBase: prefix + "." + setOp + ".",
+		delBase: prefix + "." + delOp + ".",
+	}
+}
+
+// Prefix returns the prefix every subject starts with.
+func (s Subjects) Prefix() string { return s.prefix }
+
+// Get is the text-API subject that reads key.
+func (s Subjects) Get(key string) string { return s.getBase + key }
+
+// Set is the text-API subject that writes key.
+func (s Subjects) Set(key string) string { return s.setBase + key }
+
+// Del is the text-API subject that deletes key.
+func (s Subjects) Del(key string) string { return s.delBase + key }
+
+// GetAll, SetAll and DelAll are the wildcard subjects the API subscribes to.
+func (s Subjects) GetAll() string { return s.getBase + ">" }
+
+// SetAll is the wildcard subject of every text-API set.
+func (s Subjects) SetAll() string { return s.setBase + ">" }
+
+// DelAll is the wildcard subject of every text-API delete.
+func (s Subjects) DelAll() string { return s.delBase + ">" }
+
+// Batch is the binary-API subject for a BatchRequest.
+func (s Subjects) Batch() string { return s.prefix + "." + batchSubj }
+
+// Scan is the binary-API subject for a ScanRequest.
+func (s Subjects) Scan() string { return s.prefix + "." + scanSubj }
+
+// Status is the subject that answers a node's status as JSON.
+func (s Subjects) Status() string { return s.prefix + "." + statusSubj }
+
+// TextKey returns the key of a text-API subject ("<prefix>.<op>.<key>") for
+// op "get", "set" or "del", or ok=false when subject is not of that form.
+func (s Subjects) TextKey(op, subject string) (key string, ok bool) {
+	var base string
+	switch op {
+	case getOp:
+		base = s.getBase
+	case setOp:
+		base = s.setBase
+	case delOp:
+		base = s.delBase
+	default:
+		return "", false
+	}
+	key, ok = strings.CutPrefix(subject, base)
+	return key, ok && key != ""
+}

@@ -1,0 +1,319 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/roostkv/roost/bus"
+)
+
+// Client talks to a Roost deployment over the binary NATS API. It is safe for
+// concurrent use; concurrent single-key calls share batch messages (see
+// WithBatching).
+type Client struct {
+	nc      *nats.Conn
+	ownConn bool // Close closes nc (Connect), or leaves it to its owner (New)
+	cfg     config
+	subj    bus.Subjects
+	b       *batcher // nil when batching is off
+
+	life      context.Context    // cancelled by Close
+	endLife   context.CancelFunc // cancels life
+	closeOnce sync.Once
+}
+
+// Item is one key as read from Roost.
+type Item struct {
+	Key     string
+	Value   []byte
+	Version uint64    // the key's version; 0 = not found (MGet)
+	Flags   uint64    // opaque flags stored with the value
+	Expires time.Time // when the entry expires; zero = never
+}
+
+// Found reports whether the key existed: MGet returns an Item with only Key
+// set, and Found false, for each key it did not find.
+func (it Item) Found() bool { return it.Version != 0 }
+
+// Connect dials NATS at url (a node's --listen address, or any server of the
+// NATS deployment the nodes use; "" = nats.DefaultURL) and returns a client
+// that owns the connection. A wrong or missing token fails with an error
+// matching ErrUnauthorized.
+func Connect(url string, opts ...Option) (*Client, error) {
+	cfg := buildConfig(opts)
+	if url == "" {
+		url = nats.DefaultURL
+	}
+	nopts := []nats.Option{nats.Name(cfg.name)}
+	if cfg.token != "" {
+		nopts = append(nopts, nats.Token(cfg.token))
+	}
+	nopts = append(nopts, cfg.natsOpts...)
+	nc, err := nats.Connect(url, nopts...)
+	switch {
+	case errors.Is(err, nats.ErrAuthorization):
+		return nil, fmt.Errorf("%w: connect to %s: wrong or missing token: %w", ErrUnauthorized, url, err)
+	case errors.Is(err, nats.ErrNoServers):
+		return nil, fmt.Errorf("client: connect to %s: %w (is a roost node listening there?)", url, err)
+	case err != nil:
+		return nil, fmt.Errorf("client: connect to %s: %w", url, err)
+	}
+	c := newClient(nc, cfg)
+	c.ownConn = true
+	return c, nil
+}
+
+// New returns a client using nc, which stays the caller's: Close does not
+// close it. Connection options (WithToken, WithName, WithNATSOptions) are
+// ignored.
+func New(nc *nats.Conn, opts ...Option) (*Client, error) {
+	if nc == nil {
+		return nil, errors.New("client: New with a nil connection")
+	}
+	if nc.IsClosed() {
+		return nil, fmt.Errorf("%w: New with a closed connection", ErrClosed)
+	}
+	return newClient(nc, buildConfig(opts)), nil
+}
+
+func buildConfig(opts []Option) config {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	cfg.normalize()
+	return cfg
+}
+
+func newClient(nc *nats.Conn, cfg config) *Client {
+	c := &Client{nc: nc, cfg: cfg, subj: bus.NewSubjects(cfg.prefix)}
+	c.life, c.endLife = context.WithCancel(context.Background())
+	if !cfg.noBatching {
+		c.b = newBatcher(c)
+		go c.b.run()
+	}
+	return c
+}
+
+// Close stops the batcher, fails calls still waiting for it with ErrClosed,
+// and closes the connection if Connect opened it. It returns once every
+// goroutine the client started has ended, and is idempotent.
+func (c *Client) Close() {
+	c.closeOnce.Do(func() {
+		c.endLife()
+		if c.b != nil {
+			c.b.shutdown()
+		}
+		if c.ownConn {
+			c.nc.Close()
+		}
+	})
+}
+
+// Conn returns the NATS connection the client uses.
+func (c *Client) Conn() *nats.Conn { return c.nc }
+
+// Get reads key. A missing or expired key fails with ErrNotFound.
+func (c *Client) Get(ctx context.Context, key string) (Item, error) {
+	if err := checkKey(key); err != nil {
+		return Item{}, err
+	}
+	res, err := c.do(ctx, bus.Request{Op: bus.OpGet, Key: key}, "")
+	if err != nil {
+		return Item{}, err
+	}
+	if err := resultErr(key, &res); err != nil {
+		return Item{}, err
+	}
+	return itemOf(key, &res), nil
+}
+
+// Set writes key and returns its new version. With IfVersion it is a
+// compare-and-swap that fails with ErrCASMismatch.
+func (c *Client) Set(ctx context.Context, key string, value []byte, opts ...WriteOption) (uint64, error) {
+	req, ack, err := c.setRequest(key, value, opts)
+	if err != nil {
+		return 0, err
+	}
+	return c.write(ctx, req, ack)
+}
+
+// CompareAndSwap writes key only if its current version is version (0 = only
+// if absent), and returns the new version; otherwise it fails with
+// ErrCASMismatch. It is Set with IfVersion(version).
+func (c *Client) CompareAndSwap(ctx context.Context, key string, value []byte, version uint64, opts ...WriteOption) (uint64, error) {
+	return c.Set(ctx, key, value, append(opts[:len(opts):len(opts)], IfVersion(version))...)
+}
+
+// Delete removes key and returns the version the node reports for the
+// delete. Deleting an absent key succeeds. With IfVersion it fails with
+// ErrCASMismatch unless the key's version matches.
+func (c *Client) Delete(ctx context.Context, key string, opts ...WriteOption) (uint64, error) {
+	req, ack, err := c.delRequest(key, opts)
+	if err != nil {
+		return 0, err
+	}
+	return c.write(ctx, req, ack)
+}
+
+func (c *Client) write(ctx context.Context, req bus.Request, ack string) (uint64, error) {
+	res, err := c.do(ctx, req, ack)
+	if err != nil {
+		return 0, err
+	}
+	if err := resultErr(req.Key, &res); err != nil {
+		return 0, err
+	}
+	return res.Version, nil
+}
+
+// do runs one operation: through the batcher, or as a request of its own.
+func (c *Client) do(ctx context.Context, req bus.Request, ack string) (bus.Result, error) {
+	if c.b != nil {
+		return c.b.do(ctx, req, ack)
+	}
+	ctx, cancel := c.callCtx(ctx)
+	defer cancel()
+	res, err := c.batch(ctx, []bus.Request{req}, ack)
+	if err != nil {
+		return bus.Result{}, err
+	}
+	return res[0], nil
+}
+
+// setRequest builds the request of a Set and the ack mode of its batch.
+func (c *Client) setRequest(key string, value []byte, opts []WriteOption) (bus.Request, string, error) {
+	if err := checkKey(key); err != nil {
+		return bus.Request{}, "", err
+	}
+	o := c.writeOpts(opts)
+	if o.ttl < 0 {
+		return bus.Request{}, "", &Error{Code: bus.CodeBadRequest, Message: fmt.Sprintf("negative TTL %s for key %q", o.ttl, key)}
+	}
+	req := bus.Request{
+		Op:    bus.OpSet,
+		Key:   key,
+		Value: value,
+		TTL:   ttlMillis(o.ttl),
+		Flags: o.flags,
+		CAS:   o.cas,
+	}
+	return req, o.ack, nil
+}
+
+// delRequest builds the request of a Delete and the ack mode of its batch.
+func (c *Client) delRequest(key string, opts []WriteOption) (bus.Request, string, error) {
+	if err := checkKey(key); err != nil {
+		return bus.Request{}, "", err
+	}
+	o := c.writeOpts(opts)
+	return bus.Request{Op: bus.OpDel, Key: key, CAS: o.cas}, o.ack, nil
+}
+
+func (c *Client) writeOpts(opts []WriteOption) writeOpts {
+	o := writeOpts{ack: c.cfg.ack}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// batch sends ops as one BatchRequest and returns their results, one per op.
+func (c *Client) batch(ctx context.Context, ops []bus.Request, ack string) ([]bus.Result, error) {
+	data, err := bus.Marshal(&bus.BatchRequest{Ops: ops, Ack: ack})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadRequest, err)
+	}
+	m, err := c.request(ctx, c.subj.Batch(), data)
+	if err != nil {
+		return nil, err
+	}
+	var resp bus.BatchResponse
+	if err := bus.Unmarshal(m.Data, &resp); err != nil {
+		return nil, fmt.Errorf("%w: reply on %s: %w", ErrProtocol, c.subj.Batch(), err)
+	}
+	if len(resp.Results) != len(ops) {
+		return nil, fmt.Errorf("%w: %d results for %d operations on %s", ErrProtocol, len(resp.Results), len(ops), c.subj.Batch())
+	}
+	return resp.Results, nil
+}
+
+// request sends data on subject and returns the reply, or the whole-request
+// error it carries.
+func (c *Client) request(ctx context.Context, subject string, data []byte) (*nats.Msg, error) {
+	if c.life.Err() != nil {
+		return nil, ErrClosed
+	}
+	m, err := c.nc.RequestWithContext(ctx, subject, data)
+	if err != nil {
+		if c.life.Err() != nil {
+			return nil, ErrClosed
+		}
+		return nil, requestErr(ctx, subject, err)
+	}
+	if err := serviceErr(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// callCtx bounds a call that does not go through the batcher: by the
+// client's timeout when ctx has no deadline, and by Close.
+func (c *Client) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	var cancel context.CancelFunc
+	if _, ok := ctx.Deadline(); ok {
+		ctx, cancel = context.WithCancel(ctx)
+	} else {
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.timeout)
+	}
+	stop := context.AfterFunc(c.life, cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
+// maxBatchBytes is the most bytes of operations one message may carry.
+func (c *Client) maxBatchBytes() int {
+	const headroom = 4 << 10 // msgpack framing of the batch, reply subject
+	mp := int(c.nc.MaxPayload())
+	if mp <= 0 {
+		mp = 1 << 20 // NATS default, until the server said otherwise
+	}
+	return max(mp-headroom, 1)
+}
+
+// opSize estimates the bytes req takes in a BatchRequest.
+func opSize(req *bus.Request) int {
+	const overhead = 48 // field names, op, ttl, flags, cas, framing
+	return len(req.Key) + len(req.Value) + overhead
+}
+
+func checkKey(key string) error {
+	if key == "" {
+		return &Error{Code: bus.CodeBadRequest, Message: "empty key"}
+	}
+	return nil
+}
+
+// ttlMillis is d in whole milliseconds, rounded up so that a positive d
+// never becomes 0 (no expiry).
+func ttlMillis(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return int64((d + time.Millisecond - 1) / time.Millisecond)
+}
+
+func itemOf(key string, r *bus.Result) Item {
+	return Item{Key: key, Value: r.Value, Version: r.Version, Flags: r.Flags, Expires: unixMilli(r.Expires)}
+}
+
+func unixMilli(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms)
+}

@@ -1,0 +1,138 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/roostkv/roost/node"
+)
+
+// quietLogger keeps the nodes' info lines out of test output; warnings and
+// errors still show.
+var quietLogger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+
+// startNode starts a node on random loopback ports, changed by edit, and
+// stops it when the test ends.
+func startNode(t *testing.T, edit func(*node.Config)) *node.Node {
+	t.Helper()
+	cfg := node.DefaultConfig()
+	cfg.Name = "n1"
+	cfg.Listen = "127.0.0.1:-1"
+	cfg.HTTP = "127.0.0.1:0"
+	cfg.MaxMemory = 256 << 20
+	cfg.Logger = quietLogger
+	if edit != nil {
+		edit(&cfg)
+	}
+	n, err := node.New(cfg)
+	if err != nil {
+		t.Fatalf("node.New: %v", err)
+	}
+	if err := n.Start(); err != nil {
+		t.Fatalf("node.Start: %v", err)
+	}
+	t.Cleanup(n.Stop)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := n.Ready(ctx); err != nil {
+		t.Fatalf("node not ready: %v", err)
+	}
+	return n
+}
+
+// connect dials the node over TCP as an outside NATS client would.
+func connect(t *testing.T, n *node.Node, opts ...nats.Option) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(n.ClientURL(), opts...)
+	if err != nil {
+		t.Fatalf("connect %s: %v", n.ClientURL(), err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// reply is a text-API answer: the status code (200 when no error header),
+// the error text, the body and the headers.
+type reply struct {
+	code int
+	err  string
+	body []byte
+	hdr  nats.Header
+}
+
+// request sends one text-API request with the given headers ("Name", "value" pairs).
+func request(t *testing.T, nc *nats.Conn, subject string, body []byte, headers ...string) reply {
+	t.Helper()
+	msg := nats.NewMsg(subject)
+	msg.Data = body
+	for i := 0; i+1 < len(headers); i += 2 {
+		msg.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := nc.RequestMsg(msg, 5*time.Second)
+	if err != nil {
+		t.Fatalf("request %s: %v", subject, err)
+	}
+	r := reply{code: 200, body: resp.Data, hdr: resp.Header}
+	if c := resp.Header.Get("Nats-Service-Error-Code"); c != "" {
+		r.code, _ = strconv.Atoi(c)
+		r.err = resp.Header.Get("Nats-Service-Error")
+	}
+	return r
+}
+
+func (r reply) version(t *testing.T) uint64 {
+	t.Helper()
+	v, err := strconv.ParseUint(r.hdr.Get("Roost-Version"), 10, 64)
+	if err != nil {
+		t.Fatalf("reply has no Roost-Version (code %d, %q): %v", r.code, r.err, err)
+	}
+	return v
+}
+
+func wantCode(t *testing.T, what string, r reply, code int) {
+	t.Helper()
+	if r.code != code {
+		t.Fatalf("%s: code %d (%q), want %d", what, r.code, r.err, code)
+	}
+	if code != 200 && r.err == "" {
+		t.Fatalf("%s: error code %d without an error text", what, code)
+	}
+}
+
+// eventually polls cond until it returns nil or the deadline passes.
+func eventually(t *testing.T, within time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %s: %v", within, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// httpGet returns the status code of a GET on the node's HTTP API.
+func httpGet(t *testing.T, n *node.Node, path string, header ...string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://%s%s", n.HTTPAddr(), path), nil)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}

@@ -1,0 +1,105 @@
+package integration
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/roostkv/roost/node"
+)
+
+// TestMaxMemoryBoundsHeap writes 1 GiB through the NATS API into a node with
+// --max-memory 64MiB, as `roost serve` runs it (with its soft memory limit),
+// and checks that the Go heap never grows past 1.25 × the limit + 32 MiB and
+// that evictions are counted.
+func TestMaxMemoryBoundsHeap(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 1 GiB")
+	}
+	const (
+		maxMemory = 64 << 20
+		total     = 1 << 30
+		writers   = 16
+	)
+	bound := uint64(maxMemory + maxMemory/4 + 32<<20)
+	old := debug.SetMemoryLimit(node.SoftMemoryLimit(maxMemory))
+	t.Cleanup(func() { debug.SetMemoryLimit(old) })
+	runtime.GC()
+
+	n := startNode(t, func(c *node.Config) { c.MaxMemory = maxMemory })
+	nc := connect(t, n)
+
+	// Sample the heap while writing.
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		var ms runtime.MemStats
+		for {
+			runtime.ReadMemStats(&ms)
+			if ms.HeapAlloc > peak.Load() {
+				peak.Store(ms.HeapAlloc)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+
+	var written atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(w), 1))
+			buf := make([]byte, 64<<10)
+			for i := 0; written.Load() < total; i++ {
+				size := 1<<10 + rng.IntN(63<<10) // 1..64 KiB, 32 KiB on average
+				msg := nats.NewMsg(fmt.Sprintf("roost.set.w%d.%d", w, i))
+				msg.Data = buf[:size]
+				resp, err := nc.RequestMsg(msg, 10*time.Second)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if c := resp.Header.Get("Nats-Service-Error-Code"); c != "" {
+					errs <- fmt.Errorf("set answered %s: %s", c, resp.Header.Get("Nats-Service-Error"))
+					return
+				}
+				written.Add(int64(size))
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	<-sampled
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+
+	s := n.StoreStats()
+	t.Logf("wrote %d MiB; peak heap %d MiB (bound %d MiB); store holds %d keys, %d MiB; %d evictions",
+		written.Load()>>20, peak.Load()>>20, bound>>20, s.Keys, s.Bytes>>20, s.Evictions)
+	if p := peak.Load(); p > bound {
+		t.Fatalf("peak heap %d MiB over the bound %d MiB", p>>20, bound>>20)
+	}
+	if s.Bytes > maxMemory {
+		t.Fatalf("store accounts %d bytes, over --max-memory %d", s.Bytes, maxMemory)
+	}
+	if s.Evictions == 0 {
+		t.Fatal("1 GiB into 64 MiB counted no evictions")
+	}
+	if min := int64(maxMemory / 2); s.Bytes < min {
+		t.Fatalf("store holds only %d bytes of a %d limit: evicting far too much", s.Bytes, maxMemory)
+	}
+}

@@ -1,0 +1,166 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/roostkv/roost/bus"
+)
+
+// Errors of this package.
+var (
+	ErrConfig       = errors.New("node: invalid config")
+	ErrNotSupported = errors.New("not supported yet")
+)
+
+// Roles of a node.
+const (
+	RoleServer = "server" // holds partitions
+	RoleProxy  = "proxy"  // joins, routes, holds no data
+)
+
+// HTTPOff disables the HTTP API when given as Config.HTTP.
+const HTTPOff = "off"
+
+// Config is everything a node needs to start. Every field is also a flag of
+// `roost serve` (named in brackets); zero values mean the default shown.
+type Config struct {
+	Name          string            // [--name] node name, unique in the cluster; "" = host name
+	Listen        string            // [--listen] NATS client address of the embedded server; default 127.0.0.1:4222, port -1 = random
+	ClusterListen string            // [--cluster-listen] NATS route address; "" = no clustering
+	Join          []string          // [--join] route URLs of nodes to cluster with
+	NATSURL       string            // [--nats] external NATS to use instead of embedding one; "" = embed
+	HTTP          string            // [--http] HTTP API address, or "off"; default 127.0.0.1:7721, port 0 = random
+	Replicas      int               // [--replicas] owners per partition; default 2, capped at the live servers
+	Partitions    int               // [--partitions] partition count P, fixed for a cluster's life; default 271
+	MaxMemory     int64             // [--max-memory] bytes for keys, values and per-entry overhead; default 1 GiB, 0 = unlimited
+	MaxValue      int64             // [--max-value] largest value in bytes; default 1 MiB
+	MaxKey        int               // [--max-key] longest key in bytes; default 1024
+	Token         string            // [--token] shared secret NATS and HTTP clients must present; "" = no auth
+	Tags          map[string]string // [--tags] free-form labels shown in membership
+	Role          string            // [--role] RoleServer (default) or RoleProxy
+	DataDir       string            // [--data-dir] where a warm-restart snapshot is kept; "" = none
+	Prefix        string            // [--prefix] subject prefix of the API; default "roost"
+	SweepInterval time.Duration     // how often expired entries are swept; default 1s
+	Logger        *slog.Logger      // nil = slog.Default()
+}
+
+// Defaults.
+const (
+	DefaultListen     = "127.0.0.1:4222"
+	DefaultHTTP       = "127.0.0.1:7721"
+	DefaultReplicas   = 2
+	DefaultPartitions = 271
+	DefaultMaxMemory  = 1 << 30 // 1 GiB
+	DefaultMaxValue   = 1 << 20 // 1 MiB, the NATS default payload
+	DefaultMaxKey     = 1024
+	maxHeaderBytes    = 64 << 10 // room above MaxValue for headers and batch framing
+)
+
+// DefaultConfig returns the configuration of `roost serve` with no flags.
+func DefaultConfig() Config {
+	name, _ := os.Hostname()
+	return Config{
+		Name:          name,
+		Listen:        DefaultListen,
+		HTTP:          DefaultHTTP,
+		Replicas:      DefaultReplicas,
+		Partitions:    DefaultPartitions,
+		MaxMemory:     DefaultMaxMemory,
+		MaxValue:      DefaultMaxValue,
+		MaxKey:        DefaultMaxKey,
+		Role:          RoleServer,
+		Prefix:        bus.DefaultPrefix,
+		SweepInterval: time.Second,
+	}
+}
+
+var (
+	nameRE   = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9_.-]*$`)
+	prefixRE = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
+)
+
+// Validate rejects nonsense, naming the flag at fault, and features that have
+// not landed yet with ErrNotSupported.
+func (c Config) Validate() error {
+	bad := func(flag, format string, args ...any) error {
+		return fmt.Errorf("%w: --%s: %s", ErrConfig, flag, fmt.Sprintf(format, args...))
+	}
+	if c.Name == "" || !nameRE.MatchString(c.Name) {
+		return bad("name", "%q: use letters, digits, '-', '_' and '.'", c.Name)
+	}
+	if c.NATSURL == "" {
+		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+			return bad("listen", "%q is not host:port", c.Listen)
+		}
+	} else if !strings.Contains(c.NATSURL, "://") {
+		return bad("nats", "%q is not a URL like nats://host:4222", c.NATSURL)
+	}
+	if c.HTTP != HTTPOff {
+		if _, _, err := net.SplitHostPort(c.HTTP); err != nil {
+			return bad("http", "%q is not host:port or %q", c.HTTP, HTTPOff)
+		}
+	}
+	if c.Replicas < 1 {
+		return bad("replicas", "%d: need at least 1", c.Replicas)
+	}
+	if c.Partitions < 1 || c.Partitions > 65536 {
+		return bad("partitions", "%d: need 1..65536", c.Partitions)
+	}
+	if c.MaxMemory < 0 {
+		return bad("max-memory", "%d is negative", c.MaxMemory)
+	}
+	if c.MaxValue < 1 || c.MaxValue > 64<<20 {
+		return bad("max-value", "%d: need 1 byte..64 MiB", c.MaxValue)
+	}
+	if c.MaxKey < 1 || c.MaxKey > 64<<10 {
+		return bad("max-key", "%d: need 1..65536 bytes", c.MaxKey)
+	}
+	if !prefixRE.MatchString(c.Prefix) {
+		return bad("prefix", "%q is not a NATS subject without wildcards", c.Prefix)
+	}
+	if c.SweepInterval <= 0 {
+		return bad("sweep-interval", "%s must be positive", c.SweepInterval)
+	}
+	switch c.Role {
+	case RoleServer:
+	case RoleProxy:
+		return fmt.Errorf("--role proxy: %w (lands with clustering)", ErrNotSupported)
+	default:
+		return bad("role", "%q: want %q or %q", c.Role, RoleServer, RoleProxy)
+	}
+	if c.ClusterListen != "" {
+		return fmt.Errorf("--cluster-listen: %w (lands with clustering)", ErrNotSupported)
+	}
+	if len(c.Join) > 0 {
+		return fmt.Errorf("--join: %w (lands with clustering)", ErrNotSupported)
+	}
+	if c.DataDir != "" {
+		return fmt.Errorf("--data-dir: %w (lands with replication's warm restart)", ErrNotSupported)
+	}
+	return nil
+}
+
+// maxPayload is the bus payload limit that fits MaxValue plus headers.
+func (c Config) maxPayload() int32 {
+	return int32(c.MaxValue + maxHeaderBytes)
+}
+
+// SoftMemoryLimit is the Go runtime memory limit (debug.SetMemoryLimit) that
+// `roost serve` sets for a node with the given --max-memory, unless GOMEMLIMIT
+// is set: room for the accounted data, a quarter more for garbage and the
+// store's own structures, and 32 MiB for the bus and the runtime. It makes
+// the collector work harder as the heap nears it, instead of letting the
+// heap grow to twice the live data as GOGC=100 alone would. 0 = no limit.
+func SoftMemoryLimit(maxMemory int64) int64 {
+	if maxMemory <= 0 {
+		return 0
+	}
+	return maxMemory + maxMemory/4 + 32<<20
+}

@@ -1,0 +1,54 @@
+package node
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"net/http"
+	"strings"
+)
+
+// The HTTP API. This release serves health and status; the consul KV and
+// agent endpoints land with the HTTP issue.
+
+func (n *Node) httpHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/health", n.httpHealth)
+	mux.Handle("GET /v1/status", n.requireToken(http.HandlerFunc(n.httpStatus)))
+	return mux
+}
+
+// httpHealth answers whether the node serves. No token needed, so load
+// balancers and orchestrators can probe it.
+func (n *Node) httpHealth(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "passing", "node": n.cfg.Name, "id": n.id})
+}
+
+func (n *Node) httpStatus(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, n.Status())
+}
+
+// requireToken lets a request through only with the node's token, given as
+// X-Consul-Token or Authorization: Bearer, when one is configured.
+func (n *Node) requireToken(next http.Handler) http.Handler {
+	if n.cfg.Token == "" {
+		return next
+	}
+	want := []byte(n.cfg.Token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := r.Header.Get("X-Consul-Token")
+		if got == "" {
+			got, _ = strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		}
+		if subtle.ConstantTimeCompare([]byte(got), want) != 1 {
+			http.Error(w, "permission denied: missing or wrong token", http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,209 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/micro"
+	"github.com/nats-io/nuid"
+	"github.com/roostkv/roost/actors/store"
+	"github.com/roostkv/roost/bus"
+)
+
+// Version is the Roost release, reported by the micro service and status.
+const Version = "0.1.0"
+
+// Node is one Roost node. Build it with New, then Start and Stop it.
+type Node struct {
+	cfg  Config
+	id   string // unique per start of the process
+	log  *slog.Logger
+	subj bus.Subjects
+
+	bus        *bus.Bus
+	store      *store.Store
+	svc        micro.Service
+	http       *http.Server
+	httpAddr   string // bound address, known after Start; "" when off
+	maxPayload int64  // the bus payload limit in bytes
+	started    time.Time
+
+	ready    chan struct{} // closed once Start has finished
+	stopOnce sync.Once
+	httpDone chan struct{} // closed when the HTTP server goroutine has ended
+}
+
+// New checks cfg and returns a node that is not yet running.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Node{
+		cfg:   cfg,
+		id:    nuid.Next(),
+		log:   log.With("node", cfg.Name),
+		subj:  bus.NewSubjects(cfg.Prefix),
+		ready: make(chan struct{}),
+	}, nil
+}
+
+// Start brings the node up: bus, store, APIs. It does not block; on error
+// everything it started is stopped again.
+func (n *Node) Start() (err error) {
+	defer func() {
+		if err != nil {
+			n.Stop()
+		}
+	}()
+	n.started = time.Now()
+	n.bus, err = bus.Open(bus.Config{
+		Name:        n.cfg.Name,
+		Listen:      n.cfg.Listen,
+		ExternalURL: n.cfg.NATSURL,
+		Token:       n.cfg.Token,
+		MaxPayload:  n.cfg.maxPayload(),
+		Logger:      n.log,
+	})
+	if err != nil {
+		return err
+	}
+	n.maxPayload = n.bus.MaxPayload()
+	if limit := n.maxPayload - maxHeaderBytes; n.cfg.MaxValue > limit && limit > 0 {
+		n.log.Warn("the bus carries smaller messages than --max-value: values are capped", "max_value", limit)
+		n.cfg.MaxValue = limit
+	}
+
+	scfg := store.DefaultConfig()
+	scfg.MaxMemory = n.cfg.MaxMemory
+	scfg.SweepInterval = n.cfg.SweepInterval
+	if n.store, err = store.New(scfg); err != nil {
+		return fmt.Errorf("node: store: %w", err)
+	}
+	n.store.Start()
+
+	if err = n.startService(); err != nil {
+		return err
+	}
+	if err = n.startHTTP(); err != nil {
+		return err
+	}
+	n.log.Info("roost node ready", "nats", n.bus.ClientURL(), "http", n.httpAddr, "max_memory", n.cfg.MaxMemory)
+	close(n.ready)
+	return nil
+}
+
+// startService registers the NATS APIs as the micro service "roost".
+func (n *Node) startService() error {
+	svc, err := micro.AddService(n.bus.Conn(), micro.Config{
+		Name:        bus.ServiceName,
+		Version:     Version,
+		Description: "Roost distributed in-memory cache",
+		Metadata:    map[string]string{"node": n.cfg.Name, "node_id": n.id},
+	})
+	if err != nil {
+		return fmt.Errorf("node: register micro service: %w", err)
+	}
+	n.svc = svc
+	endpoints := []struct {
+		name, subject string
+		handler       micro.HandlerFunc
+	}{
+		{"get", n.subj.GetAll(), n.handleGet},
+		{"set", n.subj.SetAll(), n.handleSet},
+		{"del", n.subj.DelAll(), n.handleDel},
+		{"batch", n.subj.Batch(), n.handleBatch},
+		{"scan", n.subj.Scan(), n.handleScan},
+		{"status", n.subj.Status(), n.handleStatus},
+	}
+	for _, ep := range endpoints {
+		if err := svc.AddEndpoint(ep.name, ep.handler, micro.WithEndpointSubject(ep.subject)); err != nil {
+			return fmt.Errorf("node: endpoint %s: %w", ep.name, err)
+		}
+	}
+	return nil
+}
+
+func (n *Node) startHTTP() error {
+	if n.cfg.HTTP == HTTPOff {
+		return nil
+	}
+	ln, err := net.Listen("tcp", n.cfg.HTTP)
+	if err != nil {
+		return fmt.Errorf("node: --http %s: %w", n.cfg.HTTP, err)
+	}
+	n.httpAddr = ln.Addr().String()
+	n.http = &http.Server{
+		Handler:           n.httpHandler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
+	}
+	n.httpDone = make(chan struct{})
+	go func() {
+		defer close(n.httpDone)
+		if err := n.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("http server stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// Stop stops the APIs, the store and the bus. It is idempotent and returns
+// once everything Start started has ended.
+func (n *Node) Stop() {
+	n.stopOnce.Do(func() {
+		if n.svc != nil {
+			_ = n.svc.Stop()
+		}
+		if n.http != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = n.http.Shutdown(ctx)
+			cancel()
+			<-n.httpDone
+		}
+		if n.store != nil {
+			n.store.Stop()
+		}
+		if n.bus != nil {
+			n.bus.Close()
+		}
+	})
+}
+
+// Ready returns nil once the node serves, or ctx's error.
+func (n *Node) Ready(ctx context.Context) error {
+	select {
+	case <-n.ready:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// ClientURL is where NATS clients reach this node.
+func (n *Node) ClientURL() string { return n.bus.ClientURL() }
+
+// Bus is the node's bus, for tools that want to talk next to it (benchmarks
+// put their baseline responders there).
+func (n *Node) Bus() *bus.Bus { return n.bus }
+
+// HTTPAddr is the bound address of the HTTP API, or "" when it is off.
+func (n *Node) HTTPAddr() string { return n.httpAddr }
+
+// Name is the node's configured name.
+func (n *Node) Name() string { return n.cfg.Name }
+
+// ID is unique per start of a node.
+func (n *Node) ID() string { return n.id }
+
+// StoreStats are the store's counters now.
+func (n *Node) StoreStats() store.Stats { return n.store.Stats() }

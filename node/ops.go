@@ -1,0 +1,75 @@
+package node
+
+import (
+	"errors"
+
+	"github.com/roostkv/roost/actors/store"
+	"github.com/roostkv/roost/bus"
+)
+
+// The operations every API (NATS text, NATS binary, HTTP) goes through, so
+// that limits and error codes are the same whichever door a request used.
+
+func (n *Node) checkKey(key string) error {
+	if key == "" {
+		return errBadRequest("empty key")
+	}
+	if len(key) > n.cfg.MaxKey {
+		return errBadRequest("key of %d bytes is over the limit of %d", len(key), n.cfg.MaxKey)
+	}
+	return nil
+}
+
+func (n *Node) get(key string) (store.Entry, error) {
+	if err := n.checkKey(key); err != nil {
+		return store.Entry{}, err
+	}
+	return n.store.Get(key)
+}
+
+// set writes one key. Ack modes are equivalent on a single node: the only
+// live owner is the primary.
+func (n *Node) set(req store.SetRequest, ack string) (store.Entry, error) {
+	if err := n.checkKey(req.Key); err != nil {
+		return store.Entry{}, err
+	}
+	if int64(len(req.Value)) > n.cfg.MaxValue {
+		return store.Entry{}, errTooLarge("value of %d bytes is over the limit of %d", len(req.Value), n.cfg.MaxValue)
+	}
+	if req.TTL < 0 {
+		return store.Entry{}, errBadRequest("negative TTL %s", req.TTL)
+	}
+	if _, err := parseAck(ack); err != nil {
+		return store.Entry{}, err
+	}
+	return n.store.Set(req)
+}
+
+func (n *Node) del(req store.DeleteRequest, ack string) (uint64, error) {
+	if err := n.checkKey(req.Key); err != nil {
+		return 0, err
+	}
+	if _, err := parseAck(ack); err != nil {
+		return 0, err
+	}
+	return n.store.Delete(req)
+}
+
+// storeCode maps an error of the store to an API status code.
+func storeCode(err error) int {
+	switch {
+	case err == nil:
+		return bus.CodeOK
+	case errors.Is(err, store.ErrNotFound):
+		return bus.CodeNotFound
+	case errors.Is(err, store.ErrCASMismatch):
+		return bus.CodeConflict
+	case errors.Is(err, store.ErrTooLarge):
+		return bus.CodeTooLarge
+	case errors.Is(err, store.ErrInvalid):
+		return bus.CodeBadRequest
+	case errors.Is(err, store.ErrStopped):
+		return bus.CodeUnavailable
+	}
+	return bus.CodeInternal
+}

@@ -1,0 +1,92 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/roostkv/roost/bus"
+)
+
+// Headers of the NATS text API.
+const (
+	hdrVersion = "Roost-Version" // reply: the key's version
+	hdrFlags   = "Roost-Flags"   // request (set) and reply (get): opaque uint64
+	hdrTTL     = "Roost-TTL"     // request (set): Go duration or whole seconds
+	hdrCAS     = "Roost-CAS"     // request (set, del): expected version; 0 = only if absent
+	hdrAck     = "Roost-Ack"     // request (set, del): primary or all
+	hdrExpires = "Roost-Expires" // reply (get): absolute expiry, RFC 3339, when the key has a TTL
+)
+
+// apiError is a failure with the status code the API answers with.
+type apiError struct {
+	code int
+	msg  string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func errBadRequest(format string, args ...any) error {
+	return &apiError{code: bus.CodeBadRequest, msg: fmt.Sprintf(format, args...)}
+}
+
+func errTooLarge(format string, args ...any) error {
+	return &apiError{code: bus.CodeTooLarge, msg: fmt.Sprintf(format, args...)}
+}
+
+// codeOf maps any error of the API path to its status code.
+func codeOf(err error) int {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae.code
+	}
+	return storeCode(err)
+}
+
+// parseTTL reads a TTL given as a Go duration ("1.5s", "10m") or whole
+// seconds ("30"). Empty and zero mean no expiry.
+func parseTTL(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, nil
+	}
+	if secs, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if secs < 0 || secs > int64(maxTTL/time.Second) {
+			return 0, errBadRequest("bad TTL %q: want 0..%d seconds", s, int64(maxTTL/time.Second))
+		}
+		return time.Duration(secs) * time.Second, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, errBadRequest("bad TTL %q: want a Go duration like 1.5s or 10m, or whole seconds", s)
+	}
+	if d < 0 {
+		return 0, errBadRequest("bad TTL %q: negative", s)
+	}
+	return d, nil
+}
+
+// maxTTL keeps absolute expiry times far from overflow.
+const maxTTL = 100 * 365 * 24 * time.Hour
+
+// parseUint reads an unsigned decimal header value such as a CAS version or flags.
+func parseUint(header, s string) (uint64, error) {
+	v, err := strconv.ParseUint(strings.TrimSpace(s), 10, 64)
+	if err != nil {
+		return 0, errBadRequest("bad %s %q: want an unsigned decimal integer", header, s)
+	}
+	return v, nil
+}
+
+// parseAck checks an ack mode; "" means the default, primary.
+func parseAck(s string) (string, error) {
+	switch strings.TrimSpace(s) {
+	case "", bus.AckPrimary:
+		return bus.AckPrimary, nil
+	case bus.AckAll:
+		return bus.AckAll, nil
+	}
+	return "", errBadRequest("bad ack mode %q: want %q or %q", s, bus.AckPrimary, bus.AckAll)
+}
