@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/roostkv/roost/bus"
 	"github.com/roostkv/roost/node"
 )
 
@@ -39,12 +40,19 @@ func startBenchNode(b *testing.B) *node.Node {
 	b.Cleanup(n.Stop)
 	nc := dial(b, n.ClientURL())
 	value := make([]byte, benchValueSize)
-	for i := range benchKeys {
-		nc.Publish("roost.set."+benchKey(i), value) // fire and forget: fast fill
-	}
-	// The fill is done once a request after it is answered: one connection keeps order.
-	if _, err := nc.Request("roost.get."+benchKey(benchKeys-1), nil, 30*time.Second); err != nil {
-		b.Fatal(err)
+	const perBatch = 1000
+	for i := 0; i < benchKeys; i += perBatch {
+		var br bus.BatchRequest
+		for j := i; j < min(i+perBatch, benchKeys); j++ {
+			br.Ops = append(br.Ops, bus.Request{Op: bus.OpSet, Key: benchKey(j), Value: value})
+		}
+		data, err := bus.Marshal(&br)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := request(context.Background(), nc, &nats.Msg{Subject: "roost.bin.batch", Data: data}); err != nil {
+			b.Fatal(err)
+		}
 	}
 	if got := n.StoreStats().Keys; got != benchKeys {
 		b.Fatalf("filled %d keys, want %d", got, benchKeys)

@@ -175,8 +175,23 @@ func (c *Client) write(ctx context.Context, req bus.Request, ack string) (uint64
 // do runs one operation: through the batcher, or as a request of its own.
 func (c *Client) do(ctx context.Context, req bus.Request, ack string) (bus.Result, error) {
 	if c.b != nil {
-		return c.b.do(ctx, req, ack)
+		res, err := c.b.do(ctx, req, ack)
+		if err != nil || !replyFull(&req, &res) {
+			return res, err
+		}
+		// Other large values filled the shared reply: ask again alone.
 	}
+	return c.single(ctx, req, ack)
+}
+
+// replyFull reports whether a get failed only because the values before it
+// filled the batch reply; alone, it fits (docs/PROTOCOL.md).
+func replyFull(req *bus.Request, res *bus.Result) bool {
+	return req.Op == bus.OpGet && res.Code == bus.CodeTooLarge
+}
+
+// single runs one operation as a request of its own.
+func (c *Client) single(ctx context.Context, req bus.Request, ack string) (bus.Result, error) {
 	ctx, cancel := c.callCtx(ctx)
 	defer cancel()
 	res, err := c.batch(ctx, []bus.Request{req}, ack)

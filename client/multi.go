@@ -39,6 +39,11 @@ func (c *Client) MGet(ctx context.Context, keys ...string) ([]Item, error) {
 	var errs []error
 	for i := range results {
 		r := &results[i]
+		if replyFull(&ops[i], r) { // the reply was full: this key alone fits
+			if *r, err = c.single(ctx, ops[i], ""); err != nil {
+				return nil, err
+			}
+		}
 		switch r.Code {
 		case bus.CodeOK:
 			items[i] = itemOf(keys[i], r)
