@@ -1,0 +1,721 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/roostkv/roost/node"
+)
+
+// beRoost makes the test binary act as the roost command, so that tests can
+// run it as a real process (signals, exit codes) without a separate build.
+const beRoost = "ROOST_TEST_BE_ROOST"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(beRoost) == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// startNode starts a node on random ports for one test.
+func startNode(t *testing.T, edit func(*node.Config)) *node.Node {
+	t.Helper()
+	cfg := node.DefaultConfig()
+	cfg.Name = "cli-test"
+	cfg.Listen = "127.0.0.1:-1"
+	cfg.HTTP = "127.0.0.1:0"
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	if edit != nil {
+		edit(&cfg)
+	}
+	n, err := node.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Stop)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := n.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// result is what one in-process run of the command printed and returned.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// syncBuffer is a bytes.Buffer safe to read while a command writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// newTestApp returns an app on buffers, with env as its whole environment.
+// SetMemoryLimit is recorded in *memLimit, never applied to the test process.
+func newTestApp(env map[string]string, stdin string) (a *app, stdout, stderr *syncBuffer, memLimit *int64) {
+	stdout, stderr, memLimit = &syncBuffer{}, &syncBuffer{}, new(int64)
+	a = &app{
+		stdin:          strings.NewReader(stdin),
+		stdout:         stdout,
+		stderr:         stderr,
+		lookupEnv:      envMap(env),
+		setMemoryLimit: func(n int64) int64 { *memLimit = n; return 0 },
+	}
+	return a, stdout, stderr, memLimit
+}
+
+// roost runs the command in-process with args and stdin, and no environment.
+func roost(t *testing.T, stdin string, args ...string) result {
+	t.Helper()
+	return roostEnv(t, nil, stdin, args...)
+}
+
+func roostEnv(t *testing.T, env map[string]string, stdin string, args ...string) result {
+	t.Helper()
+	a, stdout, stderr, _ := newTestApp(env, stdin)
+	code := a.run(context.Background(), args)
+	return result{stdout.String(), stderr.String(), code}
+}
+
+// ok fails the test unless r succeeded, and returns its stdout.
+func (r result) ok(t *testing.T) string {
+	t.Helper()
+	if r.code != exitOK || r.stderr != "" {
+		t.Fatalf("exit %d, stderr %q, stdout %q; want success", r.code, r.stderr, r.stdout)
+	}
+	return r.stdout
+}
+
+// fails fails the test unless r exited with code, printing nothing on stdout
+// and one line containing want on stderr (plus the --help hint for usage errors).
+func (r result) fails(t *testing.T, code int, want string) {
+	t.Helper()
+	if r.code != code {
+		t.Fatalf("exit %d, want %d (stderr %q)", r.code, code, r.stderr)
+	}
+	if r.stdout != "" {
+		t.Errorf("stdout %q, want nothing", r.stdout)
+	}
+	if !strings.HasPrefix(r.stderr, "roost: ") || !strings.Contains(r.stderr, want) {
+		t.Errorf("stderr %q, want a line starting with \"roost: \" containing %q", r.stderr, want)
+	}
+	lines := strings.Count(r.stderr, "\n")
+	if (code == exitError && lines != 1) || (code == exitUsage && lines > 3) {
+		t.Errorf("stderr has %d lines: %q", lines, r.stderr)
+	}
+	if strings.Contains(r.stderr, "Flags:") {
+		t.Errorf("stderr dumps the usage: %q", r.stderr)
+	}
+}
+
+func version(t *testing.T, out string) uint64 {
+	t.Helper()
+	v, err := strconv.ParseUint(strings.TrimSuffix(out, "\n"), 10, 64)
+	if err != nil || !strings.HasSuffix(out, "\n") || v == 0 {
+		t.Fatalf("output %q is not a version number and a newline", out)
+	}
+	return v
+}
+
+func TestGetSetDel(t *testing.T) {
+	n := startNode(t, nil)
+	srv := n.ClientURL()
+
+	v1 := version(t, roost(t, "", "set", "greeting", "hello", "--server", srv).ok(t))
+	if got := roost(t, "", "get", "--server", srv, "greeting").ok(t); got != "hello" {
+		t.Errorf("get printed %q, want exactly %q", got, "hello")
+	}
+
+	// Overwriting gives a higher version; flags after or before the key alike.
+	v2 := version(t, roost(t, "", "--server", srv, "set", "greeting", "hi").ok(t))
+	if v2 <= v1 {
+		t.Errorf("second set got version %d, not above %d", v2, v1)
+	}
+
+	// A missing key: exit 1, a message on stderr, nothing on stdout.
+	r := roost(t, "", "get", "nope", "--server", srv)
+	r.fails(t, exitError, `key "nope" not found`)
+	if r.stderr != "roost: key \"nope\" not found\n" {
+		t.Errorf("stderr %q", r.stderr)
+	}
+
+	// Delete prints a version; the key is gone; deleting again still succeeds.
+	version(t, roost(t, "", "del", "greeting", "--server", srv).ok(t))
+	roost(t, "", "get", "greeting", "--server", srv).fails(t, exitError, "not found")
+	version(t, roost(t, "", "del", "greeting", "--server", srv).ok(t))
+
+	// Dotted keys are one key.
+	roost(t, "", "set", "a.b.c", "dots", "--server", srv).ok(t)
+	if got := roost(t, "", "get", "a.b.c", "--server", srv).ok(t); got != "dots" {
+		t.Errorf("get a.b.c = %q", got)
+	}
+}
+
+func TestSetFromStdin(t *testing.T) {
+	n := startNode(t, nil)
+	srv := n.ClientURL()
+	binary := "\x00\xff\xfe line\nnext\n" // not UTF-8, with newlines: must round-trip exactly
+	for _, args := range [][]string{
+		{"set", "bin", "--server", srv},
+		{"set", "bin", "-", "--server", srv},
+	} {
+		roost(t, binary, args...).ok(t)
+		if got := roost(t, "", "get", "bin", "--server", srv).ok(t); got != binary {
+			t.Errorf("%v then get: %q, want %q", args, got, binary)
+		}
+	}
+
+	var item map[string]any
+	out := roost(t, "", "get", "bin", "--json", "--server", srv).ok(t)
+	if err := json.Unmarshal([]byte(out), &item); err != nil {
+		t.Fatalf("get --json printed %q: %v", out, err)
+	}
+	if _, has := item["value"]; has {
+		t.Errorf("get --json of a non-UTF-8 value has \"value\": %s", out)
+	}
+	if b, _ := base64.StdEncoding.DecodeString(item["value_base64"].(string)); string(b) != binary {
+		t.Errorf("value_base64 decodes to %q, want %q", b, binary)
+	}
+
+	// An empty stdin sets an empty value.
+	roost(t, "", "set", "empty", "--server", srv).ok(t)
+	if got := roost(t, "", "get", "empty", "--server", srv).ok(t); got != "" {
+		t.Errorf("get empty = %q", got)
+	}
+}
+
+func TestJSONShapes(t *testing.T) {
+	n := startNode(t, nil)
+	srv := n.ClientURL()
+
+	out := roost(t, "", "set", "k", "vé", "--ttl", "1h", "--flags", "42", "--json", "--server", srv).ok(t)
+	var set struct {
+		Key     string `json:"key"`
+		Version uint64 `json:"version"`
+	}
+	if err := json.Unmarshal([]byte(out), &set); err != nil || set.Key != "k" || set.Version == 0 {
+		t.Fatalf("set --json printed %q (%v)", out, err)
+	}
+
+	out = roost(t, "", "get", "k", "--json", "--server", srv).ok(t)
+	var got map[string]any
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("get --json printed %q: %v", out, err)
+	}
+	if got["key"] != "k" || got["value"] != "vé" || got["value_base64"] != base64.StdEncoding.EncodeToString([]byte("vé")) ||
+		got["version"] != float64(set.Version) || got["flags"] != float64(42) {
+		t.Errorf("get --json = %s", out)
+	}
+	exp, err := time.Parse(time.RFC3339Nano, got["expires"].(string))
+	if err != nil || time.Until(exp) < 59*time.Minute || time.Until(exp) > 61*time.Minute {
+		t.Errorf("expires = %v (%v), want about an hour from now", got["expires"], err)
+	}
+
+	// Without a TTL, expires is null (present, so the shape is stable).
+	roost(t, "", "set", "forever", "x", "--server", srv).ok(t)
+	out = roost(t, "", "get", "forever", "--json", "--server", srv).ok(t)
+	if !strings.Contains(out, `"expires":null`) {
+		t.Errorf("get --json without TTL = %s, want \"expires\":null", out)
+	}
+
+	out = roost(t, "", "del", "k", "--json", "--server", srv).ok(t)
+	var del struct {
+		Key     string `json:"key"`
+		Version uint64 `json:"version"`
+	}
+	if err := json.Unmarshal([]byte(out), &del); err != nil || del.Key != "k" || del.Version <= set.Version {
+		t.Errorf("del --json printed %q (%v)", out, err)
+	}
+}
+
+func TestTTLSeconds(t *testing.T) {
+	n := startNode(t, nil)
+	srv := n.ClientURL()
+	roost(t, "", "set", "k", "v", "--ttl", "30", "--server", srv).ok(t)
+	var item itemJSON
+	if err := json.Unmarshal([]byte(roost(t, "", "get", "k", "--json", "--server", srv).ok(t)), &item); err != nil {
+		t.Fatal(err)
+	}
+	if item.Expires == nil || time.Until(*item.Expires) < 25*time.Second || time.Until(*item.Expires) > 31*time.Second {
+		t.Errorf("expires = %v, want about 30s from now", item.Expires)
+	}
+	roost(t, "", "set", "k", "v", "--ttl", "soon", "--server", srv).fails(t, exitUsage, `"soon"`)
+}
+
+func TestCAS(t *testing.T) {
+	n := startNode(t, nil)
+	srv := n.ClientURL()
+
+	// --cas 0: only if absent.
+	v1 := version(t, roost(t, "", "set", "c", "one", "--cas", "0", "--server", srv).ok(t))
+	roost(t, "", "set", "c", "two", "--cas", "0", "--server", srv).fails(t, exitError, `key "c": version does not match`)
+
+	// --cas VERSION: only if still that version.
+	v2 := version(t, roost(t, "", "set", "c", "two", "--cas", strconv.FormatUint(v1, 10), "--server", srv).ok(t))
+	roost(t, "", "set", "c", "three", "--cas", strconv.FormatUint(v1, 10), "--server", srv).fails(t, exitError, "version does not match")
+	if got := roost(t, "", "get", "c", "--server", srv).ok(t); got != "two" {
+		t.Errorf("after a failed CAS the value is %q, want two", got)
+	}
+
+	roost(t, "", "del", "c", "--cas", strconv.FormatUint(v1, 10), "--server", srv).fails(t, exitError, "version does not match")
+	roost(t, "", "del", "c", "--cas", strconv.FormatUint(v2, 10), "--server", srv).ok(t)
+	roost(t, "", "get", "c", "--server", srv).fails(t, exitError, "not found")
+}
+
+func TestKeys(t *testing.T) {
+	n := startNode(t, nil)
+	srv := n.ClientURL()
+	for _, k := range []string{"user.2", "user.1", "order.1"} {
+		roost(t, "", "set", k, "x", "--server", srv).ok(t)
+	}
+	if got := roost(t, "", "keys", "user.", "--server", srv).ok(t); got != "user.1\nuser.2\n" {
+		t.Errorf("keys user. = %q", got)
+	}
+	if got := roost(t, "", "keys", "--server", srv).ok(t); got != "order.1\nuser.1\nuser.2\n" {
+		t.Errorf("keys = %q", got)
+	}
+	if got := roost(t, "", "keys", "--json", "user.", "--server", srv).ok(t); got != `["user.1","user.2"]`+"\n" {
+		t.Errorf("keys --json user. = %q", got)
+	}
+	if got := roost(t, "", "keys", "nothing", "--json", "--server", srv).ok(t); got != "[]\n" {
+		t.Errorf("keys --json with no match = %q, want []", got)
+	}
+	if got := roost(t, "", "keys", "nothing", "--server", srv).ok(t); got != "" {
+		t.Errorf("keys with no match = %q, want nothing", got)
+	}
+}
+
+func TestStatus(t *testing.T) {
+	n := startNode(t, func(c *node.Config) { c.MaxMemory = 64 << 20 })
+	srv := n.ClientURL()
+	roost(t, "", "set", "k", "v", "--server", srv).ok(t)
+	roost(t, "", "get", "k", "--server", srv).ok(t)
+	roost(t, "", "get", "missing", "--server", srv)
+
+	out := roost(t, "", "status", "--server", srv).ok(t)
+	for _, want := range []string{
+		"name         cli-test\n", "id           " + n.ID() + "\n", "version      " + node.Version + "\n",
+		"nats         " + srv + "\n", "http         http://" + n.HTTPAddr() + "\n",
+		"keys         1\n", "/ 64MiB (", "hits         1\n", "misses       1\n",
+		"evictions    0\n", "expirations  0\n", "uptime ",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+
+	out = roost(t, "", "status", "--json", "--server", srv).ok(t)
+	var st node.Status
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("status --json printed %q: %v", out, err)
+	}
+	if st.Name != "cli-test" || st.Store.Keys != 1 || st.Store.MaxBytes != 64<<20 || st.NATS != srv {
+		t.Errorf("status --json = %s", out)
+	}
+}
+
+func TestToken(t *testing.T) {
+	n := startNode(t, func(c *node.Config) { c.Token = "s3cret" })
+	srv := n.ClientURL()
+
+	r := roost(t, "", "get", "k", "--server", srv)
+	r.fails(t, exitError, "cannot connect to "+srv+": nats: Authorization Violation (wrong or missing --token)")
+	roost(t, "", "get", "k", "--server", srv, "--token", "wrong").fails(t, exitError, "wrong or missing --token")
+
+	roost(t, "", "set", "k", "v", "--server", srv, "--token", "s3cret").ok(t)
+	// ROOST_TOKEN and ROOST_SERVER stand in for the flags.
+	env := map[string]string{"ROOST_TOKEN": "s3cret", "ROOST_SERVER": srv}
+	if got := roostEnv(t, env, "", "get", "k").ok(t); got != "v" {
+		t.Errorf("get with ROOST_TOKEN = %q", got)
+	}
+	// The flag beats the environment.
+	roostEnv(t, env, "", "get", "k", "--token", "wrong").fails(t, exitError, "Authorization Violation")
+}
+
+func TestCannotConnect(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := "nats://" + ln.Addr().String()
+	ln.Close() // nothing listens there now
+	roost(t, "", "get", "k", "--server", srv, "--timeout", "2s").fails(t, exitError, "cannot connect to "+srv+": ")
+	roost(t, "", "status", "--server", srv, "--timeout", "2s").fails(t, exitError, "cannot connect to "+srv+": ")
+}
+
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
+		{[]string{"get"}, "0 arguments given; usage: roost get KEY"},
+		{[]string{"get", "a", "b"}, "2 arguments given"},
+		{[]string{"set"}, "0 arguments given"},
+		{[]string{"keys", "a", "b"}, "2 arguments given"},
+		{[]string{"status", "x"}, "takes no arguments"},
+		{[]string{"get", "k", "--bogus"}, "unknown flag: --bogus"},
+		{[]string{"set", "k", "v", "--cas", "-1"}, `invalid argument "-1" for "--cas"`},
+		{[]string{"set", "k", "v", "--ttl", "-5s"}, `invalid argument "-5s" for "--ttl"`},
+		{[]string{"get", "k", "--timeout", "0s"}, "--timeout: 0s must be positive"},
+		{[]string{"serve", "extra"}, "takes no arguments"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			r := roost(t, "", tt.args...)
+			r.fails(t, exitUsage, tt.want)
+			if !strings.Contains(r.stderr, "--help' for usage.") {
+				t.Errorf("stderr %q lacks the --help hint", r.stderr)
+			}
+		})
+	}
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	out := roost(t, "", "--help").ok(t)
+	for _, cmd := range []string{"serve", "get", "set", "del", "keys", "status"} {
+		if !strings.Contains(out, "  "+cmd+" ") {
+			t.Errorf("--help does not list %s:\n%s", cmd, out)
+		}
+	}
+	if out := roost(t, "", "--version").ok(t); !strings.Contains(out, node.Version) {
+		t.Errorf("--version = %q", out)
+	}
+	out = roost(t, "", "serve", "--help").ok(t)
+	for _, flag := range []string{"--name", "--listen", "--cluster-listen", "--join", "--nats", "--http", "--replicas",
+		"--partitions", "--max-memory", "--token", "--tags", "--role", "--data-dir", "--config", "--max-value",
+		"--max-key", "--prefix", "--log-level", "--log-format"} {
+		if !strings.Contains(out, flag+" ") {
+			t.Errorf("serve --help lacks %s", flag)
+		}
+	}
+}
+
+// serveInProcess runs `roost serve args...` in a goroutine with env as its
+// environment and returns the node once it serves, and a stop function that
+// cancels the command's context and returns its exit code.
+func serveInProcess(t *testing.T, env map[string]string, args ...string) (n *node.Node, memLimit *int64, stop func() int) {
+	t.Helper()
+	a, stdout, stderr, memLimit := newTestApp(env, "")
+	n, stop = serveApp(t, a, stdout, stderr, args...)
+	return n, memLimit, stop
+}
+
+// serveApp is serveInProcess with a given app.
+func serveApp(t *testing.T, a *app, stdout, stderr *syncBuffer, args ...string) (n *node.Node, stop func() int) {
+	t.Helper()
+	ready := make(chan *node.Node, 1)
+	a.onReady = func(n *node.Node) { ready <- n }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() { done <- a.run(ctx, append([]string{"serve"}, args...)) }()
+	select {
+	case n = <-ready:
+	case code := <-done:
+		cancel()
+		t.Fatalf("serve exited %d before it served; stderr:\n%s", code, stderr.String())
+	case <-time.After(10 * time.Second):
+		cancel()
+		t.Fatalf("serve not ready after 10s; stderr:\n%s", stderr.String())
+	}
+	// The addresses are printed once ready.
+	if out := stdout.String(); !strings.Contains(out, "NATS "+n.ClientURL()+"\n") {
+		t.Errorf("serve printed %q, want the NATS URL", out)
+	}
+	var once sync.Once
+	code := -1
+	stop = func() int {
+		once.Do(func() {
+			cancel()
+			select {
+			case code = <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatal("serve did not return within 5s of its context ending")
+			}
+		})
+		return code
+	}
+	t.Cleanup(func() { stop() })
+	return n, stop
+}
+
+func TestServeInProcess(t *testing.T) {
+	n, memLimit, stop := serveInProcess(t, nil,
+		"--name", "inproc", "--listen", "127.0.0.1:-1", "--http", "127.0.0.1:0", "--max-memory", "64MiB", "--tags", "zone=a")
+	srv := n.ClientURL()
+	roost(t, "", "set", "k", "v", "--server", srv).ok(t)
+	if got := roost(t, "", "get", "k", "--server", srv).ok(t); got != "v" {
+		t.Errorf("get = %q", got)
+	}
+	st := n.Status()
+	if st.Name != "inproc" || st.Store.MaxBytes != 64<<20 || st.Tags["zone"] != "a" || st.HTTP == "" {
+		t.Errorf("status = %+v", st)
+	}
+	if want := int64(64<<20*5/4 + 32<<20); *memLimit != want {
+		t.Errorf("soft memory limit = %d, want %d", *memLimit, want)
+	}
+	if code := stop(); code != exitOK {
+		t.Errorf("serve exited %d after its context ended, want 0", code)
+	}
+}
+
+func TestServeStopTimeout(t *testing.T) {
+	a, stdout, stderr, _ := newTestApp(nil, "")
+	release := make(chan struct{})
+	a.stopNode = func(n *node.Node) { <-release; n.Stop() } // a node that hangs on stop
+	a.stopTimeout = 100 * time.Millisecond
+	t.Cleanup(func() { close(release) })
+	_, stop := serveApp(t, a, stdout, stderr, "--listen", "127.0.0.1:-1", "--http", "off")
+	if code := stop(); code != exitError {
+		t.Errorf("serve exited %d when its node hung on stop, want %d", code, exitError)
+	}
+	if !strings.Contains(stderr.String(), "roost: node did not stop within 100ms; exiting anyway\n") {
+		t.Errorf("stderr lacks the reason:\n%s", stderr.String())
+	}
+}
+
+func TestServeEnvAndConfigFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "roost.yaml")
+	yamlText := "name: from-file\nmax-memory: 1GiB\ntags: {zone: a, rack: r1}\nhttp: \"off\"\nlisten: 127.0.0.1:-1\n"
+	if err := os.WriteFile(path, []byte(yamlText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"ROOST_MAX_MEMORY": "32MiB", "ROOST_CONFIG": path, "GOMEMLIMIT": "1GiB"}
+	n, memLimit, _ := serveInProcess(t, env, "--name", "from-flag")
+	st := n.Status()
+	if st.Name != "from-flag" {
+		t.Errorf("name = %q: the flag must beat the file", st.Name)
+	}
+	if st.Store.MaxBytes != 32<<20 {
+		t.Errorf("max bytes = %d: ROOST_MAX_MEMORY must beat the file", st.Store.MaxBytes)
+	}
+	if st.Tags["zone"] != "a" || st.Tags["rack"] != "r1" || st.HTTP != "" {
+		t.Errorf("tags %v, http %q: from the file", st.Tags, st.HTTP)
+	}
+	if *memLimit != 0 {
+		t.Errorf("soft memory limit set to %d although GOMEMLIMIT is set", *memLimit)
+	}
+}
+
+func TestServeConfigErrors(t *testing.T) {
+	badYAML := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(badYAML, []byte("replicas: 2\nmax-mem: 1GiB\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"serve", "--listen", "127.0.0.1:-1", "--http", "off"}
+	tests := []struct {
+		args []string
+		env  map[string]string
+		code int
+		want string
+	}{
+		{[]string{"--join", "nats://10.0.0.1:6222"}, nil, exitError, "--join: not supported yet (lands with clustering)"},
+		{[]string{"--cluster-listen", "127.0.0.1:6222"}, nil, exitError, "--cluster-listen: not supported yet"},
+		{[]string{"--role", "proxy"}, nil, exitError, "--role proxy: not supported yet"},
+		{[]string{"--data-dir", "/tmp/x"}, nil, exitError, "--data-dir: not supported yet"},
+		{nil, map[string]string{"ROOST_JOIN": "nats://a:1"}, exitError, "--join: not supported yet"},
+		{[]string{"--replicas", "0"}, nil, exitUsage, "--replicas: 0: need at least 1"},
+		{[]string{"--role", "king"}, nil, exitUsage, `--role: "king"`},
+		{[]string{"--max-memory", "lots"}, nil, exitUsage, `invalid argument "lots" for "--max-memory"`},
+		{[]string{"--tags", "zone"}, nil, exitUsage, `"zone" is not key=value`},
+		{[]string{"--log-level", "loud"}, nil, exitUsage, "want one of debug, info, warn, error"},
+		{[]string{"--http", "nowhere"}, nil, exitUsage, `--http: "nowhere" is not host:port or "off"`},
+		{nil, map[string]string{"ROOST_PARTITIONS": "many"}, exitUsage, `--partitions: invalid value "many" (from ROOST_PARTITIONS)`},
+		{[]string{"--config", badYAML}, nil, exitUsage, `unknown key "max-mem"`},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			roostEnv(t, tt.env, "", append(base, tt.args...)...).fails(t, tt.code, tt.want)
+		})
+	}
+	// The exact line for a feature that has not landed.
+	r := roost(t, "", append(base, "--join", "nats://10.0.0.1:6222")...)
+	if r.stderr != "roost: --join: not supported yet (lands with clustering)\n" {
+		t.Errorf("stderr %q", r.stderr)
+	}
+}
+
+func TestServePortInUse(t *testing.T) {
+	n := startNode(t, nil)
+	r := roost(t, "", "serve", "--listen", "127.0.0.1:-1", "--http", n.HTTPAddr(), "--log-level", "error")
+	r.fails(t, exitError, "--http "+n.HTTPAddr())
+	if !strings.Contains(r.stderr, "address already in use") {
+		t.Errorf("stderr %q does not say why", r.stderr)
+	}
+}
+
+// childEnv is the environment of a roost process started by a test. Under
+// the race detector, processes sleep 1 s on exit unless told otherwise.
+func childEnv() []string {
+	return append(os.Environ(), beRoost+"=1", "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
+}
+
+// lineWatcher is a process's stdout: it sends every line that starts with
+// prefix, without the prefix, on found.
+type lineWatcher struct {
+	prefix  string
+	found   chan string
+	partial []byte
+}
+
+func (w *lineWatcher) Write(p []byte) (int, error) {
+	w.partial = append(w.partial, p...)
+	for {
+		i := bytes.IndexByte(w.partial, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		if rest, ok := strings.CutPrefix(string(w.partial[:i]), w.prefix); ok {
+			select {
+			case w.found <- rest:
+			default:
+			}
+		}
+		w.partial = w.partial[i+1:]
+	}
+}
+
+// roostProcess starts the test binary as `roost args...`; the lines of its
+// stdout that start with "NATS " arrive on the returned channel.
+func roostProcess(t *testing.T, args ...string) (*exec.Cmd, <-chan string, *syncBuffer) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, args...)
+	cmd.Env = childEnv()
+	urls := &lineWatcher{prefix: "NATS ", found: make(chan string, 1)}
+	stderr := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = urls, stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	return cmd, urls.found, stderr
+}
+
+// TestServeSignals runs `roost serve` as a process and checks that SIGTERM
+// and SIGINT stop it with exit code 0 within 5 s.
+func TestServeSignals(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs processes")
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			cmd, urls, stderr := roostProcess(t, "serve", "--listen", "127.0.0.1:-1", "--http", "off", "--name", "sig")
+
+			// Ready: the NATS URL is printed, and it accepts connections.
+			var url string
+			select {
+			case url = <-urls:
+			case <-time.After(15 * time.Second):
+				t.Fatalf("no NATS URL printed; stderr:\n%s", stderr.String())
+			}
+			conn, err := net.DialTimeout("tcp", strings.TrimPrefix(url, "nats://"), 2*time.Second)
+			if err != nil {
+				t.Fatalf("dial %s: %v", url, err)
+			}
+			conn.Close()
+
+			// Real process, real exit codes.
+			res := runProcess(t, "get", "nope", "--server", url)
+			if res.code != exitError || res.stdout != "" || res.stderr != "roost: key \"nope\" not found\n" {
+				t.Errorf("get nope: %+v", res)
+			}
+			if res := runProcess(t, "set", "k", "v", "--server", url); res.code != exitOK {
+				t.Errorf("set: %+v", res)
+			}
+			if res := runProcess(t, "get", "k", "--server", url); res.code != exitOK || res.stdout != "v" {
+				t.Errorf("get k: %+v", res)
+			}
+
+			start := time.Now()
+			if err := cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			waited := make(chan error, 1)
+			go func() { waited <- cmd.Wait() }()
+			select {
+			case err := <-waited:
+				if err != nil {
+					t.Errorf("serve after %s: %v; stderr:\n%s", sig, err, stderr.String())
+				}
+				if d := time.Since(start); d > 5*time.Second {
+					t.Errorf("serve took %s to exit", d)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("serve still running 5s after %s; stderr:\n%s", sig, stderr.String())
+			}
+		})
+	}
+}
+
+// runProcess runs the test binary as `roost args...` to completion.
+func runProcess(t *testing.T, args ...string) result {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, args...)
+	cmd.Env = childEnv()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err = cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return result{stdout.String(), stderr.String(), code}
+}
+
+func TestProcessUsageExit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs processes")
+	}
+	res := runProcess(t, "frobnicate")
+	if res.code != exitUsage || !strings.Contains(res.stderr, `unknown command "frobnicate"`) {
+		t.Errorf("unknown command: %+v", res)
+	}
+}

@@ -1,0 +1,242 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/roostkv/roost/node"
+)
+
+// defaultStopTimeout bounds how long serve waits for the node to stop after
+// a signal, inside the 5 s a supervisor is promised.
+const defaultStopTimeout = 4500 * time.Millisecond
+
+// readyTimeout bounds how long serve waits for a started node to serve.
+const readyTimeout = 30 * time.Second
+
+// memLimitSlack is added to the soft memory limit above the data budget: the
+// runtime, the NATS server's buffers and goroutine stacks live there.
+const memLimitSlack = 32 << 20
+
+// serveFlags are the flags of `roost serve`, one per node.Config field.
+type serveFlags struct {
+	name, listen, clusterListen, nats, http string
+	token, role, dataDir, prefix            string
+	join                                    listValue
+	replicas, partitions                    int
+	maxMemory, maxValue, maxKey             sizeValue
+	tags                                    tagsValue
+	sweepInterval                           time.Duration
+	logLevel, logFormat                     *choiceValue
+	config                                  string
+}
+
+func (a *app) newServeCmd() *cobra.Command {
+	def := node.DefaultConfig()
+	f := &serveFlags{
+		logLevel:  newChoice("info", "debug", "info", "warn", "error"),
+		logFormat: newChoice("text", "text", "json"),
+		maxMemory: sizeValue(def.MaxMemory),
+		maxValue:  sizeValue(def.MaxValue),
+		maxKey:    sizeValue(def.MaxKey),
+	}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run a Roost node",
+		Long: `Run a Roost node: an embedded NATS server (or a connection to an external
+NATS with --nats), the store, and the NATS and HTTP APIs. With no flags it
+starts a working single node on 127.0.0.1:4222 (NATS) and 127.0.0.1:7721 (HTTP).
+
+Every flag can also be set in the environment as ROOST_<FLAG> (upper case,
+'-' as '_', e.g. ROOST_MAX_MEMORY=64MiB) or in the YAML file given by --config,
+whose keys are flag names (max-memory: 64MiB, tags: {zone: a}).
+The command line beats the environment, which beats the file.
+
+SIGINT or SIGTERM stops the node and exits 0.`,
+		Example: `  roost serve
+  roost serve --listen 0.0.0.0:4222 --http off --max-memory 256MiB --token s3cret
+  ROOST_MAX_MEMORY=1GiB roost serve --config roost.yaml`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := bindEnvAndConfig(cmd.Flags(), a.lookupEnv); err != nil {
+				return err
+			}
+			return a.serve(cmd.Context(), f)
+		},
+	}
+	fs := cmd.Flags()
+	fs.SortFlags = false
+	fs.StringVar(&f.name, "name", def.Name, "node name, unique in the cluster; defaults to the host name")
+	fs.StringVar(&f.listen, "listen", def.Listen, "NATS client address of the embedded server; port -1 picks a free one")
+	fs.StringVar(&f.clusterListen, "cluster-listen", def.ClusterListen, "NATS route address for clustering (host:port)")
+	fs.Var(&f.join, "join", "route URLs of nodes to cluster with, comma-separated (nats://host:port,...)")
+	fs.StringVar(&f.nats, "nats", def.NATSURL, "use this external NATS (nats://host:port) instead of embedding a server")
+	fs.StringVar(&f.http, "http", def.HTTP, `HTTP API address, or "off"`)
+	fs.IntVar(&f.replicas, "replicas", def.Replicas, "owners per partition, capped at the live servers")
+	fs.IntVar(&f.partitions, "partitions", def.Partitions, "partition count, fixed for the cluster's life")
+	fs.Var(&f.maxMemory, "max-memory", "memory for keys, values and overhead (64MiB, 1GiB, 512MB, bytes); 0 = unlimited")
+	fs.Var(&f.maxValue, "max-value", "largest value")
+	fs.Var(&f.maxKey, "max-key", "longest key")
+	fs.StringVar(&f.token, "token", def.Token, "shared secret NATS and HTTP clients must present")
+	fs.Var(&f.tags, "tags", "labels shown in membership (k=v,k2=v2)")
+	fs.StringVar(&f.role, "role", def.Role, "server (holds data) or proxy (routes only)")
+	fs.StringVar(&f.dataDir, "data-dir", def.DataDir, "directory for a warm-restart snapshot")
+	fs.StringVar(&f.prefix, "prefix", def.Prefix, "subject prefix of the NATS API")
+	fs.DurationVar(&f.sweepInterval, "sweep-interval", def.SweepInterval, "how often expired entries are swept")
+	fs.Var(f.logLevel, "log-level", "log level")
+	fs.Var(f.logFormat, "log-format", "log format on stderr")
+	fs.StringVar(&f.config, configFlag, "", "YAML file of flag values (keys are flag names)")
+	return cmd
+}
+
+// nodeConfig turns the flags into a node.Config.
+func (f *serveFlags) nodeConfig(log *slog.Logger) node.Config {
+	cfg := node.DefaultConfig()
+	cfg.Name = f.name
+	cfg.Listen = f.listen
+	cfg.ClusterListen = f.clusterListen
+	cfg.Join = []string(f.join)
+	cfg.NATSURL = f.nats
+	cfg.HTTP = f.http
+	cfg.Replicas = f.replicas
+	cfg.Partitions = f.partitions
+	cfg.MaxMemory = int64(f.maxMemory)
+	cfg.MaxValue = int64(f.maxValue)
+	cfg.MaxKey = int(min(f.maxKey, 1<<31-1))
+	cfg.Token = f.token
+	if len(f.tags) > 0 {
+		cfg.Tags = map[string]string(f.tags)
+	}
+	cfg.Role = f.role
+	cfg.DataDir = f.dataDir
+	cfg.Prefix = f.prefix
+	cfg.SweepInterval = f.sweepInterval
+	cfg.Logger = log
+	return cfg
+}
+
+// newLogger builds the slog logger of serve, writing to stderr.
+func (a *app) newLogger(level, format string) *slog.Logger {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(level)) // choiceValue admits only valid levels
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(a.stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(a.stderr, opts))
+}
+
+// serve runs a node until ctx ends or SIGINT/SIGTERM arrives.
+func (a *app) serve(ctx context.Context, f *serveFlags) error {
+	log := a.newLogger(f.logLevel.value, f.logFormat.value)
+	cfg := f.nodeConfig(log)
+	if err := cfg.Validate(); err != nil {
+		return configErr(err)
+	}
+	a.limitMemory(log, cfg.MaxMemory)
+
+	n, err := node.New(cfg)
+	if err != nil {
+		return configErr(err)
+	}
+	// Catch signals before starting, so that none is lost in between.
+	ctx, stopSignals := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stopSignals()
+	if err := n.Start(); err != nil {
+		return err
+	}
+	// Start returns once the node serves today; should it become
+	// asynchronous, wait for it here. A signal during start-up still stops
+	// the node cleanly below.
+	readyCtx, cancelReady := context.WithTimeout(context.WithoutCancel(ctx), readyTimeout)
+	err = n.Ready(readyCtx)
+	cancelReady()
+	if err != nil {
+		n.Stop()
+		return fmt.Errorf("node not ready within %s: %w", readyTimeout, err)
+	}
+	httpAddr := "off"
+	if h := n.HTTPAddr(); h != "" {
+		httpAddr = "http://" + h
+	}
+	fmt.Fprintf(a.stdout, "roost %s serving as %q\nNATS %s\nHTTP %s\n", node.Version, cfg.Name, n.ClientURL(), httpAddr)
+	if a.onReady != nil {
+		a.onReady(n)
+	}
+
+	<-ctx.Done()
+	stopSignals() // a second signal kills the process the default way
+	log.Info("stopping", "cause", context.Cause(ctx))
+	stop, timeout := a.stopNode, a.stopTimeout
+	if stop == nil {
+		stop = (*node.Node).Stop
+	}
+	if timeout == 0 {
+		timeout = defaultStopTimeout
+	}
+	stopped := make(chan struct{})
+	go func() {
+		stop(n)
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+		log.Info("stopped")
+		return nil
+	case <-time.After(timeout):
+		return fmt.Errorf("node did not stop within %s; exiting anyway", timeout)
+	}
+}
+
+// limitMemory sets the Go soft memory limit to the data budget plus a quarter
+// plus memLimitSlack, unless GOMEMLIMIT is set or the budget is unlimited.
+// --max-memory counts keys, values and per-entry overhead; the garbage
+// collector lets the heap grow to twice the live data by default (GOGC=100),
+// so without a limit a full cache can use about 2× --max-memory. The limit
+// makes the collector work harder as the heap nears it, which keeps the heap
+// under 1.25 × --max-memory + 32 MiB as promised.
+func (a *app) limitMemory(log *slog.Logger, maxMemory int64) {
+	if v, ok := a.lookupEnv("GOMEMLIMIT"); ok && v != "" {
+		log.Debug("soft memory limit left to GOMEMLIMIT", "GOMEMLIMIT", v)
+		return
+	}
+	if maxMemory <= 0 {
+		return
+	}
+	limit := memoryLimit(maxMemory)
+	a.setMemoryLimit(limit)
+	log.Info("Go soft memory limit set from --max-memory", "limit", ibytes(limit))
+}
+
+// memoryLimit is the soft memory limit for a data budget of maxMemory bytes.
+func memoryLimit(maxMemory int64) int64 {
+	return maxMemory/4*5 + maxMemory%4*5/4 + memLimitSlack
+}
+
+// configErr classifies an error of node.Config validation: features that
+// have not landed are runtime errors (exit 1), everything else is a usage
+// error (exit 2). The "node: invalid config: " prefix is dropped: the
+// message already names the flag.
+func configErr(err error) error {
+	if errors.Is(err, node.ErrNotSupported) {
+		return err
+	}
+	msg := strings.TrimPrefix(err.Error(), node.ErrConfig.Error()+": ")
+	return usageError{errors.New(msg)}
+}
+
+// noArgs is cobra.NoArgs with a friendlier message.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("%s takes no arguments, got %q", cmd.CommandPath(), args)
+	}
+	return nil
+}

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/dustin/go-humanize"
+	"github.com/spf13/cobra"
+
+	"github.com/roostkv/roost/client"
+	"github.com/roostkv/roost/node"
+)
+
+func (a *app) newStatusCmd() *cobra.Command {
+	f := &clientFlags{}
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the status of the node the server URL reaches",
+		Long: `Show who the node is, where it listens, and its store's figures: keys,
+memory used and allowed, hits, misses, evictions, expirations and uptime.`,
+		Example: `  roost status
+  roost status --json | jq .store`,
+		Args: noArgs,
+	}
+	addClientFlags(cmd, f, "print the node's status JSON as it answers it")
+	cmd.RunE = a.withClient(f, func(ctx context.Context, c *client.Client, _ []string) error {
+		raw, err := c.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if f.json {
+			_, err := fmt.Fprintf(a.stdout, "%s\n", raw)
+			return err
+		}
+		var st node.Status
+		if err := json.Unmarshal(raw, &st); err != nil {
+			return fmt.Errorf("unreadable status from the node: %w", err)
+		}
+		return printStatus(a.stdout, &st)
+	})
+	return cmd
+}
+
+// printStatus writes the human summary of st.
+func printStatus(w io.Writer, st *node.Status) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(k string, format string, args ...any) {
+		fmt.Fprintf(tw, "%s\t%s\n", k, fmt.Sprintf(format, args...))
+	}
+	s := st.Store
+	row("name", "%s", st.Name)
+	row("id", "%s", st.ID)
+	row("version", "%s", st.Version)
+	row("role", "%s", st.Role)
+	if len(st.Tags) > 0 {
+		var tags tagsValue = st.Tags
+		row("tags", "%s", tags.String())
+	}
+	row("nats", "%s", st.NATS)
+	if st.HTTP != "" {
+		row("http", "http://%s", st.HTTP)
+	} else {
+		row("http", "off")
+	}
+	row("keys", "%d", s.Keys)
+	if s.MaxBytes > 0 {
+		row("memory", "%s / %s (%.1f%%)", ibytes(s.Bytes), ibytes(s.MaxBytes), 100*float64(s.Bytes)/float64(s.MaxBytes))
+	} else {
+		row("memory", "%s / unlimited", ibytes(s.Bytes))
+	}
+	row("hits", "%d", s.Hits)
+	row("misses", "%d", s.Misses)
+	row("evictions", "%d", s.Evictions)
+	row("expirations", "%d", s.Expirations)
+	row("uptime", "%s", time.Duration(st.UptimeSeconds*float64(time.Second)).Round(time.Second))
+	return tw.Flush()
+}
+
+// ibytes is a byte count the way sizes are written on the command line: 64MiB.
+func ibytes(n int64) string {
+	if n < 0 {
+		n = 0
+	}
+	return strings.ReplaceAll(humanize.IBytes(uint64(n)), " ", "")
+}
