@@ -75,8 +75,8 @@ func (n *Node) apply(op *bus.Request, ack string) bus.Result {
 		if op.TTL < 0 {
 			return errResult(errBadRequest("negative TTL %d ms", op.TTL))
 		}
-		if op.TTL > maxTTL.Milliseconds() {
-			return errResult(errBadRequest("TTL %d ms is over the limit of %d", op.TTL, maxTTL.Milliseconds()))
+		if op.TTL > MaxTTL.Milliseconds() {
+			return errResult(errBadRequest("TTL %d ms is over the limit of %d", op.TTL, MaxTTL.Milliseconds()))
 		}
 		sr := store.SetRequest{Key: op.Key, Value: op.Value, Flags: op.Flags, TTL: time.Duration(op.TTL) * time.Millisecond}
 		if sr.Value == nil {

@@ -45,31 +45,42 @@ func codeOf(err error) int {
 	return storeCode(err)
 }
 
-// parseTTL reads a TTL given as a Go duration ("1.5s", "10m") or whole
-// seconds ("30"). Empty and zero mean no expiry.
-func parseTTL(s string) (time.Duration, error) {
+// ParseTTL reads a TTL given as a Go duration ("1.5s", "10m") or whole
+// seconds ("30"), as Roost-TTL, `roost set --ttl` and HTTP's ?ttl= take it.
+// Empty and zero mean no expiry; negative, unparsable and over-100-year TTLs
+// are errors.
+func ParseTTL(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return 0, nil
 	}
 	if secs, err := strconv.ParseInt(s, 10, 64); err == nil {
-		if secs < 0 || secs > int64(maxTTL/time.Second) {
-			return 0, errBadRequest("bad TTL %q: want 0..%d seconds", s, int64(maxTTL/time.Second))
+		if secs < 0 || secs > int64(MaxTTL/time.Second) {
+			return 0, fmt.Errorf("bad TTL %q: want 0..%d seconds", s, int64(MaxTTL/time.Second))
 		}
 		return time.Duration(secs) * time.Second, nil
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil {
-		return 0, errBadRequest("bad TTL %q: want a Go duration like 1.5s or 10m, or whole seconds", s)
+		return 0, fmt.Errorf("bad TTL %q: want a Go duration like 1.5s or 10m, or whole seconds", s)
 	}
-	if d < 0 {
-		return 0, errBadRequest("bad TTL %q: negative", s)
+	if d < 0 || d > MaxTTL {
+		return 0, fmt.Errorf("bad TTL %q: want 0s..%s", s, MaxTTL)
 	}
 	return d, nil
 }
 
-// maxTTL keeps absolute expiry times far from overflow.
-const maxTTL = 100 * 365 * 24 * time.Hour
+// parseTTL is ParseTTL for the API: a bad TTL is a 400.
+func parseTTL(s string) (time.Duration, error) {
+	d, err := ParseTTL(s)
+	if err != nil {
+		return 0, errBadRequest("%v", err)
+	}
+	return d, nil
+}
+
+// MaxTTL is the longest TTL: it keeps absolute expiry times far from overflow.
+const MaxTTL = 100 * 365 * 24 * time.Hour
 
 // parseUint reads an unsigned decimal header value such as a CAS version or flags.
 func parseUint(header, s string) (uint64, error) {

@@ -6,13 +6,14 @@ import (
 	"os"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/dustin/go-humanize"
 	"github.com/spf13/pflag"
 	"gopkg.in/yaml.v3"
+
+	"github.com/roostkv/roost/node"
 )
 
 // Where a flag's value comes from, strongest first:
@@ -352,7 +353,7 @@ func (d *ttlValue) String() string {
 }
 
 func (d *ttlValue) Set(v string) error {
-	ttl, err := parseTTL(v)
+	ttl, err := node.ParseTTL(v)
 	if err != nil {
 		return err
 	}
@@ -361,25 +362,3 @@ func (d *ttlValue) Set(v string) error {
 }
 
 func (d *ttlValue) Type() string { return "duration" }
-
-// parseTTL reads a Go duration or whole seconds; negative is an error.
-func parseTTL(v string) (time.Duration, error) {
-	v = strings.TrimSpace(v)
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs < 0 {
-			return 0, errors.New("negative")
-		}
-		if secs > int64((1<<63-1)/time.Second) {
-			return 0, errors.New("too long")
-		}
-		return time.Duration(secs) * time.Second, nil
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil {
-		return 0, errors.New("not a duration like 1.5s or 10m, nor whole seconds")
-	}
-	if d < 0 {
-		return 0, errors.New("negative")
-	}
-	return d, nil
-}

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/spf13/pflag"
 )
@@ -295,41 +294,6 @@ func TestTagsFlagRepeats(t *testing.T) {
 	}
 	if got := f.tags.String(); got != "rack=r1,zone=b" {
 		t.Errorf("String() = %q", got)
-	}
-}
-
-func TestParseTTL(t *testing.T) {
-	tests := []struct {
-		in   string
-		want time.Duration
-		bad  bool
-	}{
-		{"30", 30 * time.Second, false},
-		{"1.5s", 1500 * time.Millisecond, false},
-		{"10m", 10 * time.Minute, false},
-		{"0", 0, false},
-		{"-1", 0, true},
-		{"-1s", 0, true},
-		{"soon", 0, true},
-	}
-	for _, tt := range tests {
-		got, err := parseTTL(tt.in)
-		if (err != nil) != tt.bad || got != tt.want {
-			t.Errorf("parseTTL(%q) = %v, %v; want %v, bad=%v", tt.in, got, err, tt.want, tt.bad)
-		}
-	}
-}
-
-func TestMemoryLimit(t *testing.T) {
-	for in, want := range map[int64]int64{
-		64 << 20: 80<<20 + 32<<20,
-		1 << 30:  1280<<20 + 32<<20,
-		3:        3 + 32<<20, // 3*5/4 rounds down
-		1 << 62:  5<<60 + 32<<20,
-	} {
-		if got := memoryLimit(in); got != want {
-			t.Errorf("memoryLimit(%d) = %d, want %d", in, got, want)
-		}
 	}
 }
 

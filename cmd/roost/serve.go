@@ -22,10 +22,6 @@ const defaultStopTimeout = 4500 * time.Millisecond
 // readyTimeout bounds how long serve waits for a started node to serve.
 const readyTimeout = 30 * time.Second
 
-// memLimitSlack is added to the soft memory limit above the data budget: the
-// runtime, the NATS server's buffers and goroutine stacks live there.
-const memLimitSlack = 32 << 20
-
 // serveFlags are the flags of `roost serve`, one per node.Config field.
 type serveFlags struct {
 	name, listen, clusterListen, nats, http string
@@ -197,7 +193,7 @@ func (a *app) serve(ctx context.Context, f *serveFlags) error {
 }
 
 // limitMemory sets the Go soft memory limit to the data budget plus a quarter
-// plus memLimitSlack, unless GOMEMLIMIT is set or the budget is unlimited.
+// plus 32 MiB (node.SoftMemoryLimit), unless GOMEMLIMIT is set or the budget is unlimited.
 // --max-memory counts keys, values and per-entry overhead; the garbage
 // collector lets the heap grow to twice the live data by default (GOGC=100),
 // so without a limit a full cache can use about 2× --max-memory. The limit
@@ -211,14 +207,9 @@ func (a *app) limitMemory(log *slog.Logger, maxMemory int64) {
 	if maxMemory <= 0 {
 		return
 	}
-	limit := memoryLimit(maxMemory)
+	limit := node.SoftMemoryLimit(maxMemory)
 	a.setMemoryLimit(limit)
 	log.Info("Go soft memory limit set from --max-memory", "limit", ibytes(limit))
-}
-
-// memoryLimit is the soft memory limit for a data budget of maxMemory bytes.
-func memoryLimit(maxMemory int64) int64 {
-	return maxMemory/4*5 + maxMemory%4*5/4 + memLimitSlack
 }
 
 // configErr classifies an error of node.Config validation: features that

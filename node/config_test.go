@@ -1,0 +1,46 @@
+package node
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestDefaultConfigIsValid(t *testing.T) {
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatalf("DefaultConfig().Validate() = %v", err)
+	}
+}
+
+func TestValidateNamesTheFlag(t *testing.T) {
+	tests := []struct {
+		flag string
+		edit func(*Config)
+		want error
+	}{
+		{"--name", func(c *Config) { c.Name = "" }, ErrConfig},
+		{"--name", func(c *Config) { c.Name = "a b" }, ErrConfig},
+		{"--listen", func(c *Config) { c.Listen = "4222" }, ErrConfig},
+		{"--nats", func(c *Config) { c.NATSURL = "localhost" }, ErrConfig},
+		{"--http", func(c *Config) { c.HTTP = "on" }, ErrConfig},
+		{"--replicas", func(c *Config) { c.Replicas = 0 }, ErrConfig},
+		{"--partitions", func(c *Config) { c.Partitions = 0 }, ErrConfig},
+		{"--max-memory", func(c *Config) { c.MaxMemory = -1 }, ErrConfig},
+		{"--max-value", func(c *Config) { c.MaxValue = 0 }, ErrConfig},
+		{"--max-key", func(c *Config) { c.MaxKey = 0 }, ErrConfig},
+		{"--prefix", func(c *Config) { c.Prefix = "roost.>" }, ErrConfig},
+		{"--role", func(c *Config) { c.Role = "king" }, ErrConfig},
+		{"--role proxy", func(c *Config) { c.Role = RoleProxy }, ErrNotSupported},
+		{"--cluster-listen", func(c *Config) { c.ClusterListen = "127.0.0.1:6222" }, ErrNotSupported},
+		{"--join", func(c *Config) { c.Join = []string{"nats://127.0.0.1:6222"} }, ErrNotSupported},
+		{"--data-dir", func(c *Config) { c.DataDir = "/tmp/roost" }, ErrNotSupported},
+	}
+	for _, tt := range tests {
+		cfg := DefaultConfig()
+		tt.edit(&cfg)
+		err := cfg.Validate()
+		if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.flag) {
+			t.Errorf("%s: Validate() = %v, want %v naming %s", tt.flag, err, tt.want, tt.flag)
+		}
+	}
+}
