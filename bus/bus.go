@@ -73,15 +73,23 @@ func Open(cfg Config) (*Bus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bus: embedded server: %w", err)
 	}
-	srv.SetLoggerV2(natsLogger{log.With("component", "nats")}, false, false, false)
+	// The server reports a failed listen (port in use, say) through Fatalf
+	// and then never becomes ready: catch it to fail at once.
+	fatal := make(chan string, 1)
+	srv.SetLoggerV2(natsLogger{log: log.With("component", "nats"), fatal: func(msg string) {
+		select {
+		case fatal <- msg:
+		default:
+		}
+	}}, false, false, false)
 	srv.Start()
 	wait := cfg.ReadyWait
 	if wait == 0 {
 		wait = 10 * time.Second
 	}
-	if !srv.ReadyForConnections(wait) {
+	if err := waitReady(srv, wait, fatal); err != nil {
 		srv.Shutdown()
-		return nil, fmt.Errorf("%w on %s within %s (is the port in use?)", ErrNotReady, cfg.Listen, wait)
+		return nil, fmt.Errorf("%w on %s: %v", ErrNotReady, cfg.Listen, err)
 	}
 	b.srv = srv
 	nc, err := nats.Connect("", append(opts, nats.InProcessServer(srv))...)
@@ -91,6 +99,23 @@ func Open(cfg Config) (*Bus, error) {
 	}
 	b.conn = nc
 	return b, nil
+}
+
+// waitReady waits until srv accepts clients, reports a fatal error, or wait
+// passes.
+func waitReady(srv *server.Server, wait time.Duration, fatal <-chan string) error {
+	deadline := time.Now().Add(wait)
+	for !srv.ReadyForConnections(20 * time.Millisecond) {
+		select {
+		case msg := <-fatal:
+			return errors.New(msg)
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not ready within %s", wait)
+		}
+	}
+	return nil
 }
 
 func serverOptions(cfg Config) (*server.Options, error) {

@@ -86,5 +86,8 @@ func (s Subjects) TextKey(op, subject string) (key string, ok bool) {
 		return "", false
 	}
 	key, ok = strings.CutPrefix(subject, base)
-	return key, ok && key != ""
+	if !ok || key == "" {
+		return "", false
+	}
+	return key, true
 }

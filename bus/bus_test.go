@@ -1,0 +1,108 @@
+package bus
+
+import (
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+func TestEmbeddedServerAndInProcessConnection(t *testing.T) {
+	b, err := Open(Config{Name: "t1", Listen: "127.0.0.1:-1", Token: "tok"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if !b.Embedded() || !b.Conn().IsConnected() {
+		t.Fatalf("embedded=%v connected=%v", b.Embedded(), b.Conn().IsConnected())
+	}
+	// Outside clients need the token; inside ones have it.
+	if _, err := nats.Connect(b.ClientURL()); err == nil {
+		t.Fatal("connected without the token")
+	}
+	nc, err := nats.Connect(b.ClientURL(), nats.Token("tok"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	sub, err := b.Conn().Subscribe("ping", func(m *nats.Msg) { _ = m.Respond([]byte("pong")) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := b.Conn().Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := nc.Request("ping", nil, 2*time.Second); err != nil || string(resp.Data) != "pong" {
+		t.Fatalf("request over the bus = %v, %v", resp, err)
+	}
+	b.Close()
+	b.Close() // idempotent
+	if b.Conn().IsConnected() {
+		t.Fatal("still connected after Close")
+	}
+}
+
+func TestPortInUseFailsFast(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	start := time.Now()
+	_, err = Open(Config{Name: "t2", Listen: ln.Addr().String(), ReadyWait: 10 * time.Second})
+	if !errors.Is(err, ErrNotReady) || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("Open on a busy port = %v, want ErrNotReady naming the busy address", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("failing on a busy port took %s", took)
+	}
+}
+
+func TestSubjects(t *testing.T) {
+	s := NewSubjects("")
+	if s.Get("a.b.c") != "roost.get.a.b.c" || s.SetAll() != "roost.set.>" || s.Batch() != "roost.bin.batch" {
+		t.Fatalf("subjects: %s %s %s", s.Get("a.b.c"), s.SetAll(), s.Batch())
+	}
+	for _, tc := range []struct {
+		op, subject, key string
+		ok               bool
+	}{
+		{"get", "roost.get.a.b.c", "a.b.c", true},
+		{"del", "roost.del.x", "x", true},
+		{"get", "roost.get.", "", false},
+		{"get", "roost.set.x", "", false},
+		{"frob", "roost.frob.x", "", false},
+	} {
+		key, ok := s.TextKey(tc.op, tc.subject)
+		if key != tc.key || ok != tc.ok {
+			t.Errorf("TextKey(%s, %s) = %q, %v; want %q, %v", tc.op, tc.subject, key, ok, tc.key, tc.ok)
+		}
+	}
+	if c := NewSubjects("cache.eu"); c.Del("k") != "cache.eu.del.k" || c.Status() != "cache.eu.admin.status" {
+		t.Fatalf("prefixed subjects: %s %s", c.Del("k"), c.Status())
+	}
+}
+
+func TestCodecRoundTrip(t *testing.T) {
+	cas := uint64(0)
+	in := BatchRequest{Ack: AckAll, Ops: []Request{{Op: OpSet, Key: "k", Value: []byte{0, 1, 2}, TTL: 1500, Flags: 7, CAS: &cas}}}
+	data, err := Marshal(&in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out BatchRequest
+	if err := Unmarshal(data, &out); err != nil {
+		t.Fatal(err)
+	}
+	got := out.Ops[0]
+	if out.Ack != AckAll || got.Key != "k" || string(got.Value) != "\x00\x01\x02" || got.TTL != 1500 || got.Flags != 7 || got.CAS == nil || *got.CAS != 0 {
+		t.Fatalf("round trip: %+v", out)
+	}
+	if err := Unmarshal([]byte{0xc1}, &out); err == nil {
+		t.Fatal("decoded a malformed payload")
+	}
+}
