@@ -44,3 +44,17 @@ func TestValidateNamesTheFlag(t *testing.T) {
 		}
 	}
 }
+
+func TestStartRefusesMaxValueOverShardBudget(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Listen, cfg.HTTP = "127.0.0.1:-1", HTTPOff
+	cfg.MaxMemory = 512 << 10 // one shard of 512 KiB, below the 1 MiB --max-value
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Stop()
+	if err := n.Start(); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "--max-value") {
+		t.Fatalf("Start = %v, want ErrConfig naming --max-value", err)
+	}
+}

@@ -89,6 +89,10 @@ func (n *Node) Start() (err error) {
 	if n.store, err = store.New(scfg); err != nil {
 		return fmt.Errorf("node: store: %w", err)
 	}
+	if budget, largest := n.store.ShardBudget(), n.cfg.MaxValue+int64(n.cfg.MaxKey)+store.EntryOverhead; budget > 0 && largest > budget {
+		return fmt.Errorf("%w: --max-memory %d is too small for --max-value %d: the largest entry must fit in one store shard (%d bytes); raise --max-memory or lower --max-value",
+			ErrConfig, n.cfg.MaxMemory, n.cfg.MaxValue, budget)
+	}
 	n.store.Start()
 
 	if err = n.startService(); err != nil {

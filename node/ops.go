@@ -2,6 +2,7 @@ package node
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/roostkv/roost/actors/store"
 	"github.com/roostkv/roost/bus"
@@ -24,7 +25,8 @@ func (n *Node) get(key string) (store.Entry, error) {
 	if err := n.checkKey(key); err != nil {
 		return store.Entry{}, err
 	}
-	return n.store.Get(key)
+	e, err := n.store.Get(key)
+	return e, explain(err, key, false, 0)
 }
 
 // set writes one key. Ack modes are equivalent on a single node: the only
@@ -42,7 +44,8 @@ func (n *Node) set(req store.SetRequest, ack string) (store.Entry, error) {
 	if _, err := parseAck(ack); err != nil {
 		return store.Entry{}, err
 	}
-	return n.store.Set(req)
+	e, err := n.store.Set(req)
+	return e, explain(err, req.Key, req.CheckCAS, req.CAS)
 }
 
 func (n *Node) del(req store.DeleteRequest, ack string) (uint64, error) {
@@ -52,7 +55,27 @@ func (n *Node) del(req store.DeleteRequest, ack string) (uint64, error) {
 	if _, err := parseAck(ack); err != nil {
 		return 0, err
 	}
-	return n.store.Delete(req)
+	v, err := n.store.Delete(req)
+	return v, explain(err, req.Key, req.CheckCAS, req.CAS)
+}
+
+// explain turns a store error into the message a user of the API reads,
+// keeping its status code.
+func explain(err error, key string, checkCAS bool, cas uint64) error {
+	code := storeCode(err)
+	switch {
+	case err == nil:
+		return nil
+	case code == bus.CodeNotFound:
+		return &apiError{code: code, msg: fmt.Sprintf("key %q not found", key)}
+	case code == bus.CodeConflict && checkCAS && cas == 0:
+		return &apiError{code: code, msg: fmt.Sprintf("key %q exists (CAS 0 means only if absent)", key)}
+	case code == bus.CodeConflict:
+		return &apiError{code: code, msg: fmt.Sprintf("key %q is not at version %d (CAS mismatch)", key, cas)}
+	case code == bus.CodeTooLarge:
+		return &apiError{code: code, msg: fmt.Sprintf("key %q: entry is larger than a store shard's share of --max-memory", key)}
+	}
+	return &apiError{code: code, msg: err.Error()}
 }
 
 // storeCode maps an error of the store to an API status code.
