@@ -1,0 +1,46 @@
+package integration
+
+import (
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/roostkv/roost/node"
+)
+
+// TestExternalNATS runs a node with --nats against a separate nats-server
+// (the deployment a team already has) instead of embedding one: clients of
+// that server reach the cache.
+func TestExternalNATS(t *testing.T) {
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true, Authorization: "ext-token"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(srv.Shutdown)
+	if !srv.ReadyForConnections(5 * time.Second) {
+		t.Fatal("external server not ready")
+	}
+
+	n := startNode(t, func(c *node.Config) {
+		c.NATSURL = srv.ClientURL()
+		c.Token = "ext-token"
+		c.Listen = "" // ignored with --nats
+	})
+	if n.Bus().Embedded() {
+		t.Fatal("node embedded a server despite --nats")
+	}
+	nc, err := nats.Connect(srv.ClientURL(), nats.Token("ext-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	wantCode(t, "set through the external server", request(t, nc, "roost.set.ext", []byte("v")), 200)
+	if r := request(t, nc, "roost.get.ext", nil); r.code != 200 || string(r.body) != "v" {
+		t.Fatalf("get through the external server = %d %q", r.code, r.body)
+	}
+	if srv.NumClients() < 2 {
+		t.Fatalf("external server has %d clients, want the node's and the test's", srv.NumClients())
+	}
+}
