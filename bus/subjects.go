@@ -1,6 +1,9 @@
 package bus
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // DefaultPrefix is the subject prefix of the public API when none is configured.
 const DefaultPrefix = "roost"
@@ -18,6 +21,13 @@ const (
 	batchSubj  = "bin.batch"    // binary API: a batch of get/set/delete operations
 	scanSubj   = "bin.scan"     // binary API: one page of a prefix scan
 	statusSubj = "admin.status" // node status as JSON
+
+	// Cluster subjects.
+	heartbeatSubj = "sys.hb"        // membership heartbeats, every node publishes and subscribes
+	tableSubj     = "admin.table"   // the partition table as JSON, from any node
+	membersSubj   = "admin.members" // the membership view as JSON, from any node
+	nodeSubj      = "n"             // "<prefix>.n.<node id>.<what>": one node's own subjects
+	partitionSubj = "p"             // "<prefix>.p.<partition>.<what>": served by the partition's primary
 )
 
 // Subjects names every subject of one Roost deployment, all under one prefix.
@@ -70,6 +80,33 @@ func (s Subjects) Scan() string { return s.prefix + "." + scanSubj }
 
 // Status is the subject that answers a node's status as JSON.
 func (s Subjects) Status() string { return s.prefix + "." + statusSubj }
+
+// Heartbeat is the subject of membership heartbeats.
+func (s Subjects) Heartbeat() string { return s.prefix + "." + heartbeatSubj }
+
+// Table answers the partition table (JSON) from any node.
+func (s Subjects) Table() string { return s.prefix + "." + tableSubj }
+
+// Members answers the membership view (JSON) from any node.
+func (s Subjects) Members() string { return s.prefix + "." + membersSubj }
+
+// NodeBatch is a BatchRequest subject served by one node only: smart clients
+// send a partition's operations straight to its primary this way.
+func (s Subjects) NodeBatch(nodeID string) string {
+	return s.prefix + "." + nodeSubj + "." + nodeID + ".batch"
+}
+
+// NodeAdmin is the subject of admin requests to one node (force-leave,
+// tags), JSON in and out; verb is e.g. "tags" or "status".
+func (s Subjects) NodeAdmin(nodeID, verb string) string {
+	return s.prefix + "." + nodeSubj + "." + nodeID + ".admin." + verb
+}
+
+// PartitionBatch is the BatchRequest subject of one partition, served by the
+// node that is its primary in its own view: nodes forward there.
+func (s Subjects) PartitionBatch(partition int) string {
+	return s.prefix + "." + partitionSubj + "." + strconv.Itoa(partition) + ".batch"
+}
 
 // TextKey returns the key of a text-API subject ("<prefix>.<op>.<key>") for
 // op "get", "set" or "del", or ok=false when subject is not of that form.
