@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,13 +24,15 @@ var (
 // Config says how a node reaches the bus: an embedded server listening on
 // Listen, or, when ExternalURL is set, an existing NATS deployment.
 type Config struct {
-	Name        string        // server name shown by NATS tools; "" = generated
-	Listen      string        // client address host:port of the embedded server; port -1 = random
-	ExternalURL string        // nats://... of an external NATS; "" = embed a server
-	Token       string        // clients must present it; "" = no auth
-	MaxPayload  int32         // largest message in bytes; 0 = NATS default (1 MiB)
-	ReadyWait   time.Duration // how long to wait for the embedded server; 0 = 10s
-	Logger      *slog.Logger  // nil = slog.Default()
+	Name          string        // server name shown by NATS tools; "" = generated
+	Listen        string        // client address host:port of the embedded server; port -1 = random
+	ExternalURL   string        // nats://... of an external NATS; "" = embed a server
+	Token         string        // clients must present it, and routes too; "" = no auth
+	ClusterListen string        // route address host:port of the embedded server; "" = no clustering unless Join is set (then a random port on Listen's host)
+	Join          []string      // route URLs (nats://host:port or host:port) of servers to cluster with
+	MaxPayload    int32         // largest message in bytes; 0 = NATS default (1 MiB)
+	ReadyWait     time.Duration // how long to wait for the embedded server; 0 = 10s
+	Logger        *slog.Logger  // nil = slog.Default()
 }
 
 // Bus is a node's connection to NATS, and the embedded server when there is one.
@@ -139,7 +143,80 @@ func serverOptions(cfg Config) (*server.Options, error) {
 		MaxPayload:    cfg.MaxPayload,
 		Authorization: cfg.Token,
 	}
+	if cfg.ClusterListen == "" && len(cfg.Join) == 0 {
+		return o, nil
+	}
+	clusterListen := cfg.ClusterListen
+	if clusterListen == "" {
+		clusterListen = net.JoinHostPort(host, "-1")
+	}
+	chost, cportStr, err := net.SplitHostPort(clusterListen)
+	if err != nil {
+		return nil, fmt.Errorf("%w: cluster listen address %q: %v", ErrConfig, clusterListen, err)
+	}
+	cport, err := strconv.Atoi(cportStr)
+	if err != nil || cport < -1 || cport > 65535 {
+		return nil, fmt.Errorf("%w: cluster listen port %q", ErrConfig, cportStr)
+	}
+	if cport == 0 {
+		cport = server.RANDOM_PORT
+	}
+	o.Cluster = server.ClusterOpts{Name: ClusterName, Host: chost, Port: cport}
+	if cfg.Token != "" {
+		// Routes authenticate with the same secret as clients.
+		o.Cluster.Username, o.Cluster.Password = routeUser, cfg.Token
+	}
+	for _, j := range cfg.Join {
+		u, err := routeURL(j, cfg.Token)
+		if err != nil {
+			return nil, err
+		}
+		o.Routes = append(o.Routes, u)
+	}
 	return o, nil
+}
+
+// ClusterName is the NATS cluster name every Roost node's embedded server
+// uses, so that any two nodes can route to each other.
+const ClusterName = "roost"
+
+// routeUser is the route user name when routes authenticate with the token.
+const routeUser = "roost"
+
+// routeURL turns a --join entry (nats://host:port, nats-route://host:port
+// or host:port) into a route URL carrying the route credentials.
+func routeURL(join, token string) (*url.URL, error) {
+	if !strings.Contains(join, "://") {
+		join = "nats://" + join
+	}
+	u, err := url.Parse(join)
+	if err != nil || u.Host == "" || u.Port() == "" {
+		return nil, fmt.Errorf("%w: --join %q is not host:port or nats://host:port", ErrConfig, join)
+	}
+	if token != "" {
+		u.User = url.UserPassword(routeUser, token)
+	}
+	return u, nil
+}
+
+// ClusterAddr is the embedded server's route address (host:port), or "" when
+// it does not cluster.
+func (b *Bus) ClusterAddr() string {
+	if b.srv == nil {
+		return ""
+	}
+	if addr := b.srv.ClusterAddr(); addr != nil {
+		return addr.String()
+	}
+	return ""
+}
+
+// Routes is the number of route connections of the embedded server.
+func (b *Bus) Routes() int {
+	if b.srv == nil {
+		return 0
+	}
+	return b.srv.NumRoutes()
 }
 
 // Connect opens another connection to the bus: in-process with an embedded

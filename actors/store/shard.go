@@ -261,3 +261,24 @@ func (sh *shard) stats(st *Stats) {
 	st.Evictions += sh.evictions
 	st.Expirations += sh.expirations
 }
+
+// dropMatching removes the shard's entries whose key matches and returns how
+// many, holding the lock for at most sweepBatch slots at a time.
+func (sh *shard) dropMatching(match func(key string) bool) int {
+	n := 0
+	for from := uint32(1); ; from += sweepBatch {
+		sh.mu.Lock()
+		end := sh.sl.end()
+		if from >= end {
+			sh.mu.Unlock()
+			return n
+		}
+		for i := from; i < min(end, from+sweepBatch); i++ {
+			if e := sh.sl.at(i); e.queue != queueNone && match(e.key) {
+				sh.drop(i)
+				n++
+			}
+		}
+		sh.mu.Unlock()
+	}
+}

@@ -119,6 +119,17 @@ func (s *Store) Scan(prefix, after string, limit int, keysOnly bool) (entries []
 	return entries, false
 }
 
+// Drop removes every entry whose key matches and returns how many: a node
+// drops the partitions it no longer holds. Drops are not counted as deletes,
+// evictions or expirations, and take no version.
+func (s *Store) Drop(match func(key string) bool) int {
+	n := 0
+	for i := range s.shards {
+		n += s.shards[i].dropMatching(match)
+	}
+	return n
+}
+
 // Stats sums the shards' counters. Shards are read one after another, so
 // the sum is not one atomic snapshot.
 func (s *Store) Stats() Stats {

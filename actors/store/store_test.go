@@ -693,3 +693,30 @@ func TestConcurrentUse(t *testing.T) {
 		t.Fatalf("stats: %+v", st)
 	}
 }
+
+func TestDropRemovesMatchingKeys(t *testing.T) {
+	s, err := New(Config{MaxMemory: 1 << 20, Shards: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3000 {
+		if _, err := s.Set(SetRequest{Key: fmt.Sprintf("k%d", i), Value: []byte("v")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	odd := func(key string) bool { return (key[len(key)-1]-'0')%2 == 1 }
+	if n := s.Drop(odd); n != 1500 {
+		t.Fatalf("Drop removed %d, want 1500", n)
+	}
+	for i := range 3000 {
+		key := fmt.Sprintf("k%d", i)
+		_, err := s.Get(key)
+		if odd(key) != errors.Is(err, ErrNotFound) {
+			t.Fatalf("after Drop, Get %s = %v", key, err)
+		}
+	}
+	if st := s.Stats(); st.Keys != 1500 {
+		t.Fatalf("stats after Drop: %+v", st)
+	}
+	checkInvariants(t, s)
+}
