@@ -96,6 +96,12 @@ func (s Subjects) NodeBatch(nodeID string) string {
 	return s.prefix + "." + nodeSubj + "." + nodeID + ".batch"
 }
 
+// NodeScan is a ScanRequest subject served by one node: its page of the keys
+// of the partitions it is primary for. Scans of the whole cluster gather them.
+func (s Subjects) NodeScan(nodeID string) string {
+	return s.prefix + "." + nodeSubj + "." + nodeID + ".scan"
+}
+
 // NodeAdmin is the subject of admin requests to one node (force-leave,
 // tags), JSON in and out; verb is e.g. "tags" or "status".
 func (s Subjects) NodeAdmin(nodeID, verb string) string {

@@ -97,14 +97,25 @@ func (c *Client) scanPage(ctx context.Context, req *bus.ScanRequest) (*bus.ScanR
 // Status returns the status of the node that answers, as the JSON it sends
 // (the node defines its shape). With several nodes, any one of them answers.
 func (c *Client) Status(ctx context.Context) (json.RawMessage, error) {
+	return c.adminJSON(ctx, c.subj.Status())
+}
+
+// Members returns the membership view of the node that answers, as the JSON
+// it sends (node.MembersReply).
+func (c *Client) Members(ctx context.Context) (json.RawMessage, error) {
+	return c.adminJSON(ctx, c.subj.Members())
+}
+
+// adminJSON asks an admin subject that answers JSON.
+func (c *Client) adminJSON(ctx context.Context, subject string) (json.RawMessage, error) {
 	ctx, cancel := c.callCtx(ctx)
 	defer cancel()
-	m, err := c.request(ctx, c.subj.Status(), nil)
+	m, err := c.request(ctx, subject, nil)
 	if err != nil {
 		return nil, err
 	}
 	if !json.Valid(m.Data) {
-		return nil, fmt.Errorf("%w: reply on %s is not JSON", ErrProtocol, c.subj.Status())
+		return nil, fmt.Errorf("%w: reply on %s is not JSON", ErrProtocol, subject)
 	}
 	return json.RawMessage(m.Data), nil
 }

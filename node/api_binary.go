@@ -2,6 +2,9 @@ package node
 
 import (
 	"errors"
+	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/micro"
@@ -32,22 +35,40 @@ func (n *Node) handleBatch(req micro.Request) {
 		respondError(req, err)
 		return
 	}
-	resp := bus.BatchResponse{Results: make([]bus.Result, len(br.Ops))}
+	if n.allLocal(br.Ops) {
+		n.respondBatch(req, n.executeBatch(br.Ops, br.Ack))
+		return
+	}
+	// Some operations are forwarded: answer from a goroutine of its own so
+	// that this subscription keeps serving meanwhile.
+	go func() { n.respondBatch(req, n.executeBatch(br.Ops, br.Ack)) }()
+}
+
+// allLocal reports whether this node leads the partitions of every op.
+func (n *Node) allLocal(ops []bus.Request) bool {
+	for i := range ops {
+		if _, local := n.locate(ops[i].Key); !local {
+			return false
+		}
+	}
+	return true
+}
+
+// respondBatch answers a batch with its results, failing alone each get
+// whose value no longer fits in the reply: the other operations sharing the
+// message still succeed and, asked alone, it fits (MaxValue is below the bus
+// limit).
+func (n *Node) respondBatch(req micro.Request, results []bus.Result) {
 	budget := n.maxPayload - replyReserve
-	for i := range br.Ops {
-		r := n.apply(&br.Ops[i], br.Ack)
-		// A get whose value no longer fits in the reply fails alone, so the
-		// other operations sharing the message still succeed; asked alone,
-		// it fits (MaxValue is below the bus limit).
-		size := int64(len(r.Value)) + resultOverhead
-		if size > budget && len(r.Value) > 0 {
-			r = bus.Result{Code: bus.CodeTooLarge, Error: ErrReplyFull.Error()}
+	for i := range results {
+		size := int64(len(results[i].Value)) + resultOverhead
+		if size > budget && len(results[i].Value) > 0 {
+			results[i] = bus.Result{Code: bus.CodeTooLarge, Error: ErrReplyFull.Error()}
 			size = resultOverhead
 		}
 		budget -= size
-		resp.Results[i] = r
 	}
-	n.respondMsgpack(req, &resp)
+	n.respondMsgpack(req, &bus.BatchResponse{Results: results})
 }
 
 // ErrReplyFull is the reason a get in a batch fails when the values before
@@ -108,40 +129,133 @@ func errResult(err error) bus.Result {
 	return bus.Result{Code: uint16(codeOf(err)), Error: err.Error()}
 }
 
+// handleScan answers one page of a prefix scan over the whole cluster: it
+// gathers a page from every server node (each the keys of the partitions it
+// leads) and merges them.
 func (n *Node) handleScan(req micro.Request) {
+	sr, limit, err := parseScan(req.Data())
+	if err != nil {
+		respondError(req, err)
+		return
+	}
+	r := n.routing.Load()
+	peers := r.table.Members()
+	if len(peers) <= 1 {
+		n.respondScan(req, n.localScan(sr, limit))
+		return
+	}
+	go func() {
+		pages := make([]bus.ScanResponse, len(peers))
+		errs := make([]error, len(peers))
+		var wg sync.WaitGroup
+		for i, name := range peers {
+			wg.Go(func() {
+				if name == n.cfg.Name {
+					pages[i] = n.localScan(sr, limit)
+					return
+				}
+				pages[i], errs[i] = n.remoteScan(r.ids[name], sr)
+			})
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			respondError(req, &apiError{code: bus.CodeUnavailable, msg: "scan: " + err.Error()})
+			return
+		}
+		n.respondScan(req, mergeScan(pages, limit))
+	}()
+}
+
+// handleNodeScan answers this node's own page of a cluster scan.
+func (n *Node) handleNodeScan(req micro.Request) {
+	sr, limit, err := parseScan(req.Data())
+	if err != nil {
+		respondError(req, err)
+		return
+	}
+	n.respondScan(req, n.localScan(sr, limit))
+}
+
+func parseScan(data []byte) (bus.ScanRequest, int, error) {
 	var sr bus.ScanRequest
-	if err := bus.Unmarshal(req.Data(), &sr); err != nil {
-		respondError(req, errBadRequest("malformed scan: %v", err))
-		return
+	if err := bus.Unmarshal(data, &sr); err != nil {
+		return sr, 0, errBadRequest("malformed scan: %v", err)
 	}
-	limit := sr.Limit
-	switch {
+	switch limit := sr.Limit; {
 	case limit < 0:
-		respondError(req, errBadRequest("negative scan limit %d", limit))
-		return
+		return sr, 0, errBadRequest("negative scan limit %d", limit)
 	case limit == 0:
-		limit = defaultScanLimit
+		return sr, defaultScanLimit, nil
 	case limit > maxScanLimit:
-		limit = maxScanLimit
+		return sr, maxScanLimit, nil
+	default:
+		return sr, limit, nil
 	}
+}
+
+// localScan is the page of this node's keys, those of partitions it leads,
+// cut short to fit the bus payload limit.
+func (n *Node) localScan(sr bus.ScanRequest, limit int) bus.ScanResponse {
 	entries, more := n.store.Scan(sr.Prefix, sr.After, limit, sr.KeysOnly)
 	resp := bus.ScanResponse{Entries: make([]bus.Entry, 0, len(entries)), More: more}
-	// Keep the page under the bus payload limit: cut it short and say More.
 	budget := n.maxPayload - replyReserve
 	for _, e := range entries {
+		if _, local := n.locate(e.Key); !local {
+			continue // moving away: its new primary answers for it
+		}
 		size := int64(len(e.Key)+len(e.Value)) + resultOverhead
 		if budget -= size; budget < 0 && len(resp.Entries) > 0 {
 			resp.More = true
 			break
 		}
-		be := bus.Entry{Key: e.Key, Version: e.Version, Flags: e.Flags, Expires: unixMilli(e.Expires)}
-		if !sr.KeysOnly {
-			be.Value = e.Value
-		}
-		resp.Entries = append(resp.Entries, be)
+		resp.Entries = append(resp.Entries, bus.Entry{Key: e.Key, Value: e.Value, Version: e.Version, Flags: e.Flags, Expires: unixMilli(e.Expires)})
 	}
-	n.respondMsgpack(req, &resp)
+	return resp
 }
+
+func (n *Node) remoteScan(nodeID string, sr bus.ScanRequest) (bus.ScanResponse, error) {
+	var page bus.ScanResponse
+	data, err := bus.Marshal(&sr)
+	if err != nil {
+		return page, err
+	}
+	resp, err := n.bus.Conn().Request(n.subj.NodeScan(nodeID), data, forwardTimeout)
+	if err != nil {
+		return page, err
+	}
+	if code := resp.Header.Get(micro.ErrorCodeHeader); code != "" {
+		return page, errors.New(resp.Header.Get(micro.ErrorHeader))
+	}
+	return page, bus.Unmarshal(resp.Data, &page)
+}
+
+// mergeScan merges sorted pages into one page of at most limit keys. Keys
+// past the shortest cut-off of a page that has More are left for the next
+// page, so that no key is skipped.
+func mergeScan(pages []bus.ScanResponse, limit int) bus.ScanResponse {
+	var all []bus.Entry
+	cut := ""
+	for _, p := range pages {
+		all = append(all, p.Entries...)
+		if p.More && len(p.Entries) > 0 {
+			if last := p.Entries[len(p.Entries)-1].Key; cut == "" || last < cut {
+				cut = last
+			}
+		}
+	}
+	slices.SortFunc(all, func(a, b bus.Entry) int { return strings.Compare(a.Key, b.Key) })
+	more := cut != ""
+	if more {
+		end, _ := slices.BinarySearchFunc(all, cut, func(e bus.Entry, k string) int { return strings.Compare(e.Key, k) })
+		all = all[:end+1]
+	}
+	if len(all) > limit {
+		all, more = all[:limit], true
+	}
+	return bus.ScanResponse{Entries: all, More: more}
+}
+
+func (n *Node) respondScan(req micro.Request, resp bus.ScanResponse) { n.respondMsgpack(req, &resp) }
 
 func (n *Node) respondMsgpack(req micro.Request, v any) {
 	data, err := bus.Marshal(v)

@@ -5,82 +5,113 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/micro"
-	"github.com/roostkv/roost/actors/store"
+	"github.com/roostkv/roost/bus"
 )
 
 // The NATS text API: roost.get|set|del.<key>, options in Roost-* headers,
 // errors as NATS micro error headers with an empty body (docs/PROTOCOL.md).
+// Each request becomes one bus.Request, executed here or at its partition's
+// primary.
 
 func (n *Node) handleGet(req micro.Request) {
 	key, _ := n.subj.TextKey("get", req.Subject())
-	e, err := n.get(key)
-	if err != nil {
-		respondError(req, err)
-		return
-	}
-	h := micro.Headers{
-		hdrVersion: {strconv.FormatUint(e.Version, 10)},
-		hdrFlags:   {strconv.FormatUint(e.Flags, 10)},
-	}
-	if e.Expires != 0 {
-		h[hdrExpires] = []string{time.Unix(0, e.Expires).UTC().Format(time.RFC3339Nano)}
-	}
-	_ = req.Respond(e.Value, micro.WithHeaders(h))
+	n.serveText(req, bus.Request{Op: bus.OpGet, Key: key}, "")
 }
 
 func (n *Node) handleSet(req micro.Request) {
 	key, _ := n.subj.TextKey("set", req.Subject())
 	h := req.Headers()
-	sr := store.SetRequest{Key: key, Value: clone(req.Data())}
-	var err error
-	if sr.TTL, err = parseTTL(h.Get(hdrTTL)); err != nil {
-		respondError(req, err)
-		return
-	}
-	if v := h.Get(hdrFlags); v != "" {
-		if sr.Flags, err = parseUint(hdrFlags, v); err != nil {
-			respondError(req, err)
-			return
-		}
-	}
-	if v := h.Get(hdrCAS); v != "" {
-		if sr.CAS, err = parseUint(hdrCAS, v); err != nil {
-			respondError(req, err)
-			return
-		}
-		sr.CheckCAS = true
-	}
-	e, err := n.set(sr, h.Get(hdrAck))
+	op := bus.Request{Op: bus.OpSet, Key: key, Value: clone(req.Data())}
+	ttl, err := parseTTL(h.Get(hdrTTL))
 	if err != nil {
 		respondError(req, err)
 		return
 	}
-	_ = req.Respond(nil, micro.WithHeaders(micro.Headers{hdrVersion: {strconv.FormatUint(e.Version, 10)}}))
+	op.TTL = ttlMillis(ttl)
+	if v := h.Get(hdrFlags); v != "" {
+		if op.Flags, err = parseUint(hdrFlags, v); err != nil {
+			respondError(req, err)
+			return
+		}
+	}
+	if op.CAS, err = parseCAS(h.Get(hdrCAS)); err != nil {
+		respondError(req, err)
+		return
+	}
+	n.serveText(req, op, h.Get(hdrAck))
 }
 
 func (n *Node) handleDel(req micro.Request) {
 	key, _ := n.subj.TextKey("del", req.Subject())
 	h := req.Headers()
-	dr := store.DeleteRequest{Key: key}
-	if v := h.Get(hdrCAS); v != "" {
-		var err error
-		if dr.CAS, err = parseUint(hdrCAS, v); err != nil {
-			respondError(req, err)
-			return
-		}
-		dr.CheckCAS = true
-	}
-	version, err := n.del(dr, h.Get(hdrAck))
-	if err != nil {
+	op := bus.Request{Op: bus.OpDel, Key: key}
+	var err error
+	if op.CAS, err = parseCAS(h.Get(hdrCAS)); err != nil {
 		respondError(req, err)
 		return
 	}
-	_ = req.Respond(nil, micro.WithHeaders(micro.Headers{hdrVersion: {strconv.FormatUint(version, 10)}}))
+	n.serveText(req, op, h.Get(hdrAck))
+}
+
+// serveText executes op and answers in the text API's shape: here when this
+// node leads op's partition, from a goroutine of its own when the operation
+// must be forwarded, so the subscription keeps serving meanwhile.
+func (n *Node) serveText(req micro.Request, op bus.Request, ack string) {
+	if _, err := parseAck(ack); err != nil {
+		respondError(req, err)
+		return
+	}
+	if err := n.checkKey(op.Key); err != nil {
+		respondError(req, err)
+		return
+	}
+	if p, local := n.locate(op.Key); !local {
+		go func() { respondText(req, &op, n.forwardOne(p, op, ack)) }()
+		return
+	}
+	respondText(req, &op, n.apply(&op, ack))
+}
+
+// respondText writes a Result as a text-API reply.
+func respondText(req micro.Request, op *bus.Request, r bus.Result) {
+	if r.Code != bus.CodeOK {
+		_ = req.Error(strconv.Itoa(int(r.Code)), r.Error, nil)
+		return
+	}
+	h := micro.Headers{hdrVersion: {strconv.FormatUint(r.Version, 10)}}
+	if op.Op == bus.OpGet {
+		h[hdrFlags] = []string{strconv.FormatUint(r.Flags, 10)}
+		if r.Expires != 0 {
+			h[hdrExpires] = []string{time.UnixMilli(r.Expires).UTC().Format(time.RFC3339Nano)}
+		}
+	}
+	_ = req.Respond(r.Value, micro.WithHeaders(h))
 }
 
 // respondError answers with the NATS micro error headers and an empty body.
 func respondError(req micro.Request, err error) {
 	_ = req.Error(strconv.Itoa(codeOf(err)), err.Error(), nil)
+}
+
+// parseCAS reads a Roost-CAS header: absent = unconditional.
+func parseCAS(v string) (*uint64, error) {
+	if v == "" {
+		return nil, nil
+	}
+	cas, err := parseUint(hdrCAS, v)
+	if err != nil {
+		return nil, err
+	}
+	return &cas, nil
+}
+
+// ttlMillis converts a TTL to the binary API's milliseconds, rounding a
+// positive TTL under a millisecond up so that it still expires.
+func ttlMillis(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return int64((d + time.Millisecond - 1) / time.Millisecond)
 }
 
 // clone copies a request payload so that the store holds exactly the value's

@@ -48,7 +48,11 @@ type Config struct {
 	DataDir       string            // [--data-dir] where a warm-restart snapshot is kept; "" = none
 	Prefix        string            // [--prefix] subject prefix of the API; default "roost"
 	SweepInterval time.Duration     // how often expired entries are swept; default 1s
-	Logger        *slog.Logger      // nil = slog.Default()
+
+	HeartbeatInterval time.Duration // [--heartbeat-interval] how often the node tells its peers it lives; default 500ms
+	SuspectAfter      int           // [--suspect-after] missed heartbeats before a peer is suspect; default 3
+	DeadAfter         int           // [--dead-after] missed heartbeats before a peer is dead; default 6
+	Logger            *slog.Logger  // nil = slog.Default()
 }
 
 // Defaults.
@@ -78,6 +82,10 @@ func DefaultConfig() Config {
 		Role:          RoleServer,
 		Prefix:        bus.DefaultPrefix,
 		SweepInterval: time.Second,
+
+		HeartbeatInterval: 500 * time.Millisecond,
+		SuspectAfter:      3,
+		DeadAfter:         6,
 	}
 }
 
@@ -128,18 +136,27 @@ func (c Config) Validate() error {
 	if c.SweepInterval <= 0 {
 		return bad("sweep-interval", "%s must be positive", c.SweepInterval)
 	}
-	switch c.Role {
-	case RoleServer:
-	case RoleProxy:
-		return fmt.Errorf("--role proxy: %w (lands with clustering)", ErrNotSupported)
-	default:
+	if c.Role != RoleServer && c.Role != RoleProxy {
 		return bad("role", "%q: want %q or %q", c.Role, RoleServer, RoleProxy)
 	}
-	if c.ClusterListen != "" {
-		return fmt.Errorf("--cluster-listen: %w (lands with clustering)", ErrNotSupported)
+	if c.NATSURL != "" && (c.ClusterListen != "" || len(c.Join) > 0) {
+		return bad("nats", "an external NATS does the clustering: drop --cluster-listen and --join")
 	}
-	if len(c.Join) > 0 {
-		return fmt.Errorf("--join: %w (lands with clustering)", ErrNotSupported)
+	if c.ClusterListen != "" {
+		if _, _, err := net.SplitHostPort(c.ClusterListen); err != nil {
+			return bad("cluster-listen", "%q is not host:port", c.ClusterListen)
+		}
+	}
+	for _, j := range c.Join {
+		if strings.TrimSpace(j) == "" {
+			return bad("join", "empty address in %q", strings.Join(c.Join, ","))
+		}
+	}
+	if c.HeartbeatInterval <= 0 {
+		return bad("heartbeat-interval", "%s must be positive", c.HeartbeatInterval)
+	}
+	if c.SuspectAfter < 1 || c.DeadAfter <= c.SuspectAfter {
+		return bad("dead-after", "need 1 <= --suspect-after (%d) < --dead-after (%d)", c.SuspectAfter, c.DeadAfter)
 	}
 	if c.DataDir != "" {
 		return fmt.Errorf("--data-dir: %w (lands with replication's warm restart)", ErrNotSupported)

@@ -30,9 +30,10 @@ func TestValidateNamesTheFlag(t *testing.T) {
 		{"--max-key", func(c *Config) { c.MaxKey = 0 }, ErrConfig},
 		{"--prefix", func(c *Config) { c.Prefix = "roost.>" }, ErrConfig},
 		{"--role", func(c *Config) { c.Role = "king" }, ErrConfig},
-		{"--role proxy", func(c *Config) { c.Role = RoleProxy }, ErrNotSupported},
-		{"--cluster-listen", func(c *Config) { c.ClusterListen = "127.0.0.1:6222" }, ErrNotSupported},
-		{"--join", func(c *Config) { c.Join = []string{"nats://127.0.0.1:6222"} }, ErrNotSupported},
+		{"--cluster-listen", func(c *Config) { c.ClusterListen = "6222" }, ErrConfig},
+		{"--nats", func(c *Config) { c.NATSURL = "nats://x:4222"; c.Join = []string{"y:6222"} }, ErrConfig},
+		{"--heartbeat-interval", func(c *Config) { c.HeartbeatInterval = 0 }, ErrConfig},
+		{"--dead-after", func(c *Config) { c.DeadAfter = 2 }, ErrConfig},
 		{"--data-dir", func(c *Config) { c.DataDir = "/tmp/roost" }, ErrNotSupported},
 	}
 	for _, tt := range tests {

@@ -8,10 +8,13 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 	"github.com/nats-io/nuid"
+	"github.com/roostkv/roost/actors/membership"
 	"github.com/roostkv/roost/actors/store"
 	"github.com/roostkv/roost/bus"
 )
@@ -28,6 +31,11 @@ type Node struct {
 
 	bus        *bus.Bus
 	store      *store.Store
+	members    *membership.Membership
+	routing    atomic.Pointer[routing]    // the view and table requests are routed by
+	routerDone chan struct{}              // closed when the router loop has ended
+	stopViews  func()                     // ends the router's view subscription
+	partSubs   map[int]*nats.Subscription // partition subjects this node serves as primary; owned by the router loop
 	svc        micro.Service
 	http       *http.Server
 	httpAddr   string // bound address, known after Start; "" when off
@@ -49,11 +57,12 @@ func New(cfg Config) (*Node, error) {
 		log = slog.Default()
 	}
 	return &Node{
-		cfg:   cfg,
-		id:    nuid.Next(),
-		log:   log.With("node", cfg.Name),
-		subj:  bus.NewSubjects(cfg.Prefix),
-		ready: make(chan struct{}),
+		cfg:      cfg,
+		id:       nuid.Next(),
+		log:      log.With("node", cfg.Name),
+		subj:     bus.NewSubjects(cfg.Prefix),
+		ready:    make(chan struct{}),
+		partSubs: map[int]*nats.Subscription{},
 	}, nil
 }
 
@@ -67,12 +76,14 @@ func (n *Node) Start() (err error) {
 	}()
 	n.started = time.Now()
 	n.bus, err = bus.Open(bus.Config{
-		Name:        n.cfg.Name,
-		Listen:      n.cfg.Listen,
-		ExternalURL: n.cfg.NATSURL,
-		Token:       n.cfg.Token,
-		MaxPayload:  n.cfg.maxPayload(),
-		Logger:      n.log,
+		Name:          n.cfg.Name,
+		Listen:        n.cfg.Listen,
+		ExternalURL:   n.cfg.NATSURL,
+		Token:         n.cfg.Token,
+		ClusterListen: n.cfg.ClusterListen,
+		Join:          n.cfg.Join,
+		MaxPayload:    n.cfg.maxPayload(),
+		Logger:        n.log,
 	})
 	if err != nil {
 		return err
@@ -95,10 +106,13 @@ func (n *Node) Start() (err error) {
 	}
 	n.store.Start()
 
-	if err = n.startService(); err != nil {
+	if err = n.startHTTP(); err != nil {
 		return err
 	}
-	if err = n.startHTTP(); err != nil {
+	if err = n.startMembership(); err != nil {
+		return err
+	}
+	if err = n.startService(); err != nil {
 		return err
 	}
 	n.log.Info("roost node ready", "nats", n.bus.ClientURL(), "http", n.httpAddr, "max_memory", n.cfg.MaxMemory)
@@ -128,11 +142,68 @@ func (n *Node) startService() error {
 		{"batch", n.subj.Batch(), n.handleBatch},
 		{"scan", n.subj.Scan(), n.handleScan},
 		{"status", n.subj.Status(), n.handleStatus},
+		{"members", n.subj.Members(), n.handleMembers},
+		{"table", n.subj.Table(), n.handleTable},
 	}
 	for _, ep := range endpoints {
 		if err := svc.AddEndpoint(ep.name, ep.handler, micro.WithEndpointSubject(ep.subject)); err != nil {
 			return fmt.Errorf("node: endpoint %s: %w", ep.name, err)
 		}
+	}
+	// This node's own subjects: smart clients send a partition's operations
+	// straight to its primary; cluster scans gather each node's page.
+	own := []struct {
+		name, subject string
+		handler       micro.HandlerFunc
+	}{
+		{"node-batch", n.subj.NodeBatch(n.id), n.handleBatch},
+		{"node-scan", n.subj.NodeScan(n.id), n.handleNodeScan},
+	}
+	for _, ep := range own {
+		if err := svc.AddEndpoint(ep.name, ep.handler, micro.WithEndpointSubject(ep.subject), micro.WithEndpointQueueGroupDisabled()); err != nil {
+			return fmt.Errorf("node: endpoint %s: %w", ep.name, err)
+		}
+	}
+	return nil
+}
+
+// startMembership starts heartbeats and the router loop, and, for a node
+// that joins others, waits briefly to hear them before serving.
+func (n *Node) startMembership() error {
+	m, err := membership.New(membership.Config{
+		Self: membership.Member{
+			ID:          n.id,
+			Name:        n.cfg.Name,
+			Incarnation: uint64(n.started.UnixMilli()),
+			Role:        n.cfg.Role,
+			Tags:        n.cfg.Tags,
+			Addr:        n.bus.ClientURL(),
+			HTTP:        n.httpAddr,
+			Partitions:  n.cfg.Partitions,
+		},
+		Interval:     n.cfg.HeartbeatInterval,
+		SuspectAfter: n.cfg.SuspectAfter,
+		DeadAfter:    n.cfg.DeadAfter,
+		Conn:         n.bus.Conn(),
+		Subjects:     n.subj,
+		Logger:       n.log,
+	})
+	if err != nil {
+		return fmt.Errorf("node: membership: %w", err)
+	}
+	n.members = m
+	if err := m.Start(); err != nil {
+		return fmt.Errorf("node: membership: %w", err)
+	}
+	views, cancel := m.Subscribe()
+	n.stopViews = cancel
+	n.applyView(m.View())
+	n.routerDone = make(chan struct{})
+	go n.runRouter(views)
+	if len(n.cfg.Join) > 0 || n.cfg.NATSURL != "" {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		n.awaitPeers(ctx, 3*n.cfg.HeartbeatInterval)
 	}
 	return nil
 }
@@ -165,6 +236,14 @@ func (n *Node) startHTTP() error {
 // once everything Start started has ended.
 func (n *Node) Stop() {
 	n.stopOnce.Do(func() {
+		if n.members != nil {
+			// Tell the peers at once, so they stop routing here.
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			if err := n.members.Leave(ctx); err != nil {
+				n.log.Warn("could not announce leaving", "err", err)
+			}
+			cancel()
+		}
 		if n.svc != nil {
 			_ = n.svc.Stop()
 		}
@@ -173,6 +252,11 @@ func (n *Node) Stop() {
 			_ = n.http.Shutdown(ctx)
 			cancel()
 			<-n.httpDone
+		}
+		if n.members != nil {
+			n.members.Stop()
+			n.stopViews()
+			<-n.routerDone
 		}
 		if n.store != nil {
 			n.store.Stop()

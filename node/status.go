@@ -26,7 +26,21 @@ type Status struct {
 	MaxValue      int64             `json:"max_value"` // bytes
 	UptimeSeconds float64           `json:"uptime_seconds"`
 	Store         store.Stats       `json:"store"`
+	Cluster       ClusterStatus     `json:"cluster"`
 	Runtime       RuntimeStats      `json:"runtime"`
+}
+
+// ClusterStatus is the node's place in the cluster: the view it acts on and
+// the partitions it holds.
+type ClusterStatus struct {
+	ClusterAddr string         `json:"cluster_addr,omitempty"` // route address of the embedded server
+	Routes      int            `json:"routes"`                 // route connections to other servers
+	View        uint64         `json:"view"`                   // version of the membership view acted on
+	Members     map[string]int `json:"members"`                // members by status
+	Servers     []string       `json:"servers"`                // live data-holding members the table is computed over
+	PrimaryOf   []int          `json:"primary_of"`             // partitions this node leads
+	ReplicaOf   []int          `json:"replica_of"`             // partitions this node holds a copy of
+	Refused     []string       `json:"refused,omitempty"`      // peers refused for another partition count
 }
 
 // RuntimeStats are the Go runtime's memory figures of the node's process.
@@ -58,6 +72,7 @@ func (n *Node) Status() Status {
 		MaxValue:      n.cfg.MaxValue,
 		UptimeSeconds: time.Since(n.started).Seconds(),
 		Store:         n.store.Stats(),
+		Cluster:       n.clusterStatus(),
 		Runtime: RuntimeStats{
 			HeapAlloc:  ms.HeapAlloc,
 			HeapInuse:  ms.HeapInuse,
@@ -76,4 +91,26 @@ func (n *Node) handleStatus(req micro.Request) {
 		return
 	}
 	_ = req.Respond(data)
+}
+
+func (n *Node) clusterStatus() ClusterStatus {
+	r := n.routing.Load()
+	if r == nil {
+		return ClusterStatus{}
+	}
+	cs := ClusterStatus{
+		ClusterAddr: n.bus.ClusterAddr(),
+		Routes:      n.bus.Routes(),
+		View:        r.view.Version,
+		Members:     map[string]int{},
+		Servers:     r.table.Members(),
+	}
+	for _, m := range r.view.Members {
+		cs.Members[string(m.Status)]++
+	}
+	cs.PrimaryOf, cs.ReplicaOf = r.table.Owned(n.cfg.Name)
+	for _, m := range n.members.Refused() {
+		cs.Refused = append(cs.Refused, m.Name)
+	}
+	return cs
 }

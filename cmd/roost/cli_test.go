@@ -542,11 +542,11 @@ func TestServeConfigErrors(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"--join", "nats://10.0.0.1:6222"}, nil, exitError, "--join: not supported yet (lands with clustering)"},
-		{[]string{"--cluster-listen", "127.0.0.1:6222"}, nil, exitError, "--cluster-listen: not supported yet"},
-		{[]string{"--role", "proxy"}, nil, exitError, "--role proxy: not supported yet"},
 		{[]string{"--data-dir", "/tmp/x"}, nil, exitError, "--data-dir: not supported yet"},
-		{nil, map[string]string{"ROOST_JOIN": "nats://a:1"}, exitError, "--join: not supported yet"},
+		{nil, map[string]string{"ROOST_DATA_DIR": "/tmp/x"}, exitError, "--data-dir: not supported yet"},
+		{[]string{"--cluster-listen", "6222"}, nil, exitUsage, `--cluster-listen: "6222" is not host:port`},
+		{[]string{"--dead-after", "2"}, nil, exitUsage, "--dead-after"},
+		{[]string{"--nats", "nats://127.0.0.1:1", "--join", "127.0.0.1:6222"}, nil, exitUsage, "an external NATS does the clustering"},
 		{[]string{"--replicas", "0"}, nil, exitUsage, "--replicas: 0: need at least 1"},
 		{[]string{"--role", "king"}, nil, exitUsage, `--role: "king"`},
 		{[]string{"--max-memory", "lots"}, nil, exitUsage, `invalid argument "lots" for "--max-memory"`},
@@ -562,8 +562,8 @@ func TestServeConfigErrors(t *testing.T) {
 		})
 	}
 	// The exact line for a feature that has not landed.
-	r := roost(t, "", append(base, "--join", "nats://10.0.0.1:6222")...)
-	if r.stderr != "roost: --join: not supported yet (lands with clustering)\n" {
+	r := roost(t, "", append(base, "--data-dir", "/tmp/x")...)
+	if r.stderr != "roost: --data-dir: not supported yet (lands with replication's warm restart)\n" {
 		t.Errorf("stderr %q", r.stderr)
 	}
 }

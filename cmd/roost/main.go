@@ -115,6 +115,7 @@ node: "roost serve" starts one; the other commands talk to a running node.`,
 		a.newDelCmd(),
 		a.newKeysCmd(),
 		a.newStatusCmd(),
+		a.newMembersCmd(),
 	)
 	return root
 }

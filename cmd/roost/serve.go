@@ -30,7 +30,8 @@ type serveFlags struct {
 	replicas, partitions                    int
 	maxMemory, maxValue, maxKey             sizeValue
 	tags                                    tagsValue
-	sweepInterval                           time.Duration
+	sweepInterval, heartbeatInterval        time.Duration
+	suspectAfter, deadAfter                 int
 	logLevel, logFormat                     *choiceValue
 	config                                  string
 }
@@ -87,6 +88,9 @@ SIGINT or SIGTERM stops the node and exits 0.`,
 	fs.StringVar(&f.dataDir, "data-dir", def.DataDir, "directory for a warm-restart snapshot")
 	fs.StringVar(&f.prefix, "prefix", def.Prefix, "subject prefix of the NATS API")
 	fs.DurationVar(&f.sweepInterval, "sweep-interval", def.SweepInterval, "how often expired entries are swept")
+	fs.DurationVar(&f.heartbeatInterval, "heartbeat-interval", def.HeartbeatInterval, "how often the node tells its peers it lives")
+	fs.IntVar(&f.suspectAfter, "suspect-after", def.SuspectAfter, "missed heartbeats before a peer is suspect")
+	fs.IntVar(&f.deadAfter, "dead-after", def.DeadAfter, "missed heartbeats before a peer is dead")
 	fs.Var(f.logLevel, "log-level", "log level")
 	fs.Var(f.logFormat, "log-format", "log format on stderr")
 	fs.StringVar(&f.config, configFlag, "", "YAML file of flag values (keys are flag names)")
@@ -115,6 +119,9 @@ func (f *serveFlags) nodeConfig(log *slog.Logger) node.Config {
 	cfg.DataDir = f.dataDir
 	cfg.Prefix = f.prefix
 	cfg.SweepInterval = f.sweepInterval
+	cfg.HeartbeatInterval = f.heartbeatInterval
+	cfg.SuspectAfter = f.suspectAfter
+	cfg.DeadAfter = f.deadAfter
 	cfg.Logger = log
 	return cfg
 }

@@ -78,7 +78,28 @@ func printStatus(w io.Writer, st *node.Status) error {
 	row("evictions", "%d", s.Evictions)
 	row("expirations", "%d", s.Expirations)
 	row("uptime", "%s", time.Duration(st.UptimeSeconds*float64(time.Second)).Round(time.Second))
+	c := st.Cluster
+	if c.ClusterAddr != "" {
+		row("cluster", "%s (%d routes)", c.ClusterAddr, c.Routes)
+	}
+	row("view", "version %d: %s", c.View, membersByStatus(c.Members))
+	row("servers", "%s", strings.Join(c.Servers, ", "))
+	row("partitions", "primary of %d, replica of %d (of %d)", len(c.PrimaryOf), len(c.ReplicaOf), st.Partitions)
+	if len(c.Refused) > 0 {
+		row("refused", "%s (another partition count)", strings.Join(c.Refused, ", "))
+	}
 	return tw.Flush()
+}
+
+// membersByStatus writes counts like "3 alive, 1 dead".
+func membersByStatus(counts map[string]int) string {
+	var parts []string
+	for _, s := range []string{"alive", "suspect", "dead", "left"} {
+		if counts[s] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[s], s))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // ibytes is a byte count the way sizes are written on the command line: 64MiB.

@@ -1,0 +1,47 @@
+// Package membership tells a Roost node who is in its cluster. Every node
+// publishes a heartbeat on the bus (bus.Subjects.Heartbeat, every
+// Config.Interval) and listens to everyone else's; from the beats and their
+// absence it keeps a View: each member with its status, alive, suspect (silent
+// for SuspectAfter beats), dead (silent for DeadAfter beats) or left (it said
+// so, or an operator forced it out). A peer started with another partition
+// count is refused, loudly, and never enters the view.
+//
+// Timing. A member's silence is the local time since its last beat arrived
+// (never the sender's clock). It turns suspect once its silence reaches
+// SuspectAfter of the beat periods it announces in its beats, and dead once it
+// reaches DeadAfter of them; both bounds are inclusive, and any beat makes it
+// alive again. Silences are judged on every tick, Interval/10 by default, so a
+// verdict comes at most a tenth of an interval late: with the defaults a
+// process killed with -9 is dead 3.0–3.05 s after its last beat, which is
+// 2.5–3.05 s after the kill. A beat with Leaving marks its sender left at
+// once, for good: that process ID never comes back (a restart has a new ID
+// and a higher incarnation, and replaces it). Dead and left members leave the
+// view ForgetAfter after they became so.
+//
+// The logic is a pure state machine (step.go): it is driven by messages that
+// carry the time, and returns the beat to publish, what to log and whether the
+// view changed. The actor loop (actor.go) does the I/O: the NATS subscription,
+// the ticker, publishing, logging and delivering views.
+//
+//	m, err := membership.New(membership.Config{
+//		Self: membership.Member{
+//			ID: nuid.Next(), Name: "node-a", Incarnation: uint64(time.Now().UnixMilli()),
+//			Role: "server", Addr: b.ClientURL(), Partitions: 271,
+//		},
+//		Conn:     b.Conn(),
+//		Subjects: bus.NewSubjects(""),
+//	})
+//	if err != nil { ... }
+//	if err := m.Start(); err != nil { ... }
+//	views, cancel := m.Subscribe() // the current view at once, then every change
+//	defer cancel()
+//	go func() {
+//		for v := range views { // closed by cancel or Stop
+//			servers := v.Live("server")
+//			...
+//		}
+//	}()
+//	...
+//	m.Leave(ctx) // on SIGTERM: peers mark us left at once
+//	m.Stop()
+package membership

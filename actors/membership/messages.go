@@ -1,0 +1,71 @@
+package membership
+
+import "time"
+
+// message is the closed set of messages the state machine steps on. Each
+// carries Now, the time the loop stamped it with.
+type message interface{ isMessage() }
+
+// request is a message sent through the inbox by an API call. The loop
+// stamps it with the time it takes it out (at), and answers an error (nil =
+// done) on Reply after it has done the I/O.
+type request interface {
+	message
+	at(now time.Time) request
+	reply() chan<- error
+}
+
+// tickMsg is a tick of the loop's ticker: publish a beat if one is due, and
+// check every member's silence.
+type tickMsg struct {
+	Now time.Time
+}
+
+// beatMsg is a heartbeat that arrived from the bus.
+type beatMsg struct {
+	Beat Heartbeat
+	Now  time.Time // arrival
+}
+
+// forceLeaveRequest marks a suspect or dead member left (Membership.ForceLeave).
+type forceLeaveRequest struct {
+	Name  string
+	Now   time.Time
+	Reply chan<- error
+}
+
+// setTagsRequest replaces our own tags and beats at once (Membership.SetTags).
+type setTagsRequest struct {
+	Tags  map[string]string // owned by the message: the caller passes a copy
+	Now   time.Time
+	Reply chan<- error
+}
+
+// leaveRequest marks us left and beats with Leaving at once (Membership.Leave).
+type leaveRequest struct {
+	Now   time.Time
+	Reply chan<- error
+}
+
+// pingRequest does nothing; its answer shows the loop runs (Membership.Ready).
+type pingRequest struct {
+	Now   time.Time
+	Reply chan<- error
+}
+
+func (tickMsg) isMessage()           {}
+func (beatMsg) isMessage()           {}
+func (forceLeaveRequest) isMessage() {}
+func (setTagsRequest) isMessage()    {}
+func (leaveRequest) isMessage()      {}
+func (pingRequest) isMessage()       {}
+
+func (m forceLeaveRequest) reply() chan<- error { return m.Reply }
+func (m setTagsRequest) reply() chan<- error    { return m.Reply }
+func (m leaveRequest) reply() chan<- error      { return m.Reply }
+func (m pingRequest) reply() chan<- error       { return m.Reply }
+
+func (m forceLeaveRequest) at(now time.Time) request { m.Now = now; return m }
+func (m setTagsRequest) at(now time.Time) request    { m.Now = now; return m }
+func (m leaveRequest) at(now time.Time) request      { m.Now = now; return m }
+func (m pingRequest) at(now time.Time) request       { m.Now = now; return m }
