@@ -40,12 +40,16 @@ func startCluster(t *testing.T, size int, edit func(i int, c *node.Config)) []*n
 	return nodes
 }
 
-// waitMembers waits until every node's view has want alive members and the
-// same partition table servers.
+// waitMembers waits until every node's view has want alive members and
+// every node routes by a table over the same servers.
 func waitMembers(t *testing.T, nodes []*node.Node, want int, within time.Duration) {
 	t.Helper()
 	eventually(t, within, func() error {
+		servers := fmt.Sprint(nodes[0].Status().Cluster.Servers)
 		for _, n := range nodes {
+			if s := fmt.Sprint(n.Status().Cluster.Servers); s != servers {
+				return fmt.Errorf("%s routes over %s, %s over %s", n.Name(), s, nodes[0].Name(), servers)
+			}
 			alive := 0
 			for _, m := range n.Members().Members {
 				if m.Status == membership.Alive {
