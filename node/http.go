@@ -14,6 +14,8 @@ func (n *Node) httpHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/health", n.httpHealth)
 	mux.Handle("GET /v1/status", n.requireToken(http.HandlerFunc(n.httpStatus)))
+	n.kvRoutes(mux)    // http_kv.go: consul KV
+	n.agentRoutes(mux) // http_agent.go: consul agent and health, Roost members, metrics, dashboard
 	return mux
 }
 
