@@ -230,6 +230,15 @@ func TestThreeProcesses(t *testing.T) {
 		}
 	}
 
+	// roost status speaks for the node --server reaches, not any node.
+	for _, name := range []string{"n1", "n2", "n3"} {
+		out, err := exec.Command(mustBin(t), "status", "--json", "--server", procs[name].url).Output()
+		var st node.Status
+		if err != nil || json.Unmarshal(out, &st) != nil || st.Name != name || len(st.Cluster.PrimaryOf) == 0 {
+			t.Fatalf("roost status --server %s answered %s (%v)", procs[name].url, out, err)
+		}
+	}
+
 	// kill -9 n2: its peers mark it dead within 3 s (plus the poll's own lag).
 	_, inc := statusOf(t, procs["n1"].url, "n2")
 	killed := time.Now()

@@ -45,12 +45,13 @@ type TableReply struct {
 // Members returns this node's membership view.
 func (n *Node) Members() MembersReply {
 	r := n.routing.Load()
-	infos := make([]MemberInfo, len(r.view.Members))
-	for i, m := range r.view.Members {
+	v := n.members.View() // the latest, with fresh last-seen times
+	infos := make([]MemberInfo, len(v.Members))
+	for i, m := range v.Members {
 		primary, replica := r.table.Owned(m.Name)
 		infos[i] = MemberInfo{Member: m, PartitionCount: m.Partitions, Partitions: PartitionCounts{len(primary), len(replica)}}
 	}
-	return MembersReply{Node: n.cfg.Name, Version: r.view.Version, Members: infos, Refused: n.members.Refused()}
+	return MembersReply{Node: n.cfg.Name, Version: v.Version, Members: infos, Refused: n.members.Refused()}
 }
 
 // Table returns the partition table this node routes by.

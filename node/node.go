@@ -158,6 +158,8 @@ func (n *Node) startService() error {
 	}{
 		{"node-batch", n.subj.NodeBatch(n.id), n.handleBatch},
 		{"node-scan", n.subj.NodeScan(n.id), n.handleNodeScan},
+		{"node-status", n.subj.NodeAdmin(n.id, "status"), n.handleStatus},
+		{"node-members", n.subj.NodeAdmin(n.id, "members"), n.handleMembers},
 	}
 	for _, ep := range own {
 		if err := svc.AddEndpoint(ep.name, ep.handler, micro.WithEndpointSubject(ep.subject), micro.WithEndpointQueueGroupDisabled()); err != nil {

@@ -35,13 +35,15 @@ was last heard from. Filter with --tag k=v (repeatable, all must match) and
 	addClientFlags(cmd, f, "print an array of member objects")
 	cmd.Flags().Var(tag, "tag", "only members with this tag k=v (repeatable)")
 	cmd.Flags().StringVar(&status, "status", "", "only members with this status: alive, suspect, dead or left")
+	var nodeName string
+	cmd.Flags().StringVar(&nodeName, "node", "", "whose view to show (default: the node --server reaches)")
 	cmd.RunE = a.withClient(f, func(ctx context.Context, c *client.Client, _ []string) error {
 		switch status {
 		case "", "alive", "suspect", "dead", "left":
 		default:
 			return usageError{fmt.Errorf("--status %q: want alive, suspect, dead or left", status)}
 		}
-		raw, err := c.Members(ctx)
+		raw, err := c.MembersOf(ctx, nodeName)
 		if err != nil {
 			return err
 		}

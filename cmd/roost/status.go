@@ -20,7 +20,7 @@ func (a *app) newStatusCmd() *cobra.Command {
 	f := &clientFlags{}
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show the status of the node the server URL reaches",
+		Short: "Show the status of the node the server URL reaches (or --node)",
 		Long: `Show who the node is, where it listens, and its store's figures: keys,
 memory used and allowed, hits, misses, evictions, expirations and uptime.`,
 		Example: `  roost status
@@ -28,8 +28,10 @@ memory used and allowed, hits, misses, evictions, expirations and uptime.`,
 		Args: noArgs,
 	}
 	addClientFlags(cmd, f, "print the node's status JSON as it answers it")
+	var nodeName string
+	cmd.Flags().StringVar(&nodeName, "node", "", "the member to ask (default: the node --server reaches)")
 	cmd.RunE = a.withClient(f, func(ctx context.Context, c *client.Client, _ []string) error {
-		raw, err := c.Status(ctx)
+		raw, err := c.StatusOf(ctx, nodeName)
 		if err != nil {
 			return err
 		}
