@@ -166,6 +166,11 @@ func (n *Node) startService() error {
 			return fmt.Errorf("node: endpoint %s: %w", ep.name, err)
 		}
 	}
+	// Serve only once the server holds every subscription: a client that
+	// connects right after Start must not meet "no responders".
+	if err := n.bus.Conn().Flush(); err != nil {
+		return fmt.Errorf("node: register API subscriptions: %w", err)
+	}
 	return nil
 }
 

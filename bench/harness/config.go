@@ -1,0 +1,187 @@
+package harness
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/roostkv/roost/bus"
+)
+
+// Errors of this package.
+var (
+	ErrConfig       = errors.New("harness: invalid config")
+	ErrNotSupported = errors.New("not supported yet")
+)
+
+// Workloads: what each worker asks for.
+const (
+	WorkloadGet   = "get"   // every operation reads a preloaded key
+	WorkloadSet   = "set"   // every operation overwrites a preloaded key
+	WorkloadMixed = "mixed" // reads with probability GetRatio, writes otherwise
+)
+
+// Key distributions: which key each operation picks.
+const (
+	DistUniform = "uniform" // every key equally likely
+	DistZipf    = "zipf"    // key i with probability ∝ 1/(1+i)^ZipfS: key 0 hottest
+)
+
+// Paths: how the Roost target reaches the node.
+const (
+	PathText   = "text"   // the NATS text API: a request on <prefix>.get|set.<key>, raw nats.go
+	PathClient = "client" // the Go client (client/), binary msgpack API, batching per Config.Batching
+	PathHTTP   = "http"   // the consul-compatible HTTP API: not supported yet
+)
+
+// Echo subject layouts of the echo baseline.
+const (
+	EchoFixed = "fixed" // one subject per operation kind: the NATS ceiling, sublist cache always hits
+	EchoKeyed = "keyed" // the key in the subject as Roost's text API does, a wildcard subscription
+)
+
+// Config is one run of the harness. Zero values are not defaults: start from
+// DefaultConfig, which `roost bench` mirrors flag by flag.
+type Config struct {
+	Workload    string        // WorkloadGet, WorkloadSet or WorkloadMixed
+	GetRatio    float64       // share of gets in WorkloadMixed, 0..1
+	Dist        string        // DistUniform or DistZipf
+	ZipfS       float64       // zipf exponent s, > 1 (math/rand/v2's Zipf needs s > 1)
+	Keys        int           // keyspace, all preloaded before measuring
+	ValueSize   int           // bytes per value, written and expected back
+	Concurrency int           // workers in flight per target, sharing one connection per target
+	Duration    time.Duration // measured time per target, summed over its rounds
+	Round       time.Duration // length of one round of one target; targets take turns round by round
+	Warmup      time.Duration // unmeasured run of each target before the first round; 0 = none
+	Timeout     time.Duration // per request; a request that takes longer counts as an error
+	Ack         string        // bus.AckPrimary or bus.AckAll, for Roost's writes
+	Batching    bool          // PathClient: batch concurrent calls (client.WithBatching)
+	Path        string        // PathText or PathClient
+	Compare     bool          // also measure the echo and NATS KV baselines in the same run
+	EchoSubject string        // EchoFixed or EchoKeyed: subject layout of the echo baseline
+
+	Server   string // NATS URL of a running deployment; "" = start Nodes nodes in this process
+	Token    string // token of the deployment, and of the nodes and servers the harness starts
+	Prefix   string // subject prefix of the deployment; "" = bus.DefaultPrefix
+	Nodes    int    // nodes to start in-process when Server is ""; only 1 for now
+	KVServer string // NATS URL with JetStream for the KV baseline; "" = Server if it has JetStream, or an embedded one (see doc.go)
+
+	Seed     uint64       // seeds every worker's random source; runs with one seed pick the same keys
+	Logger   *slog.Logger // logs of the nodes and servers the harness starts; nil = discard
+	Progress func(Event)  // called from one goroutine at each phase; nil = none
+}
+
+// DefaultConfig is the run of `roost bench` with no flags: 10 s of gets over
+// 100 000 keys of 100 bytes, 32 workers, text API, one in-process node.
+func DefaultConfig() Config {
+	return Config{
+		Workload:    WorkloadGet,
+		GetRatio:    0.9,
+		Dist:        DistUniform,
+		ZipfS:       1.1,
+		Keys:        100_000,
+		ValueSize:   100,
+		Concurrency: 32,
+		Duration:    10 * time.Second,
+		Round:       2 * time.Second,
+		Warmup:      time.Second,
+		Timeout:     5 * time.Second,
+		Ack:         bus.AckPrimary,
+		Batching:    true,
+		Path:        PathText,
+		EchoSubject: EchoFixed,
+		Prefix:      bus.DefaultPrefix,
+		Nodes:       1,
+		Seed:        1,
+	}
+}
+
+// maxValueSize is the largest --value-size: a node's default --max-value.
+const maxValueSize = 1 << 20
+
+// Validate rejects nonsense, naming the flag at fault, and what has not
+// landed yet with ErrNotSupported.
+func (c Config) Validate() error {
+	bad := func(flag, format string, args ...any) error {
+		return fmt.Errorf("%w: --%s: %s", ErrConfig, flag, fmt.Sprintf(format, args...))
+	}
+	switch c.Workload {
+	case WorkloadGet, WorkloadSet, WorkloadMixed:
+	default:
+		return bad("workload", "%q: want get, set or mixed", c.Workload)
+	}
+	if c.GetRatio < 0 || c.GetRatio > 1 {
+		return bad("get-ratio", "%g: want 0..1", c.GetRatio)
+	}
+	switch c.Dist {
+	case DistUniform:
+	case DistZipf:
+		if !(c.ZipfS > 1) {
+			return bad("zipf-s", "%g: must be greater than 1", c.ZipfS)
+		}
+	default:
+		return bad("dist", "%q: want uniform or zipf", c.Dist)
+	}
+	if c.Keys < 1 {
+		return bad("keys", "%d: need at least 1", c.Keys)
+	}
+	if c.ValueSize < 1 || c.ValueSize > maxValueSize {
+		return bad("value-size", "%d: need 1..%d bytes", c.ValueSize, maxValueSize)
+	}
+	if c.Concurrency < 1 {
+		return bad("concurrency", "%d: need at least 1", c.Concurrency)
+	}
+	if c.Duration <= 0 {
+		return bad("duration", "%s must be positive", c.Duration)
+	}
+	if c.Round <= 0 {
+		return bad("round", "%s must be positive", c.Round)
+	}
+	if c.Warmup < 0 {
+		return bad("warmup", "%s is negative", c.Warmup)
+	}
+	if c.Timeout <= 0 {
+		return bad("timeout", "%s must be positive", c.Timeout)
+	}
+	switch c.Ack {
+	case bus.AckPrimary, bus.AckAll:
+	default:
+		return bad("ack", "%q: want primary or all", c.Ack)
+	}
+	switch c.Path {
+	case PathText, PathClient:
+	case PathHTTP:
+		return fmt.Errorf("--path http: %w (lands with the HTTP KV API)", ErrNotSupported)
+	default:
+		return bad("path", "%q: want text or client", c.Path)
+	}
+	switch c.EchoSubject {
+	case EchoFixed, EchoKeyed:
+	default:
+		return bad("echo-subject", "%q: want fixed or keyed", c.EchoSubject)
+	}
+	if c.Server == "" {
+		if c.Nodes < 1 {
+			return bad("nodes", "%d: need at least 1 (or --server)", c.Nodes)
+		}
+		if c.Nodes > 1 {
+			return fmt.Errorf("--nodes %d: %w (lands with clustering)", c.Nodes, ErrNotSupported)
+		}
+	}
+	return nil
+}
+
+// rounds is how many rounds each target runs, and how long each lasts: as
+// many whole Rounds as make up Duration, the last one shortened to fit.
+func (c Config) rounds() []time.Duration {
+	var rs []time.Duration
+	for left := c.Duration; left > 0; left -= c.Round {
+		rs = append(rs, min(left, c.Round))
+	}
+	return rs
+}
+
+// batching is the batching the Roost target really does: the text API never
+// batches.
+func (c Config) batching() bool { return c.Path == PathClient && c.Batching }

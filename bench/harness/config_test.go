@@ -1,0 +1,64 @@
+package harness
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(*Config)
+		want error  // nil, ErrConfig or ErrNotSupported
+		flag string // named in the message
+	}{
+		{"default", func(*Config) {}, nil, ""},
+		{"server", func(c *Config) { c.Server = "nats://127.0.0.1:4222"; c.Nodes = 0 }, nil, ""},
+		{"workload", func(c *Config) { c.Workload = "scan" }, ErrConfig, "--workload"},
+		{"get ratio", func(c *Config) { c.GetRatio = 1.5 }, ErrConfig, "--get-ratio"},
+		{"zipf s", func(c *Config) { c.Dist = DistZipf; c.ZipfS = 1 }, ErrConfig, "--zipf-s"},
+		{"keys", func(c *Config) { c.Keys = 0 }, ErrConfig, "--keys"},
+		{"value size", func(c *Config) { c.ValueSize = 2 << 20 }, ErrConfig, "--value-size"},
+		{"concurrency", func(c *Config) { c.Concurrency = 0 }, ErrConfig, "--concurrency"},
+		{"duration", func(c *Config) { c.Duration = 0 }, ErrConfig, "--duration"},
+		{"round", func(c *Config) { c.Round = -time.Second }, ErrConfig, "--round"},
+		{"ack", func(c *Config) { c.Ack = "none" }, ErrConfig, "--ack"},
+		{"path", func(c *Config) { c.Path = "grpc" }, ErrConfig, "--path"},
+		{"http path", func(c *Config) { c.Path = PathHTTP }, ErrNotSupported, "--path http"},
+		{"nodes", func(c *Config) { c.Nodes = 3 }, ErrNotSupported, "--nodes 3"},
+		{"echo subject", func(c *Config) { c.EchoSubject = "any" }, ErrConfig, "--echo-subject"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tt.edit(&c)
+			err := c.Validate()
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.flag) {
+				t.Fatalf("Validate = %v, want %v naming %s", err, tt.want, tt.flag)
+			}
+		})
+	}
+}
+
+func TestRounds(t *testing.T) {
+	c := DefaultConfig()
+	c.Duration, c.Round = 5*time.Second, 2*time.Second
+	got := c.rounds()
+	want := []time.Duration{2 * time.Second, 2 * time.Second, time.Second}
+	if len(got) != len(want) {
+		t.Fatalf("rounds = %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("rounds = %v, want %v", got, want)
+		}
+	}
+}

@@ -1,0 +1,52 @@
+// Package harness is the engine of `roost bench`: it runs a workload against
+// Roost and, in the same run, against the baselines Roost is judged by, and
+// reports throughput and latency of each.
+//
+//	cfg := harness.DefaultConfig()
+//	cfg.Workload, cfg.Compare, cfg.Duration = harness.WorkloadSet, true, 6*time.Second
+//	rep, err := harness.Run(ctx, cfg)
+//	if err != nil {
+//		return err
+//	}
+//	rep.WriteTable(os.Stdout) // or WriteJSON, WriteSVG
+//
+// # Targets
+//
+// The roost target reaches Roost through a Path: the NATS text API with plain
+// nats.go requests ("text"), or the Go client ("client", batching on or off);
+// HTTP is one more Path once the KV API lands. Each target's workers share one
+// client connection of their own, Config.Concurrency requests in flight.
+//
+// With Config.Compare, two baselines run the same workload with the same
+// keys, values and concurrency:
+//
+//   - echo: a raw NATS responder on the same bus that answers a get with a
+//     value of Config.ValueSize bytes and a set with an empty reply: what a
+//     cache that did no work at all would cost. When the harness starts the
+//     node, the responder has an in-process connection to the node's embedded
+//     server, as the node's own API has; with Config.Server it has a
+//     connection of its own to that server. Its subjects are fixed per
+//     operation by default (the NATS ceiling: the server's subject cache
+//     always hits), or carry the key as Roost's text API does
+//     (Config.EchoSubject = EchoKeyed).
+//   - kv: NATS JetStream KV, memory storage, one replica, Get and Put with
+//     nats.go's jetstream package. A node's embedded server has no
+//     JetStream, so when the harness starts the node it starts a second
+//     nats-server in the same process, on loopback, with the same payload
+//     limit and token and JetStream on, and the KV bucket lives there. The
+//     two servers never run at once (see Interleaving), so neither steals
+//     the other's CPU. With Config.Server the bucket goes on that server if
+//     it has JetStream, else the kv row is skipped with a note;
+//     Config.KVServer names any other server for it.
+//
+// # Interleaving
+//
+// Shared machines drift: a compile elsewhere can halve a figure for a few
+// seconds. So targets take turns: every target warms up once, then the run
+// is split into rounds of Config.Round, and each round runs echo, roost, kv
+// one after the other until each has had Config.Duration. A row's ops/s is
+// the median of its rounds' throughputs; its latencies come from per-worker
+// HDR histograms merged at the end. Ratios (roost/echo, roost/kv, kv/echo)
+// are the median over rounds of the ratio within the round, so a slow
+// stretch of machine time cancels out instead of landing on one target.
+package harness

@@ -1,0 +1,299 @@
+package harness
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// Report is the outcome of one run.
+type Report struct {
+	Settings Settings
+	Rows     []Row    // in the order the targets took turns: echo, roost, kv
+	Notes    []string // how it measured: where each baseline ran, what was skipped
+}
+
+// Settings are the run's settings, repeated in every JSON row.
+type Settings struct {
+	Workload    string  `json:"workload"`
+	GetRatio    float64 `json:"get_ratio"` // share of gets (1 for get, 0 for set)
+	Dist        string  `json:"dist"`
+	ZipfS       float64 `json:"zipf_s,omitempty"` // only with dist zipf
+	Keys        int     `json:"keys"`
+	ValueSize   int     `json:"value_size"`  // bytes
+	Concurrency int     `json:"concurrency"` // workers per target
+	Duration    string  `json:"duration"`    // measured time per target, a Go duration
+	Round       string  `json:"round"`       // length of one round, a Go duration
+	Ack         string  `json:"ack"`
+	Batching    string  `json:"batching"` // "on" or "off"; the text path never batches
+	Path        string  `json:"path"`     // how the roost row reached Roost
+	Nodes       int     `json:"nodes"`    // nodes the harness started; 0 = an existing deployment (--server)
+}
+
+// Row is one target's figures.
+type Row struct {
+	Name      string        // NameEcho, NameRoost or NameKV
+	Server    string        // the NATS URL its requests went to
+	OpsPerSec float64       // median of its rounds' throughputs
+	Rounds    []float64     // each round's throughput, ops/s
+	Ops       int64         // successful operations, all rounds
+	Errors    int64         // failed operations, all rounds (not in the latencies)
+	FirstErr  string        // the first failure; "" = none
+	P50       time.Duration // latency percentiles of all rounds' operations
+	P99       time.Duration
+	P999      time.Duration
+	Max       time.Duration
+	// Ratios of this row's throughput to a baseline's: the median over rounds
+	// of the ratio within each round, where both ran back to back. 0 = no
+	// such baseline in the run (or this row is it).
+	RatioToEcho float64
+	RatioToKV   float64
+}
+
+// Row returns the row named name, or nil.
+func (rep *Report) Row(name string) *Row {
+	for i := range rep.Rows {
+		if rep.Rows[i].Name == name {
+			return &rep.Rows[i]
+		}
+	}
+	return nil
+}
+
+func (r *runner) settings() Settings {
+	c := r.cfg
+	s := Settings{
+		Workload:    c.Workload,
+		GetRatio:    c.GetRatio,
+		Dist:        c.Dist,
+		Keys:        c.Keys,
+		ValueSize:   c.ValueSize,
+		Concurrency: c.Concurrency,
+		Duration:    c.Duration.String(),
+		Round:       min(c.Round, c.Duration).String(),
+		Ack:         c.Ack,
+		Batching:    onOff(c.batching()),
+		Path:        c.Path,
+	}
+	switch c.Workload {
+	case WorkloadGet:
+		s.GetRatio = 1
+	case WorkloadSet:
+		s.GetRatio = 0
+	}
+	if c.Dist == DistZipf {
+		s.ZipfS = c.ZipfS
+	}
+	if c.Server == "" {
+		s.Nodes = c.Nodes
+	}
+	return s
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
+// report turns what was measured into rows.
+func (r *runner) report() *Report {
+	rep := &Report{Settings: r.settings(), Notes: r.notes}
+	byName := map[string]*measured{}
+	for _, m := range r.targets {
+		byName[m.name] = m
+	}
+	for _, m := range r.targets {
+		h := hdrhistogram.New(histLowest, histHighest, histDigits)
+		for _, wh := range m.hists {
+			h.Merge(wh)
+		}
+		row := Row{
+			Name:      m.name,
+			Server:    m.server,
+			OpsPerSec: median(m.rounds),
+			Rounds:    m.rounds,
+			Ops:       m.ops,
+			Errors:    m.errs,
+			P50:       time.Duration(h.ValueAtPercentile(50)),
+			P99:       time.Duration(h.ValueAtPercentile(99)),
+			P999:      time.Duration(h.ValueAtPercentile(99.9)),
+			Max:       time.Duration(h.Max()),
+		}
+		if m.err != nil {
+			row.FirstErr = m.err.Error()
+		}
+		if e := byName[NameEcho]; e != nil && m != e {
+			row.RatioToEcho = pairedRatio(m.rounds, e.rounds)
+		}
+		if kv := byName[NameKV]; kv != nil && m.name == NameRoost {
+			row.RatioToKV = pairedRatio(m.rounds, kv.rounds)
+		}
+		rep.Rows = append(rep.Rows, row)
+	}
+	return rep
+}
+
+// median of xs; 0 when empty.
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if n := len(s); n%2 == 1 {
+		return s[n/2]
+	} else {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+}
+
+// pairedRatio is the median over rounds of a[i]/b[i].
+func pairedRatio(a, b []float64) float64 {
+	var rs []float64
+	for i := range min(len(a), len(b)) {
+		if b[i] > 0 {
+			rs = append(rs, a[i]/b[i])
+		}
+	}
+	return median(rs)
+}
+
+// jsonRow is one line of --json.
+type jsonRow struct {
+	Name        string   `json:"name"`
+	OpsPerSec   float64  `json:"ops_per_sec"`
+	P50         float64  `json:"p50_us"`
+	P99         float64  `json:"p99_us"`
+	P999        float64  `json:"p999_us"`
+	MaxUS       float64  `json:"max_us"`
+	RatioToEcho *float64 `json:"ratio_to_echo,omitempty"`
+	RatioToKV   *float64 `json:"ratio_to_kv,omitempty"`
+	Ops         int64    `json:"ops"`
+	Errors      int64    `json:"errors"`
+	Rounds      int      `json:"rounds"`
+	Server      string   `json:"server"`
+	Settings
+}
+
+// WriteJSON writes one JSON object per row, one per line.
+func (rep *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	for _, row := range rep.Rows {
+		j := jsonRow{
+			Name:      row.Name,
+			OpsPerSec: round1(row.OpsPerSec),
+			P50:       micros(row.P50),
+			P99:       micros(row.P99),
+			P999:      micros(row.P999),
+			MaxUS:     micros(row.Max),
+			Ops:       row.Ops,
+			Errors:    row.Errors,
+			Rounds:    len(row.Rounds),
+			Server:    row.Server,
+			Settings:  rep.Settings,
+		}
+		if row.RatioToEcho > 0 {
+			j.RatioToEcho = ptr(round3(row.RatioToEcho))
+		}
+		if row.RatioToKV > 0 {
+			j.RatioToKV = ptr(round3(row.RatioToKV))
+		}
+		if err := enc.Encode(j); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func micros(d time.Duration) float64 { return round1(float64(d) / float64(time.Microsecond)) }
+
+func round1(x float64) float64 { return float64(int64(x*10+0.5)) / 10 }
+
+func round3(x float64) float64 { return float64(int64(x*1000+0.5)) / 1000 }
+
+// WriteTable writes the human summary: the settings, one line per target,
+// the ratios and the notes.
+func (rep *Report) WriteTable(w io.Writer) error {
+	s := rep.Settings
+	where := fmt.Sprintf("%d nodes in this process", s.Nodes)
+	switch s.Nodes {
+	case 1:
+		where = "1 node in this process"
+	case 0:
+		where = "an existing deployment"
+	}
+	dist := s.Dist
+	if s.Dist == DistZipf {
+		dist = fmt.Sprintf("zipf(s=%g)", s.ZipfS)
+	}
+	work := s.Workload
+	if s.Workload == WorkloadMixed {
+		work = fmt.Sprintf("mixed (%.0f%% gets)", 100*s.GetRatio)
+	}
+	rounds := 0
+	if len(rep.Rows) > 0 {
+		rounds = len(rep.Rows[0].Rounds)
+	}
+	fmt.Fprintf(w, "%s, %s over %d keys, %d-byte values, %d workers per target, path %s (batching %s), ack %s, %s\n",
+		work, dist, s.Keys, s.ValueSize, s.Concurrency, s.Path, s.Batching, s.Ack, where)
+	fmt.Fprintf(w, "%s per target in %d interleaved rounds; ops/s is the median round, latencies over all rounds\n\n", s.Duration, rounds)
+
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "target\tops/s\tp50 µs\tp99 µs\tp999 µs\t× echo\terrors\t")
+	for _, row := range rep.Rows {
+		ratio := "-"
+		if row.RatioToEcho > 0 {
+			ratio = strconv.FormatFloat(row.RatioToEcho, 'f', 2, 64)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%.1f\t%.1f\t%s\t%d\t\n", row.Name, thousands(row.OpsPerSec),
+			micros(row.P50), micros(row.P99), micros(row.P999), ratio, row.Errors)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if roost := rep.Row(NameRoost); roost != nil && (roost.RatioToEcho > 0 || roost.RatioToKV > 0) {
+		var parts []string
+		if roost.RatioToEcho > 0 {
+			parts = append(parts, fmt.Sprintf("roost/echo %.2f", roost.RatioToEcho))
+		}
+		if roost.RatioToKV > 0 {
+			parts = append(parts, fmt.Sprintf("roost/kv %.2f", roost.RatioToKV))
+		}
+		fmt.Fprintf(w, "\n%s (medians of per-round ratios)\n", strings.Join(parts, ", "))
+	}
+	for _, row := range rep.Rows {
+		if row.FirstErr != "" {
+			fmt.Fprintf(w, "%s: %d errors, the first: %s\n", row.Name, row.Errors, row.FirstErr)
+		}
+	}
+	for _, n := range rep.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
+	return nil
+}
+
+// thousands formats x rounded, with a space between groups of three
+// digits, as BENCHMARKS.md writes figures: 61 962.
+func thousands(x float64) string {
+	s := strconv.FormatInt(int64(x+0.5), 10)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}

@@ -1,0 +1,170 @@
+package harness
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// sampleReport is a report as a --compare run makes it.
+func sampleReport() *Report {
+	settings := Settings{Workload: "get", GetRatio: 1, Dist: "uniform", Keys: 100_000, ValueSize: 100,
+		Concurrency: 32, Duration: "6s", Round: "2s", Ack: "primary", Batching: "off", Path: "text", Nodes: 1}
+	row := func(name string, ops float64, p50 time.Duration, toEcho, toKV float64) Row {
+		return Row{Name: name, Server: "nats://127.0.0.1:4222", OpsPerSec: ops, Rounds: []float64{ops, ops, ops},
+			Ops: int64(ops * 6), P50: p50, P99: 4 * p50, P999: 10 * p50, Max: 20 * p50, RatioToEcho: toEcho, RatioToKV: toKV}
+	}
+	return &Report{
+		Settings: settings,
+		Rows: []Row{
+			row(NameEcho, 90_000, 300*time.Microsecond, 0, 0),
+			row(NameRoost, 63_000, 450*time.Microsecond, 0.7, 2.1),
+			row(NameKV, 30_000, 900*time.Microsecond, 0.333, 0),
+		},
+		Notes: []string{"kv: somewhere <special> & quoted"},
+	}
+}
+
+func TestJSONRowShape(t *testing.T) {
+	var buf bytes.Buffer
+	if err := sampleReport().WriteJSON(&buf); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("%d lines, want one per row (3):\n%s", len(lines), buf.String())
+	}
+	numbers := []string{"ops_per_sec", "p50_us", "p99_us", "p999_us", "keys", "value_size", "concurrency", "nodes"}
+	strs := []string{"name", "workload", "dist", "duration", "ack", "batching", "path"}
+	for i, line := range lines {
+		var obj map[string]any
+		if err := json.Unmarshal([]byte(line), &obj); err != nil {
+			t.Fatalf("line %d is not a JSON object: %v\n%s", i, err, line)
+		}
+		for _, k := range numbers {
+			if _, ok := obj[k].(float64); !ok {
+				t.Errorf("line %d: %q = %#v, want a number", i, k, obj[k])
+			}
+		}
+		for _, k := range strs {
+			if _, ok := obj[k].(string); !ok {
+				t.Errorf("line %d: %q = %#v, want a string", i, k, obj[k])
+			}
+		}
+		_, hasRatio := obj["ratio_to_echo"]
+		if name := obj["name"]; hasRatio != (name != NameEcho) {
+			t.Errorf("line %d (%v): ratio_to_echo present = %v, want it on every row but echo's", i, name, hasRatio)
+		}
+	}
+	var roost map[string]any
+	_ = json.Unmarshal([]byte(lines[1]), &roost)
+	want := map[string]any{"name": "roost", "ops_per_sec": 63000.0, "p50_us": 450.0, "p99_us": 1800.0, "p999_us": 4500.0,
+		"ratio_to_echo": 0.7, "ratio_to_kv": 2.1, "workload": "get", "keys": 100000.0, "duration": "6s"}
+	for k, v := range want {
+		if roost[k] != v {
+			t.Errorf("roost row: %s = %#v, want %#v", k, roost[k], v)
+		}
+	}
+}
+
+func TestTable(t *testing.T) {
+	var buf bytes.Buffer
+	if err := sampleReport().WriteTable(&buf); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, want := range []string{"target", "ops/s", "p50 µs", "p99 µs", "p999 µs", "× echo",
+		"90 000", "63 000", "450.0", "1800.0", "4500.0", "0.70", "roost/echo 0.70, roost/kv 2.10", "note: kv: somewhere"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestSVGWellFormed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bench.svg")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sampleReport().WriteSVG(f); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := xml.NewDecoder(bytes.NewReader(data))
+	var root string
+	rects, depth := 0, 0
+	var texts []string
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("not well-formed XML: %v", err)
+		}
+		switch tok := tok.(type) {
+		case xml.StartElement:
+			if depth == 0 {
+				root = tok.Name.Local
+				if tok.Name.Space != "http://www.w3.org/2000/svg" {
+					t.Errorf("root namespace %q, want SVG's", tok.Name.Space)
+				}
+			}
+			depth++
+			if tok.Name.Local == "rect" {
+				rects++
+			}
+		case xml.EndElement:
+			depth--
+		case xml.CharData:
+			texts = append(texts, string(tok))
+		}
+	}
+	if root != "svg" || depth != 0 {
+		t.Fatalf("root element %q, depth at end %d: want one closed <svg>", root, depth)
+	}
+	// Background, one throughput bar and three latency bars per row, three legend keys.
+	if want := 1 + 3*4 + 3; rects != want {
+		t.Errorf("%d rects, want %d", rects, want)
+	}
+	all := strings.Join(texts, "|")
+	for _, want := range []string{"echo", "roost", "kv", "63 000 (0.70×)", "p99.9"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("SVG text lacks %q", want)
+		}
+	}
+}
+
+func TestMedianAndPairedRatio(t *testing.T) {
+	if got := median([]float64{3, 1, 2}); got != 2 {
+		t.Errorf("median odd = %g", got)
+	}
+	if got := median([]float64{4, 1, 3, 2}); got != 2.5 {
+		t.Errorf("median even = %g", got)
+	}
+	if got := median(nil); got != 0 {
+		t.Errorf("median empty = %g", got)
+	}
+	// A slow second round halves both: the paired ratio stays 0.5, where
+	// the ratio of the medians would not.
+	roost := []float64{50, 20, 48}
+	echo := []float64{100, 40, 60}
+	if got := pairedRatio(roost, echo); math.Abs(got-0.5) > 1e-9 {
+		t.Errorf("pairedRatio = %g, want 0.5", got)
+	}
+}

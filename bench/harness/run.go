@@ -1,0 +1,242 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// Latency histograms: nanoseconds from 1 µs to a minute, 3 significant
+// digits. Longer requests are recorded as a minute.
+const (
+	histLowest  = int64(time.Microsecond)
+	histHighest = int64(time.Minute)
+	histDigits  = 3
+)
+
+// tickEvery is how often a phase reports its progress.
+const tickEvery = 200 * time.Millisecond
+
+// Run measures what cfg asks for and returns the report. It takes about
+// (Warmup + Duration) for each target, plus preloading. Ending ctx stops
+// the run within a request's time and returns ctx's error.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	r := newRunner(cfg)
+	defer r.close()
+	if err := r.setup(ctx); err != nil {
+		return nil, err
+	}
+	if err := r.measure(ctx); err != nil {
+		return nil, err
+	}
+	rep := r.report()
+	r.emit(Event{Phase: PhaseDone, Elapsed: r.total, Total: r.total})
+	return rep, nil
+}
+
+// runner is one run: its targets, the workers' state and what to clean up.
+type runner struct {
+	cfg     Config
+	log     *slog.Logger
+	keys    keyspace
+	value   []byte         // the value of every write, and the preload's
+	workers []*workerState // one per worker, reused by every phase of every target
+	targets []*measured    // in the order they take turns
+	notes   []string       // what the report should say about how it measured
+	closers []func()       // run in reverse order by close
+
+	total, elapsed time.Duration // scheduled time of all warmups and rounds, and how much is done
+}
+
+// measured is one target and what has been measured of it.
+type measured struct {
+	name   string
+	server string // the NATS URL its requests went to
+	t      Target
+
+	hists  []*hdrhistogram.Histogram // one per worker, across rounds: merged for the report
+	rounds []float64                 // ops/s of each round
+	ops    int64                     // successful operations in all rounds
+	errs   int64                     // failed operations in all rounds
+	err    error                     // the first failure
+}
+
+// workerState is what one worker keeps between phases: its random source,
+// its key picker.
+type workerState struct {
+	rng    *rand.Rand
+	picker picker
+}
+
+func newRunner(cfg Config) *runner {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	r := &runner{cfg: cfg, log: log, keys: newKeyspace(cfg.Keys), value: randomValue(cfg.ValueSize)}
+	for w := range cfg.Concurrency {
+		rng := rand.New(rand.NewPCG(cfg.Seed, uint64(w)))
+		r.workers = append(r.workers, &workerState{rng: rng, picker: newPicker(cfg.Dist, cfg.ZipfS, cfg.Keys, rng)})
+	}
+	return r
+}
+
+func (r *runner) onClose(f func()) { r.closers = append(r.closers, f) }
+
+func (r *runner) close() {
+	for _, f := range slices.Backward(r.closers) {
+		f()
+	}
+	r.closers = nil
+}
+
+func (r *runner) note(format string, args ...any) {
+	r.notes = append(r.notes, fmt.Sprintf(format, args...))
+}
+
+func (r *runner) emit(e Event) {
+	if r.cfg.Progress != nil {
+		r.cfg.Progress(e)
+	}
+}
+
+// measure warms every target up, then runs the rounds: each round gives
+// every target its turn, one after the other, so that a change of load on
+// the machine hits all targets alike instead of the one that ran then.
+func (r *runner) measure(ctx context.Context) error {
+	rounds := r.cfg.rounds()
+	n := time.Duration(len(r.targets))
+	r.total = n * (r.cfg.Warmup + r.cfg.Duration)
+	for _, m := range r.targets {
+		m.hists = make([]*hdrhistogram.Histogram, r.cfg.Concurrency)
+		for w := range m.hists {
+			m.hists[w] = hdrhistogram.New(histLowest, histHighest, histDigits)
+		}
+	}
+	if r.cfg.Warmup > 0 {
+		for _, m := range r.targets {
+			if err := r.phase(ctx, m, PhaseWarmup, 0, len(rounds), r.cfg.Warmup); err != nil {
+				return err
+			}
+		}
+	}
+	for i, d := range rounds {
+		for _, m := range r.targets {
+			if err := r.phase(ctx, m, PhaseRound, i+1, len(rounds), d); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// workerResult is what one worker did in one phase.
+type workerResult struct {
+	ops, errs int64
+	err       error // the first failure
+}
+
+// phase runs m's workers for d. A round records latencies and throughput; a
+// warmup only checks that the target answers.
+func (r *runner) phase(ctx context.Context, m *measured, ph Phase, round, rounds int, d time.Duration) error {
+	ev := Event{Phase: ph, Target: m.name, Round: round, Rounds: rounds, Elapsed: r.elapsed, Total: r.total}
+	r.emit(ev)
+	var stop atomic.Bool
+	timer := time.AfterFunc(d, func() { stop.Store(true) })
+	defer timer.Stop()
+	unhook := context.AfterFunc(ctx, func() { stop.Store(true) })
+	defer unhook()
+
+	results := make([]workerResult, len(r.workers))
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w, ws := range r.workers {
+		var h *hdrhistogram.Histogram
+		if ph == PhaseRound {
+			h = m.hists[w]
+		}
+		wg.Go(func() { results[w] = r.work(m.t, ws, h, &stop) })
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	tick := time.NewTicker(tickEvery)
+	defer tick.Stop()
+	for waiting := true; waiting; {
+		select {
+		case <-done: // every worker has seen stop and has its last reply
+			waiting = false
+		case <-tick.C: // progress within the phase
+			ev.Elapsed = r.elapsed + min(time.Since(start), d)
+			r.emit(ev)
+		}
+	}
+	elapsed := time.Since(start)
+	r.elapsed += d
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+
+	var total workerResult
+	for _, res := range results {
+		total.ops += res.ops
+		total.errs += res.errs
+		if total.err == nil {
+			total.err = res.err
+		}
+	}
+	if total.ops == 0 {
+		return fmt.Errorf("harness: %s: %w in %s of %s (%d failed): %v", m.name, errNoOps, d, ph, total.errs, total.err)
+	}
+	ev.Elapsed, ev.End, ev.OpsPerSec = r.elapsed, true, float64(total.ops)/elapsed.Seconds()
+	if ph == PhaseRound {
+		m.rounds = append(m.rounds, ev.OpsPerSec)
+		m.ops += total.ops
+		m.errs += total.errs
+		if m.err == nil {
+			m.err = total.err
+		}
+	}
+	r.emit(ev)
+	return nil
+}
+
+// work is one worker's loop: pick a key, get or set it, time it, until stop.
+// Only this worker touches ws and h, so there is no lock on this path.
+func (r *runner) work(t Target, ws *workerState, h *hdrhistogram.Histogram, stop *atomic.Bool) (res workerResult) {
+	getAll := r.cfg.Workload == WorkloadGet
+	setAll := r.cfg.Workload == WorkloadSet
+	for !stop.Load() {
+		key := r.keys[ws.picker.pick()]
+		isGet := getAll || !setAll && ws.rng.Float64() < r.cfg.GetRatio
+		start := time.Now()
+		var err error
+		if isGet {
+			err = t.Get(key)
+		} else {
+			err = t.Set(key, r.value)
+		}
+		lat := time.Since(start)
+		if err != nil {
+			res.errs++
+			if res.err == nil {
+				res.err = err
+			}
+			continue
+		}
+		res.ops++
+		if h != nil {
+			_ = h.RecordValue(min(max(int64(lat), histLowest), histHighest))
+		}
+	}
+	return res
+}
