@@ -41,7 +41,8 @@ func (n *Node) handleBatch(req micro.Request) {
 	}
 	// Some operations are forwarded: answer from a goroutine of its own so
 	// that this subscription keeps serving meanwhile.
-	go func() { n.respondBatch(req, n.executeBatch(br.Ops, br.Ack)) }()
+	d := n.detach(req)
+	go func() { n.respondBatch(d, n.executeBatch(br.Ops, br.Ack)) }()
 }
 
 // allLocal reports whether this node leads the partitions of every op.
@@ -144,6 +145,7 @@ func (n *Node) handleScan(req micro.Request) {
 		n.respondScan(req, n.localScan(sr, limit))
 		return
 	}
+	req = n.detach(req)
 	go func() {
 		pages := make([]bus.ScanResponse, len(peers))
 		errs := make([]error, len(peers))

@@ -66,7 +66,8 @@ func (n *Node) serveText(req micro.Request, op bus.Request, ack string) {
 		return
 	}
 	if p, local := n.locate(op.Key); !local {
-		go func() { respondText(req, &op, n.forwardOne(p, op, ack)) }()
+		d := n.detach(req)
+		go func() { respondText(d, &op, n.forwardOne(p, op, ack)) }()
 		return
 	}
 	respondText(req, &op, n.apply(&op, ack))

@@ -171,13 +171,15 @@ func (c Config) maxPayload() int32 {
 
 // SoftMemoryLimit is the Go runtime memory limit (debug.SetMemoryLimit) that
 // `roost serve` sets for a node with the given --max-memory, unless GOMEMLIMIT
-// is set: room for the accounted data, a quarter more for garbage and the
-// store's own structures, and 32 MiB for the bus and the runtime. It makes
-// the collector work harder as the heap nears it, instead of letting the
-// heap grow to twice the live data as GOGC=100 alone would. 0 = no limit.
+// is set: the accounted data, an eighth more, and 16 MiB for the bus and the
+// runtime. It makes the collector work harder as the heap nears it, instead
+// of letting the heap grow to twice the live data as GOGC=100 alone would.
+// The promise is a heap under 1.25 × --max-memory + 32 MiB; the limit sits
+// below it because a collector starved of CPU overshoots its target while
+// writers keep allocating. 0 = no limit.
 func SoftMemoryLimit(maxMemory int64) int64 {
 	if maxMemory <= 0 {
 		return 0
 	}
-	return maxMemory + maxMemory/4 + 32<<20
+	return maxMemory + maxMemory/8 + 16<<20
 }

@@ -60,8 +60,8 @@ func TestSoftMemoryLimit(t *testing.T) {
 	for in, want := range map[int64]int64{
 		0:        0,
 		-1:       0,
-		64 << 20: 80<<20 + 32<<20,
-		1 << 30:  1280<<20 + 32<<20,
+		64 << 20: 72<<20 + 16<<20,
+		1 << 30:  1152<<20 + 16<<20,
 	} {
 		if got := SoftMemoryLimit(in); got != want {
 			t.Errorf("SoftMemoryLimit(%d) = %d, want %d", in, got, want)

@@ -484,7 +484,7 @@ func TestServeInProcess(t *testing.T) {
 	if st.Name != "inproc" || st.Store.MaxBytes != 64<<20 || st.Tags["zone"] != "a" || st.HTTP == "" {
 		t.Errorf("status = %+v", st)
 	}
-	if want := int64(64<<20*5/4 + 32<<20); *memLimit != want {
+	if want := node.SoftMemoryLimit(64 << 20); *memLimit != want {
 		t.Errorf("soft memory limit = %d, want %d", *memLimit, want)
 	}
 	if code := stop(); code != exitOK {

@@ -199,8 +199,8 @@ func (a *app) serve(ctx context.Context, f *serveFlags) error {
 	}
 }
 
-// limitMemory sets the Go soft memory limit to the data budget plus a quarter
-// plus 32 MiB (node.SoftMemoryLimit), unless GOMEMLIMIT is set or the budget is unlimited.
+// limitMemory sets the Go soft memory limit to the data budget plus an eighth
+// plus 16 MiB (node.SoftMemoryLimit), unless GOMEMLIMIT is set or the budget is unlimited.
 // --max-memory counts keys, values and per-entry overhead; the garbage
 // collector lets the heap grow to twice the live data by default (GOGC=100),
 // so without a limit a full cache can use about 2× --max-memory. The limit
