@@ -33,6 +33,13 @@ type Config struct {
 	MaxPayload    int32         // largest message in bytes; 0 = NATS default (1 MiB)
 	ReadyWait     time.Duration // how long to wait for the embedded server; 0 = 10s
 	Logger        *slog.Logger  // nil = slog.Default()
+
+	// TLS of the embedded server's client port (and of its routes when
+	// TLSCA is set), or of the connection to ExternalURL. The in-process
+	// connection never uses TLS.
+	TLSCert string // PEM certificate file; "" = no TLS
+	TLSKey  string // PEM private key file of TLSCert
+	TLSCA   string // PEM CA file: clients (and route peers) must present a certificate it signed; "" = no client certificates
 }
 
 // Bus is a node's connection to NATS, and the embedded server when there is one.
@@ -40,6 +47,10 @@ type Bus struct {
 	srv  *server.Server // nil with an external NATS
 	conn *nats.Conn     // in-process with an embedded server
 	log  *slog.Logger
+
+	routeMu sync.Mutex      // serialises AddRoute
+	opts    *server.Options // the embedded server's options as given (random ports unresolved), for reloads; guarded by routeMu
+	token   string          // route credentials for AddRoute
 
 	closeOnce sync.Once
 }
@@ -51,7 +62,7 @@ func Open(cfg Config) (*Bus, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	b := &Bus{log: log}
+	b := &Bus{log: log, token: cfg.Token}
 	opts := []nats.Option{
 		nats.Name("roost " + cfg.Name),
 		nats.MaxReconnects(-1),
@@ -61,6 +72,13 @@ func Open(cfg Config) (*Bus, error) {
 		opts = append(opts, nats.Token(cfg.Token))
 	}
 	if cfg.ExternalURL != "" {
+		if cfg.TLSCert != "" || cfg.TLSCA != "" {
+			tc, err := clientTLS(cfg)
+			if err != nil {
+				return nil, err
+			}
+			opts = append(opts, nats.Secure(tc))
+		}
 		nc, err := nats.Connect(cfg.ExternalURL, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("bus: connect to %s: %w", cfg.ExternalURL, err)
@@ -73,6 +91,7 @@ func Open(cfg Config) (*Bus, error) {
 	if err != nil {
 		return nil, err
 	}
+	b.opts = sopts.Clone() // before the server resolves random ports in its own copy
 	srv, err := server.NewServer(sopts)
 	if err != nil {
 		return nil, fmt.Errorf("bus: embedded server: %w", err)
@@ -143,6 +162,9 @@ func serverOptions(cfg Config) (*server.Options, error) {
 		MaxPayload:    cfg.MaxPayload,
 		Authorization: cfg.Token,
 	}
+	if err := serverTLS(cfg, o); err != nil {
+		return nil, err
+	}
 	if cfg.ClusterListen == "" && len(cfg.Join) == 0 {
 		return o, nil
 	}
@@ -162,6 +184,9 @@ func serverOptions(cfg Config) (*server.Options, error) {
 		cport = server.RANDOM_PORT
 	}
 	o.Cluster = server.ClusterOpts{Name: ClusterName, Host: chost, Port: cport}
+	if err := routeTLS(cfg, o); err != nil {
+		return nil, err
+	}
 	if cfg.Token != "" {
 		// Routes authenticate with the same secret as clients.
 		o.Cluster.Username, o.Cluster.Password = routeUser, cfg.Token

@@ -23,11 +23,13 @@ const (
 	statusSubj = "admin.status" // node status as JSON
 
 	// Cluster subjects.
-	heartbeatSubj = "sys.hb"        // membership heartbeats, every node publishes and subscribes
-	tableSubj     = "admin.table"   // the partition table as JSON, from any node
-	membersSubj   = "admin.members" // the membership view as JSON, from any node
-	nodeSubj      = "n"             // "<prefix>.n.<node id>.<what>": one node's own subjects
-	partitionSubj = "p"             // "<prefix>.p.<partition>.<what>": served by the partition's primary
+	heartbeatSubj  = "sys.hb"            // membership heartbeats, every node publishes and subscribes
+	changesSubj    = "sys.changes"       // the change feed: every write a primary applies, announced once
+	tableSubj      = "admin.table"       // the partition table as JSON, from any node
+	membersSubj    = "admin.members"     // the membership view as JSON, from any node
+	forceLeaveSubj = "admin.force-leave" // a node name to force out; every node subscribes, no queue group
+	nodeSubj       = "n"                 // "<prefix>.n.<node id>.<what>": one node's own subjects
+	partitionSubj  = "p"                 // "<prefix>.p.<partition>.<what>": served by the partition's primary
 )
 
 // Subjects names every subject of one Roost deployment, all under one prefix.
@@ -84,11 +86,22 @@ func (s Subjects) Status() string { return s.prefix + "." + statusSubj }
 // Heartbeat is the subject of membership heartbeats.
 func (s Subjects) Heartbeat() string { return s.prefix + "." + heartbeatSubj }
 
+// Changes is the change feed: the node that applies a write (the primary of
+// its partition) publishes it there once, as a msgpack {k, ver, del}.
+// Blocking HTTP queries and `roost watch` listen to it.
+func (s Subjects) Changes() string { return s.prefix + "." + changesSubj }
+
 // Table answers the partition table (JSON) from any node.
 func (s Subjects) Table() string { return s.prefix + "." + tableSubj }
 
 // Members answers the membership view (JSON) from any node.
 func (s Subjects) Members() string { return s.prefix + "." + membersSubj }
+
+// ForceLeave carries the name of a suspect or dead member (JSON
+// {"name": ...}) that every node must mark left. Every node subscribes
+// without a queue group and answers with its result, so the sender can
+// gather the acknowledgements.
+func (s Subjects) ForceLeave() string { return s.prefix + "." + forceLeaveSubj }
 
 // NodeBatch is a BatchRequest subject served by one node only: smart clients
 // send a partition's operations straight to its primary this way.
@@ -100,6 +113,19 @@ func (s Subjects) NodeBatch(nodeID string) string {
 // of the partitions it is primary for. Scans of the whole cluster gather them.
 func (s Subjects) NodeScan(nodeID string) string {
 	return s.prefix + "." + nodeSubj + "." + nodeID + ".scan"
+}
+
+// NodeKV is the subject of one node's KV reads for the HTTP API: one key of
+// a partition it leads, or its page of the keys under a prefix, with the
+// index (highest version, deletes included) they carry.
+func (s Subjects) NodeKV(nodeID string) string {
+	return s.prefix + "." + nodeSubj + "." + nodeID + ".kv"
+}
+
+// NodeIndex is the subject that answers one node's index of a prefix: the
+// highest version of the keys under it that the node holds, deletes included.
+func (s Subjects) NodeIndex(nodeID string) string {
+	return s.prefix + "." + nodeSubj + "." + nodeID + ".index"
 }
 
 // NodeAdmin is the subject of admin requests to one node (force-leave,

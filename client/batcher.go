@@ -9,26 +9,35 @@ import (
 	"github.com/roostkv/roost/bus"
 )
 
-// batcher gathers concurrent single-key calls into BatchRequests. One loop
-// (run) owns the queue of waiting calls and the count of batches in flight;
-// it sends a batch, in a goroutine of its own, as soon as fewer than
-// maxInFlight are in flight, with every waiting call of the oldest call's ack
-// mode (up to maxOps and the payload limit). There is no linger: a lone call
-// leaves at once, and calls pile up only while every slot is busy.
+// batcher gathers concurrent single-key calls into BatchRequests. Each call
+// has a destination, the batch subject of its key's primary (or the generic
+// one), chosen when it is made. One loop (run) owns the queue of waiting
+// calls and the count of batches in flight; it sends a batch, in a goroutine
+// of its own, for the oldest waiting call whose destination is free, with
+// every waiting call of that destination and ack mode (up to maxOps and the
+// payload limit). A destination is free while fewer than maxInFlight batches
+// are in flight in all, and always when none of them goes to it, so that a
+// slow node never holds up the others. There is no linger: a lone call
+// leaves at once, and calls pile up only while their destination is busy.
+//
+// Why a global limit: on one box (bench/cluster_bench_test.go) maxInFlight
+// per destination made smaller batches and ran a third slower than a global
+// limit; the exception for idle destinations keeps nearly all of the gain.
 type batcher struct {
 	c           *Client
 	maxOps      int           // operations per message
-	maxInFlight int           // messages awaiting a reply at once
+	maxInFlight int           // messages awaiting a reply at once, in all (see free)
 	timeout     time.Duration // per call when its context has no deadline
 
 	inbox    chan *call    // callers → run: a new operation
-	finished chan struct{} // send → run: a batch is over; buffered maxInFlight, never blocks
+	finished chan string   // send → run: a batch to this destination is over
 	stop     chan struct{} // closed by shutdown
 	dead     chan struct{} // closed when run and every send have ended
 
 	// Owned by run.
 	q        queue
-	inFlight int            // batches sent and not finished
+	inFlight map[string]int // destination -> batches sent and not finished; no zero entries
+	total    int            // batches sent and not finished, to any destination
 	sends    sync.WaitGroup // send goroutines
 	ctx      context.Context
 	cancel   context.CancelFunc // ends in-flight requests on shutdown
@@ -40,6 +49,7 @@ type batcher struct {
 type call struct {
 	req      bus.Request
 	ack      string          // ack mode of its batch
+	dest     string          // subject of its batch: its key's primary's, or the generic one
 	size     int             // estimated bytes in a BatchRequest
 	deadline time.Time       // when its caller gives up
 	done     <-chan struct{} // the caller's ctx.Done(): once closed, the call is not sent
@@ -59,7 +69,8 @@ func newBatcher(c *Client) *batcher {
 		maxInFlight: c.cfg.maxInFlight,
 		timeout:     c.cfg.timeout,
 		inbox:       make(chan *call, c.cfg.maxBatch*c.cfg.maxInFlight),
-		finished:    make(chan struct{}, c.cfg.maxInFlight),
+		finished:    make(chan string, c.cfg.maxInFlight),
+		inFlight:    map[string]int{},
 		stop:        make(chan struct{}),
 		dead:        make(chan struct{}),
 	}
@@ -83,6 +94,7 @@ func (b *batcher) do(ctx context.Context, req bus.Request, ack string) (bus.Resu
 	c := &call{
 		req:      req,
 		ack:      ack,
+		dest:     b.c.destOf(req.Key),
 		size:     opSize(&req),
 		deadline: deadline,
 		done:     ctx.Done(),
@@ -118,8 +130,11 @@ func (b *batcher) run() {
 		case c := <-b.inbox: // a caller's operation
 			b.q.push(c)
 			b.drainInbox()
-		case <-b.finished: // a batch got its reply, or failed
-			b.inFlight--
+		case dest := <-b.finished: // a batch got its reply, or failed
+			b.total--
+			if b.inFlight[dest]--; b.inFlight[dest] == 0 {
+				delete(b.inFlight, dest)
+			}
 		case <-b.stop: // Close
 			b.onStop()
 			return
@@ -142,25 +157,30 @@ func (b *batcher) drainInbox() {
 	}
 }
 
-// flush sends batches while slots are free and calls wait.
+// flush sends batches while calls wait for a destination with a free slot.
 func (b *batcher) flush() {
 	if b.q.len() == 0 {
 		return
 	}
 	maxBytes := b.c.maxBatchBytes()
-	for b.inFlight < b.maxInFlight {
-		ack, calls := b.q.next(b.maxOps, maxBytes)
+	for {
+		dest, ack, calls := b.q.next(b.maxOps, maxBytes, b.free)
 		if len(calls) == 0 {
 			return
 		}
-		b.inFlight++
+		b.inFlight[dest]++
+		b.total++
 		b.sends.Add(1)
-		go b.send(ack, calls)
+		go b.send(dest, ack, calls)
 	}
 }
 
-// send makes one batch request for calls and hands each its outcome.
-func (b *batcher) send(ack string, calls []*call) {
+// free reports whether a batch may leave for dest now: fewer than
+// maxInFlight are in flight, or none goes to dest.
+func (b *batcher) free(dest string) bool { return b.total < b.maxInFlight || b.inFlight[dest] == 0 }
+
+// send makes one batch request to dest for calls and hands each its outcome.
+func (b *batcher) send(dest, ack string, calls []*call) {
 	defer b.sends.Done()
 	deadline := calls[0].deadline
 	ops := make([]bus.Request, len(calls))
@@ -171,9 +191,12 @@ func (b *batcher) send(ack string, calls []*call) {
 		}
 	}
 	ctx, cancel := context.WithDeadline(b.ctx, deadline)
-	results, err := b.c.batch(ctx, ops, ack)
+	results, err := b.c.batch(ctx, dest, ops, ack)
 	cancel()
-	b.finished <- struct{}{} // free the slot first: calls queued meanwhile leave at once
+	select {
+	case b.finished <- dest: // free the slot first: calls queued meanwhile leave at once
+	case <-b.stop: // run no longer counts slots
+	}
 	for i, c := range calls {
 		if err != nil {
 			c.out <- outcome{err: err}
@@ -211,12 +234,13 @@ func (q *queue) push(c *call) { q.pending = append(q.pending, c) }
 
 func (q *queue) len() int { return len(q.pending) }
 
-// next removes and returns the next batch: the oldest waiting call and the
-// calls after it with the same ack mode, in order, up to maxOps calls and
-// maxBytes of estimated size (a single call larger than maxBytes goes alone,
-// and the node or NATS refuses it). Calls whose caller has given up are
-// dropped unsent. Calls of other ack modes keep their place.
-func (q *queue) next(maxOps, maxBytes int) (ack string, batch []*call) {
+// next removes and returns the next batch: the oldest waiting call whose
+// destination is free, and the calls after it with the same destination and
+// ack mode, in order, up to maxOps calls and maxBytes of estimated size (a
+// single call larger than maxBytes goes alone, and the node or NATS refuses
+// it). Calls whose caller has given up are dropped unsent. The other calls
+// keep their place.
+func (q *queue) next(maxOps, maxBytes int, free func(dest string) bool) (dest, ack string, batch []*call) {
 	keep := q.pending[:0]
 	bytes := 0
 	for i, c := range q.pending {
@@ -227,10 +251,11 @@ func (q *queue) next(maxOps, maxBytes int) (ack string, batch []*call) {
 		if c.abandoned() {
 			continue
 		}
-		if len(batch) == 0 {
-			ack = c.ack
+		switch {
+		case len(batch) == 0 && free(c.dest):
+			dest, ack = c.dest, c.ack
 			batch = make([]*call, 0, min(maxOps, len(q.pending)-i))
-		} else if c.ack != ack || bytes+c.size > maxBytes {
+		case len(batch) == 0 || c.dest != dest || c.ack != ack || bytes+c.size > maxBytes:
 			keep = append(keep, c)
 			continue
 		}
@@ -239,7 +264,7 @@ func (q *queue) next(maxOps, maxBytes int) (ack string, batch []*call) {
 	}
 	clear(q.pending[len(keep):]) // let dropped and sent calls be collected
 	q.pending = keep
-	return ack, batch
+	return dest, ack, batch
 }
 
 // takeAll removes and returns every waiting call.

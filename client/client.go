@@ -20,7 +20,9 @@ type Client struct {
 	ownConn bool // Close closes nc (Connect), or leaves it to its owner (New)
 	cfg     config
 	subj    bus.Subjects
+	generic string   // subj.Batch(): the batch subject any node serves
 	b       *batcher // nil when batching is off
+	r       *router  // nil when routing is off: everything goes to the generic batch subject
 
 	life      context.Context    // cancelled by Close
 	endLife   context.CancelFunc // cancels life
@@ -43,7 +45,9 @@ func (it Item) Found() bool { return it.Version != 0 }
 // Connect dials NATS at url (a node's --listen address, or any server of the
 // NATS deployment the nodes use; "" = nats.DefaultURL) and returns a client
 // that owns the connection. A wrong or missing token fails with an error
-// matching ErrUnauthorized.
+// matching ErrUnauthorized. With routing on (WithRouting), Connect and New
+// ask for the partition table before they return, waiting at most 2 s (or
+// WithTimeout if shorter); without an answer the client starts with none.
 func Connect(url string, opts ...Option) (*Client, error) {
 	cfg := buildConfig(opts)
 	if url == "" {
@@ -91,8 +95,18 @@ func buildConfig(opts []Option) config {
 }
 
 func newClient(nc *nats.Conn, cfg config) *Client {
-	c := &Client{nc: nc, cfg: cfg, subj: bus.NewSubjects(cfg.prefix)}
+	subj := bus.NewSubjects(cfg.prefix)
+	c := &Client{nc: nc, cfg: cfg, subj: subj, generic: subj.Batch()}
 	c.life, c.endLife = context.WithCancel(context.Background())
+	if !cfg.noRouting && cfg.tableRefresh > 0 {
+		c.r = newRouter(c.subj, cfg.tableRefresh, cfg.timeout, c.fetchTable)
+		_ = c.r.refresh(c.life) // without a table, every node still answers
+		tick := time.NewTicker(cfg.tableRefresh)
+		go func() {
+			defer tick.Stop()
+			c.r.run(c.life, tick.C)
+		}()
+	}
 	if !cfg.noBatching {
 		c.b = newBatcher(c)
 		go c.b.run()
@@ -108,6 +122,9 @@ func (c *Client) Close() {
 		c.endLife()
 		if c.b != nil {
 			c.b.shutdown()
+		}
+		if c.r != nil {
+			<-c.r.done
 		}
 		if c.ownConn {
 			c.nc.Close()
@@ -194,7 +211,7 @@ func replyFull(req *bus.Request, res *bus.Result) bool {
 func (c *Client) single(ctx context.Context, req bus.Request, ack string) (bus.Result, error) {
 	ctx, cancel := c.callCtx(ctx)
 	defer cancel()
-	res, err := c.batch(ctx, []bus.Request{req}, ack)
+	res, err := c.batch(ctx, c.destOf(req.Key), []bus.Request{req}, ack)
 	if err != nil {
 		return bus.Result{}, err
 	}
@@ -238,24 +255,54 @@ func (c *Client) writeOpts(opts []WriteOption) writeOpts {
 	return o
 }
 
-// batch sends ops as one BatchRequest and returns their results, one per op.
-func (c *Client) batch(ctx context.Context, ops []bus.Request, ack string) ([]bus.Result, error) {
+// batch sends ops as one BatchRequest to dest (a node's batch subject, or
+// the generic one) and returns their results, one per op. A node subject
+// nobody serves any more is routed around and the request retried once on
+// the generic subject: no node got it, so nothing ran twice.
+func (c *Client) batch(ctx context.Context, dest string, ops []bus.Request, ack string) ([]bus.Result, error) {
 	data, err := bus.Marshal(&bus.BatchRequest{Ops: ops, Ack: ack})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadRequest, err)
 	}
-	m, err := c.request(ctx, c.subj.Batch(), data)
+	m, err := c.request(ctx, dest, data)
+	if err != nil && c.r != nil && dest != c.generic {
+		switch {
+		case errors.Is(err, nats.ErrNoResponders): // the node is gone
+			c.r.nodeGone(dest)
+			dest = c.generic
+			m, err = c.request(ctx, dest, data)
+		case errors.Is(err, ErrTimeout): // maybe gone; the deadline is spent, and the node may have run the ops
+			c.r.stale()
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
 	var resp bus.BatchResponse
 	if err := bus.Unmarshal(m.Data, &resp); err != nil {
-		return nil, fmt.Errorf("%w: reply on %s: %w", ErrProtocol, c.subj.Batch(), err)
+		return nil, fmt.Errorf("%w: reply on %s: %w", ErrProtocol, dest, err)
 	}
 	if len(resp.Results) != len(ops) {
-		return nil, fmt.Errorf("%w: %d results for %d operations on %s", ErrProtocol, len(resp.Results), len(ops), c.subj.Batch())
+		return nil, fmt.Errorf("%w: %d results for %d operations on %s", ErrProtocol, len(resp.Results), len(ops), dest)
 	}
 	return resp.Results, nil
+}
+
+// destOf returns the subject that key's operations go to.
+func (c *Client) destOf(key string) string {
+	if c.r == nil {
+		return c.generic
+	}
+	return c.r.destOf(key)
+}
+
+// fetchTable asks any node for the partition table.
+func (c *Client) fetchTable(ctx context.Context) ([]byte, error) {
+	m, err := c.request(ctx, c.subj.Table(), nil)
+	if err != nil {
+		return nil, err
+	}
+	return m.Data, nil
 }
 
 // request sends data on subject and returns the reply, or the whole-request

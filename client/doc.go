@@ -1,7 +1,8 @@
 // Package client is the Go client of Roost. It speaks the binary msgpack API
 // of docs/PROTOCOL.md over NATS request-reply: batches of get/set/delete on
-// "<prefix>.bin.batch", prefix scans on "<prefix>.bin.scan", and the node
-// status on "<prefix>.admin.status".
+// each partition primary's "<prefix>.n.<node id>.batch" (or on
+// "<prefix>.bin.batch", which any node serves), prefix scans on
+// "<prefix>.bin.scan", and the node status on "<prefix>.admin.status".
 //
 //	c, err := client.Connect("nats://127.0.0.1:4222", client.WithToken(token))
 //	if err != nil {
@@ -19,14 +20,30 @@
 //
 // Concurrent single-key calls (Get, Set, Delete, CompareAndSwap) share
 // messages: a batcher sends whatever calls are waiting as one BatchRequest,
-// at most WithMaxBatch operations, one ack mode per message, keeping at most
-// WithMaxInFlight messages awaiting a reply. A call made while a slot is free
-// leaves at once, so a lone caller sees no added latency; calls pile up only
-// while every slot is busy. A caller whose context ends gets ctx.Err() at
-// once and its result is dropped; a call not yet sent is never sent. Calls
-// from different goroutines have no order; one goroutine's calls are applied
-// in the order it makes them. WithBatching(false) makes every call a
-// request of its own.
+// at most WithMaxBatch operations, one node and one ack mode per message,
+// keeping at most WithMaxInFlight messages awaiting a reply (and always one
+// for a node with none). A call made while a slot is free leaves at once, so
+// a lone caller sees no added latency; calls pile up only while their node
+// is busy. A caller whose context ends gets ctx.Err() at once and its result
+// is dropped; a call not yet sent is never sent. Calls from different
+// goroutines have no order; one goroutine's calls are applied in the order
+// it makes them. WithBatching(false) makes every call a request of its own.
+//
+// # Routing
+//
+// A client learns the cluster's partition table ("<prefix>.admin.table") when
+// it is made, and sends each operation straight to its key's primary, saving
+// the hop a node makes to forward what it does not lead. The batcher sends
+// one message per primary; MGet, MSet and MDelete split their keys by
+// primary the same way and message the primaries concurrently. The table is
+// fetched again every WithTableRefresh (2 s by default), and at once when a
+// node stops answering: a request its subject had no responders for is
+// retried once on "<prefix>.bin.batch", and that node is routed around for a
+// refresh interval even if tables fetched meanwhile still list it (a killed
+// node takes its peers seconds to notice). Routing never changes results: a
+// node that gets keys it does not lead (a stale table) forwards them, and
+// without a table (a single node, or no table reply) everything goes to
+// "<prefix>.bin.batch". WithRouting(false) turns routing off.
 //
 // # Errors
 //

@@ -6,6 +6,7 @@ package client_test
 // server. Integration tests against the real node live in integration/.
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -82,6 +83,11 @@ type fakeNode struct {
 	held     map[string]chan struct{}
 	arrived  chan string          // a held key's message arrived
 	failNext map[string][2]string // endpoint → code, description for its next message
+
+	svc       micro.Service
+	table     []byte                        // the table subject's answer; nil = no table endpoint yet
+	tables    atomic.Int64                  // table requests answered
+	bySubject map[string][]bus.BatchRequest // batches received, by subject
 }
 
 // startNode runs a fake node on a connection of its own to url.
@@ -108,12 +114,15 @@ func newFakeNode(url, token string) (f *fakeNode, stop func(), err error) {
 		held:     map[string]chan struct{}{},
 		arrived:  make(chan string, 16),
 		failNext: map[string][2]string{},
+
+		bySubject: map[string][]bus.BatchRequest{},
 	}
 	svc, err := micro.AddService(nc, micro.Config{Name: bus.ServiceName, Version: "0.0.0"})
 	if err != nil {
 		nc.Close()
 		return nil, nil, fmt.Errorf("fake node service: %w", err)
 	}
+	f.svc = svc
 	stop = func() { _ = svc.Stop(); nc.Close() }
 	for _, ep := range []struct {
 		name, subject string
@@ -192,6 +201,7 @@ func (f *fakeNode) onBatch(r micro.Request) {
 	}
 	f.mu.Lock()
 	f.log = append(f.log, req)
+	f.bySubject[r.Subject()] = append(f.bySubject[r.Subject()], req)
 	var wait []chan struct{}
 	for _, op := range req.Ops {
 		if ch, ok := f.held[op.Key]; ok {
@@ -319,4 +329,54 @@ func (f *fakeNode) onStatus(r micro.Request) {
 	n := len(f.data)
 	f.mu.Unlock()
 	_ = r.RespondJSON(map[string]any{"name": "fake", "keys": n})
+}
+
+// serveTable makes the fake node answer the table subject with a table of
+// partitions whose partition p is led by members[p % len(members)], member
+// m having node ID "id-m", and serve the node batch subjects of the members
+// in served (and of those served before); the others are gone. It may be
+// called again to change the table.
+func (f *fakeNode) serveTable(tb testing.TB, partitions int, members []string, served ...string) {
+	tb.Helper()
+	owners := make([][]string, partitions)
+	ids := map[string]string{}
+	for p := range owners {
+		owners[p] = []string{members[p%len(members)]}
+	}
+	for _, m := range members {
+		ids[m] = "id-" + m
+	}
+	data, err := json.Marshal(map[string]any{"node": "fake", "view": 1, "partitions": partitions, "replicas": 1, "owners": owners, "ids": ids})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	f.mu.Lock()
+	first := f.table == nil
+	f.table = data
+	f.mu.Unlock()
+	if first {
+		if err := f.svc.AddEndpoint("table", micro.HandlerFunc(f.onTable), micro.WithEndpointSubject(f.subj.Table())); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	for _, m := range served {
+		if err := f.svc.AddEndpoint("node-batch-"+m, micro.HandlerFunc(f.onBatch), micro.WithEndpointSubject(f.subj.NodeBatch(ids[m]))); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+func (f *fakeNode) onTable(r micro.Request) {
+	f.tables.Add(1)
+	f.mu.Lock()
+	data := f.table
+	f.mu.Unlock()
+	_ = r.Respond(data)
+}
+
+// received returns a copy of the batches received on subject.
+func (f *fakeNode) received(subject string) []bus.BatchRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.bySubject[subject])
 }

@@ -18,8 +18,9 @@ type SetItem struct {
 // MGet reads keys and returns one Item per key, in order. A key that is
 // missing is not an error: its Item has only Key set and Found() false.
 //
-// Keys go in one message, or in several of at most WithMaxBatch keys each,
-// sent concurrently (at most WithMaxInFlight at a time). If a message fails
+// Keys go in one message per primary (see WithRouting), or in several of at
+// most WithMaxBatch keys each, sent concurrently (at most WithMaxInFlight at
+// a time to each node). If a message fails
 // as a whole (a whole-request error, timeout, Close), MGet returns that error.
 // Otherwise, if some keys failed (say ErrNotReady), it returns every item it
 // read and a *BatchError whose Errors[i] is the error of keys[i].
@@ -60,13 +61,15 @@ func (c *Client) MGet(ctx context.Context, keys ...string) ([]Item, error) {
 	return items, nil
 }
 
-// MSet writes items in order and returns their new versions, in the same
-// order.
+// MSet writes items and returns their new versions, in the same order.
+// Writes of one key are applied in the order given.
 //
-// Items go in as few messages as WithMaxBatch, the payload limit and changes
-// of ack mode between consecutive items allow, sent one after the other. If
-// a message fails as a whole, MSet returns the versions of the items written
-// before it and that error. Otherwise, if some items failed (say
+// Items go to their keys' primaries (see WithRouting), to each in as few
+// messages as WithMaxBatch, the payload limit and changes of ack mode
+// between consecutive items allow, sent one after the other; messages to
+// different nodes go concurrently. If a message fails as a whole, no further
+// message starts and MSet returns the versions of the items written and that
+// error; the others are 0. Otherwise, if some items failed (say
 // ErrCASMismatch), it returns a *BatchError whose Errors[i] is the error of
 // items[i], whose version is 0.
 func (c *Client) MSet(ctx context.Context, items ...SetItem) ([]uint64, error) {
@@ -95,7 +98,7 @@ func (c *Client) MSet(ctx context.Context, items ...SetItem) ([]uint64, error) {
 	return versions, nil
 }
 
-// MDelete removes keys, in order, with the client's default ack mode.
+// MDelete removes keys with the client's default ack mode.
 // Absent keys are not an error. Messages and errors are as for MSet.
 func (c *Client) MDelete(ctx context.Context, keys ...string) error {
 	ops := make([]bus.Request, len(keys))
@@ -137,35 +140,43 @@ func setErr(errs []error, n, i int, err error) []error {
 }
 
 // runChunks sends ops as batch messages and returns their results. acks[i]
-// is the ack mode of ops[i]; nil means the client's default for all. With
-// parallel, messages go concurrently and any failure fails the call;
-// otherwise they go in order and, on a failure, the results before it come
-// back with the error (the rest stay zero).
+// is the ack mode of ops[i]; nil means the client's default for all. Ops are
+// grouped by destination (their key's primary, per one snapshot of the
+// routes), and messages to different destinations go concurrently. With
+// parallel, messages to one destination go concurrently too (at most
+// WithMaxInFlight at a time each), and any failure fails the call at once.
+// Otherwise messages to one destination go in order, and after a failure no
+// further message starts: the results of the messages that succeeded come
+// back with the error, the others stay zero.
 func (c *Client) runChunks(ctx context.Context, ops []bus.Request, acks []string, parallel bool) ([]bus.Result, error) {
 	results := make([]bus.Result, len(ops))
 	if len(ops) == 0 {
 		return results, nil
 	}
-	ackOf := func(i int) string {
-		if acks == nil {
-			return c.cfg.ack
+	lanes := plan(ops, acks, c.dests(ops), c.cfg.maxBatch, c.maxBatchBytes())
+	one := func(ctx context.Context, m message) error {
+		part := make([]bus.Request, len(m.idx))
+		for j, i := range m.idx {
+			part[j] = ops[i]
 		}
-		return acks[i]
-	}
-	spans := chunk(ops, acks, c.cfg.maxBatch, c.maxBatchBytes())
-	one := func(ctx context.Context, s span) error {
+		ack := c.cfg.ack
+		if acks != nil {
+			ack = acks[m.idx[0]]
+		}
 		ctx, cancel := c.callCtx(ctx)
 		defer cancel()
-		res, err := c.batch(ctx, ops[s.lo:s.hi], ackOf(s.lo))
+		res, err := c.batch(ctx, m.dest, part, ack)
 		if err != nil {
 			return err
 		}
-		copy(results[s.lo:s.hi], res)
+		for j, i := range m.idx {
+			results[i] = res[j]
+		}
 		return nil
 	}
-	if !parallel || len(spans) == 1 {
-		for _, s := range spans {
-			if err := one(ctx, s); err != nil {
+	if len(lanes) == 1 && (!parallel || len(lanes[0]) == 1) {
+		for _, m := range lanes[0] {
+			if err := one(ctx, m); err != nil {
 				return results, err
 			}
 		}
@@ -178,20 +189,48 @@ func (c *Client) runChunks(ctx context.Context, ops []bus.Request, acks []string
 		wg       sync.WaitGroup
 		once     sync.Once
 		firstErr error
-		slots    = make(chan struct{}, c.cfg.maxInFlight)
+		failed   = make(chan struct{}) // closed on the first failure
 	)
-	for _, s := range spans {
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
+	fail := func(err error) {
+		once.Do(func() {
+			firstErr = err
+			close(failed)
+			if parallel {
+				cancel()
+			}
+		})
+	}
+	for _, lane := range lanes {
 		wg.Go(func() {
-			defer func() { <-slots }()
-			if err := one(ctx, s); err != nil {
-				once.Do(func() { firstErr = err; cancel() })
+			if !parallel {
+				for _, m := range lane {
+					select {
+					case <-failed:
+						return
+					default:
+					}
+					if err := one(ctx, m); err != nil {
+						fail(err)
+						return
+					}
+				}
+				return
+			}
+			var inner sync.WaitGroup
+			defer inner.Wait()
+			slots := make(chan struct{}, c.cfg.maxInFlight)
+			for _, m := range lane {
+				select {
+				case slots <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+				inner.Go(func() {
+					defer func() { <-slots }()
+					if err := one(ctx, m); err != nil {
+						fail(err)
+					}
+				})
 			}
 		})
 	}
@@ -202,22 +241,64 @@ func (c *Client) runChunks(ctx context.Context, ops []bus.Request, acks []string
 	return results, firstErr
 }
 
-// span is ops[lo:hi], one message.
-type span struct{ lo, hi int }
-
-// chunk splits ops into messages of at most maxOps ops and maxBytes of
-// estimated size (an op larger than that goes alone), starting a new one
-// wherever the ack mode changes. acks may be nil (one mode for all).
-func chunk(ops []bus.Request, acks []string, maxOps, maxBytes int) []span {
-	var spans []span
-	lo, bytes := 0, 0
-	for i := range ops {
-		size := opSize(&ops[i])
-		if i > lo && (i-lo == maxOps || bytes+size > maxBytes || (acks != nil && acks[i] != acks[lo])) {
-			spans = append(spans, span{lo, i})
-			lo, bytes = i, 0
+// dests returns the destination of each op, per one snapshot of the routes.
+func (c *Client) dests(ops []bus.Request) []string {
+	dests := make([]string, len(ops))
+	if c.r == nil {
+		for i := range dests {
+			dests[i] = c.generic
 		}
-		bytes += size
+		return dests
 	}
-	return append(spans, span{lo, len(ops)})
+	rt := c.r.routes()
+	for i := range ops {
+		dests[i] = rt.destOf(ops[i].Key)
+	}
+	return dests
+}
+
+// message is one batch message of a multi-key call: the indexes of its
+// ops, in order, and where it goes.
+type message struct {
+	dest string
+	idx  []int
+}
+
+// plan groups ops by destination (dests[i] is ops[i]'s), in the order each
+// destination first appears, keeping the ops' order within each group, and
+// cuts each group into messages of at most maxOps ops and maxBytes of
+// estimated size (an op larger than that goes alone), starting a new one
+// wherever the ack mode changes. acks may be nil (one mode for all). It
+// returns one lane of messages per destination.
+func plan(ops []bus.Request, acks []string, dests []string, maxOps, maxBytes int) [][]message {
+	var (
+		groups [][]int        // op indexes per destination
+		at     map[string]int // destination -> its group
+	)
+	for i, d := range dests {
+		g, ok := at[d]
+		if !ok {
+			if at == nil {
+				at = map[string]int{}
+			}
+			g = len(groups)
+			at[d] = g
+			groups = append(groups, nil)
+		}
+		groups[g] = append(groups[g], i)
+	}
+	lanes := make([][]message, len(groups))
+	for g, idx := range groups {
+		lo, bytes := 0, 0
+		for j, i := range idx {
+			size := opSize(&ops[i])
+			if j > lo && (j-lo == maxOps || bytes+size > maxBytes || (acks != nil && acks[i] != acks[idx[lo]])) {
+				lanes[g] = append(lanes[g], message{dests[i], idx[lo:j:j]})
+				lo, bytes = j, 0
+			}
+			bytes += size
+		}
+		lanes[g] = append(lanes[g], message{dests[idx[0]], idx[lo:]})
+	}
+	return lanes
 }

@@ -12,7 +12,7 @@ import (
 const (
 	DefaultTimeout     = 5 * time.Second // per request, when the context has no deadline
 	DefaultMaxBatch    = 128             // operations per batch message
-	DefaultMaxInFlight = 4               // batch messages awaiting their reply at once
+	DefaultMaxInFlight = 4               // batch messages awaiting their reply at once (see WithMaxInFlight)
 )
 
 // config is what the Options of Connect and New set. Zero values mean the
@@ -27,6 +27,9 @@ type config struct {
 	maxBatch    int           // ops per batch message; 0 = DefaultMaxBatch
 	maxInFlight int           // concurrent batch messages; 0 = DefaultMaxInFlight
 	ack         string        // ack mode of writes without an Ack option; "" = the node's default (primary)
+
+	noRouting    bool          // true = every batch goes to the generic batch subject
+	tableRefresh time.Duration // how often the partition table is fetched again; 0 or less = no routing
 }
 
 func defaultConfig() config {
@@ -36,6 +39,8 @@ func defaultConfig() config {
 		timeout:     DefaultTimeout,
 		maxBatch:    DefaultMaxBatch,
 		maxInFlight: DefaultMaxInFlight,
+
+		tableRefresh: DefaultTableRefresh,
 	}
 }
 
@@ -75,9 +80,26 @@ func WithBatching(on bool) Option { return func(c *config) { c.noBatching = !on 
 func WithMaxBatch(n int) Option { return func(c *config) { c.maxBatch = n } }
 
 // WithMaxInFlight sets how many batch messages the batcher keeps awaiting
-// their reply at once; calls made while all are busy wait and go together in
-// the next message. 0 or less means DefaultMaxInFlight.
+// their reply at once, over all nodes, except that a node with none in
+// flight may always get one (so a slow node never holds up the others);
+// calls made while their node is busy wait and go together in its next
+// message. MGet sends at most this many messages at a time to each node.
+// 0 or less means DefaultMaxInFlight.
 func WithMaxInFlight(n int) Option { return func(c *config) { c.maxInFlight = n } }
+
+// WithRouting turns routing on (the default) or off. On, the client learns
+// the partition table from the cluster and sends each operation straight to
+// its partition's primary, one message per primary; off, every message goes
+// to the generic batch subject and the node that takes it forwards what it
+// does not lead. Either way every operation is answered correctly; routing
+// saves a hop.
+func WithRouting(on bool) Option { return func(c *config) { c.noRouting = !on } }
+
+// WithTableRefresh sets how often the client fetches the partition table
+// again (DefaultTableRefresh unless set); it also does so at once when a
+// node it routes to has gone. 0 or less turns routing off, as
+// WithRouting(false) does.
+func WithTableRefresh(d time.Duration) Option { return func(c *config) { c.tableRefresh = d } }
 
 // WithAck sets the ack mode of writes that do not name one with Ack:
 // bus.AckPrimary or bus.AckAll. "" leaves it to the node (primary).

@@ -42,7 +42,7 @@ func (n *Node) handleBatch(req micro.Request) {
 	// Some operations are forwarded: answer from a goroutine of its own so
 	// that this subscription keeps serving meanwhile.
 	d := n.detach(req)
-	go func() { n.respondBatch(d, n.executeBatch(br.Ops, br.Ack)) }()
+	n.async.Go(func() { n.respondBatch(d, n.executeBatch(br.Ops, br.Ack)) })
 }
 
 // allLocal reports whether this node leads the partitions of every op.
@@ -146,7 +146,7 @@ func (n *Node) handleScan(req micro.Request) {
 		return
 	}
 	req = n.detach(req)
-	go func() {
+	n.async.Go(func() {
 		pages := make([]bus.ScanResponse, len(peers))
 		errs := make([]error, len(peers))
 		var wg sync.WaitGroup
@@ -165,7 +165,7 @@ func (n *Node) handleScan(req micro.Request) {
 			return
 		}
 		n.respondScan(req, mergeScan(pages, limit))
-	}()
+	})
 }
 
 // handleNodeScan answers this node's own page of a cluster scan.

@@ -67,7 +67,7 @@ func (n *Node) serveText(req micro.Request, op bus.Request, ack string) {
 	}
 	if p, local := n.locate(op.Key); !local {
 		d := n.detach(req)
-		go func() { respondText(d, &op, n.forwardOne(p, op, ack)) }()
+		n.async.Go(func() { respondText(d, &op, n.forwardOne(p, op, ack)) })
 		return
 	}
 	respondText(req, &op, n.apply(&op, ack))

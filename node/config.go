@@ -53,6 +53,15 @@ type Config struct {
 	SuspectAfter      int           // [--suspect-after] missed heartbeats before a peer is suspect; default 3
 	DeadAfter         int           // [--dead-after] missed heartbeats before a peer is dead; default 6
 	Logger            *slog.Logger  // nil = slog.Default()
+
+	TLSCert string // [--tls-cert] PEM certificate file: NATS clients and HTTP are served over TLS; "" = plain
+	TLSKey  string // [--tls-key] PEM private key file of --tls-cert
+	TLSCA   string // [--tls-ca] PEM CA file: clients must present a certificate it signed (mutual TLS, NATS and HTTP), and routes use TLS; "" = no client certificates
+
+	// OnLeave is called, from a goroutine of its own, after PUT
+	// /v1/agent/leave has announced the leave: `roost serve` stops the
+	// process. nil = the node stops itself (Stop).
+	OnLeave func()
 }
 
 // Defaults.
@@ -158,8 +167,38 @@ func (c Config) Validate() error {
 	if c.SuspectAfter < 1 || c.DeadAfter <= c.SuspectAfter {
 		return bad("dead-after", "need 1 <= --suspect-after (%d) < --dead-after (%d)", c.SuspectAfter, c.DeadAfter)
 	}
+	if err := c.validateTLS(); err != nil {
+		return err
+	}
 	if c.DataDir != "" {
 		return fmt.Errorf("--data-dir: %w (lands with replication's warm restart)", ErrNotSupported)
+	}
+	return nil
+}
+
+// validateTLS checks that the TLS files go together and load.
+func (c Config) validateTLS() error {
+	bad := func(flag, format string, args ...any) error {
+		return fmt.Errorf("%w: --%s: %s", ErrConfig, flag, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case c.TLSCert == "" && c.TLSKey == "" && c.TLSCA == "":
+		return nil
+	case c.TLSCert == "" && c.TLSKey == "" && c.NATSURL != "":
+		// Only a CA: it verifies the external NATS; HTTP stays plain.
+		if _, err := loadCA(c.TLSCA); err != nil {
+			return bad("tls-ca", "%v", err)
+		}
+		return nil
+	case c.TLSCert == "" || c.TLSKey == "":
+		return bad("tls-cert", "--tls-cert and --tls-key go together (and --tls-ca needs them, except with --nats)")
+	}
+	if _, err := loadTLS(c.TLSCert, c.TLSKey, c.TLSCA); err != nil {
+		flag := "tls-cert"
+		if errors.Is(err, errBadCA) {
+			flag = "tls-ca"
+		}
+		return bad(flag, "%v", err)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,12 +36,16 @@ type Node struct {
 	routing    atomic.Pointer[routing]    // the view and table requests are routed by
 	routerDone chan struct{}              // closed when the router loop has ended
 	stopViews  func()                     // ends the router's view subscription
+	async      sync.WaitGroup             // goroutines answering forwarded requests
 	partSubs   map[int]*nats.Subscription // partition subjects this node serves as primary; owned by the router loop
 	svc        micro.Service
+	feed       *feed // the change feed and the blocking queries waiting on it (changes.go)
 	http       *http.Server
 	httpAddr   string // bound address, known after Start; "" when off
 	maxPayload int64  // the bus payload limit in bytes
 	started    time.Time
+	metrics    *metrics             // operation counters and the registry of /metrics (metrics.go)
+	agentSubs  []*nats.Subscription // force-leave and admin subscriptions (agent_cluster.go)
 
 	ready    chan struct{} // closed once Start has finished
 	stopOnce sync.Once
@@ -56,14 +61,16 @@ func New(cfg Config) (*Node, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Node{
+	n := &Node{
 		cfg:      cfg,
 		id:       nuid.Next(),
 		log:      log.With("node", cfg.Name),
 		subj:     bus.NewSubjects(cfg.Prefix),
 		ready:    make(chan struct{}),
 		partSubs: map[int]*nats.Subscription{},
-	}, nil
+	}
+	n.metrics = newMetrics(n)
+	return n, nil
 }
 
 // Start brings the node up: bus, store, APIs. It does not block; on error
@@ -84,6 +91,9 @@ func (n *Node) Start() (err error) {
 		Join:          n.cfg.Join,
 		MaxPayload:    n.cfg.maxPayload(),
 		Logger:        n.log,
+		TLSCert:       n.cfg.TLSCert,
+		TLSKey:        n.cfg.TLSKey,
+		TLSCA:         n.cfg.TLSCA,
 	})
 	if err != nil {
 		return err
@@ -105,6 +115,9 @@ func (n *Node) Start() (err error) {
 			ErrConfig, n.cfg.MaxMemory, n.cfg.MaxValue, budget)
 	}
 	n.store.Start()
+	if err = n.startKV(); err != nil {
+		return err
+	}
 
 	if err = n.startHTTP(); err != nil {
 		return err
@@ -113,6 +126,9 @@ func (n *Node) Start() (err error) {
 		return err
 	}
 	if err = n.startService(); err != nil {
+		return err
+	}
+	if err = n.startAgent(); err != nil {
 		return err
 	}
 	n.log.Info("roost node ready", "nats", n.bus.ClientURL(), "http", n.httpAddr, "max_memory", n.cfg.MaxMemory)
@@ -224,6 +240,14 @@ func (n *Node) startHTTP() error {
 		return fmt.Errorf("node: --http %s: %w", n.cfg.HTTP, err)
 	}
 	n.httpAddr = ln.Addr().String()
+	if n.cfg.TLSCert != "" {
+		tc, err := loadTLS(n.cfg.TLSCert, n.cfg.TLSKey, n.cfg.TLSCA)
+		if err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("node: --http tls: %w", err)
+		}
+		ln = tls.NewListener(ln, tc)
+	}
 	n.http = &http.Server{
 		Handler:           n.httpHandler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -243,6 +267,7 @@ func (n *Node) startHTTP() error {
 // once everything Start started has ended.
 func (n *Node) Stop() {
 	n.stopOnce.Do(func() {
+		n.stopWaiters() // blocking HTTP queries answer now, so that HTTP shuts down at once
 		if n.members != nil {
 			// Tell the peers at once, so they stop routing here.
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -252,8 +277,10 @@ func (n *Node) Stop() {
 			cancel()
 		}
 		if n.svc != nil {
-			_ = n.svc.Stop()
+			_ = n.svc.Stop() // drains: no handler runs after it
 		}
+		n.awaitForwards(2 * time.Second)
+		n.stopAgent()
 		if n.http != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			_ = n.http.Shutdown(ctx)
@@ -268,10 +295,23 @@ func (n *Node) Stop() {
 		if n.store != nil {
 			n.store.Stop()
 		}
+		n.stopFeed()
 		if n.bus != nil {
 			n.bus.Close()
 		}
 	})
+}
+
+// awaitForwards lets requests being forwarded get their answers before the
+// bus closes, for at most wait.
+func (n *Node) awaitForwards(wait time.Duration) {
+	done := make(chan struct{})
+	go func() { n.async.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(wait):
+		n.log.Warn("stopping with forwarded requests still unanswered", "waited", wait)
+	}
 }
 
 // Ready returns nil once the node serves, or ctx's error.

@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/roostkv/roost/actors/store"
 	"github.com/roostkv/roost/bus"
@@ -21,7 +22,8 @@ func (n *Node) checkKey(key string) error {
 	return nil
 }
 
-func (n *Node) get(key string) (store.Entry, error) {
+func (n *Node) get(key string) (_ store.Entry, err error) {
+	defer n.metrics.done(opGet, time.Now(), &err)
 	if err := n.checkKey(key); err != nil {
 		return store.Entry{}, err
 	}
@@ -31,7 +33,8 @@ func (n *Node) get(key string) (store.Entry, error) {
 
 // set writes one key. Ack modes are equivalent on a single node: the only
 // live owner is the primary.
-func (n *Node) set(req store.SetRequest, ack string) (store.Entry, error) {
+func (n *Node) set(req store.SetRequest, ack string) (_ store.Entry, err error) {
+	defer n.metrics.done(opSet, time.Now(), &err)
 	if err := n.checkKey(req.Key); err != nil {
 		return store.Entry{}, err
 	}
@@ -48,7 +51,8 @@ func (n *Node) set(req store.SetRequest, ack string) (store.Entry, error) {
 	return e, explain(err, req.Key, req.CheckCAS, req.CAS)
 }
 
-func (n *Node) del(req store.DeleteRequest, ack string) (uint64, error) {
+func (n *Node) del(req store.DeleteRequest, ack string) (_ uint64, err error) {
+	defer n.metrics.done(opDel, time.Now(), &err)
 	if err := n.checkKey(req.Key); err != nil {
 		return 0, err
 	}

@@ -42,15 +42,24 @@ type DeleteRequest struct {
 	CheckCAS bool
 }
 
+// Change is one write the store applied, as Store.Notify reports it.
+type Change struct {
+	Key     string
+	Version uint64 // the write's version
+	Deleted bool   // a delete of a present key (the key now has a tombstone); else a set
+}
+
 // Stats are the store's counters at one moment.
 type Stats struct {
-	Keys        int64 `json:"keys"`        // live entries (expired but unswept ones included)
-	Bytes       int64 `json:"bytes"`       // accounted memory: keys, values and per-entry overhead
-	MaxBytes    int64 `json:"max_bytes"`   // the limit; 0 = unlimited
-	Hits        int64 `json:"hits"`        // gets that found a live key
-	Misses      int64 `json:"misses"`      // gets that found nothing
-	Sets        int64 `json:"sets"`        // successful writes
-	Deletes     int64 `json:"deletes"`     // successful deletes of a present key
-	Evictions   int64 `json:"evictions"`   // entries removed to stay under MaxBytes
-	Expirations int64 `json:"expirations"` // entries removed because their TTL passed
+	Keys           int64 `json:"keys"`            // live entries (expired but unswept ones included)
+	Bytes          int64 `json:"bytes"`           // accounted memory of live entries: keys, values and per-entry overhead
+	Tombstones     int64 `json:"tombstones"`      // deleted keys remembered with their delete's version (see Config.TombstoneTTL)
+	TombstoneBytes int64 `json:"tombstone_bytes"` // accounted memory of tombstones: key and per-entry overhead; MaxBytes covers Bytes+TombstoneBytes
+	MaxBytes       int64 `json:"max_bytes"`       // the limit; 0 = unlimited
+	Hits           int64 `json:"hits"`            // gets that found a live key
+	Misses         int64 `json:"misses"`          // gets that found nothing
+	Sets           int64 `json:"sets"`            // successful writes
+	Deletes        int64 `json:"deletes"`         // successful deletes of a present key (each leaves a tombstone)
+	Evictions      int64 `json:"evictions"`       // entries removed to stay under MaxBytes
+	Expirations    int64 `json:"expirations"`     // entries removed because their TTL passed
 }

@@ -12,7 +12,7 @@ import (
 var ErrConfig = errors.New("store: invalid config")
 
 // Config sets up a Store. The zero value is valid: unlimited memory, default
-// shard count, a one-second sweep and the wall clock.
+// shard count, a one-second sweep, ten-minute tombstones and the wall clock.
 type Config struct {
 	// MaxMemory is the limit, in bytes, on the accounted memory: for each entry
 	// len(key)+len(value)+EntryOverhead. It is split evenly over the shards, and
@@ -26,6 +26,13 @@ type Config struct {
 	// SweepInterval is how often the background loop removes expired entries.
 	// 0 = DefaultSweepInterval.
 	SweepInterval time.Duration
+	// TombstoneTTL is how long the store remembers a deleted key: a delete of
+	// a present key leaves a tombstone that carries the delete's version, is
+	// invisible to Get, Scan and Stats.Keys, and lets MaxVersion count
+	// deletes (the consul index of a prefix). The sweep removes tombstones
+	// older than this, and eviction takes the oldest tombstones before any
+	// live entry. 0 = DefaultTombstoneTTL; negative = keep no tombstones.
+	TombstoneTTL time.Duration
 	// Clock tells the time for TTLs and versions. nil = the wall clock.
 	Clock Clock
 }
@@ -33,15 +40,17 @@ type Config struct {
 // Defaults.
 const (
 	DefaultSweepInterval = time.Second
-	MinShards            = 16      // floor of the default shard count
-	MaxShards            = 1 << 16 // largest accepted Shards
-	MinShardBudget       = 4 << 20 // bytes: the default shard count keeps at least this much MaxMemory per shard, so a 1 MiB value never empties a shard
+	DefaultTombstoneTTL  = 10 * time.Minute // long enough for a blocking query (at most 10 minutes) to see a delete
+	MinShards            = 16               // floor of the default shard count
+	MaxShards            = 1 << 16          // largest accepted Shards
+	MinShardBudget       = 4 << 20          // bytes: the default shard count keeps at least this much MaxMemory per shard, so a 1 MiB value never empties a shard
 )
 
 // DefaultConfig is the configuration a node starts from: unlimited memory,
-// shard count chosen at New, one-second sweep, wall clock.
+// shard count chosen at New, one-second sweep, ten-minute tombstones, wall
+// clock.
 func DefaultConfig() Config {
-	return Config{SweepInterval: DefaultSweepInterval}
+	return Config{SweepInterval: DefaultSweepInterval, TombstoneTTL: DefaultTombstoneTTL}
 }
 
 // Validate rejects nonsense, naming the offending field.
@@ -66,6 +75,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SweepInterval == 0 {
 		c.SweepInterval = DefaultSweepInterval
+	}
+	if c.TombstoneTTL == 0 {
+		c.TombstoneTTL = DefaultTombstoneTTL
 	}
 	if c.Clock == nil {
 		c.Clock = WallClock{}

@@ -6,7 +6,10 @@
 // actor loop owns the background work (the periodic TTL sweep) and answers
 // requests sent to it (AskStats, AskSweep). Versions come from a store-wide
 // hybrid logical clock, so they rise across the whole store and across
-// restarts. docs/store.md explains the design and its measurements.
+// restarts. A delete leaves a tombstone carrying its version for
+// Config.TombstoneTTL, so that MaxVersion counts deletes; Notify reports
+// every change applied. docs/store.md explains the design and its
+// measurements.
 //
 //	s, err := store.New(store.Config{MaxMemory: 1 << 30})
 //	if err != nil { ... }

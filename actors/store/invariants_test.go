@@ -59,6 +59,9 @@ func (sh *shard) check() error {
 	if err := walk(&sh.pol.main, queueMain); err != nil {
 		return err
 	}
+	if err := walk(&sh.tombs, queueTomb); err != nil {
+		return err
+	}
 	if len(seen) != sh.sl.used || sh.idx.n != sh.sl.used {
 		return fmt.Errorf("queued %d, slab used %d, index %d", len(seen), sh.sl.used, sh.idx.n)
 	}
@@ -85,6 +88,12 @@ func (sh *shard) check() error {
 		}
 		if e.version == 0 || e.created == 0 || e.created > e.version {
 			return fmt.Errorf("entry %q: version %d created %d", e.key, e.version, e.created)
+		}
+		if e.tomb() {
+			if e.value != "" || e.flags != 0 || e.expires == 0 {
+				return fmt.Errorf("tombstone %q: value %d bytes, flags %d, removal time %d", e.key, len(e.value), e.flags, e.expires)
+			}
+			continue
 		}
 		if e.expires != 0 {
 			ttl++

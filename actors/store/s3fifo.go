@@ -30,6 +30,7 @@ const (
 	queueNone  uint8 = iota // free slab slot
 	queueSmall              // in the small FIFO
 	queueMain               // in the main FIFO
+	queueTomb               // a tombstone, in its shard's tombstone FIFO (not the policy's)
 )
 
 // fifo is a queue of slab entries linked through entry.prev/next: new entries

@@ -5,24 +5,30 @@ import (
 	"math"
 	"strings"
 	"sync"
+	"time"
 )
 
 // shard is one lock's worth of the store: an index from key to slab entry,
-// the slab, the S3-FIFO queues and the shard's counters, all guarded by mu.
+// the slab, the S3-FIFO queues, the tombstones and the shard's counters, all
+// guarded by mu.
 type shard struct {
 	mu      sync.Mutex
 	idx     index
 	sl      slab
 	pol     s3fifo
-	budget  int64 // bytes this shard may account; 0 = unlimited
-	bytes   int64 // accounted bytes of its entries
-	ttlKeys int   // entries with an expiry, so the sweep can skip shards without any
+	tombs   fifo          // tombstones, newest at head: the sweep and eviction take them from the tail
+	tombTTL time.Duration // how long a tombstone is kept; 0 = deletes leave none
+	budget  int64         // bytes this shard may account, live entries and tombstones; 0 = unlimited
+	bytes   int64         // accounted bytes of its entries and tombstones
+	ttlKeys int           // live entries with an expiry, so the sweep can skip shards without any
 
 	hits, misses, sets, deletes, evictions, expirations int64
 
 	_ [64]byte // keep the next shard's lock off this shard's last cache line
 }
 
+// newShard makes a shard of budget bytes (0 = unlimited) that keeps no
+// tombstones until its tombTTL is set.
 func newShard(budget int64) shard {
 	return shard{budget: budget, pol: newS3FIFO(budget)}
 }
@@ -44,26 +50,39 @@ func (n *nower) get() int64 {
 
 // get returns the live entry of key.
 func (sh *shard) get(h uint32, key string, clock Clock) (Entry, error) {
+	e, _, err := sh.lookup(h, key, clock)
+	return e, err
+}
+
+// lookup returns the live entry of key; for an absent key, ErrNotFound and
+// the version of its tombstone (0 = none).
+func (sh *shard) lookup(h uint32, key string, clock Clock) (Entry, uint64, error) {
 	sh.mu.Lock()
 	i := sh.idx.find(&sh.sl, h, key)
 	if i == 0 {
 		sh.misses++
 		sh.mu.Unlock()
-		return Entry{}, ErrNotFound
+		return Entry{}, 0, ErrNotFound
 	}
 	e := sh.sl.at(i)
+	if e.tomb() {
+		deleted := e.version
+		sh.misses++
+		sh.mu.Unlock()
+		return Entry{}, deleted, ErrNotFound
+	}
 	if e.expires != 0 && e.expired(clock.Now().UnixNano()) {
 		sh.drop(i)
 		sh.expirations++
 		sh.misses++
 		sh.mu.Unlock()
-		return Entry{}, ErrNotFound
+		return Entry{}, 0, ErrNotFound
 	}
 	sh.pol.touch(e)
 	sh.hits++
 	out := e.public(true)
 	sh.mu.Unlock()
-	return out, nil
+	return out, 0, nil
 }
 
 // set writes req under hash h, taking a version from vc.
@@ -90,6 +109,9 @@ func (sh *shard) set(h uint32, req *SetRequest, vc *hlc) (Entry, error) {
 	}
 	value := valueString(req.Value)
 
+	if i != 0 && sh.sl.at(i).tomb() { // a deleted key comes back, in its tombstone's slot
+		return sh.revive(i, req, size, version, expires, value), nil
+	}
 	if i == 0 { // a new key
 		sh.makeRoom(size)
 		i = sh.sl.alloc()
@@ -135,28 +157,74 @@ func (sh *shard) set(h uint32, req *SetRequest, vc *hlc) (Entry, error) {
 	return e.public(true), nil
 }
 
-// del deletes key under hash h and returns the delete's version.
-func (sh *shard) del(h uint32, req *DeleteRequest, vc *hlc) (uint64, error) {
+// revive turns tombstone i into the live entry req writes at version: the
+// key is created anew (Created = version), in the tombstone's slot.
+func (sh *shard) revive(i uint32, req *SetRequest, size int64, version uint64, expires int64, value string) Entry {
+	sh.tombs.unlink(&sh.sl, i)
+	sh.bytes -= sh.sl.at(i).size()
+	sh.sl.at(i).queue = queueNone // out of every queue, so making room cannot take it
+	sh.makeRoom(size)
+	e := sh.sl.at(i)
+	e.value, e.version, e.created, e.flags, e.expires = value, version, version, req.Flags, expires
+	sh.pol.insert(&sh.sl, i)
+	sh.bytes += size
+	if expires != 0 {
+		sh.ttlKeys++
+	}
+	sh.sets++
+	return e.public(true)
+}
+
+// del deletes key under hash h and returns the delete's version and whether
+// a live entry was deleted.
+func (sh *shard) del(h uint32, req *DeleteRequest, vc *hlc) (uint64, bool, error) {
 	now := nower{clock: vc.clock}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	i := sh.live(h, req.Key, &now)
 	if req.CheckCAS && !sh.casHolds(i, req.CAS) {
-		return 0, ErrCASMismatch
+		return 0, false, ErrCASMismatch
 	}
 	version := vc.next()
-	if i != 0 {
-		sh.drop(i)
-		sh.deletes++
+	if i == 0 || sh.sl.at(i).tomb() {
+		return version, false, nil
 	}
-	return version, nil
+	if sh.tombTTL > 0 {
+		sh.bury(i, version, now.get())
+	} else {
+		sh.drop(i)
+	}
+	sh.deletes++
+	return version, true, nil
 }
 
-// live finds key and returns its index if it is present and not expired;
-// an expired entry is removed on the way.
+// bury turns live entry i into the tombstone of a delete at version, made at
+// now: no value, no flags, kept until now+tombTTL.
+func (sh *shard) bury(i uint32, version uint64, now int64) {
+	sh.pol.remove(&sh.sl, i)
+	e := sh.sl.at(i)
+	sh.bytes -= e.size()
+	if e.expires != 0 {
+		sh.ttlKeys--
+	}
+	until := now + int64(sh.tombTTL)
+	if until < now { // overflow
+		until = math.MaxInt64
+	}
+	e.value, e.flags, e.version, e.expires, e.freq = "", 0, version, until, 0
+	e.queue = queueTomb
+	sh.tombs.pushHead(&sh.sl, i)
+	sh.bytes += e.size()
+}
+
+// live finds key and returns its index if it is present and not expired, or
+// is a tombstone; an expired entry is removed on the way.
 func (sh *shard) live(h uint32, key string, now *nower) uint32 {
 	i := sh.idx.find(&sh.sl, h, key)
-	if i != 0 && sh.sl.at(i).expires != 0 && sh.sl.at(i).expired(now.get()) {
+	if i == 0 {
+		return 0
+	}
+	if e := sh.sl.at(i); !e.tomb() && e.expires != 0 && e.expired(now.get()) {
 		sh.drop(i)
 		sh.expirations++
 		return 0
@@ -164,23 +232,30 @@ func (sh *shard) live(h uint32, key string, now *nower) uint32 {
 	return i
 }
 
-// casHolds reports whether a check-and-set on live entry i (0 = absent)
-// expecting version cas may proceed: cas 0 means "only if absent", any other
-// value means "only if present at exactly that version".
+// casHolds reports whether a check-and-set on entry i (0 = absent; a
+// tombstone is absent too) expecting version cas may proceed: cas 0 means
+// "only if absent", any other value means "only if present at exactly that
+// version".
 func (sh *shard) casHolds(i uint32, cas uint64) bool {
+	present := i != 0 && !sh.sl.at(i).tomb()
 	if cas == 0 {
-		return i == 0
+		return !present
 	}
-	return i != 0 && sh.sl.at(i).version == cas
+	return present && sh.sl.at(i).version == cas
 }
 
-// makeRoom evicts until size more bytes fit in the budget. size must not
+// makeRoom evicts until size more bytes fit in the budget: the oldest
+// tombstones first, then live entries as S3-FIFO picks them. size must not
 // exceed the budget, so emptying the shard always makes room.
 func (sh *shard) makeRoom(size int64) {
 	if sh.budget == 0 {
 		return
 	}
 	for sh.bytes+size > sh.budget {
+		if i := sh.tombs.tail; i != 0 {
+			sh.drop(i)
+			continue
+		}
 		i := sh.pol.victim(&sh.sl)
 		if i == 0 {
 			panic("store: shard over budget with nothing to evict")
@@ -190,17 +265,23 @@ func (sh *shard) makeRoom(size int64) {
 	}
 }
 
-// drop removes entry i from its queue, the index and the slab.
+// drop removes entry i, live or tombstone, from its queue, the index and the
+// slab.
 func (sh *shard) drop(i uint32) {
-	sh.pol.remove(&sh.sl, i)
+	if sh.sl.at(i).tomb() {
+		sh.tombs.unlink(&sh.sl, i)
+	} else {
+		sh.pol.remove(&sh.sl, i)
+	}
 	sh.forget(i)
 }
 
-// forget removes entry i, already out of its queue, from the index and slab.
+// forget removes entry i, already out of its queue (a tombstone keeps
+// queueTomb until here), from the index and slab.
 func (sh *shard) forget(i uint32) {
 	e := sh.sl.at(i)
 	sh.bytes -= e.size()
-	if e.expires != 0 {
+	if e.expires != 0 && !e.tomb() {
 		sh.ttlKeys--
 	}
 	sh.idx.remove(e.hash, i)
@@ -223,7 +304,7 @@ func (sh *shard) sweep(clock Clock) int {
 		}
 		now := clock.Now().UnixNano()
 		for i := from; i < min(end, from+sweepBatch); i++ {
-			if e := sh.sl.at(i); e.queue != queueNone && e.expired(now) {
+			if e := sh.sl.at(i); e.queue != queueNone && !e.tomb() && e.expired(now) {
 				sh.drop(i)
 				sh.expirations++
 				n++
@@ -233,6 +314,41 @@ func (sh *shard) sweep(clock Clock) int {
 	}
 }
 
+// reap removes the shard's tombstones due at now, oldest first, holding the
+// lock for at most sweepBatch of them at a time, and returns how many.
+func (sh *shard) reap(now int64) int {
+	n := 0
+	for {
+		sh.mu.Lock()
+		for range sweepBatch {
+			i := sh.tombs.tail
+			if i == 0 || !sh.sl.at(i).expired(now) {
+				sh.mu.Unlock()
+				return n
+			}
+			sh.drop(i)
+			n++
+		}
+		sh.mu.Unlock()
+	}
+}
+
+// maxVersion is the highest version of the shard's live entries and
+// tombstones whose key has the prefix; 0 = none.
+func (sh *shard) maxVersion(prefix string, now int64) uint64 {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	var top uint64
+	for i, end := uint32(1), sh.sl.end(); i < end; i++ {
+		e := sh.sl.at(i)
+		if e.queue == queueNone || e.version <= top || (!e.tomb() && e.expired(now)) || !strings.HasPrefix(e.key, prefix) {
+			continue
+		}
+		top = e.version
+	}
+	return top
+}
+
 // scan appends the shard's live entries with the prefix and a key after
 // `after` to out.
 func (sh *shard) scan(out []Entry, prefix, after string, withValue bool, now int64) []Entry {
@@ -240,7 +356,7 @@ func (sh *shard) scan(out []Entry, prefix, after string, withValue bool, now int
 	defer sh.mu.Unlock()
 	for i, end := uint32(1), sh.sl.end(); i < end; i++ {
 		e := sh.sl.at(i)
-		if e.queue == queueNone || e.expired(now) || !strings.HasPrefix(e.key, prefix) || e.key <= after {
+		if e.queue == queueNone || e.tomb() || e.expired(now) || !strings.HasPrefix(e.key, prefix) || e.key <= after {
 			continue
 		}
 		out = append(out, e.public(withValue))
@@ -252,8 +368,10 @@ func (sh *shard) scan(out []Entry, prefix, after string, withValue bool, now int
 func (sh *shard) stats(st *Stats) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	st.Keys += int64(sh.sl.used)
-	st.Bytes += sh.bytes
+	st.Keys += int64(sh.sl.used - sh.tombs.n)
+	st.Bytes += sh.bytes - sh.tombs.bytes
+	st.Tombstones += int64(sh.tombs.n)
+	st.TombstoneBytes += sh.tombs.bytes
 	st.Hits += sh.hits
 	st.Misses += sh.misses
 	st.Sets += sh.sets
@@ -262,8 +380,9 @@ func (sh *shard) stats(st *Stats) {
 	st.Expirations += sh.expirations
 }
 
-// dropMatching removes the shard's entries whose key matches and returns how
-// many, holding the lock for at most sweepBatch slots at a time.
+// dropMatching removes the shard's entries whose key matches, tombstones
+// included, and returns how many live entries it removed, holding the lock
+// for at most sweepBatch slots at a time.
 func (sh *shard) dropMatching(match func(key string) bool) int {
 	n := 0
 	for from := uint32(1); ; from += sweepBatch {
@@ -275,8 +394,10 @@ func (sh *shard) dropMatching(match func(key string) bool) int {
 		}
 		for i := from; i < min(end, from+sweepBatch); i++ {
 			if e := sh.sl.at(i); e.queue != queueNone && match(e.key) {
+				if !e.tomb() {
+					n++
+				}
 				sh.drop(i)
-				n++
 			}
 		}
 		sh.mu.Unlock()

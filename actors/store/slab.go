@@ -24,19 +24,24 @@ type entry struct {
 	version uint64 // version of the last write
 	created uint64 // version of the write that created the key
 	flags   uint64 // opaque, from the caller
-	expires int64  // absolute expiry in Unix nanoseconds; 0 = never
+	expires int64  // absolute expiry in Unix nanoseconds; 0 = never. A tombstone's: when the sweep removes it
 	hash    uint32 // upper 32 bits of the key's hash: index probes and ghost fingerprint
 	prev    uint32 // S3-FIFO queue link towards the newer end; 0 = none
 	next    uint32 // S3-FIFO queue link towards the older end; chains free slots too
 	freq    uint8  // S3-FIFO access counter, 0..maxFreq
-	queue   uint8  // which queue holds the entry: queueNone (free slot), queueSmall, queueMain
+	queue   uint8  // which queue holds the entry: queueNone (free slot), queueSmall, queueMain, queueTomb (a tombstone)
 }
 
 // size is the entry's accounted memory.
 func (e *entry) size() int64 { return int64(len(e.key)+len(e.value)) + EntryOverhead }
 
 // expired reports whether the entry's TTL has passed at now (Unix nanoseconds).
+// For a tombstone it tells whether the sweep may remove it.
 func (e *entry) expired(now int64) bool { return e.expires != 0 && e.expires <= now }
+
+// tomb reports whether the entry is a tombstone: a deleted key remembered
+// with the delete's version and no value.
+func (e *entry) tomb() bool { return e.queue == queueTomb }
 
 // public copies the entry out for a caller.
 func (e *entry) public(withValue bool) Entry {

@@ -6,6 +6,7 @@ import (
 	"hash/maphash"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/roostkv/roost/actors"
@@ -22,6 +23,7 @@ type Store struct {
 	shards []shard
 	clock  Clock
 	vc     hlc
+	notify atomic.Pointer[func(Change)] // called with every change; nil = nobody listens
 
 	inbox     *actors.Inbox[message]
 	runner    actors.Runner
@@ -47,6 +49,7 @@ func New(cfg Config) (*Store, error) {
 	budget := cfg.MaxMemory / int64(cfg.Shards)
 	for i := range s.shards {
 		s.shards[i] = newShard(budget)
+		s.shards[i].tombTTL = max(cfg.TombstoneTTL, 0)
 	}
 	return s, nil
 }
@@ -65,6 +68,14 @@ func (s *Store) Get(key string) (Entry, error) {
 	return sh.get(h, key, s.clock)
 }
 
+// Lookup is Get that also tells, when key is absent, the version of the
+// delete that removed it as long as its tombstone is kept (0 = none), in
+// one step: the index of the key as consul's API reports it.
+func (s *Store) Lookup(key string) (e Entry, deleted uint64, err error) {
+	sh, h := s.shardOf(key)
+	return sh.lookup(h, key, s.clock)
+}
+
 // Set writes a key and returns the stored entry with its new version.
 // It fails with ErrInvalid (empty key, negative TTL), ErrCASMismatch, or
 // ErrTooLarge when the entry alone exceeds a shard's share of MaxMemory.
@@ -78,7 +89,13 @@ func (s *Store) Set(req SetRequest) (Entry, error) {
 	}
 	req.Value = trimmed(req.Value)
 	sh, h := s.shardOf(req.Key)
-	return sh.set(h, &req, &s.vc)
+	e, err := sh.set(h, &req, &s.vc)
+	if err == nil {
+		if fn := s.notify.Load(); fn != nil {
+			(*fn)(Change{Key: req.Key, Version: e.Version})
+		}
+	}
+	return e, err
 }
 
 // trimmed returns v, or a copy of it when v's backing array is much larger
@@ -91,15 +108,49 @@ func trimmed(v []byte) []byte {
 }
 
 // Delete removes a key and returns the delete's version. Deleting an absent
-// key succeeds (and still gets a version). With CheckCAS it follows Set's
-// rules: CAS 0 = only if absent, else only if present at that version;
-// otherwise ErrCASMismatch.
+// key succeeds (and still gets a version, but changes nothing). With CheckCAS
+// it follows Set's rules: CAS 0 = only if absent, else only if present at
+// that version; otherwise ErrCASMismatch. A delete of a present key leaves a
+// tombstone (see Config.TombstoneTTL).
 func (s *Store) Delete(req DeleteRequest) (uint64, error) {
 	if req.Key == "" {
 		return 0, fmt.Errorf("%w: empty key", ErrInvalid)
 	}
 	sh, h := s.shardOf(req.Key)
-	return sh.del(h, &req, &s.vc)
+	version, deleted, err := sh.del(h, &req, &s.vc)
+	if deleted {
+		if fn := s.notify.Load(); fn != nil {
+			(*fn)(Change{Key: req.Key, Version: version, Deleted: true})
+		}
+	}
+	return version, err
+}
+
+// Notify has fn called with every change the store applies: each successful
+// Set, and each Delete of a present key; not expirations, evictions or Drop.
+// fn runs on the goroutine that made the change, after the store let go of
+// its locks, so it may call the store; it must be quick, as it delays the
+// writer. Changes of one key made concurrently may reach fn out of order:
+// their versions tell the order. Notify(nil) stops the calls.
+func (s *Store) Notify(fn func(Change)) {
+	if fn == nil {
+		s.notify.Store(nil)
+		return
+	}
+	s.notify.Store(&fn)
+}
+
+// MaxVersion is the highest version of the entries whose key has the
+// prefix ("" = every key), deletes included while their tombstones are kept;
+// 0 when there is none. Every later change under the prefix has a higher
+// version. It reads every shard under its lock in turn.
+func (s *Store) MaxVersion(prefix string) uint64 {
+	now := s.clock.Now().UnixNano()
+	var top uint64
+	for i := range s.shards {
+		top = max(top, s.shards[i].maxVersion(prefix, now))
+	}
+	return top
 }
 
 // Scan returns the live entries whose key has the prefix and sorts strictly
@@ -119,9 +170,10 @@ func (s *Store) Scan(prefix, after string, limit int, keysOnly bool) (entries []
 	return entries, false
 }
 
-// Drop removes every entry whose key matches and returns how many: a node
-// drops the partitions it no longer holds. Drops are not counted as deletes,
-// evictions or expirations, and take no version.
+// Drop removes every entry whose key matches, tombstones included, and
+// returns how many live entries it removed: a node drops the partitions it
+// no longer holds. Drops are not counted as deletes, evictions or
+// expirations, take no version and are not reported to Notify.
 func (s *Store) Drop(match func(key string) bool) int {
 	n := 0
 	for i := range s.shards {
@@ -174,11 +226,14 @@ func (s *Store) AskSweep(ctx context.Context) (int, error) {
 	return ask(ctx, s, func(reply chan<- int) message { return sweepRequest{Reply: reply} })
 }
 
-// sweep removes expired entries from every shard and returns how many.
+// sweep removes expired entries from every shard and returns how many; it
+// also removes the tombstones whose time is up.
 func (s *Store) sweep() int {
 	n := 0
+	now := s.clock.Now().UnixNano()
 	for i := range s.shards {
 		n += s.shards[i].sweep(s.clock)
+		s.shards[i].reap(now)
 	}
 	return n
 }

@@ -81,6 +81,7 @@ func (a *app) withClient(f *clientFlags, fn clientCmd) func(*cobra.Command, []st
 			client.WithPrefix(f.prefix),
 			client.WithTimeout(f.timeout),
 			client.WithBatching(false), // one call per process: nothing to batch
+			client.WithRouting(false),  // nor a table worth fetching: any node answers
 		)
 		if err != nil {
 			return err

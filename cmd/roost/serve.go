@@ -34,6 +34,7 @@ type serveFlags struct {
 	suspectAfter, deadAfter                 int
 	logLevel, logFormat                     *choiceValue
 	config                                  string
+	tlsCert, tlsKey, tlsCA                  string
 }
 
 func (a *app) newServeCmd() *cobra.Command {
@@ -91,6 +92,9 @@ SIGINT or SIGTERM stops the node and exits 0.`,
 	fs.DurationVar(&f.heartbeatInterval, "heartbeat-interval", def.HeartbeatInterval, "how often the node tells its peers it lives")
 	fs.IntVar(&f.suspectAfter, "suspect-after", def.SuspectAfter, "missed heartbeats before a peer is suspect")
 	fs.IntVar(&f.deadAfter, "dead-after", def.DeadAfter, "missed heartbeats before a peer is dead")
+	fs.StringVar(&f.tlsCert, "tls-cert", def.TLSCert, "PEM certificate file: serve NATS clients and HTTP over TLS")
+	fs.StringVar(&f.tlsKey, "tls-key", def.TLSKey, "PEM private key file of --tls-cert")
+	fs.StringVar(&f.tlsCA, "tls-ca", def.TLSCA, "PEM CA file: require client certificates it signed (mutual TLS), and TLS between servers")
 	fs.Var(f.logLevel, "log-level", "log level")
 	fs.Var(f.logFormat, "log-format", "log format on stderr")
 	fs.StringVar(&f.config, configFlag, "", "YAML file of flag values (keys are flag names)")
@@ -122,6 +126,7 @@ func (f *serveFlags) nodeConfig(log *slog.Logger) node.Config {
 	cfg.HeartbeatInterval = f.heartbeatInterval
 	cfg.SuspectAfter = f.suspectAfter
 	cfg.DeadAfter = f.deadAfter
+	cfg.TLSCert, cfg.TLSKey, cfg.TLSCA = f.tlsCert, f.tlsKey, f.tlsCA
 	cfg.Logger = log
 	return cfg
 }
@@ -141,6 +146,10 @@ func (a *app) newLogger(level, format string) *slog.Logger {
 func (a *app) serve(ctx context.Context, f *serveFlags) error {
 	log := a.newLogger(f.logLevel.value, f.logFormat.value)
 	cfg := f.nodeConfig(log)
+	// PUT /v1/agent/leave stops serving as a signal does.
+	ctx, leave := context.WithCancelCause(ctx)
+	defer leave(nil)
+	cfg.OnLeave = func() { leave(errLeftByRequest) }
 	if err := cfg.Validate(); err != nil {
 		return configErr(err)
 	}
@@ -167,8 +176,8 @@ func (a *app) serve(ctx context.Context, f *serveFlags) error {
 		return fmt.Errorf("node not ready within %s: %w", readyTimeout, err)
 	}
 	httpAddr := "off"
-	if h := n.HTTPAddr(); h != "" {
-		httpAddr = "http://" + h
+	if h := n.HTTPURL(); h != "" {
+		httpAddr = h
 	}
 	fmt.Fprintf(a.stdout, "roost %s serving as %q\nNATS %s\nHTTP %s\n", node.Version, cfg.Name, n.ClientURL(), httpAddr)
 	if a.onReady != nil {
@@ -230,6 +239,9 @@ func configErr(err error) error {
 	msg := strings.TrimPrefix(err.Error(), node.ErrConfig.Error()+": ")
 	return usageError{errors.New(msg)}
 }
+
+// errLeftByRequest is why serve stops after PUT /v1/agent/leave.
+var errLeftByRequest = errors.New("left the cluster on request (PUT /v1/agent/leave)")
 
 // noArgs is cobra.NoArgs with a friendlier message.
 func noArgs(cmd *cobra.Command, args []string) error {

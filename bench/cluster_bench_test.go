@@ -1,0 +1,197 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/roostkv/roost/actors/membership"
+	"github.com/roostkv/roost/bus"
+	"github.com/roostkv/roost/client"
+	"github.com/roostkv/roost/node"
+	"github.com/roostkv/roost/node/partition"
+)
+
+// clusterSize is the node count of the cluster benchmarks.
+const clusterSize = 3
+
+// startBenchCluster starts clusterSize nodes on random loopback ports, n2..
+// joining n1's routes, and fills them, through n1, with benchKeys keys of
+// benchValueSize bytes.
+func startBenchCluster(b *testing.B) []*node.Node {
+	b.Helper()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	nodes := make([]*node.Node, clusterSize)
+	for i := range nodes {
+		cfg := node.DefaultConfig()
+		cfg.Name = fmt.Sprintf("n%d", i+1)
+		cfg.Listen = "127.0.0.1:-1"
+		cfg.ClusterListen = "127.0.0.1:-1"
+		cfg.HTTP = node.HTTPOff
+		cfg.Logger = quiet
+		if i > 0 {
+			cfg.Join = []string{nodes[0].Bus().ClusterAddr()}
+		}
+		n, err := node.New(cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := n.Start(); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(n.Stop)
+		nodes[i] = n
+	}
+	waitClusterFormed(b, nodes)
+
+	nc := dial(b, nodes[0].ClientURL())
+	value := make([]byte, benchValueSize)
+	const perBatch = 1000
+	for i := 0; i < benchKeys; i += perBatch {
+		var br bus.BatchRequest
+		for j := i; j < min(i+perBatch, benchKeys); j++ {
+			br.Ops = append(br.Ops, bus.Request{Op: bus.OpSet, Key: benchKey(j), Value: value})
+		}
+		data, err := bus.Marshal(&br)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := request(context.Background(), nc, &nats.Msg{Subject: "roost.bin.batch", Data: data}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	total := int64(0)
+	for _, n := range nodes {
+		total += n.StoreStats().Keys
+	}
+	if total != benchKeys {
+		b.Fatalf("the nodes hold %d keys together, want %d", total, benchKeys)
+	}
+	return nodes
+}
+
+// waitClusterFormed waits until every node sees every node alive and all
+// route by the same table.
+func waitClusterFormed(b *testing.B, nodes []*node.Node) {
+	b.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := clusterFormed(nodes)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func clusterFormed(nodes []*node.Node) error {
+	t0 := fmt.Sprint(nodes[0].Table().Owners)
+	for _, n := range nodes {
+		alive := 0
+		for _, m := range n.Members().Members {
+			if m.Status == membership.Alive {
+				alive++
+			}
+		}
+		if alive != len(nodes) {
+			return fmt.Errorf("%s sees %d alive members, want %d", n.Name(), alive, len(nodes))
+		}
+		if fmt.Sprint(n.Table().Owners) != t0 {
+			return fmt.Errorf("%s routes by another table than %s", n.Name(), nodes[0].Name())
+		}
+	}
+	return nil
+}
+
+// keysByPrimary splits the benchmark's key indexes into those whose
+// primary is n (per n's table) and the others.
+func keysByPrimary(n *node.Node) (local, remote []int) {
+	t := n.Table()
+	for i := range benchKeys {
+		if owners := t.Owners[partition.Of(benchKey(i), t.Partitions)]; len(owners) > 0 && owners[0] == n.Name() {
+			local = append(local, i)
+		} else {
+			remote = append(remote, i)
+		}
+	}
+	return local, remote
+}
+
+// BenchmarkCluster3 compares, in one run, gets on a three-node cluster with
+// a raw echo responder on n1's embedded server: text-API gets sent to n1 of
+// keys n1 does not lead (get-forwarded) and of keys it leads (get-local),
+// and the Go client connected to n1, which sends each get straight to its
+// primary, with and without batching. 32 requesters, 100-byte values over
+// 100k keys. vs-echo is each variant's ops/s over the mean ops/s of the echo
+// repetitions of the same run (-count).
+//
+// NATS hands a request for a queue group to any member in the cluster, not
+// the nearest, so a text-API get sent to n1 is served by any of the three
+// nodes at random: about two thirds of get-local's and of get-forwarded's
+// gets are forwarded. Only the client picks the node that serves a key.
+func BenchmarkCluster3(b *testing.B) {
+	nodes := startBenchCluster(b)
+	n1 := nodes[0]
+	value := make([]byte, benchValueSize)
+	startEcho(b, n1, "bench.echo.get", value) // like a get: empty request, 100-byte reply
+	nc := dial(b, n1.ClientURL())
+	ctx := context.Background()
+	local, remote := keysByPrimary(n1)
+	b.Logf("n1 leads %d of %d keys", len(local), benchKeys)
+
+	var echo []float64 // ops/s of each repetition of echo, as measured last
+	opsPerSec := func(b *testing.B) float64 { return float64(b.N) / b.Elapsed().Seconds() }
+	vsEcho := func(b *testing.B) {
+		sum := 0.0
+		for _, e := range echo {
+			sum += e
+		}
+		if sum > 0 {
+			b.ReportMetric(opsPerSec(b)/(sum/float64(len(echo))), "vs-echo")
+		}
+	}
+	getText := func(keys []int) func(b *testing.B) {
+		return func(b *testing.B) {
+			runConcurrent(b, benchConcurrency, func(rng *rand.Rand) error {
+				return request(ctx, nc, &nats.Msg{Subject: "roost.get." + benchKey(keys[rng.IntN(len(keys))])})
+			})
+			vsEcho(b)
+		}
+	}
+	clientGet := func(opts ...client.Option) func(b *testing.B) {
+		return func(b *testing.B) {
+			c, err := client.Connect(n1.ClientURL(), opts...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			runConcurrent(b, benchConcurrency, func(rng *rand.Rand) error {
+				_, err := c.Get(ctx, benchKey(rng.IntN(benchKeys)))
+				return err
+			})
+			vsEcho(b)
+		}
+	}
+
+	b.Run("echo", func(b *testing.B) {
+		if b.N == 1 { // the first call of each repetition
+			echo = append(echo, 0)
+		}
+		runConcurrent(b, benchConcurrency, func(*rand.Rand) error {
+			return request(ctx, nc, &nats.Msg{Subject: "bench.echo.get"})
+		})
+		echo[len(echo)-1] = opsPerSec(b)
+	})
+	b.Run("get-forwarded", getText(remote))
+	b.Run("get-local", getText(local))
+	b.Run("client-get", clientGet())
+	b.Run("client-get-nobatch", clientGet(client.WithBatching(false)))
+}

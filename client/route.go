@@ -1,0 +1,217 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/roostkv/roost/bus"
+	"github.com/roostkv/roost/node/partition"
+)
+
+// Routing: the client asks any node for the partition table (the table
+// subject), and sends each operation to the node subject of its partition's
+// primary (bus.Subjects.NodeBatch), so that it crosses one hop instead of
+// two. The table only makes requests faster, never more correct: a node runs
+// the operations it does not lead by forwarding them, so a stale table costs
+// a hop, and a partition whose primary is unknown goes to the generic batch
+// subject, which any node serves. A node subject with no responders (the
+// node is gone) is routed around at once, the request is retried once on the
+// generic subject, and the table is fetched again.
+
+// DefaultTableRefresh is how often a client fetches the partition table again.
+const DefaultTableRefresh = 2 * time.Second
+
+// maxTableWait bounds one table request, so that Connect never waits long
+// for a table it can do without.
+const maxTableWait = 2 * time.Second
+
+// tableReply is the JSON of the table subject (the node's TableReply): the
+// fields routing needs.
+type tableReply struct {
+	Partitions int               `json:"partitions"` // P
+	Owners     [][]string        `json:"owners"`     // per partition, names, primary first
+	IDs        map[string]string `json:"ids"`        // live member name -> node ID
+}
+
+// routes is one partition table as the client routes by. Immutable once
+// published.
+type routes struct {
+	partitions int      // P; 0 = no table: everything goes to generic
+	generic    string   // the generic batch subject, served by any node
+	dest       []string // per partition: its primary's node batch subject, or generic
+}
+
+// destOf returns the subject of key's operations.
+func (rt *routes) destOf(key string) string {
+	if rt.partitions == 0 {
+		return rt.generic
+	}
+	return rt.dest[partition.Of(key, rt.partitions)]
+}
+
+// newRoutes turns a table reply into routes. A partition with no owners, or
+// whose primary has no known ID, goes to the generic subject; so does
+// everything when the cluster is a single node, which the generic subject
+// reaches as directly.
+func newRoutes(subj bus.Subjects, tr *tableReply) (*routes, error) {
+	if tr.Partitions < 1 || len(tr.Owners) != tr.Partitions {
+		return nil, fmt.Errorf("%w: table of %d partitions with owners for %d", ErrProtocol, tr.Partitions, len(tr.Owners))
+	}
+	if len(tr.IDs) < 2 {
+		return &routes{generic: subj.Batch()}, nil
+	}
+	rt := &routes{partitions: tr.Partitions, generic: subj.Batch(), dest: make([]string, tr.Partitions)}
+	subjects := make(map[string]string, len(tr.IDs)) // node name -> its batch subject, built once
+	for p, owners := range tr.Owners {
+		rt.dest[p] = rt.generic
+		if len(owners) == 0 {
+			continue
+		}
+		s, ok := subjects[owners[0]]
+		if !ok {
+			if id := tr.IDs[owners[0]]; id != "" {
+				s = subj.NodeBatch(id)
+				subjects[owners[0]] = s
+			}
+		}
+		if s != "" {
+			rt.dest[p] = s
+		}
+	}
+	return rt, nil
+}
+
+// without returns rt with the partitions that go to any of gone sent to the
+// generic subject instead; rt itself when none do.
+func (rt *routes) without(gone map[string]time.Time) *routes {
+	if len(gone) == 0 || rt.partitions == 0 {
+		return rt
+	}
+	var out *routes
+	for p, d := range rt.dest {
+		if _, down := gone[d]; !down {
+			continue
+		}
+		if out == nil {
+			out = &routes{partitions: rt.partitions, generic: rt.generic, dest: append([]string(nil), rt.dest...)}
+		}
+		out.dest[p] = rt.generic
+	}
+	if out == nil {
+		return rt
+	}
+	return out
+}
+
+// router keeps the client's routes fresh. Its loop (run) fetches the table
+// on every tick and whenever a node subject fails; callers read the current
+// routes through an atomic pointer, with no lock on the hot path.
+type router struct {
+	subj  bus.Subjects
+	fetch func(ctx context.Context) ([]byte, error) // one table request
+	hold  time.Duration                             // how long a failed node subject is routed around
+	wait  time.Duration                             // bound of one table request
+
+	cur  atomic.Pointer[routes] // what callers route by; never nil
+	kick chan struct{}          // buffered 1: fetch the table now
+	done chan struct{}          // closed when run returns
+
+	mu   sync.Mutex
+	base *routes              // the last table fetched, before gone is applied
+	gone map[string]time.Time // node subjects that had no responders -> when
+	now  func() time.Time     // the clock; time.Now outside tests
+}
+
+func newRouter(subj bus.Subjects, interval, wait time.Duration, fetch func(context.Context) ([]byte, error)) *router {
+	r := &router{
+		subj:  subj,
+		fetch: fetch,
+		hold:  interval,
+		wait:  min(wait, maxTableWait),
+		kick:  make(chan struct{}, 1),
+		done:  make(chan struct{}),
+		gone:  map[string]time.Time{},
+		now:   time.Now,
+	}
+	r.base = &routes{generic: subj.Batch()}
+	r.cur.Store(r.base)
+	return r
+}
+
+// destOf returns the subject of key's operations under the current routes.
+func (r *router) destOf(key string) string { return r.cur.Load().destOf(key) }
+
+// routes returns the current routes, for a call that routes many keys.
+func (r *router) routes() *routes { return r.cur.Load() }
+
+// run refreshes the table on every tick and on every kick until ctx ends.
+func (r *router) run(ctx context.Context, tick <-chan time.Time) {
+	defer close(r.done)
+	for {
+		select {
+		case <-tick: // periodic refresh
+		case <-r.kick: // a node subject failed: the table is stale
+		case <-ctx.Done(): // the client is closing
+			return
+		}
+		_ = r.refresh(ctx)
+	}
+}
+
+// refresh fetches the table and routes by it. On failure the current routes
+// stay: any node still answers every request, only slower.
+func (r *router) refresh(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, r.wait)
+	defer cancel()
+	data, err := r.fetch(ctx)
+	if err != nil {
+		return err
+	}
+	var tr tableReply
+	if err := json.Unmarshal(data, &tr); err != nil {
+		return fmt.Errorf("%w: table reply: %w", ErrProtocol, err)
+	}
+	rt, err := newRoutes(r.subj, &tr)
+	if err != nil {
+		return err
+	}
+	r.install(rt)
+	return nil
+}
+
+// install routes by rt, minus the node subjects that failed less than hold
+// ago.
+func (r *router) install(rt *routes) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.now()
+	for s, at := range r.gone {
+		if now.Sub(at) >= r.hold {
+			delete(r.gone, s)
+		}
+	}
+	r.base = rt
+	r.cur.Store(rt.without(r.gone))
+}
+
+// nodeGone routes around subject, a node subject that had no responders,
+// and asks run for a fresh table.
+func (r *router) nodeGone(subject string) {
+	r.mu.Lock()
+	r.gone[subject] = r.now()
+	r.cur.Store(r.base.without(r.gone))
+	r.mu.Unlock()
+	r.stale()
+}
+
+// stale asks run for a fresh table; requests made meanwhile are merged.
+func (r *router) stale() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}

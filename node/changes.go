@@ -1,0 +1,284 @@
+package node
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/nats-io/nats.go"
+	"github.com/roostkv/roost/actors/store"
+	"github.com/roostkv/roost/bus"
+)
+
+// The change feed. Every change a node's store applies (a set, or a delete
+// of a present key) is announced once on bus.Subjects.Changes by that node:
+// the primary of the key's partition, since writes are applied there. Every
+// node listens to the feed for two reasons:
+//
+//   - it wakes the blocking HTTP queries waiting on it whose key or prefix
+//     the change touches (they read again; a change on this node wakes them
+//     directly, without the bus);
+//   - it raises its version clock above every version it hears of
+//     (store.Observe), so that versions keep rising across the cluster and a
+//     new primary never writes below what clients have seen.
+//
+// The feed has a connection of its own, opened without echo: a node does
+// not hear its own announcements, so a node alone in its cluster publishes
+// into a subject nobody listens to, which the server drops at once.
+// `roost watch` subscribes to the same subject from outside.
+
+// Change is one message of the change feed (msgpack, the field names in the
+// tags): a key was set or deleted, taking version Version.
+type Change struct {
+	Key     string `msgpack:"k" json:"key"`
+	Version uint64 `msgpack:"ver" json:"version"`
+	Deleted bool   `msgpack:"del" json:"deleted"` // false: a set
+}
+
+// DecodeChange reads one message of the change feed.
+func DecodeChange(data []byte) (Change, error) {
+	var c Change
+	if err := bus.Unmarshal(data, &c); err != nil {
+		return Change{}, err
+	}
+	return c, nil
+}
+
+// appendChange encodes c as Change's msgpack map onto b, by hand: it runs on
+// every write, and this way it costs no allocation.
+func appendChange(b []byte, c store.Change) []byte {
+	b = append(b, 0x83, 0xa1, 'k') // map of 3; "k"
+	switch n := len(c.Key); {
+	case n < 32:
+		b = append(b, 0xa0|byte(n))
+	case n < 1<<8:
+		b = append(b, 0xd9, byte(n))
+	case n < 1<<16:
+		b = append(b, 0xda, byte(n>>8), byte(n))
+	default:
+		b = append(b, 0xdb)
+		b = binary.BigEndian.AppendUint32(b, uint32(n))
+	}
+	b = append(b, c.Key...)
+	b = append(b, 0xa3, 'v', 'e', 'r', 0xcf) // "ver": uint64
+	b = binary.BigEndian.AppendUint64(b, c.Version)
+	b = append(b, 0xa3, 'd', 'e', 'l', 0xc2) // "del": false
+	if c.Deleted {
+		b[len(b)-1] = 0xc3 // true
+	}
+	return b
+}
+
+// feed is a node's end of the change feed and its blocking queries' waiters.
+type feed struct {
+	nc      *nats.Conn // the feed's own connection, without echo
+	subject string
+	sub     *nats.Subscription
+	observe func(version uint64) // raises the node's version clock
+	waiters waiters
+	bufs    sync.Pool // *[]byte encoding buffers
+}
+
+// startFeed opens the feed's connection, listens to the feed and has the
+// store announce its changes there. A change is announced from the writer's
+// goroutine before its reply leaves, so a client that saw its write
+// acknowledged can count on blocking queries hearing of it.
+func (n *Node) startFeed() error {
+	opts := []nats.Option{
+		nats.Name("roost " + n.cfg.Name + " changes"),
+		nats.NoEcho(),
+		nats.MaxReconnects(-1),
+		nats.ReconnectBufSize(-1),
+	}
+	if n.cfg.Token != "" {
+		opts = append(opts, nats.Token(n.cfg.Token))
+	}
+	nc, err := n.bus.Connect(opts...)
+	if err != nil {
+		return fmt.Errorf("node: change feed: %w", err)
+	}
+	f := &feed{nc: nc, subject: n.subj.Changes(), observe: n.observe}
+	f.waiters.init()
+	f.bufs.New = func() any { b := make([]byte, 0, 128); return &b }
+	if f.sub, err = nc.Subscribe(f.subject, f.onMessage); err != nil {
+		nc.Close()
+		return fmt.Errorf("node: change feed: %w", err)
+	}
+	if err := nc.Flush(); err != nil {
+		nc.Close()
+		return fmt.Errorf("node: change feed: %w", err)
+	}
+	n.feed = f
+	n.store.Notify(f.onChange)
+	return nil
+}
+
+// stopWaiters answers every blocking query now and every later one at once:
+// the node is stopping.
+func (n *Node) stopWaiters() {
+	if n.feed != nil {
+		n.feed.waiters.close()
+	}
+}
+
+// stopFeed stops announcing changes and closes the feed's connection.
+func (n *Node) stopFeed() {
+	if n.feed == nil {
+		return
+	}
+	n.store.Notify(nil)
+	n.feed.waiters.close()
+	n.feed.nc.Close()
+}
+
+// onChange announces a change this node's store applied and wakes the local
+// waiters it concerns. It runs on the writer's goroutine.
+func (f *feed) onChange(c store.Change) {
+	f.waiters.notify(c.Key)
+	bp := f.bufs.Get().(*[]byte)
+	*bp = appendChange((*bp)[:0], c)
+	_ = f.nc.Publish(f.subject, *bp) // at most once: a lost announcement delays waiters until their wait ends
+	f.bufs.Put(bp)
+}
+
+// onMessage takes a change announced by another node. Every node hears
+// every other node's changes, so the common case costs no allocation: the
+// layout appendChange writes is read in place.
+func (f *feed) onMessage(m *nats.Msg) {
+	key, version, ok := scanChange(m.Data)
+	if !ok { // another encoder's msgpack
+		c, err := DecodeChange(m.Data)
+		if err != nil {
+			return // not ours to judge: a stranger published on the subject
+		}
+		key, version = []byte(c.Key), c.Version
+	}
+	f.observe(version)
+	if f.waiters.count.Load() > 0 {
+		f.waiters.notify(string(key))
+	}
+}
+
+// scanChange reads the key and version of a change encoded exactly as
+// appendChange does; ok=false for any other encoding.
+func scanChange(b []byte) (key []byte, version uint64, ok bool) {
+	if len(b) < 4 || b[0] != 0x83 || b[1] != 0xa1 || b[2] != 'k' {
+		return nil, 0, false
+	}
+	var n, at int
+	switch h := b[3]; {
+	case h&0xe0 == 0xa0:
+		n, at = int(h&0x1f), 4
+	case h == 0xd9 && len(b) > 4:
+		n, at = int(b[4]), 5
+	case h == 0xda && len(b) > 5:
+		n, at = int(binary.BigEndian.Uint16(b[4:])), 6
+	case h == 0xdb && len(b) > 7:
+		n, at = int(binary.BigEndian.Uint32(b[4:])), 8
+	default:
+		return nil, 0, false
+	}
+	rest := b[at:]
+	if len(rest) != n+4+9+5 || string(rest[n:n+5]) != "\xa3ver\xcf" || string(rest[n+13:n+17]) != "\xa3del" || rest[n+17]&^1 != 0xc2 {
+		return nil, 0, false
+	}
+	return rest[:n], binary.BigEndian.Uint64(rest[n+5:]), true
+}
+
+// waiters are the blocking queries waiting for a change, by key or prefix.
+// Its methods may be called by any number of goroutines.
+type waiters struct {
+	count atomic.Int64 // registered waiters, so that writers skip the lock when there are none
+
+	mu       sync.Mutex
+	keys     map[string]map[*waiter]struct{} // waiting on one key
+	prefixes map[*waiter]struct{}            // waiting on a prefix
+	done     chan struct{}                   // closed by close
+	closed   bool
+}
+
+// waiter is one blocking query.
+type waiter struct {
+	key    string
+	prefix bool          // key is a prefix
+	wake   chan struct{} // holds a token when a change came since the query last read
+}
+
+func (ws *waiters) init() {
+	ws.keys = map[string]map[*waiter]struct{}{}
+	ws.prefixes = map[*waiter]struct{}{}
+	ws.done = make(chan struct{})
+}
+
+// add registers a waiter for key (or, with prefix, the keys under it). Call
+// it before reading, so that no change after the read goes unheard.
+func (ws *waiters) add(key string, prefix bool) *waiter {
+	w := &waiter{key: key, prefix: prefix, wake: make(chan struct{}, 1)}
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	if prefix {
+		ws.prefixes[w] = struct{}{}
+	} else {
+		set := ws.keys[key]
+		if set == nil {
+			set = map[*waiter]struct{}{}
+			ws.keys[key] = set
+		}
+		set[w] = struct{}{}
+	}
+	ws.count.Add(1)
+	return w
+}
+
+// remove unregisters w.
+func (ws *waiters) remove(w *waiter) {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	if w.prefix {
+		delete(ws.prefixes, w)
+	} else if set := ws.keys[w.key]; set != nil {
+		delete(set, w)
+		if len(set) == 0 {
+			delete(ws.keys, w.key)
+		}
+	}
+	ws.count.Add(-1)
+}
+
+// notify wakes the waiters of key and of every prefix of it.
+func (ws *waiters) notify(key string) {
+	if ws.count.Load() == 0 {
+		return
+	}
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	for w := range ws.keys[key] {
+		w.signal()
+	}
+	for w := range ws.prefixes {
+		if strings.HasPrefix(key, w.key) {
+			w.signal()
+		}
+	}
+}
+
+// stopping is closed once the node stops: waiters answer at once.
+func (ws *waiters) stopping() <-chan struct{} { return ws.done }
+
+func (ws *waiters) close() {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	if !ws.closed {
+		ws.closed = true
+		close(ws.done)
+	}
+}
+
+func (w *waiter) signal() {
+	select {
+	case w.wake <- struct{}{}:
+	default: // a wake-up is pending already
+	}
+}

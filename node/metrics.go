@@ -1,0 +1,206 @@
+package node
+
+import (
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/roostkv/roost/actors/membership"
+	"github.com/roostkv/roost/bus"
+)
+
+// Metrics: one Prometheus registry per node (never the global one), served
+// at GET /metrics. The hot path costs an atomic add and a histogram observe
+// per operation, taken where the operation executes (the primary of its
+// key's partition; a forwarding node does not count it again). Everything
+// else is read from the store and the membership view at scrape time.
+
+// opKind is an operation of the metrics.
+type opKind uint8
+
+const (
+	opGet opKind = iota
+	opSet
+	opDel
+	numOps
+)
+
+var opNames = [numOps]string{"get", "set", "del"}
+
+// opResult is how an operation ended, by its status code.
+type opResult uint8
+
+const (
+	resOK          opResult = iota // 200
+	resNotFound                    // 404
+	resConflict                    // 409: CAS mismatch
+	resBadRequest                  // 400
+	resTooLarge                    // 413
+	resUnavailable                 // 503
+	resError                       // anything else
+	numResults
+)
+
+var resultNames = [numResults]string{"ok", "not_found", "conflict", "bad_request", "too_large", "unavailable", "error"}
+
+// resultOf classifies an error of the operation path.
+func resultOf(err error) opResult {
+	if err == nil {
+		return resOK
+	}
+	switch codeOf(err) {
+	case bus.CodeNotFound:
+		return resNotFound
+	case bus.CodeConflict:
+		return resConflict
+	case bus.CodeBadRequest:
+		return resBadRequest
+	case bus.CodeTooLarge:
+		return resTooLarge
+	case bus.CodeUnavailable:
+		return resUnavailable
+	}
+	return resError
+}
+
+// latencyBuckets are the upper bounds, in seconds, of the operation latency
+// histograms: an operation takes from a few hundred nanoseconds (a get) to
+// milliseconds (a set waiting for memory).
+var latencyBuckets = []float64{250e-9, 500e-9, 1e-6, 2.5e-6, 5e-6, 10e-6, 25e-6, 100e-6, 1e-3, 10e-3, 100e-3}
+
+// metrics are a node's counters and its registry.
+type metrics struct {
+	reg     *prometheus.Registry
+	ops     [numOps][numResults]atomic.Uint64 // operations executed here, by kind and result
+	latency [numOps]prometheus.Observer       // seconds per operation, by kind
+}
+
+// newMetrics builds the registry of n: operation metrics, the node collector
+// (store, members, partitions, replication), and the Go runtime and process
+// collectors.
+func newMetrics(n *Node) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	hist := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "roost",
+		Name:      "operation_duration_seconds",
+		Help:      "Time this node took to execute a get, set or del it is the primary of (checks and store; not the network).",
+		Buckets:   latencyBuckets,
+	}, []string{"op"})
+	for op := range numOps {
+		m.latency[op] = hist.WithLabelValues(opNames[op])
+	}
+	m.reg.MustRegister(
+		hist,
+		&nodeCollector{n: n, m: m},
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}
+
+// done records one operation that started at start and ended with *err. It
+// is meant for a defer in the operation: `defer n.metrics.done(opGet,
+// time.Now(), &err)`.
+func (m *metrics) done(op opKind, start time.Time, err *error) {
+	m.ops[op][resultOf(*err)].Add(1)
+	m.latency[op].Observe(time.Since(start).Seconds())
+}
+
+// opTotals are the operations executed here so far: by kind, all results,
+// and how many failed for another reason than a missing key or a CAS
+// mismatch.
+func (m *metrics) opTotals() (byOp map[string]uint64, errors uint64) {
+	byOp = make(map[string]uint64, numOps)
+	for op := range numOps {
+		for r := range numResults {
+			c := m.ops[op][r].Load()
+			byOp[opNames[op]] += c
+			if r != resOK && r != resNotFound && r != resConflict {
+				errors += c
+			}
+		}
+	}
+	return byOp, errors
+}
+
+// handler serves the registry in the Prometheus text format.
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// nodeCollector reads the node's figures at scrape time.
+type nodeCollector struct {
+	n *Node
+	m *metrics
+}
+
+var (
+	descOps = prometheus.NewDesc("roost_operations_total",
+		"Operations this node executed as the primary of their key's partition, by kind (get, set, del) and result (ok, not_found, conflict, bad_request, too_large, unavailable, error).",
+		[]string{"op", "result"}, nil)
+	descKeys        = prometheus.NewDesc("roost_store_keys", "Live entries in this node's store (expired but unswept ones included).", nil, nil)
+	descBytes       = prometheus.NewDesc("roost_store_bytes", "Accounted memory of this node's store: keys, values and per-entry overhead, in bytes.", nil, nil)
+	descMaxBytes    = prometheus.NewDesc("roost_store_max_bytes", "The store's memory limit (--max-memory) in bytes; 0 = unlimited.", nil, nil)
+	descHits        = prometheus.NewDesc("roost_store_hits_total", "Gets that found a live key in this node's store.", nil, nil)
+	descMisses      = prometheus.NewDesc("roost_store_misses_total", "Gets that found nothing in this node's store.", nil, nil)
+	descEvictions   = prometheus.NewDesc("roost_store_evictions_total", "Entries evicted to stay under --max-memory.", nil, nil)
+	descExpirations = prometheus.NewDesc("roost_store_expirations_total", "Entries removed because their TTL passed.", nil, nil)
+	descMembers     = prometheus.NewDesc("roost_members", "Members in this node's membership view, by status (alive, suspect, dead, left).", []string{"status"}, nil)
+	descPartitions  = prometheus.NewDesc("roost_partitions", "Partitions this node holds in its table, by role (primary, replica).", []string{"role"}, nil)
+	descLag         = prometheus.NewDesc("roost_replication_lag_seconds",
+		"How far this node's replicas trail their primaries, in seconds (the largest over its partitions). Always 0 until replication lands: today a partition's data lives on its primary only.", nil, nil)
+	descView = prometheus.NewDesc("roost_membership_view", "Version of the membership view this node routes by.", nil, nil)
+	descInfo = prometheus.NewDesc("roost_node_info", "Always 1; the labels describe the node.", []string{"name", "id", "role", "version"}, nil)
+)
+
+// memberStatuses are the statuses roost_members always reports, zeros included.
+var memberStatuses = []membership.Status{membership.Alive, membership.Suspect, membership.Dead, membership.Left}
+
+func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descOps, descKeys, descBytes, descMaxBytes, descHits, descMisses, descEvictions, descExpirations, descMembers, descPartitions, descLag, descView, descInfo} {
+		ch <- d
+	}
+}
+
+func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
+	n := c.n
+	for op := range numOps {
+		for r := range numResults {
+			ch <- prometheus.MustNewConstMetric(descOps, prometheus.CounterValue, float64(c.m.ops[op][r].Load()), opNames[op], resultNames[r])
+		}
+	}
+	if n.store != nil {
+		st := n.store.Stats()
+		ch <- prometheus.MustNewConstMetric(descKeys, prometheus.GaugeValue, float64(st.Keys))
+		ch <- prometheus.MustNewConstMetric(descBytes, prometheus.GaugeValue, float64(st.Bytes))
+		ch <- prometheus.MustNewConstMetric(descMaxBytes, prometheus.GaugeValue, float64(st.MaxBytes))
+		ch <- prometheus.MustNewConstMetric(descHits, prometheus.CounterValue, float64(st.Hits))
+		ch <- prometheus.MustNewConstMetric(descMisses, prometheus.CounterValue, float64(st.Misses))
+		ch <- prometheus.MustNewConstMetric(descEvictions, prometheus.CounterValue, float64(st.Evictions))
+		ch <- prometheus.MustNewConstMetric(descExpirations, prometheus.CounterValue, float64(st.Expirations))
+	}
+	byStatus := map[membership.Status]int{}
+	primary, replica := 0, 0
+	if r := n.routing.Load(); r != nil {
+		for _, mb := range r.view.Members {
+			byStatus[mb.Status]++
+		}
+		p, rp := r.table.Owned(n.cfg.Name)
+		primary, replica = len(p), len(rp)
+		ch <- prometheus.MustNewConstMetric(descView, prometheus.GaugeValue, float64(r.view.Version))
+	}
+	for _, s := range memberStatuses {
+		ch <- prometheus.MustNewConstMetric(descMembers, prometheus.GaugeValue, float64(byStatus[s]), string(s))
+	}
+	ch <- prometheus.MustNewConstMetric(descPartitions, prometheus.GaugeValue, float64(primary), "primary")
+	ch <- prometheus.MustNewConstMetric(descPartitions, prometheus.GaugeValue, float64(replica), "replica")
+	ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, n.replicationLag().Seconds())
+	ch <- prometheus.MustNewConstMetric(descInfo, prometheus.GaugeValue, 1, n.cfg.Name, n.id, n.cfg.Role, Version)
+}
+
+// replicationLag is how far this node's replicas trail their primaries: 0
+// until replication lands.
+func (n *Node) replicationLag() time.Duration { return 0 }
