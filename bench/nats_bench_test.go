@@ -26,10 +26,17 @@ const (
 // benchKeys keys of benchValueSize bytes.
 func startBenchNode(b *testing.B) *node.Node {
 	b.Helper()
+	return startBenchNodeWith(b, func(*node.Config) {})
+}
+
+// startBenchNodeWith is startBenchNode with edit applied to the config.
+func startBenchNodeWith(b *testing.B, edit func(*node.Config)) *node.Node {
+	b.Helper()
 	cfg := node.DefaultConfig()
 	cfg.Name = "bench"
 	cfg.Listen = "127.0.0.1:-1"
 	cfg.HTTP = node.HTTPOff
+	edit(&cfg)
 	n, err := node.New(cfg)
 	if err != nil {
 		b.Fatal(err)
