@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -42,5 +43,52 @@ func TestExternalNATS(t *testing.T) {
 	}
 	if srv.NumClients() < 2 {
 		t.Fatalf("external server has %d clients, want the node's and the test's", srv.NumClients())
+	}
+}
+
+// TestClusterThroughExternalNATS: nodes that all use --nats with the same
+// external server form one cluster through it, with no routes of their own.
+func TestClusterThroughExternalNATS(t *testing.T) {
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(srv.Shutdown)
+	if !srv.ReadyForConnections(5 * time.Second) {
+		t.Fatal("external server not ready")
+	}
+	var nodes []*node.Node
+	for _, name := range []string{"e1", "e2", "e3"} {
+		nodes = append(nodes, startNode(t, func(c *node.Config) {
+			c.Name = name
+			c.NATSURL = srv.ClientURL()
+			fastBeats(c)
+		}))
+	}
+	waitMembers(t, nodes, 3, 5*time.Second)
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	for i := range 300 {
+		wantCode(t, "set", request(t, nc, fmt.Sprintf("roost.set.ext.%d", i), []byte(fmt.Sprint(i))), 200)
+	}
+	held := int64(0)
+	for _, n := range nodes {
+		if k := n.StoreStats().Keys; k == 0 || k == 300 {
+			t.Fatalf("%s holds %d of 300 keys: not spread", n.Name(), k)
+		} else {
+			held += k
+		}
+	}
+	for i := range 300 {
+		if r := request(t, nc, fmt.Sprintf("roost.get.ext.%d", i), nil); r.code != 200 || string(r.body) != fmt.Sprint(i) {
+			t.Fatalf("get ext.%d = %d %q", i, r.code, r.body)
+		}
+	}
+	if held != 300 {
+		t.Fatalf("nodes hold %d keys together, want 300", held)
 	}
 }
