@@ -7,8 +7,9 @@ import (
 	"strings"
 )
 
-// The HTTP API. This release serves health and status; the consul KV and
-// agent endpoints land with the HTTP issue.
+// The HTTP API (docs/http.md): health and status here, consul KV in
+// http_kv.go, agent, health, Roost members, metrics and the dashboard in
+// http_agent.go.
 
 func (n *Node) httpHandler() http.Handler {
 	mux := http.NewServeMux()

@@ -64,7 +64,7 @@ type Config struct {
 	Server   string // NATS URL of a running deployment; "" = start Nodes nodes in this process
 	Token    string // token of the deployment, and of the nodes and servers the harness starts
 	Prefix   string // subject prefix of the deployment; "" = bus.DefaultPrefix
-	Nodes    int    // nodes to start in-process when Server is ""; only 1 for now
+	Nodes    int    // nodes to start in-process when Server is "", clustered; targets talk to the first
 	KVServer string // NATS URL with JetStream for the KV baseline; "" = Server if it has JetStream, or an embedded one (see doc.go)
 
 	Seed     uint64       // seeds every worker's random source; runs with one seed pick the same keys
@@ -165,8 +165,8 @@ func (c Config) Validate() error {
 		if c.Nodes < 1 {
 			return bad("nodes", "%d: need at least 1 (or --server)", c.Nodes)
 		}
-		if c.Nodes > 1 {
-			return fmt.Errorf("--nodes %d: %w (lands with clustering)", c.Nodes, ErrNotSupported)
+		if c.Nodes > 9 {
+			return bad("nodes", "%d: at most 9 in one process", c.Nodes)
 		}
 	}
 	return nil

@@ -27,7 +27,7 @@ func TestValidate(t *testing.T) {
 		{"ack", func(c *Config) { c.Ack = "none" }, ErrConfig, "--ack"},
 		{"path", func(c *Config) { c.Path = "grpc" }, ErrConfig, "--path"},
 		{"http path", func(c *Config) { c.Path = PathHTTP }, ErrNotSupported, "--path http"},
-		{"nodes", func(c *Config) { c.Nodes = 3 }, ErrNotSupported, "--nodes 3"},
+		{"nodes", func(c *Config) { c.Nodes = 10 }, ErrConfig, "--nodes"},
 		{"echo subject", func(c *Config) { c.EchoSubject = "any" }, ErrConfig, "--echo-subject"},
 	}
 	for _, tt := range tests {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -75,21 +76,11 @@ func (r *runner) deployment() (ep Endpoint, maxPayload int32, echoConn *nats.Con
 		}
 		return Endpoint{URL: r.cfg.Server}, 0, echoConn, err
 	}
-	ncfg := node.DefaultConfig()
-	ncfg.Name = "bench"
-	ncfg.Listen = "127.0.0.1:-1"
-	ncfg.HTTP = node.HTTPOff
-	ncfg.Token = r.cfg.Token
-	ncfg.Prefix = r.cfg.Prefix
-	ncfg.Logger = r.log
-	n, err := node.New(ncfg)
+	nodes, err := r.startNodes()
 	if err != nil {
-		return ep, 0, nil, fmt.Errorf("harness: node: %w", err)
+		return ep, 0, nil, err
 	}
-	if err := n.Start(); err != nil {
-		return ep, 0, nil, fmt.Errorf("harness: node: %w", err)
-	}
-	r.onClose(n.Stop)
+	n := nodes[0] // the targets talk to the first node; the others lead their partitions
 	// The node's endpoints subscribe on its in-process connection without
 	// waiting for the server; a round trip on it makes sure the server has
 	// them before the preload asks.
@@ -103,6 +94,55 @@ func (r *runner) deployment() (ep Endpoint, maxPayload int32, echoConn *nats.Con
 		}
 	}
 	return Endpoint{URL: n.ClientURL()}, int32(n.Bus().MaxPayload()), echoConn, nil
+}
+
+// startNodes starts Config.Nodes nodes in this process, clustered through
+// the first one's routes, and waits until every node routes by a table over
+// all of them.
+func (r *runner) startNodes() ([]*node.Node, error) {
+	var nodes []*node.Node
+	for i := range r.cfg.Nodes {
+		ncfg := node.DefaultConfig()
+		ncfg.Name = fmt.Sprintf("bench%d", i+1)
+		ncfg.Listen = "127.0.0.1:-1"
+		ncfg.HTTP = node.HTTPOff
+		ncfg.Token = r.cfg.Token
+		ncfg.Prefix = r.cfg.Prefix
+		ncfg.Logger = r.log
+		if r.cfg.Nodes > 1 {
+			ncfg.ClusterListen = "127.0.0.1:-1"
+			if i > 0 {
+				ncfg.Join = []string{nodes[0].Bus().ClusterAddr()}
+			}
+		}
+		n, err := node.New(ncfg)
+		if err != nil {
+			return nil, fmt.Errorf("harness: node: %w", err)
+		}
+		if err := n.Start(); err != nil {
+			return nil, fmt.Errorf("harness: node: %w", err)
+		}
+		r.onClose(n.Stop)
+		nodes = append(nodes, n)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !formed(nodes) {
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("harness: %d nodes did not form a cluster within 10s", len(nodes))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return nodes, nil
+}
+
+// formed reports whether every node routes over all the nodes.
+func formed(nodes []*node.Node) bool {
+	for _, n := range nodes {
+		if len(n.Status().Cluster.Servers) != len(nodes) {
+			return false
+		}
+	}
+	return true
 }
 
 // preloadRoost writes every key of the keyspace with the Go client's MSet

@@ -70,7 +70,7 @@ JSON object per target and line.`,
 	fs.StringVar(&cfg.Server, "server", "", "NATS URL of a running deployment; empty = start --nodes nodes in this process")
 	fs.StringVar(&cfg.Token, "token", "", "token of the deployment (and of the nodes this command starts)")
 	fs.StringVar(&cfg.Prefix, "prefix", cfg.Prefix, "subject prefix of the deployment (the nodes' --prefix)")
-	fs.IntVar(&cfg.Nodes, "nodes", cfg.Nodes, "nodes to start in this process when there is no --server (only 1 until clustering lands)")
+	fs.IntVar(&cfg.Nodes, "nodes", cfg.Nodes, "nodes to start in this process, clustered, when there is no --server (targets talk to the first)")
 	fs.Var(f.workload, "workload", "what workers do: get, set, or mixed (see --get-ratio)")
 	fs.Float64Var(&cfg.GetRatio, "get-ratio", cfg.GetRatio, "share of gets in --workload mixed, 0..1")
 	fs.Var(f.dist, "dist", "key distribution: uniform, or zipf (see --zipf-s)")
