@@ -11,7 +11,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/roostkv/roost/actors/membership"
-	"github.com/roostkv/roost/bus"
 	"github.com/roostkv/roost/client"
 	"github.com/roostkv/roost/node"
 	"github.com/roostkv/roost/node/partition"
@@ -50,21 +49,7 @@ func startBenchCluster(b *testing.B) []*node.Node {
 	waitClusterFormed(b, nodes)
 
 	nc := dial(b, nodes[0].ClientURL())
-	value := make([]byte, benchValueSize)
-	const perBatch = 1000
-	for i := 0; i < benchKeys; i += perBatch {
-		var br bus.BatchRequest
-		for j := i; j < min(i+perBatch, benchKeys); j++ {
-			br.Ops = append(br.Ops, bus.Request{Op: bus.OpSet, Key: benchKey(j), Value: value})
-		}
-		data, err := bus.Marshal(&br)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := request(context.Background(), nc, &nats.Msg{Subject: "roost.bin.batch", Data: data}); err != nil {
-			b.Fatal(err)
-		}
-	}
+	fillKeys(b, nc)
 	total := int64(0)
 	for _, n := range nodes {
 		total += n.StoreStats().Keys

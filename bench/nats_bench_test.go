@@ -46,6 +46,17 @@ func startBenchNodeWith(b *testing.B, edit func(*node.Config)) *node.Node {
 	}
 	b.Cleanup(n.Stop)
 	nc := dial(b, n.ClientURL())
+	fillKeys(b, nc)
+	if got := n.StoreStats().Keys; got != benchKeys {
+		b.Fatalf("filled %d keys, want %d", got, benchKeys)
+	}
+	return n
+}
+
+// fillKeys writes benchKeys keys of benchValueSize bytes through nc, in
+// binary batches of 1000.
+func fillKeys(b *testing.B, nc *nats.Conn) {
+	b.Helper()
 	value := make([]byte, benchValueSize)
 	const perBatch = 1000
 	for i := 0; i < benchKeys; i += perBatch {
@@ -61,10 +72,6 @@ func startBenchNodeWith(b *testing.B, edit func(*node.Config)) *node.Node {
 			b.Fatal(err)
 		}
 	}
-	if got := n.StoreStats().Keys; got != benchKeys {
-		b.Fatalf("filled %d keys, want %d", got, benchKeys)
-	}
-	return n
 }
 
 func benchKey(i int) string { return "key" + strconv.Itoa(i) }
