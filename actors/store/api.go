@@ -14,6 +14,13 @@ var (
 	ErrStopped     = errors.New("store: stopped")
 )
 
+// Limits of one entry, set by the packed entry record (slab.go). A node's
+// own limits (--max-key, --max-value) are within them.
+const (
+	MaxKeyLen   = 64 << 10  // bytes; a longer key is ErrInvalid
+	MaxValueLen = 1<<32 - 1 // bytes; a larger value is ErrTooLarge
+)
+
 // Entry is one key as the store holds it. Value is shared with the store and
 // must never be modified by the caller.
 type Entry struct {

@@ -4,18 +4,38 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+	"unsafe"
 )
 
 func TestIndexAgainstMap(t *testing.T) {
-	// Small hash space on purpose: long probe runs, equal hashes, and
-	// backward shifts across the table's wrap-around.
-	for _, hashBits := range []uint{3, 8, 32} {
-		t.Run(fmt.Sprintf("hash bits %d", hashBits), func(t *testing.T) {
+	// Small hash spaces on purpose. With the bits at the top, keys share a few
+	// home slots (long probe runs, Robin Hood swaps, long backward shifts)
+	// and all have tag 0 (every probe at the right distance goes to the
+	// slab). With them at the bottom, every key has home slot 0 and the tags
+	// differ.
+	tests := []struct {
+		name string
+		bits uint
+		top  bool
+	}{
+		{"3 high bits", 3, true},
+		{"5 high bits", 5, true},
+		{"8 low bits", 8, false},
+		{"32 bits", 32, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
 			var sl slab
 			var x index
 			ref := map[string]uint32{}
-			rng := rand.New(rand.NewPCG(uint64(hashBits), 3))
-			hash := func(k string) uint32 { return fnv32(k) & (1<<hashBits - 1) }
+			rng := rand.New(rand.NewPCG(uint64(tt.bits), 3))
+			hash := func(k string) uint32 {
+				h := fnv32(k) >> (32 - tt.bits)
+				if tt.top {
+					return h << (32 - tt.bits)
+				}
+				return h
+			}
 			for op := range 20000 {
 				k := fmt.Sprint(rng.IntN(500))
 				h := hash(k)
@@ -25,8 +45,10 @@ func TestIndexAgainstMap(t *testing.T) {
 				}
 				if rng.IntN(2) == 0 && got == 0 {
 					i := sl.alloc()
-					*sl.at(i) = entry{key: k, hash: h}
-					x.insert(h, i)
+					*sl.at(i) = entry{hash: h}
+					sl.at(i).setKey(k)
+					x.insert(&sl, h, i) // grows from the slab's queued entries, so queue i afterwards
+					sl.at(i).queue = queueMain
 					ref[k] = i
 				} else if got != 0 {
 					x.remove(h, got)
@@ -35,6 +57,11 @@ func TestIndexAgainstMap(t *testing.T) {
 				}
 				if x.n != len(ref) {
 					t.Fatalf("op %d: index holds %d, want %d", op, x.n, len(ref))
+				}
+				if op%97 == 0 {
+					if err := x.check(&sl); err != nil {
+						t.Fatalf("op %d: %v", op, err)
+					}
 				}
 			}
 			for k, i := range ref {
@@ -55,16 +82,35 @@ func TestSlabReusesSlots(t *testing.T) {
 	if ids[0] != 1 || ids[len(ids)-1] != 3*chunkSize || sl.end() != 3*chunkSize+1 {
 		t.Fatalf("first %d, last %d, end %d", ids[0], ids[len(ids)-1], sl.end())
 	}
-	sl.at(ids[5]).key = "x"
+	sl.at(ids[5]).setKey("x")
 	sl.release(ids[5])
 	sl.release(ids[9])
 	if sl.used != 3*chunkSize-2 {
 		t.Fatalf("used %d", sl.used)
 	}
-	if a, b := sl.alloc(), sl.alloc(); a != ids[9] || b != ids[5] || sl.at(b).key != "" {
-		t.Fatalf("reuse gave %d, %d (key %q)", a, b, sl.at(b).key)
+	if a, b := sl.alloc(), sl.alloc(); a != ids[9] || b != ids[5] || sl.at(b).keyString() != "" {
+		t.Fatalf("reuse gave %d, %d (key %q)", a, b, sl.at(b).keyString())
 	}
 	if sl.end() != 3*chunkSize+1 {
 		t.Fatalf("reuse grew the slab to %d", sl.end())
+	}
+}
+
+func TestSlabRecordsAreCacheLines(t *testing.T) {
+	// Records are 64 bytes, and a full chunk is a large allocation (32 KiB),
+	// which Go aligns to a page: no record in it straddles two cache lines.
+	// (The first chunk, while it grows, may sit 8 bytes off: Go puts a header
+	// before smaller objects that hold pointers.)
+	var sl slab
+	for range 3 * chunkSize {
+		sl.alloc()
+	}
+	if c := cap(sl.chunks[0]); c != chunkSize {
+		t.Fatalf("first chunk grew to %d records, want %d", c, chunkSize)
+	}
+	for i := uint32(1); i < sl.end(); i++ {
+		if p := uintptr(unsafe.Pointer(sl.at(i))); p%64 != 0 {
+			t.Fatalf("record %d at %#x, not on a 64-byte boundary", i, p)
+		}
 	}
 }

@@ -31,13 +31,13 @@ func (sh *shard) check() error {
 		for i := q.head; i != 0; i = sh.sl.at(i).next {
 			e := sh.sl.at(i)
 			if e.queue != id {
-				return fmt.Errorf("entry %q in queue %d says queue %d", e.key, id, e.queue)
+				return fmt.Errorf("entry %q in queue %d says queue %d", e.keyString(), id, e.queue)
 			}
 			if e.prev != prev {
-				return fmt.Errorf("entry %q: prev %d, want %d", e.key, e.prev, prev)
+				return fmt.Errorf("entry %q: prev %d, want %d", e.keyString(), e.prev, prev)
 			}
 			if seen[i] {
-				return fmt.Errorf("entry %q queued twice", e.key)
+				return fmt.Errorf("entry %q queued twice", e.keyString())
 			}
 			seen[i] = true
 			n++
@@ -71,7 +71,10 @@ func (sh *shard) check() error {
 	if sh.budget > 0 && sh.bytes > sh.budget {
 		return fmt.Errorf("%d bytes over a budget of %d", sh.bytes, sh.budget)
 	}
-	ttl := 0
+	if err := sh.idx.check(&sh.sl); err != nil {
+		return err
+	}
+	ttl, wide := 0, 0
 	for i, end := uint32(1), sh.sl.end(); i < end; i++ {
 		e := sh.sl.at(i)
 		if e.queue == queueNone {
@@ -81,17 +84,26 @@ func (sh *shard) check() error {
 			continue
 		}
 		if !seen[i] {
-			return fmt.Errorf("entry %q in no queue", e.key)
+			return fmt.Errorf("entry %q in no queue", e.keyString())
 		}
-		if got := sh.idx.find(&sh.sl, e.hash, e.key); got != i {
-			return fmt.Errorf("index finds %q at %d, want %d", e.key, got, i)
+		if got := sh.idx.find(&sh.sl, e.hash, e.keyString()); got != i {
+			return fmt.Errorf("index finds %q at %d, want %d", e.keyString(), got, i)
 		}
 		if e.version == 0 || e.created == 0 || e.created > e.version {
-			return fmt.Errorf("entry %q: version %d created %d", e.key, e.version, e.created)
+			return fmt.Errorf("entry %q: version %d created %d", e.keyString(), e.version, e.created)
+		}
+		if (e.value == nil) != (e.vlen == 0) {
+			return fmt.Errorf("entry %q: value pointer %p with length %d", e.keyString(), e.value, e.vlen)
+		}
+		if e.hasWideFlags() {
+			wide++
+		}
+		if _, ok := sh.flagsHi[i]; ok != e.hasWideFlags() {
+			return fmt.Errorf("entry %q: wide flags bit %v, high half stored %v", e.keyString(), e.hasWideFlags(), ok)
 		}
 		if e.tomb() {
-			if e.value != "" || e.flags != 0 || e.expires == 0 {
-				return fmt.Errorf("tombstone %q: value %d bytes, flags %d, removal time %d", e.key, len(e.value), e.flags, e.expires)
+			if e.vlen != 0 || sh.flags(i, e) != 0 || e.expires == 0 {
+				return fmt.Errorf("tombstone %q: value %d bytes, flags %d, removal time %d", e.keyString(), e.vlen, sh.flags(i, e), e.expires)
 			}
 			continue
 		}
@@ -101,6 +113,40 @@ func (sh *shard) check() error {
 	}
 	if ttl != sh.ttlKeys {
 		return fmt.Errorf("ttlKeys %d, counted %d", sh.ttlKeys, ttl)
+	}
+	if wide != len(sh.flagsHi) {
+		return fmt.Errorf("%d entries with wide flags, %d high halves stored", wide, len(sh.flagsHi))
+	}
+	return nil
+}
+
+// check verifies the index against the slab: every occupied slot holds a
+// queued entry with its tag and its distance from home, the count is right,
+// and the Robin Hood order holds (a slot is at most one farther from its
+// home than the slot before it, so lookups may stop early and deletes may
+// shift back).
+func (x *index) check(sl *slab) error {
+	n, prev := 0, uint16(0)
+	for p := range len(x.b) / slotBytes {
+		c, i := x.load(p)
+		if (c == 0) != (i == 0) {
+			return fmt.Errorf("slot %d: control %#x, slab index %d", p, c, i)
+		}
+		if dist1(c) > dist1(prev)+1 {
+			return fmt.Errorf("slot %d: distance %d after a slot at distance %d", p, dist1(c)-1, dist1(prev)-1)
+		}
+		prev = c
+		if i == 0 {
+			continue
+		}
+		n++
+		e := sl.at(i)
+		if d := p - x.home(e.hash); e.queue == queueNone || d < 0 || d > maxDist || c != ctrlOf(e.hash, d) {
+			return fmt.Errorf("slot %d: control %#x for entry %q (queue %d) at distance %d", p, c, e.keyString(), e.queue, d)
+		}
+	}
+	if n != x.n {
+		return fmt.Errorf("index counts %d entries, holds %d", x.n, n)
 	}
 	return nil
 }

@@ -1,12 +1,14 @@
 package store
 
+import "math/bits"
+
 // S3-FIFO eviction (Yang et al., "FIFO queues are all you need for cache
 // eviction", SOSP 2023), per shard and by bytes:
 //
 //   - a small FIFO takes new keys and holds about smallShare of the budget;
 //   - a main FIFO takes keys that proved useful;
 //   - a ghost FIFO remembers fingerprints of keys recently evicted from small;
-//   - each entry has a 2-bit access counter (freq, saturating at maxFreq).
+//   - each entry has a 2-bit access counter (entry.freq, saturating at maxFreq).
 //
 // A new key goes to main if the ghost remembers it, else to small. To evict:
 // if small holds at least its share (or main is empty), take small's oldest
@@ -71,21 +73,28 @@ func (q *fifo) unlink(sl *slab, i uint32) {
 	q.bytes -= e.size()
 }
 
-// ghost remembers 32-bit fingerprints of recently evicted keys, about as many
-// as the shard has entries. It is a table of 4-slot buckets, each a little
-// FIFO (slot 0 newest): an approximate, allocation-free FIFO at 4 bytes per
-// remembered key.
+// ghost remembers 16-bit fingerprints of recently evicted keys, about as
+// many as the shard has entries. It is a table of 4-slot buckets, each a
+// little FIFO (slot 0 newest): an approximate, allocation-free FIFO at 2
+// bytes per remembered key. A key's bucket comes from the high bits of its
+// hash, its fingerprint from bits 1..15 (bit 0 is set, as 0 marks an empty
+// slot), so the two are independent while the table has at most 2^16
+// buckets (2^18 keys): a new key falsely matches one of a bucket's 4
+// fingerprints about once in 8192 lookups, and that only sends it to main
+// instead of small. Beyond that they share bits: with 2^b buckets, a false
+// match is 4 in 2^(31-b).
 type ghost struct {
-	slots []uint32 // 0 = empty
+	slots []uint16 // 0 = empty
+	shift uint8    // a hash's bucket is h>>shift: the table has 2^(32-shift) buckets
 }
 
 const ghostWays = 4
 
 // fingerprint makes 0 (the empty mark) impossible.
-func fingerprint(h uint32) uint32 { return h | 1 }
+func fingerprint(h uint32) uint16 { return uint16(h) | 1 }
 
-func (g *ghost) bucket(fp uint32) []uint32 {
-	b := int(fp>>1) & (len(g.slots)/ghostWays - 1)
+func (g *ghost) bucket(h uint32) []uint16 {
+	b := int(uint64(h) >> g.shift)
 	return g.slots[b*ghostWays : b*ghostWays+ghostWays]
 }
 
@@ -94,7 +103,7 @@ func (g *ghost) add(h uint32) {
 	if len(g.slots) == 0 {
 		return
 	}
-	b := g.bucket(fingerprint(h))
+	b := g.bucket(h)
 	copy(b[1:], b[:ghostWays-1])
 	b[0] = fingerprint(h)
 }
@@ -105,7 +114,7 @@ func (g *ghost) take(h uint32) bool {
 		return false
 	}
 	fp := fingerprint(h)
-	b := g.bucket(fp)
+	b := g.bucket(h)
 	for j, v := range b {
 		if v == fp {
 			copy(b[j:], b[j+1:])
@@ -116,7 +125,11 @@ func (g *ghost) take(h uint32) bool {
 	return false
 }
 
-// fit grows the ghost to remember at least n keys (a power of two slots).
+// fit grows the ghost to remember at least n keys (a power of two slots,
+// at least 64). A fingerprint does not say which of the new buckets its key
+// belongs to, so each old bucket is copied, in order, to all the buckets it
+// splits into: the right one keeps remembering the key, the others hold a
+// stale copy until newer keys push it out.
 func (g *ghost) fit(n int) {
 	if n <= len(g.slots) {
 		return
@@ -125,14 +138,16 @@ func (g *ghost) fit(n int) {
 	for size < n {
 		size *= 2
 	}
-	old := g.slots
-	g.slots = make([]uint32, size)
-	// Re-add oldest first so that bucket order stays roughly FIFO.
-	for w := ghostWays - 1; w >= 0; w-- {
-		for b := 0; b < len(old); b += ghostWays {
-			if fp := old[b+w]; fp != 0 {
-				g.add(fp)
-			}
+	old, oldShift := g.slots, g.shift
+	g.slots = make([]uint16, size)
+	g.shift = uint8(32 - bits.Len(uint(size/ghostWays)-1))
+	if len(old) == 0 {
+		return
+	}
+	split := ghostWays << (oldShift - g.shift) // slots of new buckets per old bucket
+	for b := 0; b < len(old); b += ghostWays {
+		for c := b / ghostWays * split; c < (b/ghostWays+1)*split; c += ghostWays {
+			copy(g.slots[c:c+ghostWays], old[b:b+ghostWays])
 		}
 	}
 }
@@ -154,7 +169,7 @@ func newS3FIFO(budget int64) s3fifo {
 // into small.
 func (p *s3fifo) insert(sl *slab, i uint32) {
 	e := sl.at(i)
-	e.freq = 0
+	e.setFreq(0)
 	if p.ghost.take(e.hash) {
 		e.queue = queueMain
 		p.main.pushHead(sl, i)
@@ -176,8 +191,8 @@ func (p *s3fifo) requeue(sl *slab, i uint32, q uint8) {
 
 // touch records an access.
 func (p *s3fifo) touch(e *entry) {
-	if e.freq < maxFreq {
-		e.freq++
+	if f := e.freq(); f < maxFreq {
+		e.setFreq(f + 1)
 	}
 }
 
@@ -214,8 +229,9 @@ func (p *s3fifo) evictSmall(sl *slab) uint32 {
 		i := p.small.tail
 		e := sl.at(i)
 		p.small.unlink(sl, i)
-		if e.freq >= promoteFreq {
-			e.freq, e.queue = 0, queueMain
+		if e.freq() >= promoteFreq {
+			e.setFreq(0)
+			e.queue = queueMain
 			p.main.pushHead(sl, i)
 			continue
 		}
@@ -235,8 +251,8 @@ func (p *s3fifo) evictMain(sl *slab) uint32 {
 		i := p.main.tail
 		e := sl.at(i)
 		p.main.unlink(sl, i)
-		if e.freq > 0 {
-			e.freq--
+		if f := e.freq(); f > 0 {
+			e.setFreq(f - 1)
 			p.main.pushHead(sl, i)
 			continue
 		}

@@ -28,7 +28,8 @@ func fnv32(key string) uint32 {
 
 func (pl *policy) insert(key string) {
 	i := pl.sl.alloc()
-	*pl.sl.at(i) = entry{key: key, hash: fnv32(key), version: 1, created: 1}
+	*pl.sl.at(i) = entry{hash: fnv32(key), version: 1, created: 1}
+	pl.sl.at(i).setKey(key)
 	pl.ids[key] = i
 	pl.p.insert(&pl.sl, i)
 }
@@ -42,7 +43,7 @@ func (pl *policy) evict() string {
 	if i == 0 {
 		return ""
 	}
-	key := pl.sl.at(i).key
+	key := pl.sl.at(i).keyString()
 	pl.sl.release(i)
 	delete(pl.ids, key)
 	return key
@@ -153,22 +154,30 @@ func TestGhost(t *testing.T) {
 	if len(g.slots) != 128 {
 		t.Fatalf("fit(100): %d slots, want 128", len(g.slots))
 	}
-	for h := range uint32(50) {
-		g.add(h * 7919)
+	// One key in each of the 32 buckets (the top 5 bits), distinct low bits.
+	spread := func(n uint32) uint32 { return n<<27 | n<<8 | 0x5a }
+	for n := range uint32(32) {
+		g.add(spread(n))
 	}
 	g.fit(1000) // growth keeps what it remembered
-	for h := range uint32(50) {
-		if !g.take(h * 7919) {
-			t.Fatalf("forgot %d after growth", h*7919)
+	if len(g.slots) != 1024 {
+		t.Fatalf("fit(1000): %d slots, want 1024", len(g.slots))
+	}
+	for n := range uint32(32) {
+		if !g.take(spread(n)) {
+			t.Fatalf("forgot %#x after growth", spread(n))
 		}
-		if g.take(h * 7919) {
-			t.Fatalf("remembered %d twice", h*7919)
+		if g.take(spread(n)) {
+			t.Fatalf("remembered %#x twice", spread(n))
 		}
+	}
+	if g.take(spread(3) ^ 0x100) { // same bucket, another fingerprint
+		t.Fatal("remembered a key never added")
 	}
 	// A bucket keeps its newest ghostWays fingerprints.
 	var small ghost
-	small.fit(1)                                       // 64 slots
-	same := func(n uint32) uint32 { return n<<10 | 2 } // all in bucket 1
+	small.fit(1)                                          // 64 slots, 16 buckets
+	same := func(n uint32) uint32 { return 1<<30 | n<<4 } // all in bucket 4
 	for n := range uint32(ghostWays + 2) {
 		small.add(same(n))
 	}

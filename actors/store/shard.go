@@ -16,11 +16,12 @@ type shard struct {
 	idx     index
 	sl      slab
 	pol     s3fifo
-	tombs   fifo          // tombstones, newest at head: the sweep and eviction take them from the tail
-	tombTTL time.Duration // how long a tombstone is kept; 0 = deletes leave none
-	budget  int64         // bytes this shard may account, live entries and tombstones; 0 = unlimited
-	bytes   int64         // accounted bytes of its entries and tombstones
-	ttlKeys int           // live entries with an expiry, so the sweep can skip shards without any
+	tombs   fifo              // tombstones, newest at head: the sweep and eviction take them from the tail
+	tombTTL time.Duration     // how long a tombstone is kept; 0 = deletes leave none
+	budget  int64             // bytes this shard may account, live entries and tombstones; 0 = unlimited
+	bytes   int64             // accounted bytes of its entries and tombstones
+	ttlKeys int               // live entries with an expiry, so the sweep can skip shards without any
+	flagsHi map[uint32]uint32 // the high half of flags wider than 32 bits, by slab index (entry.bits&wideFlags); nil until needed
 
 	hits, misses, sets, deletes, evictions, expirations int64
 
@@ -80,7 +81,7 @@ func (sh *shard) lookup(h uint32, key string, clock Clock) (Entry, uint64, error
 	}
 	sh.pol.touch(e)
 	sh.hits++
-	out := e.public(true)
+	out := e.public(true, sh.flagsHigh(i, e))
 	sh.mu.Unlock()
 	return out, 0, nil
 }
@@ -107,25 +108,26 @@ func (sh *shard) set(h uint32, req *SetRequest, vc *hlc) (Entry, error) {
 			expires = math.MaxInt64
 		}
 	}
-	value := valueString(req.Value)
 
 	if i != 0 && sh.sl.at(i).tomb() { // a deleted key comes back, in its tombstone's slot
-		return sh.revive(i, req, size, version, expires, value), nil
+		return sh.revive(i, req, size, version, expires), nil
 	}
 	if i == 0 { // a new key
 		sh.makeRoom(size)
 		i = sh.sl.alloc()
 		e := sh.sl.at(i)
-		*e = entry{key: strings.Clone(req.Key), value: value, version: version, created: version,
-			flags: req.Flags, expires: expires, hash: h}
-		sh.idx.insert(h, i)
+		*e = entry{version: version, created: version, expires: expires, hash: h}
+		e.setKey(strings.Clone(req.Key))
+		e.setValue(req.Value)
+		sh.setFlags(i, e, req.Flags)
+		sh.idx.insert(&sh.sl, h, i)
 		sh.pol.insert(&sh.sl, i)
 		sh.bytes += size
 		if expires != 0 {
 			sh.ttlKeys++
 		}
 		sh.sets++
-		return e.public(true), nil
+		return e.public(true, sh.flagsHigh(i, e)), nil
 	}
 
 	e := sh.sl.at(i)
@@ -136,11 +138,11 @@ func (sh *shard) set(h uint32, req *SetRequest, vc *hlc) (Entry, error) {
 		sh.bytes -= old
 		sh.makeRoom(size)
 		e = sh.sl.at(i)
-		e.value = value
+		e.setValue(req.Value)
 		sh.pol.requeue(&sh.sl, i, q)
 		sh.bytes += size
 	} else {
-		e.value = value
+		e.setValue(req.Value)
 		sh.pol.resized(e, size-old)
 		sh.bytes += size - old
 	}
@@ -151,28 +153,31 @@ func (sh *shard) set(h uint32, req *SetRequest, vc *hlc) (Entry, error) {
 			sh.ttlKeys--
 		}
 	}
-	e.version, e.flags, e.expires = version, req.Flags, expires
+	e.version, e.expires = version, expires
+	sh.setFlags(i, e, req.Flags)
 	sh.pol.touch(e)
 	sh.sets++
-	return e.public(true), nil
+	return e.public(true, sh.flagsHigh(i, e)), nil
 }
 
 // revive turns tombstone i into the live entry req writes at version: the
 // key is created anew (Created = version), in the tombstone's slot.
-func (sh *shard) revive(i uint32, req *SetRequest, size int64, version uint64, expires int64, value string) Entry {
+func (sh *shard) revive(i uint32, req *SetRequest, size int64, version uint64, expires int64) Entry {
 	sh.tombs.unlink(&sh.sl, i)
 	sh.bytes -= sh.sl.at(i).size()
 	sh.sl.at(i).queue = queueNone // out of every queue, so making room cannot take it
 	sh.makeRoom(size)
 	e := sh.sl.at(i)
-	e.value, e.version, e.created, e.flags, e.expires = value, version, version, req.Flags, expires
+	e.setValue(req.Value)
+	e.version, e.created, e.expires = version, version, expires
+	sh.setFlags(i, e, req.Flags)
 	sh.pol.insert(&sh.sl, i)
 	sh.bytes += size
 	if expires != 0 {
 		sh.ttlKeys++
 	}
 	sh.sets++
-	return e.public(true)
+	return e.public(true, sh.flagsHigh(i, e))
 }
 
 // del deletes key under hash h and returns the delete's version and whether
@@ -211,7 +216,10 @@ func (sh *shard) bury(i uint32, version uint64, now int64) {
 	if until < now { // overflow
 		until = math.MaxInt64
 	}
-	e.value, e.flags, e.version, e.expires, e.freq = "", 0, version, until, 0
+	e.setValue(nil)
+	sh.setFlags(i, e, 0)
+	e.version, e.expires = version, until
+	e.setFreq(0)
 	e.queue = queueTomb
 	sh.tombs.pushHead(&sh.sl, i)
 	sh.bytes += e.size()
@@ -284,6 +292,9 @@ func (sh *shard) forget(i uint32) {
 	if e.expires != 0 && !e.tomb() {
 		sh.ttlKeys--
 	}
+	if e.hasWideFlags() {
+		delete(sh.flagsHi, i)
+	}
 	sh.idx.remove(e.hash, i)
 	sh.sl.release(i)
 }
@@ -341,7 +352,7 @@ func (sh *shard) maxVersion(prefix string, now int64) uint64 {
 	var top uint64
 	for i, end := uint32(1), sh.sl.end(); i < end; i++ {
 		e := sh.sl.at(i)
-		if e.queue == queueNone || e.version <= top || (!e.tomb() && e.expired(now)) || !strings.HasPrefix(e.key, prefix) {
+		if e.queue == queueNone || e.version <= top || (!e.tomb() && e.expired(now)) || !strings.HasPrefix(e.keyString(), prefix) {
 			continue
 		}
 		top = e.version
@@ -356,10 +367,13 @@ func (sh *shard) scan(out []Entry, prefix, after string, withValue bool, now int
 	defer sh.mu.Unlock()
 	for i, end := uint32(1), sh.sl.end(); i < end; i++ {
 		e := sh.sl.at(i)
-		if e.queue == queueNone || e.tomb() || e.expired(now) || !strings.HasPrefix(e.key, prefix) || e.key <= after {
+		if e.queue == queueNone || e.tomb() || e.expired(now) {
 			continue
 		}
-		out = append(out, e.public(withValue))
+		if k := e.keyString(); !strings.HasPrefix(k, prefix) || k <= after {
+			continue
+		}
+		out = append(out, e.public(withValue, sh.flagsHigh(i, e)))
 	}
 	return out
 }
@@ -393,7 +407,7 @@ func (sh *shard) dropMatching(match func(key string) bool) int {
 			return n
 		}
 		for i := from; i < min(end, from+sweepBatch); i++ {
-			if e := sh.sl.at(i); e.queue != queueNone && match(e.key) {
+			if e := sh.sl.at(i); e.queue != queueNone && match(e.keyString()) {
 				if !e.tomb() {
 					n++
 				}
@@ -401,5 +415,36 @@ func (sh *shard) dropMatching(match func(key string) bool) int {
 			}
 		}
 		sh.mu.Unlock()
+	}
+}
+
+// flagsHigh returns the high half of the flags of entry e at slab index i.
+func (sh *shard) flagsHigh(i uint32, e *entry) uint32 {
+	if !e.hasWideFlags() {
+		return 0
+	}
+	return sh.flagsHi[i]
+}
+
+// flags returns the flags of entry e at slab index i.
+func (sh *shard) flags(i uint32, e *entry) uint64 {
+	return uint64(sh.flagsHigh(i, e))<<32 | uint64(e.flags)
+}
+
+// setFlags stores flags f for entry e at slab index i: the low half in the
+// entry, the high half, when it is not 0, in flagsHi (the only case where a
+// write may allocate: flags that do not fit in 32 bits are rare).
+func (sh *shard) setFlags(i uint32, e *entry, f uint64) {
+	e.flags = uint32(f)
+	switch hi := uint32(f >> 32); {
+	case hi != 0:
+		if sh.flagsHi == nil {
+			sh.flagsHi = map[uint32]uint32{}
+		}
+		sh.flagsHi[i] = hi
+		e.bits |= wideFlags
+	case e.hasWideFlags():
+		delete(sh.flagsHi, i)
+		e.bits &^= wideFlags
 	}
 }

@@ -77,13 +77,18 @@ func (s *Store) Lookup(key string) (e Entry, deleted uint64, err error) {
 }
 
 // Set writes a key and returns the stored entry with its new version.
-// It fails with ErrInvalid (empty key, negative TTL), ErrCASMismatch, or
-// ErrTooLarge when the entry alone exceeds a shard's share of MaxMemory.
+// It fails with ErrInvalid (empty key, key over MaxKeyLen, negative TTL),
+// ErrCASMismatch, or ErrTooLarge when the value is over MaxValueLen or the
+// entry alone exceeds a shard's share of MaxMemory.
 // The store keeps req.Value; the caller must not modify it afterwards.
 func (s *Store) Set(req SetRequest) (Entry, error) {
 	switch {
 	case req.Key == "":
 		return Entry{}, fmt.Errorf("%w: empty key", ErrInvalid)
+	case len(req.Key) > MaxKeyLen:
+		return Entry{}, fmt.Errorf("%w: key of %d bytes, the limit is %d", ErrInvalid, len(req.Key), MaxKeyLen)
+	case int64(len(req.Value)) > MaxValueLen:
+		return Entry{}, fmt.Errorf("%w: value of %d bytes, the limit is %d", ErrTooLarge, len(req.Value), int64(MaxValueLen))
 	case req.TTL < 0:
 		return Entry{}, fmt.Errorf("%w: negative TTL %v", ErrInvalid, req.TTL)
 	}

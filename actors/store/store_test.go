@@ -99,10 +99,10 @@ func TestDefaultShards(t *testing.T) {
 	}
 }
 
-func TestEntryIs80Bytes(t *testing.T) {
-	// EntryOverhead's derivation assumes this layout.
-	if got := unsafe.Sizeof(entry{}); got != 80 {
-		t.Fatalf("entry is %d bytes, want 80", got)
+func TestEntryIs64Bytes(t *testing.T) {
+	// EntryOverhead's derivation assumes this layout: one cache line.
+	if got := unsafe.Sizeof(entry{}); got != 64 {
+		t.Fatalf("entry is %d bytes, want 64", got)
 	}
 }
 
@@ -287,6 +287,66 @@ func TestInvalidRequests(t *testing.T) {
 	}
 	if st := s.Stats(); st.Sets != 0 || st.Keys != 0 {
 		t.Fatalf("invalid requests changed the store: %+v", st)
+	}
+}
+
+func TestKeyLengthLimit(t *testing.T) {
+	s, _ := newTestStore(t, Config{})
+	long := strings.Repeat("k", MaxKeyLen)
+	if e := mustSet(t, s, SetRequest{Key: long, Value: []byte("v")}); e.Key != long {
+		t.Fatalf("key of %d bytes came back as %d bytes", len(long), len(e.Key))
+	}
+	if e, err := s.Get(long); err != nil || e.Key != long || string(e.Value) != "v" {
+		t.Fatalf("Get of the longest key: %v", err)
+	}
+	if _, err := s.Set(SetRequest{Key: long + "k"}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("key of %d bytes: %v, want ErrInvalid", len(long)+1, err)
+	}
+	if _, err := s.Get(long + "k"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get of a key over the limit: %v", err)
+	}
+	checkInvariants(t, s)
+}
+
+func TestWideFlags(t *testing.T) {
+	// Flags above 32 bits do not fit in the entry record: their high half
+	// lives beside the slab, and must follow the entry through every change.
+	s, _ := newTestStore(t, Config{})
+	const wide, narrow = 0xdead_beef_0000_0007, 9
+	get := func(key string) uint64 {
+		t.Helper()
+		e, err := s.Get(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e.Flags
+	}
+	if e := mustSet(t, s, SetRequest{Key: "a", Value: []byte("1"), Flags: wide}); e.Flags != wide || get("a") != wide {
+		t.Fatalf("new key: flags %#x, get %#x", e.Flags, get("a"))
+	}
+	if e := mustSet(t, s, SetRequest{Key: "a", Value: []byte("2"), Flags: narrow}); e.Flags != narrow || get("a") != narrow {
+		t.Fatalf("overwrite with narrow flags: %#x, get %#x", e.Flags, get("a"))
+	}
+	mustSet(t, s, SetRequest{Key: "a", Value: []byte("3"), Flags: wide})
+	mustSet(t, s, SetRequest{Key: "b", Value: []byte("4"), Flags: 1 << 63})
+	checkInvariants(t, s)
+	if entries, _ := s.Scan("", "", 0, true); len(entries) != 2 || entries[0].Flags != wide || entries[1].Flags != 1<<63 {
+		t.Fatalf("scan: %+v", entries)
+	}
+	mustDelete(t, s, DeleteRequest{Key: "a"}) // the tombstone has no flags
+	checkInvariants(t, s)
+	if e := mustSet(t, s, SetRequest{Key: "a", Value: []byte("5")}); e.Flags != 0 || get("a") != 0 {
+		t.Fatalf("set over the tombstone: flags %#x, get %#x", e.Flags, get("a"))
+	}
+	mustSet(t, s, SetRequest{Key: "a", Value: []byte("6"), Flags: wide})
+	if n := s.Drop(func(string) bool { return true }); n != 2 {
+		t.Fatalf("dropped %d", n)
+	}
+	checkInvariants(t, s)
+	for i := range s.shards {
+		if n := len(s.shards[i].flagsHi); n != 0 {
+			t.Fatalf("shard %d keeps %d high halves of flags after Drop", i, n)
+		}
 	}
 }
 
@@ -553,7 +613,8 @@ func TestMemoryNeverExceedsLimit(t *testing.T) {
 			if rng.IntN(4) == 0 {
 				ttl = time.Duration(1+rng.IntN(10)) * time.Second
 			}
-			_, err := s.Set(SetRequest{Key: key, Value: make([]byte, size), TTL: ttl})
+			flags := uint64(op%3) << 32 // every third write has flags wider than the entry holds
+			_, err := s.Set(SetRequest{Key: key, Value: make([]byte, size), TTL: ttl, Flags: flags})
 			if err != nil && !errors.Is(err, ErrTooLarge) {
 				t.Fatal(err)
 			}

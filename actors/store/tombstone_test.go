@@ -149,7 +149,7 @@ func TestTombstonesAreEvictedFirst(t *testing.T) {
 	for i := range 8 { // 8 × (2+300+104) = 3248 bytes
 		mustSet(t, s, SetRequest{Key: fmt.Sprintf("k%d", i), Value: value})
 	}
-	for i := range 4 { // 4 tombstones of 2+104 bytes
+	for i := range 4 { // 4 tombstones of 2+EntryOverhead bytes
 		mustDelete(t, s, DeleteRequest{Key: fmt.Sprintf("k%d", i)})
 	}
 	// 4 live entries (1624 bytes) and 4 tombstones (424 bytes) are held. An
