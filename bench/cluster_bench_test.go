@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/roostkv/roost/actors/membership"
+	"github.com/roostkv/roost/bus"
 	"github.com/roostkv/roost/client"
 	"github.com/roostkv/roost/node"
 	"github.com/roostkv/roost/node/partition"
@@ -50,12 +51,20 @@ func startBenchCluster(b *testing.B) []*node.Node {
 
 	nc := dial(b, nodes[0].ClientURL())
 	fillKeys(b, nc)
-	total := int64(0)
-	for _, n := range nodes {
-		total += n.StoreStats().Keys
-	}
-	if total != benchKeys {
-		b.Fatalf("the nodes hold %d keys together, want %d", total, benchKeys)
+	// Every key on its primary and one replica (R=2), once the log is applied.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		total := int64(0)
+		for _, n := range nodes {
+			total += n.StoreStats().Keys
+		}
+		if total == 2*benchKeys {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("the nodes hold %d keys together, want %d", total, 2*benchKeys)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	return nodes
 }
@@ -175,6 +184,36 @@ func BenchmarkCluster3(b *testing.B) {
 		})
 		echo[len(echo)-1] = opsPerSec(b)
 	})
+	setText := func(ack string) func(b *testing.B) {
+		return func(b *testing.B) {
+			value := make([]byte, benchValueSize)
+			runConcurrent(b, benchConcurrency, func(rng *rand.Rand) error {
+				msg := &nats.Msg{Subject: "roost.set." + benchKey(rng.IntN(benchKeys)), Data: value, Header: nats.Header{}}
+				msg.Header.Set("Roost-Ack", ack)
+				return request(ctx, nc, msg)
+			})
+			vsEcho(b)
+		}
+	}
+	clientSet := func(ack string) func(b *testing.B) {
+		return func(b *testing.B) {
+			c, err := client.Connect(n1.ClientURL(), client.WithAck(ack))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			value := make([]byte, benchValueSize)
+			runConcurrent(b, benchConcurrency, func(rng *rand.Rand) error {
+				_, err := c.Set(ctx, benchKey(rng.IntN(benchKeys)), value)
+				return err
+			})
+			vsEcho(b)
+		}
+	}
+	b.Run("set-ack-primary", setText(bus.AckPrimary))
+	b.Run("set-ack-all", setText(bus.AckAll))
+	b.Run("client-set-ack-primary", clientSet(bus.AckPrimary))
+	b.Run("client-set-ack-all", clientSet(bus.AckAll))
 	b.Run("get-forwarded", getText(remote))
 	b.Run("get-local", getText(local))
 	b.Run("client-get", clientGet())

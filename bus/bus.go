@@ -34,6 +34,11 @@ type Config struct {
 	ReadyWait     time.Duration // how long to wait for the embedded server; 0 = 10s
 	Logger        *slog.Logger  // nil = slog.Default()
 
+	// ClusterAdvertise is the route address host:port other servers are told
+	// to dial for this one, when they cannot reach ClusterListen (NAT, or a
+	// test's fault-injecting proxy); "" = the address it listens on.
+	ClusterAdvertise string
+
 	// TLS of the embedded server's client port (and of its routes when
 	// TLSCA is set), or of the connection to ExternalURL. The in-process
 	// connection never uses TLS.
@@ -183,7 +188,12 @@ func serverOptions(cfg Config) (*server.Options, error) {
 	if cport == 0 {
 		cport = server.RANDOM_PORT
 	}
-	o.Cluster = server.ClusterOpts{Name: ClusterName, Host: chost, Port: cport}
+	if cfg.ClusterAdvertise != "" {
+		if _, _, err := net.SplitHostPort(cfg.ClusterAdvertise); err != nil {
+			return nil, fmt.Errorf("%w: cluster advertise address %q: %v", ErrConfig, cfg.ClusterAdvertise, err)
+		}
+	}
+	o.Cluster = server.ClusterOpts{Name: ClusterName, Host: chost, Port: cport, Advertise: cfg.ClusterAdvertise}
 	if err := routeTLS(cfg, o); err != nil {
 		return nil, err
 	}

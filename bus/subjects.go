@@ -160,3 +160,20 @@ func (s Subjects) TextKey(op, subject string) (key string, ok bool) {
 	}
 	return key, true
 }
+
+// PartitionLog is the subject the primary of a partition publishes its log
+// entries on, once each; the partition's replicas subscribe to it.
+func (s Subjects) PartitionLog(partition int) string {
+	return s.prefix + "." + partitionSubj + "." + strconv.Itoa(partition) + ".log"
+}
+
+// NodeRepl is the subject of replication requests to one node: log fetches,
+// snapshot chunks, digests and repairs (msgpack, see docs/replication.md).
+func (s Subjects) NodeRepl(nodeID string) string {
+	return s.prefix + "." + nodeSubj + "." + nodeID + ".repl"
+}
+
+// NodeAck is the subject a primary hears its replicas' acknowledgements on.
+func (s Subjects) NodeAck(nodeID string) string {
+	return s.prefix + "." + nodeSubj + "." + nodeID + ".ack"
+}

@@ -123,18 +123,22 @@ func TestAnyNodeAnswersForAnyKey(t *testing.T) {
 			t.Fatalf("get key.%d through n3 = %d %q", i, r.code, r.body)
 		}
 	}
-	// The data is spread: every node holds some of it, none all.
-	total := int64(0)
-	for _, n := range nodes {
-		k := n.StoreStats().Keys
-		if k == 0 || k == 1000 {
-			t.Fatalf("%s holds %d of 1000 keys", n.Name(), k)
+	// The data is spread: every node holds some of it, none all, and each
+	// key is on two nodes (R=2) once the replicas applied the log.
+	eventually(t, 5*time.Second, func() error {
+		total := int64(0)
+		for _, n := range nodes {
+			k := n.StoreStats().Keys
+			if k == 0 || k == 1000 {
+				return fmt.Errorf("%s holds %d of 1000 keys", n.Name(), k)
+			}
+			total += k
 		}
-		total += k
-	}
-	if total != 1000 {
-		t.Fatalf("nodes hold %d keys together, want 1000 (each key once, on its primary)", total)
-	}
+		if total != 2000 {
+			return fmt.Errorf("nodes hold %d keys together, want 2000 (each key on its primary and one replica)", total)
+		}
+		return nil
+	})
 	// Batches, CAS and scans through a non-owner, with the Go client.
 	c := dialClient(t, nodes[1], client.WithBatching(false))
 	ctx := context.Background()
@@ -180,9 +184,12 @@ func TestProxyNodeRoutesAndHoldsNothing(t *testing.T) {
 	if k := proxy.StoreStats().Keys; k != 0 {
 		t.Fatalf("proxy holds %d keys", k)
 	}
-	if k := nodes[0].StoreStats().Keys + nodes[1].StoreStats().Keys; k != 200 {
-		t.Fatalf("servers hold %d keys, want 200", k)
-	}
+	eventually(t, 5*time.Second, func() error {
+		if k := nodes[0].StoreStats().Keys + nodes[1].StoreStats().Keys; k != 400 {
+			return fmt.Errorf("servers hold %d keys, want 400 (each key on both, R=2)", k)
+		}
+		return nil
+	})
 }
 
 // TestGracefulLeaveAndNoStaleValues: a node that leaves is marked left at

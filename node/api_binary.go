@@ -35,7 +35,7 @@ func (n *Node) handleBatch(req micro.Request) {
 		respondError(req, err)
 		return
 	}
-	if n.allLocal(br.Ops) {
+	if n.allLocal(br.Ops) && br.Ack != bus.AckAll {
 		n.respondBatch(req, n.executeBatch(br.Ops, br.Ack))
 		return
 	}
@@ -85,7 +85,11 @@ const (
 
 // apply runs one operation of a batch. Values decoded by msgpack are fresh
 // allocations, so the store may keep them as they are.
-func (n *Node) apply(op *bus.Request, ack string) bus.Result {
+func (n *Node) apply(op *bus.Request, ack string) bus.Result { return n.applyIn(op, ack, nil) }
+
+// applyIn is apply; with emit, it runs inside a replicator Write of the
+// op's partition (see Node.set).
+func (n *Node) applyIn(op *bus.Request, ack string, emit func(store.Record)) bus.Result {
 	switch op.Op {
 	case bus.OpGet:
 		e, err := n.get(op.Key)
@@ -107,7 +111,7 @@ func (n *Node) apply(op *bus.Request, ack string) bus.Result {
 		if op.CAS != nil {
 			sr.CAS, sr.CheckCAS = *op.CAS, true
 		}
-		e, err := n.set(sr, ack)
+		e, err := n.set(sr, ack, emit)
 		if err != nil {
 			return errResult(err)
 		}
@@ -117,7 +121,7 @@ func (n *Node) apply(op *bus.Request, ack string) bus.Result {
 		if op.CAS != nil {
 			dr.CAS, dr.CheckCAS = *op.CAS, true
 		}
-		v, err := n.del(dr, ack)
+		v, err := n.del(dr, ack, emit)
 		if err != nil {
 			return errResult(err)
 		}

@@ -55,9 +55,11 @@ func (n *Node) handleDel(req micro.Request) {
 
 // serveText executes op and answers in the text API's shape: here when this
 // node leads op's partition, from a goroutine of its own when the operation
-// must be forwarded, so the subscription keeps serving meanwhile.
+// must be forwarded or waits for the replicas (ack=all), so the subscription
+// keeps serving meanwhile.
 func (n *Node) serveText(req micro.Request, op bus.Request, ack string) {
-	if _, err := parseAck(ack); err != nil {
+	mode, err := parseAck(ack)
+	if err != nil {
 		respondError(req, err)
 		return
 	}
@@ -65,12 +67,18 @@ func (n *Node) serveText(req micro.Request, op bus.Request, ack string) {
 		respondError(req, err)
 		return
 	}
-	if p, local := n.locate(op.Key); !local {
+	p, local := n.locate(op.Key)
+	switch {
+	case !local:
 		d := n.detach(req)
 		n.async.Go(func() { respondText(d, &op, n.forwardOne(p, op, ack)) })
-		return
+	case mode == bus.AckAll && op.Op != bus.OpGet:
+		// It waits for the replicas: not on the subscription's goroutine.
+		d := n.detach(req)
+		n.async.Go(func() { respondText(d, &op, n.apply(&op, ack)) })
+	default:
+		respondText(req, &op, n.apply(&op, ack))
 	}
-	respondText(req, &op, n.apply(&op, ack))
 }
 
 // respondText writes a Result as a text-API reply.

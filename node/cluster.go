@@ -52,24 +52,26 @@ func (n *Node) runRouter(views <-chan membership.View) {
 	}
 }
 
-// applyView publishes the routing of view v, takes up the partitions this
-// node now leads, lets go of the others, and drops their data: until
-// replication lands a partition's data lives on its primary only, and a node
-// that led a partition before must not answer stale values if it leads it
-// again.
+// applyView publishes the routing of view v to the replicator and the API
+// front, and subscribes to the partition subjects of the partitions this
+// node now leads. The replicator pulls in, syncs, hands over and drops the
+// partitions' data.
 func (n *Node) applyView(v membership.View) {
 	subs := n.partSubs
 	old := n.routing.Load()
 	r := newRouting(v, n.cfg.Name, n.cfg.Partitions, n.cfg.Replicas)
+	if n.repl != nil {
+		// First the replicator: a partition this node starts to lead is not
+		// served before it is pulled in (locate asks the replicator).
+		n.repl.SetTable(r.table, r.ids)
+	}
 	n.routing.Store(r)
 
-	lost := 0
 	for p := range n.cfg.Partitions {
 		lead := r.primary(p)
 		if s, had := subs[p]; had && !lead {
 			_ = s.Unsubscribe()
 			delete(subs, p)
-			lost++
 		} else if !had && lead {
 			s, err := n.bus.Conn().QueueSubscribe(n.subj.PartitionBatch(p), "p", n.handlePartitionBatch)
 			if err != nil {
@@ -80,12 +82,6 @@ func (n *Node) applyView(v membership.View) {
 		}
 	}
 	_ = n.bus.Conn().Flush()
-	if lost > 0 {
-		dropped := n.store.Drop(func(key string) bool {
-			return !r.primary(partition.Of(key, n.cfg.Partitions))
-		})
-		n.log.Info("partitions moved away", "partitions", lost, "keys_dropped", dropped)
-	}
 	if old == nil || !slices.Equal(old.table.Members(), r.table.Members()) {
 		primary, replica := r.table.Owned(n.cfg.Name)
 		n.log.Info("partition table", "view", v.Version, "servers", r.table.Members(), "primary_of", len(primary), "replica_of", len(replica))
@@ -93,22 +89,31 @@ func (n *Node) applyView(v membership.View) {
 }
 
 // awaitPeers gives a node that joins a cluster a moment to hear its peers'
-// heartbeats before it serves, so that it does not take writes for
-// partitions whose primary it has not heard of yet. It returns once the view
-// holds another member, or after wait.
+// heartbeats before it takes partitions, so that its first table is the
+// cluster's and not one over part of it (its routes to the peers, and so
+// their beats, come one after another). It returns once it has heard a peer
+// and then no new member for two heartbeat periods, in which every live
+// peer beats, or after wait.
 func (n *Node) awaitPeers(ctx context.Context, wait time.Duration) {
 	ch, cancel := n.members.Subscribe()
 	defer cancel()
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
+	var quiet <-chan time.Time // runs from the last new member, once a peer is heard
+	heard := 0
 	for {
-		if len(n.members.View().Live("")) > 1 {
-			return
+		if live := len(n.members.View().Live("")); live > 1 && live != heard {
+			heard = live
+			quiet = time.After(2 * n.cfg.HeartbeatInterval)
 		}
 		select {
 		case <-ch: // a view change: look again
+		case <-quiet:
+			return
 		case <-timer.C:
-			n.log.Warn("no peer heard yet; serving alone until one appears", "waited", wait)
+			if heard < 2 {
+				n.log.Warn("no peer heard yet; serving alone until one appears", "waited", wait)
+			}
 			return
 		case <-ctx.Done():
 			return

@@ -49,6 +49,15 @@ type Config struct {
 	Prefix        string            // [--prefix] subject prefix of the API; default "roost"
 	SweepInterval time.Duration     // how often expired entries are swept; default 1s
 
+	AckTimeout  time.Duration // [--ack-timeout] how long an ack=all write waits for every live owner; default 5s
+	AntiEntropy time.Duration // [--anti-entropy] period of the replicas' digest comparisons; default 5s, negative = off
+
+	// ClusterAdvertise is the route address host:port peers are told to dial
+	// for this node, when they cannot reach --cluster-listen (NAT, or a
+	// test's fault-injecting proxy); "" = the --cluster-listen address.
+	// Not a flag yet.
+	ClusterAdvertise string
+
 	HeartbeatInterval time.Duration // [--heartbeat-interval] how often the node tells its peers it lives; default 500ms
 	SuspectAfter      int           // [--suspect-after] missed heartbeats before a peer is suspect; default 3
 	DeadAfter         int           // [--dead-after] missed heartbeats before a peer is dead; default 6
@@ -95,6 +104,9 @@ func DefaultConfig() Config {
 		HeartbeatInterval: 500 * time.Millisecond,
 		SuspectAfter:      3,
 		DeadAfter:         6,
+
+		AckTimeout:  5 * time.Second,
+		AntiEntropy: 5 * time.Second,
 	}
 }
 
@@ -169,9 +181,6 @@ func (c Config) Validate() error {
 	}
 	if err := c.validateTLS(); err != nil {
 		return err
-	}
-	if c.DataDir != "" {
-		return fmt.Errorf("--data-dir: %w (lands with replication's warm restart)", ErrNotSupported)
 	}
 	return nil
 }

@@ -34,7 +34,6 @@ func TestValidateNamesTheFlag(t *testing.T) {
 		{"--nats", func(c *Config) { c.NATSURL = "nats://x:4222"; c.Join = []string{"y:6222"} }, ErrConfig},
 		{"--heartbeat-interval", func(c *Config) { c.HeartbeatInterval = 0 }, ErrConfig},
 		{"--dead-after", func(c *Config) { c.DeadAfter = 2 }, ErrConfig},
-		{"--data-dir", func(c *Config) { c.DataDir = "/tmp/roost" }, ErrNotSupported},
 	}
 	for _, tt := range tests {
 		cfg := DefaultConfig()

@@ -9,6 +9,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"github.com/roostkv/roost/actors/replicator"
+	"github.com/roostkv/roost/actors/store"
 	"github.com/roostkv/roost/bus"
 	"github.com/roostkv/roost/node/partition"
 )
@@ -27,12 +29,32 @@ const forwardTimeout = 5 * time.Second
 // forwardRetry is the pause between attempts while a partition has no primary.
 const forwardRetry = 25 * time.Millisecond
 
+// forwardAttempt bounds one attempt of a forward that may be sent again
+// (retrySafe): a request sent while its partition's primary moves can be
+// dropped by the server, unanswered.
+const forwardAttempt = time.Second
+
+// retrySafe reports whether ops may be sent again after an attempt timed
+// out: only reads. A write that timed out may have been applied, and
+// applying it again later could undo a write made in between; it fails
+// with 503 (outcome unknown) instead.
+func retrySafe(ops []bus.Request) bool {
+	for i := range ops {
+		if ops[i].Op != bus.OpGet {
+			return false
+		}
+	}
+	return true
+}
+
 // locate returns key's partition and whether this node executes it itself:
-// it is the primary, or the cluster has no table yet.
+// it is the primary and has the partition's data (or the cluster has no
+// table yet). A primary still pulling a partition in serves it through the
+// partition subject, where requests wait for it (handlePartitionBatch).
 func (n *Node) locate(key string) (p int, local bool) {
 	r := n.routing.Load()
 	p = partition.Of(key, n.cfg.Partitions)
-	return p, r == nil || r.primary(p)
+	return p, !n.leaving.Load() && (r == nil || r.primary(p) && (n.repl == nil || n.repl.Ready(p)))
 }
 
 // forwardOne forwards a single operation and returns its result.
@@ -54,8 +76,14 @@ func (n *Node) forward(p int, ops []bus.Request, ack string) ([]bus.Result, erro
 	ctx, cancel := context.WithTimeout(context.Background(), forwardTimeout)
 	defer cancel()
 	subject := n.subj.PartitionBatch(p)
+	retry := retrySafe(ops)
 	for {
-		resp, err := n.bus.Conn().RequestWithContext(ctx, subject, data)
+		actx, acancel := ctx, context.CancelFunc(func() {})
+		if retry {
+			actx, acancel = context.WithTimeout(ctx, forwardAttempt)
+		}
+		resp, err := n.bus.Conn().RequestWithContext(actx, subject, data)
+		acancel()
 		switch {
 		case err == nil && resp.Header.Get(micro.ErrorCodeHeader) == "":
 			var br bus.BatchResponse
@@ -66,6 +94,9 @@ func (n *Node) forward(p int, ops []bus.Request, ack string) ([]bus.Result, erro
 		case err == nil && resp.Header.Get(micro.ErrorCodeHeader) != strconv.Itoa(bus.CodeUnavailable):
 			code, _ := strconv.Atoi(resp.Header.Get(micro.ErrorCodeHeader))
 			return nil, &apiError{code: code, msg: resp.Header.Get(micro.ErrorHeader)}
+		case err != nil && retry && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded):
+			// Lost on its way to a primary that just let go (the server
+			// drops a queue message whose member left meanwhile): again.
 		case err != nil && !errors.Is(err, nats.ErrNoResponders):
 			if ctx.Err() != nil {
 				return nil, &apiError{code: bus.CodeUnavailable, msg: "partition " + strconv.Itoa(p) + "'s primary did not answer in time"}
@@ -98,14 +129,34 @@ func (n *Node) handlePartitionBatch(msg *nats.Msg) {
 		respondMsgError(msg, errBadRequest("malformed batch: %v", err))
 		return
 	}
-	resp := bus.BatchResponse{Results: make([]bus.Result, len(br.Ops))}
+	if br.Ack == bus.AckAll {
+		// It waits for the replicas: not on the subscription's goroutine.
+		n.async.Go(func() { n.servePartitionBatch(msg, &br) })
+		return
+	}
+	n.servePartitionBatch(msg, &br)
+}
+
+// servePartitionBatch executes a forwarded batch and answers it.
+func (n *Node) servePartitionBatch(msg *nats.Msg, br *bus.BatchRequest) {
+	local := map[int][]int{}
 	for i := range br.Ops {
-		if _, local := n.locate(br.Ops[i].Key); !local {
+		p, here := n.locate(br.Ops[i].Key)
+		if r := n.routing.Load(); !here && r != nil && r.primary(p) && !n.leaving.Load() {
+			// Leading it, but still pulling it in: wait rather than answer
+			// from an incomplete copy.
+			if err := n.awaitPartition(p); err == nil {
+				here = true
+			}
+		}
+		if !here {
 			respondMsgError(msg, &apiError{code: bus.CodeUnavailable, msg: "not the primary of this partition any more"})
 			return
 		}
-		resp.Results[i] = n.apply(&br.Ops[i], br.Ack)
+		local[p] = append(local[p], i)
 	}
+	resp := bus.BatchResponse{Results: make([]bus.Result, len(br.Ops))}
+	n.executeLocal(local, br.Ops, br.Ack, resp.Results)
 	data, err := bus.Marshal(&resp)
 	if err != nil {
 		respondMsgError(msg, err)
@@ -122,22 +173,75 @@ func respondMsgError(msg *nats.Msg, err error) {
 	_ = msg.RespondMsg(reply)
 }
 
+// executeLocal runs the ops of the partitions this node leads (by
+// partition, indexes into ops), each partition's in order and as one
+// replicator write: their log entries travel to the replicas in one message,
+// and with ack=all the batch waits for every partition's acks at once. Lone
+// ops, and partitions that moved meanwhile, go the way of a single op.
+func (n *Node) executeLocal(local map[int][]int, ops []bus.Request, ack string, results []bus.Result) {
+	type submitted struct {
+		p       int
+		idx     []int
+		pending replicator.Pending
+	}
+	var waits []submitted
+	for p, idx := range local {
+		if len(idx) > 1 && n.repl != nil {
+			pw, err := n.repl.Submit(p, ackMode(ack), func(emit func(store.Record)) error {
+				for _, i := range idx {
+					results[i] = n.applyIn(&ops[i], ack, emit)
+				}
+				return nil
+			})
+			switch {
+			case err == nil:
+				waits = append(waits, submitted{p, idx, pw})
+				continue
+			case !errors.Is(err, replicator.ErrNotPrimary) && !errors.Is(err, replicator.ErrNotReady):
+				n.failWrites(p, idx, ops, err, results)
+				continue
+			}
+		}
+		for _, i := range idx {
+			results[i] = n.apply(&ops[i], ack)
+		}
+	}
+	for _, s := range waits {
+		if err := s.pending.Wait(); err != nil {
+			n.failWrites(s.p, s.idx, ops, err, results)
+		}
+	}
+}
+
+// failWrites turns the results of the writes among idx that succeeded into
+// err: applied, but not confirmed by every replica (ack=all).
+func (n *Node) failWrites(p int, idx []int, ops []bus.Request, err error, results []bus.Result) {
+	for _, i := range idx {
+		if results[i].Code == bus.CodeOK && ops[i].Op != bus.OpGet {
+			results[i] = errResult(n.replicationError(p, err))
+		}
+	}
+}
+
 // executeBatch runs ops in order semantics per key: local ones here, the
 // others forwarded per partition, concurrently.
 func (n *Node) executeBatch(ops []bus.Request, ack string) []bus.Result {
 	results := make([]bus.Result, len(ops))
 	remote := map[int][]int{} // partition -> indexes of its ops
+	local := map[int][]int{}
 	for i := range ops {
 		if err := n.checkKey(ops[i].Key); err != nil {
 			results[i] = errResult(err)
 			continue
 		}
-		if p, local := n.locate(ops[i].Key); !local {
+		p, here := n.locate(ops[i].Key)
+		if here {
+			local[p] = append(local[p], i)
+		} else {
 			remote[p] = append(remote[p], i)
-			continue
 		}
-		results[i] = n.apply(&ops[i], ack)
 	}
+	n.executeLocal(local, ops, ack, results)
 	var wg sync.WaitGroup
 	for p, idx := range remote {
 		wg.Go(func() {

@@ -151,7 +151,7 @@ var (
 	descMembers     = prometheus.NewDesc("roost_members", "Members in this node's membership view, by status (alive, suspect, dead, left).", []string{"status"}, nil)
 	descPartitions  = prometheus.NewDesc("roost_partitions", "Partitions this node holds in its table, by role (primary, replica).", []string{"role"}, nil)
 	descLag         = prometheus.NewDesc("roost_replication_lag_seconds",
-		"How far this node's replicas trail their primaries, in seconds (the largest over its partitions). Always 0 until replication lands: today a partition's data lives on its primary only.", nil, nil)
+		"How long after their primary this node's replicas applied the log entries they received since the previous scrape: the 99th percentile, in seconds.", nil, nil)
 	descView = prometheus.NewDesc("roost_membership_view", "Version of the membership view this node routes by.", nil, nil)
 	descInfo = prometheus.NewDesc("roost_node_info", "Always 1; the labels describe the node.", []string{"name", "id", "role", "version"}, nil)
 )
@@ -201,6 +201,11 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descInfo, prometheus.GaugeValue, 1, n.cfg.Name, n.id, n.cfg.Role, Version)
 }
 
-// replicationLag is how far this node's replicas trail their primaries: 0
-// until replication lands.
-func (n *Node) replicationLag() time.Duration { return 0 }
+// replicationLag is the 99th percentile of the replication lag of the
+// entries applied since the previous call.
+func (n *Node) replicationLag() time.Duration {
+	if n.repl == nil {
+		return 0
+	}
+	return n.repl.Lag().P99
+}

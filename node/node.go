@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 	"github.com/nats-io/nuid"
 	"github.com/roostkv/roost/actors/membership"
+	"github.com/roostkv/roost/actors/replicator"
 	"github.com/roostkv/roost/actors/store"
 	"github.com/roostkv/roost/bus"
 )
@@ -33,6 +34,7 @@ type Node struct {
 	bus        *bus.Bus
 	store      *store.Store
 	members    *membership.Membership
+	repl       *replicator.Replicator     // keeps the partitions in step with their other owners (replication.go)
 	routing    atomic.Pointer[routing]    // the view and table requests are routed by
 	routerDone chan struct{}              // closed when the router loop has ended
 	stopViews  func()                     // ends the router's view subscription
@@ -47,6 +49,9 @@ type Node struct {
 	metrics    *metrics             // operation counters and the registry of /metrics (metrics.go)
 	agentSubs  []*nats.Subscription // force-leave and admin subscriptions (agent_cluster.go)
 
+	leaving  atomic.Bool   // set first thing by Stop: this node serves no partition any more
+	killed   bool          // Kill: stop without telling anyone
+	warm     bool          // a warm-restart snapshot was loaded (datadir.go)
 	ready    chan struct{} // closed once Start has finished
 	stopOnce sync.Once
 	httpDone chan struct{} // closed when the HTTP server goroutine has ended
@@ -94,6 +99,8 @@ func (n *Node) Start() (err error) {
 		TLSCert:       n.cfg.TLSCert,
 		TLSKey:        n.cfg.TLSKey,
 		TLSCA:         n.cfg.TLSCA,
+
+		ClusterAdvertise: n.cfg.ClusterAdvertise,
 	})
 	if err != nil {
 		return err
@@ -115,6 +122,9 @@ func (n *Node) Start() (err error) {
 			ErrConfig, n.cfg.MaxMemory, n.cfg.MaxValue, budget)
 	}
 	n.store.Start()
+	if err = n.loadSnapshot(); err != nil { // --data-dir: before the peers, whose newer data replication merges by version
+		return err
+	}
 	if err = n.startKV(); err != nil {
 		return err
 	}
@@ -218,16 +228,27 @@ func (n *Node) startMembership() error {
 	if err := m.Start(); err != nil {
 		return fmt.Errorf("node: membership: %w", err)
 	}
+	if n.cfg.Role == RoleServer {
+		if err := n.startReplicator(); err != nil {
+			return err
+		}
+	}
 	views, cancel := m.Subscribe()
 	n.stopViews = cancel
+	if len(n.cfg.Join) > 0 || n.cfg.NATSURL != "" {
+		// Take no partition from a view of part of the cluster: alone, this
+		// node would lead every partition with none of their data. Until
+		// it has heard its peers it routes by its own view but leads
+		// nothing (the replicator has no table), so requests go to the
+		// primaries the peers serve.
+		n.routing.Store(newRouting(m.View(), n.cfg.Name, n.cfg.Partitions, n.cfg.Replicas))
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		n.awaitPeers(ctx, 5*n.cfg.HeartbeatInterval)
+	}
 	n.applyView(m.View())
 	n.routerDone = make(chan struct{})
 	go n.runRouter(views)
-	if len(n.cfg.Join) > 0 || n.cfg.NATSURL != "" {
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		n.awaitPeers(ctx, 3*n.cfg.HeartbeatInterval)
-	}
 	return nil
 }
 
@@ -267,8 +288,12 @@ func (n *Node) startHTTP() error {
 // once everything Start started has ended.
 func (n *Node) Stop() {
 	n.stopOnce.Do(func() {
+		// Serve no partition from now on: requests are forwarded to the new
+		// primaries once the peers have heard of the leave, and no read here
+		// can miss a write they take meanwhile.
+		n.leaving.Store(true)
 		n.stopWaiters() // blocking HTTP queries answer now, so that HTTP shuts down at once
-		if n.members != nil {
+		if n.members != nil && !n.killed {
 			// Tell the peers at once, so they stop routing here.
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			if err := n.members.Leave(ctx); err != nil {
@@ -280,6 +305,10 @@ func (n *Node) Stop() {
 			_ = n.svc.Stop() // drains: no handler runs after it
 		}
 		n.awaitForwards(2 * time.Second)
+		n.saveSnapshot() // --data-dir: before the handover drops the data; not after Kill
+		if !n.killed {
+			n.handOver(3 * time.Second)
+		}
 		n.stopAgent()
 		if n.http != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -292,6 +321,9 @@ func (n *Node) Stop() {
 			n.stopViews()
 			<-n.routerDone
 		}
+		if n.repl != nil {
+			n.repl.Stop()
+		}
 		if n.store != nil {
 			n.store.Stop()
 		}
@@ -300,6 +332,17 @@ func (n *Node) Stop() {
 			n.bus.Close()
 		}
 	})
+}
+
+// Kill stops the node the way kill -9 stops a process, for fault-injection
+// tests: its server and connections go first, so the peers hear nothing but
+// silence; there is no leave and no handover.
+func (n *Node) Kill() {
+	n.killed = true
+	if n.bus != nil {
+		n.bus.Close()
+	}
+	n.Stop()
 }
 
 // awaitForwards lets requests being forwarded get their answers before the

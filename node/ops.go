@@ -31,9 +31,11 @@ func (n *Node) get(key string) (_ store.Entry, err error) {
 	return e, explain(err, key, false, 0)
 }
 
-// set writes one key. Ack modes are equivalent on a single node: the only
-// live owner is the primary.
-func (n *Node) set(req store.SetRequest, ack string) (_ store.Entry, err error) {
+// set writes one key through the replicator: with ack "all" it returns once
+// every live owner of the key's partition applied it. With emit, the write
+// runs inside a replicator Write of its partition (a batch, see
+// executeBatch) and emit logs it.
+func (n *Node) set(req store.SetRequest, ack string, emit func(store.Record)) (_ store.Entry, err error) {
 	defer n.metrics.done(opSet, time.Now(), &err)
 	if err := n.checkKey(req.Key); err != nil {
 		return store.Entry{}, err
@@ -47,11 +49,23 @@ func (n *Node) set(req store.SetRequest, ack string) (_ store.Entry, err error) 
 	if _, err := parseAck(ack); err != nil {
 		return store.Entry{}, err
 	}
-	e, err := n.store.Set(req)
+	var e store.Entry
+	write := func(emit func(store.Record)) error {
+		var err error
+		if e, err = n.store.Set(req); err == nil {
+			emit(recordOf(e))
+		}
+		return err
+	}
+	if emit != nil {
+		err = write(emit)
+	} else {
+		err = n.replicate(req.Key, ack, write)
+	}
 	return e, explain(err, req.Key, req.CheckCAS, req.CAS)
 }
 
-func (n *Node) del(req store.DeleteRequest, ack string) (_ uint64, err error) {
+func (n *Node) del(req store.DeleteRequest, ack string, emit func(store.Record)) (_ uint64, err error) {
 	defer n.metrics.done(opDel, time.Now(), &err)
 	if err := n.checkKey(req.Key); err != nil {
 		return 0, err
@@ -59,13 +73,29 @@ func (n *Node) del(req store.DeleteRequest, ack string) (_ uint64, err error) {
 	if _, err := parseAck(ack); err != nil {
 		return 0, err
 	}
-	v, err := n.store.Delete(req)
+	var v uint64
+	write := func(emit func(store.Record)) error {
+		var deleted bool
+		var err error
+		if v, deleted, err = n.store.Remove(req); deleted {
+			emit(store.Record{Key: req.Key, Version: v, Deleted: true})
+		}
+		return err
+	}
+	if emit != nil {
+		err = write(emit)
+	} else {
+		err = n.replicate(req.Key, ack, write)
+	}
 	return v, explain(err, req.Key, req.CheckCAS, req.CAS)
 }
 
 // explain turns a store error into the message a user of the API reads,
 // keeping its status code.
 func explain(err error, key string, checkCAS bool, cas uint64) error {
+	if _, ok := err.(*apiError); ok {
+		return err // already in the API's words (replication.go)
+	}
 	code := storeCode(err)
 	switch {
 	case err == nil:

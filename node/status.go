@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/micro"
+	"github.com/roostkv/roost/actors/replicator"
 	"github.com/roostkv/roost/actors/store"
 )
 
@@ -41,6 +42,11 @@ type ClusterStatus struct {
 	PrimaryOf   []int          `json:"primary_of"`             // partitions this node leads
 	ReplicaOf   []int          `json:"replica_of"`             // partitions this node holds a copy of
 	Refused     []string       `json:"refused,omitempty"`      // peers refused for another partition count
+
+	// Replication is the state of every partition this node holds: role,
+	// term, last entry ID, lag behind the primary and a digest of its copy
+	// (docs/replication.md).
+	Replication []replicator.PartitionStatus `json:"replication,omitempty"`
 }
 
 // RuntimeStats are the Go runtime's memory figures of the node's process.
@@ -111,6 +117,9 @@ func (n *Node) clusterStatus() ClusterStatus {
 	cs.PrimaryOf, cs.ReplicaOf = r.table.Owned(n.cfg.Name)
 	for _, m := range n.members.Refused() {
 		cs.Refused = append(cs.Refused, m.Name)
+	}
+	if n.repl != nil {
+		cs.Replication = n.repl.Status()
 	}
 	return cs
 }

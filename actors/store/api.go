@@ -56,6 +56,18 @@ type Change struct {
 	Deleted bool   // a delete of a present key (the key now has a tombstone); else a set
 }
 
+// Record is one key's state as replication and snapshots carry it: a live
+// entry, or a tombstone (Deleted) that remembers a delete's version.
+type Record struct {
+	Key     string
+	Value   []byte // nil for a tombstone; shared, never modified
+	Version uint64
+	Created uint64
+	Flags   uint64
+	Expires int64 // absolute Unix nanoseconds; 0 = never. Ignored for a tombstone
+	Deleted bool
+}
+
 // Stats are the store's counters at one moment.
 type Stats struct {
 	Keys           int64 `json:"keys"`            // live entries (expired but unswept ones included)
@@ -65,8 +77,8 @@ type Stats struct {
 	MaxBytes       int64 `json:"max_bytes"`       // the limit; 0 = unlimited
 	Hits           int64 `json:"hits"`            // gets that found a live key
 	Misses         int64 `json:"misses"`          // gets that found nothing
-	Sets           int64 `json:"sets"`            // successful writes
-	Deletes        int64 `json:"deletes"`         // successful deletes of a present key (each leaves a tombstone)
+	Sets           int64 `json:"sets"`            // successful writes: Set's, and the live records Apply stored
+	Deletes        int64 `json:"deletes"`         // successful deletes of a present key (each leaves a tombstone), Delete's and Apply's
 	Evictions      int64 `json:"evictions"`       // entries removed to stay under MaxBytes
 	Expirations    int64 `json:"expirations"`     // entries removed because their TTL passed
 }

@@ -8,8 +8,9 @@
 // hybrid logical clock, so they rise across the whole store and across
 // restarts. A delete leaves a tombstone carrying its version for
 // Config.TombstoneTTL, so that MaxVersion counts deletes; Notify reports
-// every change applied. docs/store.md explains the design and its
-// measurements.
+// every change applied. Replication moves Records between stores: Export
+// and Versions read them, Apply writes them, last writer wins by version.
+// docs/store.md explains the design and its measurements.
 //
 //	s, err := store.New(store.Config{MaxMemory: 1 << 30})
 //	if err != nil { ... }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"strings"
@@ -100,84 +101,105 @@ func (sh *shard) set(h uint32, req *SetRequest, vc *hlc) (Entry, error) {
 	if req.CheckCAS && !sh.casHolds(i, req.CAS) {
 		return Entry{}, ErrCASMismatch
 	}
-	version := vc.next()
-	var expires int64
+	w := write{key: req.Key, value: req.Value, flags: req.Flags, version: vc.next(), size: size}
 	if req.TTL > 0 {
-		expires = now.get() + int64(req.TTL)
-		if expires < 0 { // overflow: as good as never
-			expires = math.MaxInt64
+		w.expires = now.get() + int64(req.TTL)
+		if w.expires < 0 { // overflow: as good as never
+			w.expires = math.MaxInt64
 		}
 	}
+	i = sh.put(h, i, &w)
+	e := sh.sl.at(i)
+	return e.public(true, sh.flagsHigh(i, e)), nil
+}
 
-	if i != 0 && sh.sl.at(i).tomb() { // a deleted key comes back, in its tombstone's slot
-		return sh.revive(i, req, size, version, expires), nil
-	}
+// write is a key's new live state, as set and apply store it.
+type write struct {
+	key     string
+	value   []byte
+	flags   uint64
+	version uint64
+	created uint64 // 0 = Set's rule: this write's version when it creates the key, else the key's Created is kept
+	expires int64  // absolute Unix nanoseconds; 0 = never
+	size    int64  // accounted bytes: len(key)+len(value)+EntryOverhead, within the budget
+}
+
+// put stores w under hash h in slot i, found by live: 0 when the key is
+// absent, else its live entry or its tombstone. It makes room, keeps the
+// accounting, counts a set and returns the entry's slot.
+func (sh *shard) put(h, i uint32, w *write) uint32 {
 	if i == 0 { // a new key
-		sh.makeRoom(size)
+		sh.makeRoom(w.size)
 		i = sh.sl.alloc()
 		e := sh.sl.at(i)
-		*e = entry{version: version, created: version, expires: expires, hash: h}
-		e.setKey(strings.Clone(req.Key))
-		e.setValue(req.Value)
-		sh.setFlags(i, e, req.Flags)
+		*e = entry{version: w.version, created: cmp.Or(w.created, w.version), expires: w.expires, hash: h}
+		e.setKey(strings.Clone(w.key))
+		e.setValue(w.value)
+		sh.setFlags(i, e, w.flags)
 		sh.idx.insert(&sh.sl, h, i)
 		sh.pol.insert(&sh.sl, i)
-		sh.bytes += size
-		if expires != 0 {
+		sh.bytes += w.size
+		if w.expires != 0 {
 			sh.ttlKeys++
 		}
 		sh.sets++
-		return e.public(true, sh.flagsHigh(i, e)), nil
+		return i
+	}
+	if sh.sl.at(i).tomb() { // a deleted key comes back, in its tombstone's slot
+		sh.revive(i, w)
+		return i
 	}
 
 	e := sh.sl.at(i)
 	old := e.size()
-	if sh.budget > 0 && sh.bytes-old+size > sh.budget {
+	if sh.budget > 0 && sh.bytes-old+w.size > sh.budget {
 		// Take the entry out of its queue so that making room cannot evict it.
 		q := sh.pol.remove(&sh.sl, i)
 		sh.bytes -= old
-		sh.makeRoom(size)
+		sh.makeRoom(w.size)
 		e = sh.sl.at(i)
-		e.setValue(req.Value)
+		e.setValue(w.value)
 		sh.pol.requeue(&sh.sl, i, q)
-		sh.bytes += size
+		sh.bytes += w.size
 	} else {
-		e.setValue(req.Value)
-		sh.pol.resized(e, size-old)
-		sh.bytes += size - old
+		e.setValue(w.value)
+		sh.pol.resized(e, w.size-old)
+		sh.bytes += w.size - old
 	}
-	if (e.expires != 0) != (expires != 0) {
-		if expires != 0 {
+	if (e.expires != 0) != (w.expires != 0) {
+		if w.expires != 0 {
 			sh.ttlKeys++
 		} else {
 			sh.ttlKeys--
 		}
 	}
-	e.version, e.expires = version, expires
-	sh.setFlags(i, e, req.Flags)
+	e.version, e.expires = w.version, w.expires
+	if w.created != 0 {
+		e.created = w.created
+	}
+	sh.setFlags(i, e, w.flags)
 	sh.pol.touch(e)
 	sh.sets++
-	return e.public(true, sh.flagsHigh(i, e)), nil
+	return i
 }
 
-// revive turns tombstone i into the live entry req writes at version: the
-// key is created anew (Created = version), in the tombstone's slot.
-func (sh *shard) revive(i uint32, req *SetRequest, size int64, version uint64, expires int64) Entry {
+// revive turns tombstone i into the live entry w: the key is created anew
+// (by Set's rule, Created = w.version), in the tombstone's slot.
+func (sh *shard) revive(i uint32, w *write) {
 	sh.tombs.unlink(&sh.sl, i)
 	sh.bytes -= sh.sl.at(i).size()
 	sh.sl.at(i).queue = queueNone // out of every queue, so making room cannot take it
-	sh.makeRoom(size)
+	sh.makeRoom(w.size)
 	e := sh.sl.at(i)
-	e.setValue(req.Value)
-	e.version, e.created, e.expires = version, version, expires
-	sh.setFlags(i, e, req.Flags)
+	e.setValue(w.value)
+	e.version, e.created, e.expires = w.version, cmp.Or(w.created, w.version), w.expires
+	sh.setFlags(i, e, w.flags)
 	sh.pol.insert(&sh.sl, i)
-	sh.bytes += size
-	if expires != 0 {
+	sh.bytes += w.size
+	if w.expires != 0 {
 		sh.ttlKeys++
 	}
 	sh.sets++
-	return e.public(true, sh.flagsHigh(i, e))
 }
 
 // del deletes key under hash h and returns the delete's version and whether
@@ -212,17 +234,22 @@ func (sh *shard) bury(i uint32, version uint64, now int64) {
 	if e.expires != 0 {
 		sh.ttlKeys--
 	}
-	until := now + int64(sh.tombTTL)
-	if until < now { // overflow
-		until = math.MaxInt64
-	}
 	e.setValue(nil)
 	sh.setFlags(i, e, 0)
-	e.version, e.expires = version, until
+	e.version, e.expires = version, sh.tombUntil(now)
 	e.setFreq(0)
 	e.queue = queueTomb
 	sh.tombs.pushHead(&sh.sl, i)
 	sh.bytes += e.size()
+}
+
+// tombUntil is when a tombstone made at now may be removed.
+func (sh *shard) tombUntil(now int64) int64 {
+	until := now + int64(sh.tombTTL)
+	if until < now { // overflow
+		until = math.MaxInt64
+	}
+	return until
 }
 
 // live finds key and returns its index if it is present and not expired, or

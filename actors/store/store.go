@@ -118,17 +118,24 @@ func trimmed(v []byte) []byte {
 // that version; otherwise ErrCASMismatch. A delete of a present key leaves a
 // tombstone (see Config.TombstoneTTL).
 func (s *Store) Delete(req DeleteRequest) (uint64, error) {
+	version, _, err := s.Remove(req)
+	return version, err
+}
+
+// Remove is Delete that also tells whether a present key was deleted (and
+// left a tombstone) rather than nothing changing.
+func (s *Store) Remove(req DeleteRequest) (version uint64, deleted bool, err error) {
 	if req.Key == "" {
-		return 0, fmt.Errorf("%w: empty key", ErrInvalid)
+		return 0, false, fmt.Errorf("%w: empty key", ErrInvalid)
 	}
 	sh, h := s.shardOf(req.Key)
-	version, deleted, err := sh.del(h, &req, &s.vc)
+	version, deleted, err = sh.del(h, &req, &s.vc)
 	if deleted {
 		if fn := s.notify.Load(); fn != nil {
 			(*fn)(Change{Key: req.Key, Version: version, Deleted: true})
 		}
 	}
-	return version, err
+	return version, deleted, err
 }
 
 // Notify has fn called with every change the store applies: each successful

@@ -542,8 +542,8 @@ func TestServeConfigErrors(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"--data-dir", "/tmp/x"}, nil, exitError, "--data-dir: not supported yet"},
-		{nil, map[string]string{"ROOST_DATA_DIR": "/tmp/x"}, exitError, "--data-dir: not supported yet"},
+		{[]string{"--log-level", "error", "--data-dir", badYAML + "/dir"}, nil, exitError, "--data-dir: " + badYAML + "/dir"},
+		{[]string{"--log-level", "error"}, map[string]string{"ROOST_DATA_DIR": badYAML + "/dir"}, exitError, "--data-dir: " + badYAML + "/dir"},
 		{[]string{"--cluster-listen", "6222"}, nil, exitUsage, `--cluster-listen: "6222" is not host:port`},
 		{[]string{"--dead-after", "2"}, nil, exitUsage, "--dead-after"},
 		{[]string{"--nats", "nats://127.0.0.1:1", "--join", "127.0.0.1:6222"}, nil, exitUsage, "an external NATS does the clustering"},
@@ -560,11 +560,6 @@ func TestServeConfigErrors(t *testing.T) {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			roostEnv(t, tt.env, "", append(base, tt.args...)...).fails(t, tt.code, tt.want)
 		})
-	}
-	// The exact line for a feature that has not landed.
-	r := roost(t, "", append(base, "--data-dir", "/tmp/x")...)
-	if r.stderr != "roost: --data-dir: not supported yet (lands with replication's warm restart)\n" {
-		t.Errorf("stderr %q", r.stderr)
 	}
 }
 

@@ -31,6 +31,7 @@ type serveFlags struct {
 	maxMemory, maxValue, maxKey             sizeValue
 	tags                                    tagsValue
 	sweepInterval, heartbeatInterval        time.Duration
+	ackTimeout, antiEntropy                 time.Duration
 	suspectAfter, deadAfter                 int
 	logLevel, logFormat                     *choiceValue
 	config                                  string
@@ -90,6 +91,8 @@ SIGINT or SIGTERM stops the node and exits 0.`,
 	fs.StringVar(&f.prefix, "prefix", def.Prefix, "subject prefix of the NATS API")
 	fs.DurationVar(&f.sweepInterval, "sweep-interval", def.SweepInterval, "how often expired entries are swept")
 	fs.DurationVar(&f.heartbeatInterval, "heartbeat-interval", def.HeartbeatInterval, "how often the node tells its peers it lives")
+	fs.DurationVar(&f.ackTimeout, "ack-timeout", def.AckTimeout, "how long an ack=all write waits for every live owner before it fails with 503")
+	fs.DurationVar(&f.antiEntropy, "anti-entropy", def.AntiEntropy, "period of the replicas' digest comparisons (negative = off)")
 	fs.IntVar(&f.suspectAfter, "suspect-after", def.SuspectAfter, "missed heartbeats before a peer is suspect")
 	fs.IntVar(&f.deadAfter, "dead-after", def.DeadAfter, "missed heartbeats before a peer is dead")
 	fs.StringVar(&f.tlsCert, "tls-cert", def.TLSCert, "PEM certificate file: serve NATS clients and HTTP over TLS")
@@ -124,6 +127,7 @@ func (f *serveFlags) nodeConfig(log *slog.Logger) node.Config {
 	cfg.Prefix = f.prefix
 	cfg.SweepInterval = f.sweepInterval
 	cfg.HeartbeatInterval = f.heartbeatInterval
+	cfg.AckTimeout, cfg.AntiEntropy = f.ackTimeout, f.antiEntropy
 	cfg.SuspectAfter = f.suspectAfter
 	cfg.DeadAfter = f.deadAfter
 	cfg.TLSCert, cfg.TLSKey, cfg.TLSCA = f.tlsCert, f.tlsKey, f.tlsCA

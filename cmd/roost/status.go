@@ -12,6 +12,7 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
 
+	"github.com/roostkv/roost/actors/replicator"
 	"github.com/roostkv/roost/client"
 	"github.com/roostkv/roost/node"
 )
@@ -87,10 +88,30 @@ func printStatus(w io.Writer, st *node.Status) error {
 	row("view", "version %d: %s", c.View, membersByStatus(c.Members))
 	row("servers", "%s", strings.Join(c.Servers, ", "))
 	row("partitions", "primary of %d, replica of %d (of %d)", len(c.PrimaryOf), len(c.ReplicaOf), st.Partitions)
+	if len(c.Replication) > 0 {
+		row("replication", "%s", replicationSummary(c.Replication))
+	}
 	if len(c.Refused) > 0 {
 		row("refused", "%s (another partition count)", strings.Join(c.Refused, ", "))
 	}
 	return tw.Flush()
+}
+
+// replicationSummary writes the state of the partitions a node holds, like
+// "90 primary, 181 replica; 2 syncing; lag 0 entries (max)"; `--json` has
+// every partition.
+func replicationSummary(parts []replicator.PartitionStatus) string {
+	roles := map[string]int{}
+	syncing := 0
+	var lag uint64
+	for _, p := range parts {
+		roles[p.Role]++
+		if !p.Ready {
+			syncing++
+		}
+		lag = max(lag, p.Lag)
+	}
+	return fmt.Sprintf("%d primary, %d replica; %d syncing; lag %d entries (max)", roles["primary"], roles["replica"], syncing, lag)
 }
 
 // membersByStatus writes counts like "3 alive, 1 dead".
