@@ -193,8 +193,8 @@ func TestProxyNodeRoutesAndHoldsNothing(t *testing.T) {
 }
 
 // TestGracefulLeaveAndNoStaleValues: a node that leaves is marked left at
-// once; until replication lands its keys may answer 404, but no node ever
-// answers a value other than the last one written, through joins and leaves.
+// once and hands its partitions over; through leaves and joins every key
+// answers the last value written, never 404 and never an older one.
 func TestGracefulLeaveAndNoStaleValues(t *testing.T) {
 	nodes := startCluster(t, 3, nil)
 	nc := connect(t, nodes[0])
@@ -205,9 +205,10 @@ func TestGracefulLeaveAndNoStaleValues(t *testing.T) {
 			k := fmt.Sprintf("s%d", i)
 			v := fmt.Sprintf("round %d", round)
 			r := request(t, nc, "roost.set."+k, []byte(v))
-			if r.code == 200 {
-				last[k] = v
+			if r.code != 200 {
+				t.Fatalf("round %d: set %s = %d %s", round, k, r.code, r.err)
 			}
+			last[k] = v
 		}
 	}
 	check := func(when string) {
@@ -215,11 +216,8 @@ func TestGracefulLeaveAndNoStaleValues(t *testing.T) {
 		for i := range keys {
 			k := fmt.Sprintf("s%d", i)
 			r := request(t, nc, "roost.get."+k, nil)
-			if r.code == 200 && string(r.body) != last[k] {
-				t.Fatalf("%s: %s = %q, last written %q", when, k, r.body, last[k])
-			}
-			if r.code != 200 && r.code != 404 {
-				t.Fatalf("%s: get %s = %d %s", when, k, r.code, r.err)
+			if r.code != 200 || string(r.body) != last[k] {
+				t.Fatalf("%s: get %s = %d %q %s, last written %q", when, k, r.code, r.body, r.err, last[k])
 			}
 		}
 	}
