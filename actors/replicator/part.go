@@ -52,7 +52,8 @@ type part struct {
 
 	// fenced: another node took the partition over while this node's table
 	// still named it primary; it does not lead it again before then.
-	fenced time.Time
+	fenced   time.Time
+	fencedBy string // the node that took over
 	// handingOver: a handover of this node's copy runs.
 	handingOver bool
 

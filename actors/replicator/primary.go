@@ -179,8 +179,8 @@ func (r *Replicator) becomePrimary(pt *part, owners, before []string) {
 		pt.release() // owners that went away are waited for no more
 		return
 	}
-	if time.Now().Before(pt.fenced) {
-		return // taken over by another node: our table is behind (the loop looks again)
+	if time.Now().Before(pt.fenced) && r.idOf(pt.fencedBy) != "" {
+		return // taken over by another node, alive: our table is behind (the loop looks again)
 	}
 	pt.leave(ErrNotPrimary)
 	pt.role = rolePrimary

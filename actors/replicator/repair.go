@@ -77,7 +77,7 @@ func (r *Replicator) serveSnapshot(req *Request) Response {
 		// stop taking requests first, so that the copy it pulls now holds
 		// every write we acknowledged and we answer no read it could miss.
 		pt.leave(ErrNotPrimary)
-		pt.fenced = time.Now().Add(fenceFor)
+		pt.fenced, pt.fencedBy = time.Now().Add(fenceFor), req.From
 		r.log.Info("partition taken over by a new primary", "partition", req.P, "by", req.From)
 	}
 	pt.mu.Unlock()

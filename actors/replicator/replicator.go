@@ -261,11 +261,12 @@ func (r *Replicator) HoldAll() {
 }
 
 // unfence takes up again the partitions that another node took over while
-// this node's table named it primary, once the fence has passed and the
-// table still says so: the node that took over is gone again.
+// this node's table named it primary, once the fence has passed, or at once
+// when the node that took over is not live any more, and the table still
+// says so: the node that took over is gone again.
 func (r *Replicator) unfence() {
 	r.mu.Lock()
-	t := r.table
+	t, ids := r.table, r.ids
 	r.mu.Unlock()
 	if t == nil {
 		return
@@ -273,7 +274,7 @@ func (r *Replicator) unfence() {
 	now := time.Now()
 	for p, pt := range r.parts {
 		pt.mu.Lock()
-		if pt.role == roleNone && !pt.fenced.IsZero() && now.After(pt.fenced) {
+		if pt.role == roleNone && !pt.fenced.IsZero() && (now.After(pt.fenced) || ids[pt.fencedBy] == "") {
 			pt.fenced = time.Time{}
 			if owners := t.Owners(p); len(owners) > 0 && owners[0] == r.cfg.Name {
 				r.becomePrimary(pt, owners, nil)
