@@ -2,7 +2,9 @@ package bus
 
 // Payloads of the binary API, encoded with msgpack as maps with the short
 // field names in the tags. docs/PROTOCOL.md documents each one for writers of
-// clients in other languages; keep the two in step.
+// clients in other languages; keep the two in step. Request, BatchRequest,
+// Result and BatchResponse encode by hand (wire_codec.go), in the bytes
+// msgpack would make of these tags: a field added here goes there too.
 
 // Op is the kind of one operation in a batch.
 type Op uint8

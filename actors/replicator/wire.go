@@ -9,7 +9,9 @@ type ID struct {
 }
 
 // Entry is one log entry, published on a partition's log subject: the
-// record the primary applied, with its ID.
+// record the primary applied, with its ID. Entry and Batch encode by hand
+// (wire_codec.go), in the bytes msgpack would make of their tags: a field
+// added here goes there too.
 type Entry struct {
 	P       int    `msgpack:"p"`
 	Term    uint64 `msgpack:"t"`

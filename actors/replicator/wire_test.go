@@ -1,0 +1,311 @@
+package replicator
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/roostkv/roost/bus"
+	"github.com/roostkv/roost/internal/mpack"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// The hand-written codec of the replication log (wire_codec.go) is checked
+// against msgpack's reflection on mirror types: the same fields and tags,
+// no methods. Encoding must give the same bytes; decoding any bytes must
+// give the same value, or fail on both sides.
+
+type mirrorEntry struct {
+	P       int    `msgpack:"p"`
+	Term    uint64 `msgpack:"t"`
+	Seq     uint64 `msgpack:"s"`
+	Key     string `msgpack:"k"`
+	Value   []byte `msgpack:"v,omitempty"`
+	Version uint64 `msgpack:"ver"`
+	Created uint64 `msgpack:"c,omitempty"`
+	Flags   uint64 `msgpack:"f,omitempty"`
+	Expires int64  `msgpack:"x,omitempty"`
+	Deleted bool   `msgpack:"d,omitempty"`
+}
+
+type mirrorBatch struct {
+	P       int           `msgpack:"p"`
+	Entries []mirrorEntry `msgpack:"e"`
+}
+
+// mirrorResponse is Response with mirrored entries: Entry encoded inside a
+// value msgpack reflects over (EncodeMsgpack, DecodeMsgpack).
+type mirrorResponse struct {
+	Error     string        `msgpack:"err,omitempty"`
+	Truncated bool          `msgpack:"truncated,omitempty"`
+	Entries   []mirrorEntry `msgpack:"entries,omitempty"`
+	Head      ID            `msgpack:"head"`
+	Next      string        `msgpack:"next,omitempty"`
+	Differ    []int         `msgpack:"differ,omitempty"`
+	Applied   int           `msgpack:"applied,omitempty"`
+}
+
+func toMirrorBatch(x Batch) mirrorBatch {
+	return mirrorBatch{P: x.P, Entries: convertSlice(x.Entries, func(e Entry) mirrorEntry { return mirrorEntry(e) })}
+}
+
+func fromMirrorBatch(m mirrorBatch) Batch {
+	return Batch{P: m.P, Entries: convertSlice(m.Entries, func(e mirrorEntry) Entry { return Entry(e) })}
+}
+
+func toMirrorResponse(x Response) mirrorResponse {
+	return mirrorResponse{Error: x.Error, Truncated: x.Truncated, Head: x.Head, Next: x.Next, Differ: x.Differ, Applied: x.Applied,
+		Entries: convertSlice(x.Entries, func(e Entry) mirrorEntry { return mirrorEntry(e) })}
+}
+
+func fromMirrorResponse(m mirrorResponse) Response {
+	return Response{Error: m.Error, Truncated: m.Truncated, Head: m.Head, Next: m.Next, Differ: m.Differ, Applied: m.Applied,
+		Entries: convertSlice(m.Entries, func(e mirrorEntry) Entry { return Entry(e) })}
+}
+
+// convertSlice converts each element, keeping nil apart from empty.
+func convertSlice[T, U any](s []T, f func(T) U) []U {
+	if s == nil {
+		return nil
+	}
+	out := make([]U, len(s))
+	for i := range s {
+		out[i] = f(s[i])
+	}
+	return out
+}
+
+// checkEncode checks that v encodes to the same bytes by hand
+// (bus.Marshal, and msgpack through EncodeMsgpack) as its mirror by
+// reflection, and that both decoders read them back the same.
+func checkEncode[T, M any](t *testing.T, v T, mirror func(T) M, back func(M) T) {
+	t.Helper()
+	want, err := msgpack.Marshal(mirror(v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := bus.Marshal(&v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("Marshal(%T) %s", v, diff(got, want))
+	}
+	if got, err := msgpack.Marshal(v); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("msgpack.Marshal(%T) through EncodeMsgpack: %v %s", v, err, diff(got, want))
+	}
+	checkDecode(t, want, back)
+}
+
+// diff shows where got and want part, and a few bytes around.
+func diff(got, want []byte) string {
+	i := 0
+	for i < len(got) && i < len(want) && got[i] == want[i] {
+		i++
+	}
+	from := max(i-16, 0)
+	return fmt.Sprintf("differs at byte %d of %d (want %d):\n got % x\nwant % x", i, len(got), len(want),
+		got[from:min(i+16, len(got))], want[from:min(i+16, len(want))])
+}
+
+// checkDecode checks that data decodes by hand (bus.Unmarshal, and msgpack
+// through DecodeMsgpack) as by reflection into the mirror: the same value,
+// or an error on both sides. It reports whether data decoded.
+func checkDecode[T, M any](t *testing.T, data []byte, back func(M) T) bool {
+	t.Helper()
+	var m M
+	errReflect := msgpack.Unmarshal(data, &m)
+	var got, viaMsgpack T
+	errHand := bus.Unmarshal(data, &got)
+	errCustom := msgpack.Unmarshal(data, &viaMsgpack)
+	if (errHand == nil) != (errReflect == nil) || (errCustom == nil) != (errReflect == nil) {
+		t.Fatalf("decode % .64x: by hand %v, through DecodeMsgpack %v, by reflection %v", data, errHand, errCustom, errReflect)
+	}
+	if errReflect != nil {
+		return false
+	}
+	if want := back(m); !reflect.DeepEqual(got, want) || !reflect.DeepEqual(viaMsgpack, want) {
+		t.Fatalf("decode % .64x:\n          by hand %.300v\nvia DecodeMsgpack %.300v\n    by reflection %.300v", data, fmt.Sprintf("%#v", got), fmt.Sprintf("%#v", viaMsgpack), fmt.Sprintf("%#v", want))
+	}
+	return true
+}
+
+func sampleEntries() []Entry {
+	entries := []Entry{
+		{},
+		{P: 3, Term: 1, Seq: 1, Key: "k", Value: []byte("v"), Version: 10, Created: 9, Flags: 7, Expires: 1700000000000000000},
+		{P: 127, Term: 2, Seq: 2, Key: "k", Version: 11, Deleted: true}, // a tombstone
+		{P: 128, Key: "k", Value: []byte{}, Version: 12},                // empty value: omitted, as today
+		{P: 65535, Term: math.MaxUint64, Seq: math.MaxUint64, Key: "\x00\xff binary", Version: math.MaxUint64, Flags: math.MaxUint64, Expires: math.MinInt64},
+		{P: 65536, Key: strings.Repeat("k", 300), Value: bytes.Repeat([]byte{0xc1}, 70000)},
+		{P: -1}, {P: -33}, {P: -129}, {P: math.MinInt32}, {P: math.MaxInt64}, {P: math.MinInt64}, // Go ints are compact
+	}
+	return entries
+}
+
+func TestBatchEncodesAsReflection(t *testing.T) {
+	entries := sampleEntries()
+	cases := []Batch{{}, {P: 1, Entries: []Entry{}}, {P: 2, Entries: entries}, {P: 4, Entries: make([]Entry, 16)}}
+	for _, e := range entries {
+		cases = append(cases, Batch{P: e.P, Entries: []Entry{e}})
+	}
+	for _, c := range cases {
+		checkEncode(t, c, toMirrorBatch, fromMirrorBatch)
+	}
+}
+
+// Entries inside a Response, which msgpack encodes by reflection, go
+// through EncodeMsgpack and DecodeMsgpack: the same bytes as before.
+func TestResponseEntriesEncodeAsReflection(t *testing.T) {
+	for _, c := range []Response{
+		{},
+		{Entries: []Entry{}},
+		{Entries: sampleEntries(), Head: ID{Term: 2, Seq: 9}, Next: "k", Differ: []int{1}, Applied: 3},
+		{Error: "not primary", Truncated: true},
+	} {
+		checkEncode(t, c, toMirrorResponse, fromMirrorResponse)
+	}
+	checkDecode(t, mpack.AppendString(mpack.AppendMapHeader(nil, 1), "entries"), fromMirrorResponse) // truncated
+	data := mpack.AppendArrayHeader(mpack.AppendString(mpack.AppendMapHeader(nil, 1), "entries"), 2)
+	data = append(data, 0xc0, 0x80)
+	checkDecode(t, data, fromMirrorResponse) // a nil entry, an empty one
+}
+
+// raw is an already encoded msgpack value, for wireMap.
+type raw []byte
+
+// wireMap builds a msgpack map of the pairs in order: a raw key or value
+// is used as it is, a string key is a str, and any other value is encoded
+// by msgpack.
+func wireMap(t *testing.T, pairs ...any) raw {
+	t.Helper()
+	b := mpack.AppendMapHeader(nil, len(pairs)/2)
+	for _, p := range pairs {
+		switch p := p.(type) {
+		case raw:
+			b = append(b, p...)
+		case string:
+			b = mpack.AppendString(b, p)
+		default:
+			v, err := msgpack.Marshal(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b = append(b, v...)
+		}
+	}
+	return b
+}
+
+func array(elems ...raw) raw {
+	b := mpack.AppendArrayHeader(nil, len(elems))
+	for _, e := range elems {
+		b = append(b, e...)
+	}
+	return b
+}
+
+func bin(s string) raw { return mpack.AppendBytes(nil, []byte(s)) }
+
+func TestBatchDecodesAsReflection(t *testing.T) {
+	e := wireMap(t, "p", 1, "t", 2, "s", 3, "k", "k", "v", bin("v"), "ver", 4, "c", 5, "f", 6, "x", -7, "d", true)
+	cases := map[string]raw{
+		"nil":             {0xc0},
+		"empty":           wireMap(t),
+		"nil entries":     wireMap(t, "p", 1, "e", nil),
+		"entries":         wireMap(t, "p", 1, "e", array(e, raw{0xc0}, wireMap(t))),
+		"any order":       wireMap(t, "e", array(wireMap(t, "d", false, "ver", raw{0xcc, 200}, "k", bin("\x00key"), "p", raw{0xd0, 0x80})), "p", raw{0xcf, 0, 0, 0, 0, 0, 0, 0, 5}),
+		"unknown":         wireMap(t, "zz", array(e), "p", 1, "e", array(wireMap(t, "k", "k", "zz", map[string]any{"a": []int{1}}))),
+		"nil fields":      wireMap(t, "p", nil, "e", array(wireMap(t, "p", nil, "k", nil, "v", nil, "d", nil, "x", nil))),
+		"as array":        array(raw{2}, array(array(raw{1}, raw{2}, raw{3}, raw(mpack.AppendString(nil, "k")), bin("v"), raw{4}, raw{5}, raw{6}, raw{0xff}, raw{0xc3}))),
+		"short array":     array(raw{2}),
+		"p too wide":      wireMap(t, "p", raw{0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}),
+		"deleted as int":  wireMap(t, "e", array(wireMap(t, "d", 1))),
+		"version as str":  wireMap(t, "e", array(wireMap(t, "ver", "1"))),
+		"entries as map":  wireMap(t, "e", map[string]any{}),
+		"reserved code":   {0xc1},
+		"repeated fields": wireMap(t, "e", array(e, e), "e", array(wireMap(t, "k", "b")), "p", 1, "p", 2),
+	}
+	for name, data := range cases {
+		t.Run(name, func(t *testing.T) { checkDecode(t, data, fromMirrorBatch) })
+	}
+	full := wireMap(t, "p", 1, "e", array(e, e))
+	for n := range full {
+		if checkDecode(t, full[:n], fromMirrorBatch) {
+			t.Fatalf("decoded %d bytes of %d", n, len(full))
+		}
+	}
+}
+
+// TestWireCodecFieldsMatchTags fails when a field is added to Entry or
+// Batch and not to its hand-written codec (and its mirror here).
+func TestWireCodecFieldsMatchTags(t *testing.T) {
+	for _, c := range []struct {
+		typ, mirror any
+		fields      []string
+	}{
+		{Entry{}, mirrorEntry{}, entryFields},
+		{Batch{}, mirrorBatch{}, batchFields},
+	} {
+		typ, mirror := reflect.TypeOf(c.typ), reflect.TypeOf(c.mirror)
+		var names []string
+		for i := range typ.NumField() {
+			name, _, _ := strings.Cut(typ.Field(i).Tag.Get("msgpack"), ",")
+			names = append(names, name)
+		}
+		if !reflect.DeepEqual(names, c.fields) {
+			t.Errorf("%s: tags %q, the codec knows %q", typ, names, c.fields)
+		}
+		if typ.NumField() != mirror.NumField() {
+			t.Fatalf("%s has %d fields, its mirror %d", typ, typ.NumField(), mirror.NumField())
+		}
+		for i := range typ.NumField() {
+			f, m := typ.Field(i), mirror.Field(i)
+			if f.Name != m.Name || f.Tag != m.Tag || f.Type.Kind() != m.Type.Kind() {
+				t.Errorf("%s.%s %s `%s`, mirror %s %s `%s`", typ, f.Name, f.Type, f.Tag, m.Name, m.Type, m.Tag)
+			}
+		}
+	}
+}
+
+// FuzzEntryCodec encodes a batch of random entries by hand and by
+// reflection, and decodes the bytes both ways.
+func FuzzEntryCodec(f *testing.F) {
+	f.Add(3, uint64(1), uint64(2), "k", []byte("v"), uint64(3), uint64(4), uint64(5), int64(6), false)
+	f.Add(-1, uint64(0), uint64(0), "\x00\xff", []byte(nil), uint64(0), uint64(0), uint64(0), int64(-1), true)
+	f.Fuzz(func(t *testing.T, p int, term, seq uint64, key string, value []byte, version, created, flags uint64, expires int64, deleted bool) {
+		e := Entry{P: p, Term: term, Seq: seq, Key: key, Value: value, Version: version, Created: created, Flags: flags, Expires: expires, Deleted: deleted}
+		checkEncode(t, Batch{P: p, Entries: []Entry{e, {Key: key}, e}}, toMirrorBatch, fromMirrorBatch)
+	})
+}
+
+// FuzzBatchDecode decodes random bytes by hand and by reflection, when they
+// are one msgpack value whose lengths fit in them (otherwise reflection may
+// allocate gigabytes; the hand decoder must fail), and re-encodes what
+// decoded both ways.
+func FuzzBatchDecode(f *testing.F) {
+	data, _ := bus.Marshal(Batch{P: 1, Entries: sampleEntries()[:3]})
+	f.Add(data)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		skipErr := mpack.NewReader(data).Skip()
+		if errReflect := msgpack.NewDecoder(bytes.NewReader(data)).Skip(); (skipErr == nil) != (errReflect == nil) {
+			t.Fatalf("skip % x: by hand %v, by reflection %v", data, skipErr, errReflect)
+		}
+		var b Batch
+		if skipErr != nil {
+			if err := bus.Unmarshal(data, &b); err == nil {
+				t.Fatalf("decoded a malformed payload % x", data)
+			}
+			return
+		}
+		if checkDecode(t, data, fromMirrorBatch) {
+			if err := bus.Unmarshal(data, &b); err != nil {
+				t.Fatal(err)
+			}
+			checkEncode(t, b, toMirrorBatch, fromMirrorBatch)
+		}
+	})
+}
