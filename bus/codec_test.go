@@ -2,13 +2,13 @@ package bus
 
 import (
 	"bytes"
-	"fmt"
 	"math"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/roostkv/roost/internal/mpack"
+	"github.com/roostkv/roost/internal/mpack/mpacktest"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -45,86 +45,32 @@ type mirrorBatchResponse struct {
 }
 
 func toMirrorBatchRequest(x BatchRequest) mirrorBatchRequest {
-	return mirrorBatchRequest{Ops: convertSlice(x.Ops, func(r Request) mirrorRequest { return mirrorRequest(r) }), Ack: x.Ack}
+	return mirrorBatchRequest{Ops: mpacktest.ConvertSlice(x.Ops, func(r Request) mirrorRequest { return mirrorRequest(r) }), Ack: x.Ack}
 }
 
 func fromMirrorBatchRequest(m mirrorBatchRequest) BatchRequest {
-	return BatchRequest{Ops: convertSlice(m.Ops, func(r mirrorRequest) Request { return Request(r) }), Ack: m.Ack}
+	return BatchRequest{Ops: mpacktest.ConvertSlice(m.Ops, func(r mirrorRequest) Request { return Request(r) }), Ack: m.Ack}
 }
 
 func toMirrorBatchResponse(x BatchResponse) mirrorBatchResponse {
-	return mirrorBatchResponse{Results: convertSlice(x.Results, func(r Result) mirrorResult { return mirrorResult(r) })}
+	return mirrorBatchResponse{Results: mpacktest.ConvertSlice(x.Results, func(r Result) mirrorResult { return mirrorResult(r) })}
 }
 
 func fromMirrorBatchResponse(m mirrorBatchResponse) BatchResponse {
-	return BatchResponse{Results: convertSlice(m.Results, func(r mirrorResult) Result { return Result(r) })}
+	return BatchResponse{Results: mpacktest.ConvertSlice(m.Results, func(r mirrorResult) Result { return Result(r) })}
 }
 
-// convertSlice converts each element, keeping nil apart from empty.
-func convertSlice[T, U any](s []T, f func(T) U) []U {
-	if s == nil {
-		return nil
-	}
-	out := make([]U, len(s))
-	for i := range s {
-		out[i] = f(s[i])
-	}
-	return out
-}
+// codec is this package's hand-written entry points, for mpacktest.
+var codec = mpacktest.Codec{Marshal: Marshal, Unmarshal: Unmarshal}
 
-// checkEncode checks that v encodes to the same bytes by hand (Marshal, and
-// msgpack through EncodeMsgpack) as its mirror by reflection, and that both
-// decoders read them back the same.
 func checkEncode[T, M any](t *testing.T, v T, mirror func(T) M, back func(M) T) {
 	t.Helper()
-	want, err := msgpack.Marshal(mirror(v))
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := Marshal(&v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("Marshal(%T) %s", v, diff(got, want))
-	}
-	if got, err := msgpack.Marshal(v); err != nil || !bytes.Equal(got, want) {
-		t.Fatalf("msgpack.Marshal(%T) through EncodeMsgpack: %v %s", v, err, diff(got, want))
-	}
-	checkDecode(t, want, back)
+	mpacktest.CheckEncode(t, codec, v, mirror, back)
 }
 
-// diff shows where got and want part, and a few bytes around.
-func diff(got, want []byte) string {
-	i := 0
-	for i < len(got) && i < len(want) && got[i] == want[i] {
-		i++
-	}
-	from := max(i-16, 0)
-	return fmt.Sprintf("differs at byte %d of %d (want %d):\n got % x\nwant % x", i, len(got), len(want),
-		got[from:min(i+16, len(got))], want[from:min(i+16, len(want))])
-}
-
-// checkDecode checks that data decodes by hand (Unmarshal, and msgpack
-// through DecodeMsgpack) as by reflection into the mirror: the same value,
-// or an error on both sides. It reports whether data decoded.
 func checkDecode[T, M any](t *testing.T, data []byte, back func(M) T) bool {
 	t.Helper()
-	var m M
-	errReflect := msgpack.Unmarshal(data, &m)
-	var got, viaMsgpack T
-	errHand := Unmarshal(data, &got)
-	errCustom := msgpack.Unmarshal(data, &viaMsgpack)
-	if (errHand == nil) != (errReflect == nil) || (errCustom == nil) != (errReflect == nil) {
-		t.Fatalf("decode % .64x: by hand %v, through DecodeMsgpack %v, by reflection %v", data, errHand, errCustom, errReflect)
-	}
-	if errReflect != nil {
-		return false
-	}
-	if want := back(m); !reflect.DeepEqual(got, want) || !reflect.DeepEqual(viaMsgpack, want) {
-		t.Fatalf("decode % .64x:\n          by hand %.300v\nvia DecodeMsgpack %.300v\n    by reflection %.300v", data, fmt.Sprintf("%#v", got), fmt.Sprintf("%#v", viaMsgpack), fmt.Sprintf("%#v", want))
-	}
-	return true
+	return mpacktest.CheckDecode(t, codec, data, back)
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -183,41 +129,13 @@ func TestBatchResponseEncodesAsReflection(t *testing.T) {
 	}
 }
 
-// raw is an already encoded msgpack value, for wireMap.
-type raw []byte
+type raw = mpacktest.Raw
 
-// wireMap builds a msgpack map of the pairs in order: a string key is a
-// str, a raw key is used as it is; a raw value too, and any other value is
-// encoded by msgpack.
-func wireMap(t *testing.T, pairs ...any) raw {
-	t.Helper()
-	b := mpack.AppendMapHeader(nil, len(pairs)/2)
-	for _, p := range pairs {
-		switch p := p.(type) {
-		case raw:
-			b = append(b, p...)
-		case string:
-			b = mpack.AppendString(b, p)
-		default:
-			v, err := msgpack.Marshal(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b = append(b, v...)
-		}
-	}
-	return b
-}
+func wireMap(t *testing.T, pairs ...any) raw { t.Helper(); return mpacktest.Map(t, pairs...) }
 
-func array(elems ...raw) raw {
-	b := mpack.AppendArrayHeader(nil, len(elems))
-	for _, e := range elems {
-		b = append(b, e...)
-	}
-	return b
-}
+func array(elems ...raw) raw { return mpacktest.Array(elems...) }
 
-func bin(s string) raw { return mpack.AppendBytes(nil, []byte(s)) }
+func bin(s string) raw { return mpacktest.Bin(s) }
 
 // TestBatchRequestDecodesAsReflection decodes payloads other clients may
 // send, valid or not: both decoders agree on each.
@@ -329,7 +247,7 @@ func TestWireCodecFieldsMatchTags(t *testing.T) {
 		{BatchResponse{}, mirrorBatchResponse{}, batchResponseFields},
 	} {
 		typ, mirror := reflect.TypeOf(c.typ), reflect.TypeOf(c.mirror)
-		if got := msgpackNames(typ); !reflect.DeepEqual(got, c.fields) {
+		if got := mpacktest.Names(typ); !reflect.DeepEqual(got, c.fields) {
 			t.Errorf("%s: tags %q, the codec knows %q", typ, got, c.fields)
 		}
 		if typ.NumField() != mirror.NumField() {
@@ -342,16 +260,6 @@ func TestWireCodecFieldsMatchTags(t *testing.T) {
 			}
 		}
 	}
-}
-
-// msgpackNames returns the msgpack names of t's fields, in order.
-func msgpackNames(t reflect.Type) []string {
-	var names []string
-	for i := range t.NumField() {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("msgpack"), ",")
-		names = append(names, name)
-	}
-	return names
 }
 
 // FuzzRequestCodec encodes a batch of random operations by hand and by

@@ -22,27 +22,6 @@ import (
 	"github.com/roostkv/roost/node/partition"
 )
 
-// send is request without the test's Fatal, for goroutines and for callers
-// that treat a failed request as an outcome: err is the transport's error
-// (a timeout, no responders); an answer with an error code is a reply.
-func send(nc *nats.Conn, subject string, body []byte, timeout time.Duration, headers ...string) (reply, error) {
-	msg := nats.NewMsg(subject)
-	msg.Data = body
-	for i := 0; i+1 < len(headers); i += 2 {
-		msg.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := nc.RequestMsg(msg, timeout)
-	if err != nil {
-		return reply{}, err
-	}
-	r := reply{code: 200, body: resp.Data, hdr: resp.Header}
-	if c := resp.Header.Get("Nats-Service-Error-Code"); c != "" {
-		r.code, _ = strconv.Atoi(c)
-		r.err = resp.Header.Get("Nats-Service-Error")
-	}
-	return r, nil
-}
-
 // opTimeout outlasts every bound of the server (a forward retries for 5s, an
 // ack=all write waits up to AckTimeout, 5s, for its replicas), so that a
 // request ends with the server's answer rather than the client giving up.

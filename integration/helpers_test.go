@@ -70,21 +70,32 @@ type reply struct {
 // request sends one text-API request with the given headers ("Name", "value" pairs).
 func request(t *testing.T, nc *nats.Conn, subject string, body []byte, headers ...string) reply {
 	t.Helper()
+	r, err := send(nc, subject, body, 5*time.Second, headers...)
+	if err != nil {
+		t.Fatalf("request %s: %v", subject, err)
+	}
+	return r
+}
+
+// send is request without the test's Fatal, for goroutines and for callers
+// that treat a failed request as an outcome: err is the transport's error
+// (a timeout, no responders); an answer with an error code is a reply.
+func send(nc *nats.Conn, subject string, body []byte, timeout time.Duration, headers ...string) (reply, error) {
 	msg := nats.NewMsg(subject)
 	msg.Data = body
 	for i := 0; i+1 < len(headers); i += 2 {
 		msg.Header.Set(headers[i], headers[i+1])
 	}
-	resp, err := nc.RequestMsg(msg, 5*time.Second)
+	resp, err := nc.RequestMsg(msg, timeout)
 	if err != nil {
-		t.Fatalf("request %s: %v", subject, err)
+		return reply{}, err
 	}
 	r := reply{code: 200, body: resp.Data, hdr: resp.Header}
 	if c := resp.Header.Get("Nats-Service-Error-Code"); c != "" {
 		r.code, _ = strconv.Atoi(c)
 		r.err = resp.Header.Get("Nats-Service-Error")
 	}
-	return r
+	return r, nil
 }
 
 func (r reply) version(t *testing.T) uint64 {

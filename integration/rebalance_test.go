@@ -23,25 +23,6 @@ import (
 	"github.com/roostkv/roost/node/partition"
 )
 
-// tryRequest is request without t: for goroutines other than the test's.
-func tryRequest(nc *nats.Conn, subject string, body []byte, timeout time.Duration, headers ...string) (reply, error) {
-	msg := nats.NewMsg(subject)
-	msg.Data = body
-	for i := 0; i+1 < len(headers); i += 2 {
-		msg.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := nc.RequestMsg(msg, timeout)
-	if err != nil {
-		return reply{}, err
-	}
-	r := reply{code: 200, body: resp.Data, hdr: resp.Header}
-	if c := resp.Header.Get("Nats-Service-Error-Code"); c != "" {
-		r.code, _ = strconv.Atoi(c)
-		r.err = resp.Header.Get("Nats-Service-Error")
-	}
-	return r, nil
-}
-
 // ledger tracks the writes of keys k0..k(N-1). The n-th write of key i
 // stores "k<i>#<n>"; acked[i] is the highest n acknowledged by every owner
 // (Roost-Ack: all), tried[i] the highest n sent. A read of key i must return
@@ -172,7 +153,7 @@ func startTraffic(t *testing.T, nodes []*node.Node, l *ledger, readers, writers,
 			for ctx.Err() == nil {
 				lo, _ := l.bounds(i)
 				start := time.Now()
-				rep, err := tryRequest(nc, "roost.get."+ledgerKey(i), nil, 10*time.Second)
+				rep, err := send(nc, "roost.get."+ledgerKey(i), nil, 10*time.Second)
 				tr.stats.reads.Add(1)
 				if took(&tr.stats.maxRead, start) >= time.Second {
 					tr.stats.slowReads.Add(1)
@@ -213,7 +194,7 @@ func startTraffic(t *testing.T, nodes []*node.Node, l *ledger, readers, writers,
 				}
 				n := l.next(i)
 				start := time.Now()
-				rep, err := tryRequest(nc, "roost.set."+ledgerKey(i), []byte(ledgerValue(i, n)), 10*time.Second, "Roost-Ack", "all")
+				rep, err := send(nc, "roost.set."+ledgerKey(i), []byte(ledgerValue(i, n)), 10*time.Second, "Roost-Ack", "all")
 				took(&tr.stats.maxWrite, start)
 				switch {
 				case err == nil && rep.code == 200:
@@ -262,7 +243,7 @@ func settleWrites(t *testing.T, nc *nats.Conn, l *ledger) {
 				break
 			}
 			n := l.next(i)
-			rep, err := tryRequest(nc, "roost.set."+ledgerKey(i), []byte(ledgerValue(i, n)), 10*time.Second, "Roost-Ack", "all")
+			rep, err := send(nc, "roost.set."+ledgerKey(i), []byte(ledgerValue(i, n)), 10*time.Second, "Roost-Ack", "all")
 			if err == nil && rep.code == 200 {
 				l.ack(i, n)
 				continue
@@ -638,7 +619,7 @@ func TestSplitBrainConverges(t *testing.T) {
 			for j := range keys {
 				k := key(j)
 				want := last[k]
-				r, err := tryRequest(nc, "roost.get."+k, nil, 5*time.Second)
+				r, err := send(nc, "roost.get."+k, nil, 5*time.Second)
 				switch {
 				case err != nil:
 					return fmt.Errorf("get %s through %s: %w", k, nodes[i].Name(), err)

@@ -136,16 +136,10 @@ func (n *Node) handOver(wait time.Duration) {
 	if r == nil {
 		return
 	}
-	var names []string
-	for _, name := range r.table.Members() {
-		if name != n.cfg.Name {
-			names = append(names, name)
-		}
-	}
-	if len(names) == 0 {
+	t := r.table.Without(n.cfg.Name)
+	if t == nil {
 		return // the last server: nobody to hand over to
 	}
-	t := partition.Compute(names, n.cfg.Partitions, n.cfg.Replicas)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	start := time.Now()

@@ -106,9 +106,10 @@ type Replicator struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the loop and every background sync
 
-	handovers sync.WaitGroup // partitions being pushed to their new primary
-	lag       *lagRecorder   // of the entries applied in order as a replica
-	snaps     snapCache      // one pass's records, serving snapshots (snapshot.go)
+	handovers   sync.WaitGroup // partitions being pushed to their new primary
+	lag         *lagRecorder   // of the entries applied in order as a replica
+	snaps       snapCache      // one pass's records, serving snapshots (snapshot.go)
+	statusCache digestCache    // the digests Status shows (status.go)
 
 	dropMu    sync.Mutex // guards dropping, dropAgain (dropUnheld)
 	dropping  bool
@@ -215,8 +216,10 @@ func (r *Replicator) SetTable(t *partition.Table, ids map[string]string) {
 	prev := r.table
 	r.table, r.ids = t, ids
 	r.mu.Unlock()
-	if prev == nil {
-		prev = tableWithout(t, r.cfg.Name)
+	if prev == nil && slices.Contains(t.Members(), r.cfg.Name) {
+		// A node that joins: the partitions it takes are held where the
+		// others route them without it (its own table before has none).
+		prev = t.Without(r.cfg.Name)
 	}
 
 	for p, pt := range r.parts {
@@ -236,17 +239,6 @@ func (r *Replicator) SetTable(t *partition.Table, ids map[string]string) {
 		}
 		pt.mu.Unlock()
 	}
-}
-
-// tableWithout is the table the other members of t route by when they do
-// not count name: for a node that joins, where the partitions it takes are
-// held now (its own table before has none of them).
-func tableWithout(t *partition.Table, name string) *partition.Table {
-	others := slices.DeleteFunc(slices.Clone(t.Members()), func(m string) bool { return m == name })
-	if len(others) == len(t.Members()) || len(others) == 0 {
-		return nil
-	}
-	return partition.Compute(others, t.Partitions(), t.Replicas())
 }
 
 // HoldAll marks every partition as possibly held here (a warm restart loaded

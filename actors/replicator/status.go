@@ -1,5 +1,10 @@
 package replicator
 
+import (
+	"sync"
+	"time"
+)
+
 // PartitionStatus is one partition's replication state on this node, as
 // `roost status --json` shows it.
 type PartitionStatus struct {
@@ -17,16 +22,6 @@ type PartitionStatus struct {
 // Status returns the state of every partition this node holds.
 func (r *Replicator) Status() []PartitionStatus {
 	var out []PartitionStatus
-	defer func() {
-		want := map[int]bool{}
-		for _, ps := range out {
-			want[ps.Partition] = true
-		}
-		d := r.digests(want)
-		for i := range out {
-			out[i].Digest = d[out[i].Partition]
-		}
-	}()
 	for _, pt := range r.parts {
 		pt.mu.Lock()
 		if pt.role != roleNone {
@@ -41,5 +36,39 @@ func (r *Replicator) Status() []PartitionStatus {
 		}
 		pt.mu.Unlock()
 	}
+	d := r.statusDigests()
+	for i := range out {
+		out[i].Digest = d[out[i].Partition]
+	}
 	return out
+}
+
+// statusDigests returns the digest of every partition, reusing those of the
+// previous call while no write reached any partition since and they are
+// under a second old: status is polled (the dashboard), and a digest is a
+// pass over the whole store.
+func (r *Replicator) statusDigests() map[int]Digest {
+	stamp := uint64(0)
+	for _, pt := range r.parts {
+		stamp += pt.mutations.Load()
+	}
+	c := &r.statusCache
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.digests == nil || c.stamp != stamp || time.Since(c.at) > time.Second {
+		all := make(map[int]bool, len(r.parts))
+		for p := range r.parts {
+			all[p] = true
+		}
+		c.digests, c.stamp, c.at = r.digests(all), stamp, time.Now()
+	}
+	return c.digests
+}
+
+// digestCache is what statusDigests keeps between calls.
+type digestCache struct {
+	mu      sync.Mutex
+	digests map[int]Digest
+	stamp   uint64 // sum of the partitions' mutation counts when computed
+	at      time.Time
 }

@@ -2,7 +2,6 @@ package replicator
 
 import (
 	"bytes"
-	"fmt"
 	"math"
 	"reflect"
 	"strings"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/roostkv/roost/bus"
 	"github.com/roostkv/roost/internal/mpack"
+	"github.com/roostkv/roost/internal/mpack/mpacktest"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -49,88 +49,34 @@ type mirrorResponse struct {
 }
 
 func toMirrorBatch(x Batch) mirrorBatch {
-	return mirrorBatch{P: x.P, Entries: convertSlice(x.Entries, func(e Entry) mirrorEntry { return mirrorEntry(e) })}
+	return mirrorBatch{P: x.P, Entries: mpacktest.ConvertSlice(x.Entries, func(e Entry) mirrorEntry { return mirrorEntry(e) })}
 }
 
 func fromMirrorBatch(m mirrorBatch) Batch {
-	return Batch{P: m.P, Entries: convertSlice(m.Entries, func(e mirrorEntry) Entry { return Entry(e) })}
+	return Batch{P: m.P, Entries: mpacktest.ConvertSlice(m.Entries, func(e mirrorEntry) Entry { return Entry(e) })}
 }
 
 func toMirrorResponse(x Response) mirrorResponse {
 	return mirrorResponse{Error: x.Error, Truncated: x.Truncated, Head: x.Head, Next: x.Next, Differ: x.Differ, Applied: x.Applied,
-		Entries: convertSlice(x.Entries, func(e Entry) mirrorEntry { return mirrorEntry(e) })}
+		Entries: mpacktest.ConvertSlice(x.Entries, func(e Entry) mirrorEntry { return mirrorEntry(e) })}
 }
 
 func fromMirrorResponse(m mirrorResponse) Response {
 	return Response{Error: m.Error, Truncated: m.Truncated, Head: m.Head, Next: m.Next, Differ: m.Differ, Applied: m.Applied,
-		Entries: convertSlice(m.Entries, func(e mirrorEntry) Entry { return Entry(e) })}
+		Entries: mpacktest.ConvertSlice(m.Entries, func(e mirrorEntry) Entry { return Entry(e) })}
 }
 
-// convertSlice converts each element, keeping nil apart from empty.
-func convertSlice[T, U any](s []T, f func(T) U) []U {
-	if s == nil {
-		return nil
-	}
-	out := make([]U, len(s))
-	for i := range s {
-		out[i] = f(s[i])
-	}
-	return out
-}
+// codec is this package's hand-written entry points, for mpacktest.
+var codec = mpacktest.Codec{Marshal: bus.Marshal, Unmarshal: bus.Unmarshal}
 
-// checkEncode checks that v encodes to the same bytes by hand
-// (bus.Marshal, and msgpack through EncodeMsgpack) as its mirror by
-// reflection, and that both decoders read them back the same.
 func checkEncode[T, M any](t *testing.T, v T, mirror func(T) M, back func(M) T) {
 	t.Helper()
-	want, err := msgpack.Marshal(mirror(v))
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := bus.Marshal(&v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("Marshal(%T) %s", v, diff(got, want))
-	}
-	if got, err := msgpack.Marshal(v); err != nil || !bytes.Equal(got, want) {
-		t.Fatalf("msgpack.Marshal(%T) through EncodeMsgpack: %v %s", v, err, diff(got, want))
-	}
-	checkDecode(t, want, back)
+	mpacktest.CheckEncode(t, codec, v, mirror, back)
 }
 
-// diff shows where got and want part, and a few bytes around.
-func diff(got, want []byte) string {
-	i := 0
-	for i < len(got) && i < len(want) && got[i] == want[i] {
-		i++
-	}
-	from := max(i-16, 0)
-	return fmt.Sprintf("differs at byte %d of %d (want %d):\n got % x\nwant % x", i, len(got), len(want),
-		got[from:min(i+16, len(got))], want[from:min(i+16, len(want))])
-}
-
-// checkDecode checks that data decodes by hand (bus.Unmarshal, and msgpack
-// through DecodeMsgpack) as by reflection into the mirror: the same value,
-// or an error on both sides. It reports whether data decoded.
 func checkDecode[T, M any](t *testing.T, data []byte, back func(M) T) bool {
 	t.Helper()
-	var m M
-	errReflect := msgpack.Unmarshal(data, &m)
-	var got, viaMsgpack T
-	errHand := bus.Unmarshal(data, &got)
-	errCustom := msgpack.Unmarshal(data, &viaMsgpack)
-	if (errHand == nil) != (errReflect == nil) || (errCustom == nil) != (errReflect == nil) {
-		t.Fatalf("decode % .64x: by hand %v, through DecodeMsgpack %v, by reflection %v", data, errHand, errCustom, errReflect)
-	}
-	if errReflect != nil {
-		return false
-	}
-	if want := back(m); !reflect.DeepEqual(got, want) || !reflect.DeepEqual(viaMsgpack, want) {
-		t.Fatalf("decode % .64x:\n          by hand %.300v\nvia DecodeMsgpack %.300v\n    by reflection %.300v", data, fmt.Sprintf("%#v", got), fmt.Sprintf("%#v", viaMsgpack), fmt.Sprintf("%#v", want))
-	}
-	return true
+	return mpacktest.CheckDecode(t, codec, data, back)
 }
 
 func sampleEntries() []Entry {
@@ -174,41 +120,13 @@ func TestResponseEntriesEncodeAsReflection(t *testing.T) {
 	checkDecode(t, data, fromMirrorResponse) // a nil entry, an empty one
 }
 
-// raw is an already encoded msgpack value, for wireMap.
-type raw []byte
+type raw = mpacktest.Raw
 
-// wireMap builds a msgpack map of the pairs in order: a raw key or value
-// is used as it is, a string key is a str, and any other value is encoded
-// by msgpack.
-func wireMap(t *testing.T, pairs ...any) raw {
-	t.Helper()
-	b := mpack.AppendMapHeader(nil, len(pairs)/2)
-	for _, p := range pairs {
-		switch p := p.(type) {
-		case raw:
-			b = append(b, p...)
-		case string:
-			b = mpack.AppendString(b, p)
-		default:
-			v, err := msgpack.Marshal(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b = append(b, v...)
-		}
-	}
-	return b
-}
+func wireMap(t *testing.T, pairs ...any) raw { t.Helper(); return mpacktest.Map(t, pairs...) }
 
-func array(elems ...raw) raw {
-	b := mpack.AppendArrayHeader(nil, len(elems))
-	for _, e := range elems {
-		b = append(b, e...)
-	}
-	return b
-}
+func array(elems ...raw) raw { return mpacktest.Array(elems...) }
 
-func bin(s string) raw { return mpack.AppendBytes(nil, []byte(s)) }
+func bin(s string) raw { return mpacktest.Bin(s) }
 
 func TestBatchDecodesAsReflection(t *testing.T) {
 	e := wireMap(t, "p", 1, "t", 2, "s", 3, "k", "k", "v", bin("v"), "ver", 4, "c", 5, "f", 6, "x", -7, "d", true)

@@ -360,6 +360,17 @@ func (t *Table) Owned(name string) (primary, replica []int) {
 	return primary, replica
 }
 
+// Without returns the table of t's members other than name, with t's
+// partition and replica counts (capped again at the members left), or nil
+// when no member is left.
+func (t *Table) Without(name string) *Table {
+	others := slices.DeleteFunc(slices.Clone(t.members), func(m string) bool { return m == name })
+	if len(others) == 0 {
+		return nil
+	}
+	return Compute(others, t.partitions, t.replicas)
+}
+
 // Members returns the member names, sorted.
 func (t *Table) Members() []string { return t.members[:len(t.members):len(t.members)] }
 

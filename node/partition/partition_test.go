@@ -599,3 +599,18 @@ func TestSwap(t *testing.T) {
 		t.Errorf("only %d stuck states generated", stuck)
 	}
 }
+
+// Without is the table the other members compute.
+func TestWithout(t *testing.T) {
+	full := Compute([]string{"a", "b", "c"}, 64, 2)
+	got := full.Without("b")
+	want := Compute([]string{"a", "c"}, 64, 2)
+	for p := range 64 {
+		if !slices.Equal(got.Owners(p), want.Owners(p)) {
+			t.Fatalf("partition %d: %v, want %v", p, got.Owners(p), want.Owners(p))
+		}
+	}
+	if Compute([]string{"a"}, 8, 1).Without("a") != nil {
+		t.Fatal("a table without its only member is not nil")
+	}
+}
