@@ -37,7 +37,24 @@ func startCluster(t *testing.T, size int, edit func(i int, c *node.Config)) []*n
 		})
 	}
 	waitMembers(t, nodes, size, 5*time.Second)
+	waitPrimariesReady(t, nodes, 10*time.Second)
 	return nodes
+}
+
+// waitPrimariesReady waits until every node has pulled in every partition
+// it leads, so that a test starts from a settled cluster.
+func waitPrimariesReady(t *testing.T, nodes []*node.Node, within time.Duration) {
+	t.Helper()
+	eventually(t, within, func() error {
+		for _, n := range nodes {
+			for _, ps := range n.Status().Cluster.Replication {
+				if ps.Role == "primary" && !ps.Ready {
+					return fmt.Errorf("%s still pulls in partition %d", n.Name(), ps.Partition)
+				}
+			}
+		}
+		return nil
+	})
 }
 
 // waitMembers waits until every node's view has want alive members and

@@ -57,6 +57,22 @@ func (n *Node) locate(key string) (p int, local bool) {
 	return p, !n.leaving.Load() && (r == nil || r.primary(p) && (n.repl == nil || n.repl.Ready(p)))
 }
 
+// leadsSyncing reports whether this node leads partition p in its own view
+// but is still pulling it in from the other owners.
+func (n *Node) leadsSyncing(p int) bool {
+	r := n.routing.Load()
+	return n.repl != nil && r != nil && r.primary(p) && !n.leaving.Load() && !n.repl.Ready(p)
+}
+
+// applyAll applies ops, all of a partition this node leads, one by one.
+func (n *Node) applyAll(ops []bus.Request, ack string) []bus.Result {
+	results := make([]bus.Result, len(ops))
+	for i := range ops {
+		results[i] = n.apply(&ops[i], ack)
+	}
+	return results
+}
+
 // forwardOne forwards a single operation and returns its result.
 func (n *Node) forwardOne(p int, op bus.Request, ack string) bus.Result {
 	results, err := n.forward(p, []bus.Request{op}, ack)
@@ -69,6 +85,11 @@ func (n *Node) forwardOne(p int, op bus.Request, ack string) bus.Result {
 // forward sends ops, all of partition p, to p's primary and returns their
 // results in order.
 func (n *Node) forward(p int, ops []bus.Request, ack string) ([]bus.Result, error) {
+	if n.leadsSyncing(p) && n.awaitPartition(p) == nil {
+		// This node leads p and has just pulled it in: no trip over the
+		// bus back to itself.
+		return n.applyAll(ops, ack), nil
+	}
 	data, err := bus.Marshal(&bus.BatchRequest{Ops: ops, Ack: ack})
 	if err != nil {
 		return nil, err
@@ -111,11 +132,7 @@ func (n *Node) forward(p int, ops []bus.Request, ack string) ([]bus.Result, erro
 		}
 		if _, local := n.locate(ops[0].Key); local {
 			// This node leads the partition now.
-			results := make([]bus.Result, len(ops))
-			for i := range ops {
-				results[i] = n.apply(&ops[i], ack)
-			}
-			return results, nil
+			return n.applyAll(ops, ack), nil
 		}
 	}
 }
@@ -142,12 +159,10 @@ func (n *Node) servePartitionBatch(msg *nats.Msg, br *bus.BatchRequest) {
 	local := map[int][]int{}
 	for i := range br.Ops {
 		p, here := n.locate(br.Ops[i].Key)
-		if r := n.routing.Load(); !here && r != nil && r.primary(p) && !n.leaving.Load() {
-			// Leading it, but still pulling it in: wait rather than answer
-			// from an incomplete copy.
-			if err := n.awaitPartition(p); err == nil {
-				here = true
-			}
+		if !here && n.leadsSyncing(p) && n.awaitPartition(p) == nil {
+			// Leading it, but it was still pulling it in: it waited rather
+			// than answer from an incomplete copy.
+			here = true
 		}
 		if !here {
 			respondMsgError(msg, &apiError{code: bus.CodeUnavailable, msg: "not the primary of this partition any more"})
