@@ -1,15 +1,18 @@
 package node
 
 import (
+	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/nats-io/nats.go"
 	"github.com/roostkv/roost/actors/store"
-	"github.com/roostkv/roost/bus"
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 // The change feed. Every change a node's store applies (a set, or a delete
@@ -28,6 +31,12 @@ import (
 // not hear its own announcements, so a node alone in its cluster publishes
 // into a subject nobody listens to, which the server drops at once.
 // `roost watch` subscribes to the same subject from outside.
+//
+// Changes are gathered: the writer appends its change to a buffer and a
+// publisher goroutine sends what the buffer holds as one message (several
+// Change maps back to back), so that under load one message carries many
+// changes instead of every write costing a message to every node. There is
+// no linger: a lone change leaves as soon as the publisher wakes.
 
 // Change is one message of the change feed (msgpack, the field names in the
 // tags): a key was set or deleted, taking version Version.
@@ -37,13 +46,35 @@ type Change struct {
 	Deleted bool   `msgpack:"del" json:"deleted"` // false: a set
 }
 
-// DecodeChange reads one message of the change feed.
-func DecodeChange(data []byte) (Change, error) {
-	var c Change
-	if err := bus.Unmarshal(data, &c); err != nil {
-		return Change{}, err
+// feedMessageMax bounds the bytes of changes one message carries.
+const feedMessageMax = 64 << 10
+
+// DecodeChanges reads one message of the change feed: one or more Change
+// maps back to back.
+func DecodeChanges(data []byte) ([]Change, error) {
+	var out []Change
+	for b := data; len(b) > 0; {
+		if key, version, deleted, rest, ok := scanChange(b); ok {
+			out = append(out, Change{Key: string(key), Version: version, Deleted: deleted})
+			b = rest
+			continue
+		}
+		// Another encoder's msgpack: decode the rest generically.
+		dec := msgpack.NewDecoder(bytes.NewReader(b))
+		for {
+			var c Change
+			if err := dec.Decode(&c); err == io.EOF {
+				return out, nil
+			} else if err != nil {
+				return nil, fmt.Errorf("change feed: %w", err)
+			}
+			out = append(out, c)
+		}
 	}
-	return c, nil
+	if len(out) == 0 {
+		return nil, errors.New("change feed: empty message")
+	}
+	return out, nil
 }
 
 // appendChange encodes c as Change's msgpack map onto b, by hand: it runs on
@@ -78,7 +109,15 @@ type feed struct {
 	sub     *nats.Subscription
 	observe func(version uint64) // raises the node's version clock
 	waiters waiters
-	bufs    sync.Pool // *[]byte encoding buffers
+
+	mu    sync.Mutex
+	buf   []byte // changes not published yet, encoded back to back
+	cuts  []int  // offsets in buf where a new message starts (feedMessageMax)
+	start int    // where buf's last message starts
+
+	kick chan struct{} // buffered 1: buf has changes
+	stop chan struct{} // closed by stopFeed
+	done chan struct{} // closed when the publisher has ended
 }
 
 // startFeed opens the feed's connection, listens to the feed and has the
@@ -99,9 +138,9 @@ func (n *Node) startFeed() error {
 	if err != nil {
 		return fmt.Errorf("node: change feed: %w", err)
 	}
-	f := &feed{nc: nc, subject: n.subj.Changes(), observe: n.observe}
+	f := &feed{nc: nc, subject: n.subj.Changes(), observe: n.observe,
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	f.waiters.init()
-	f.bufs.New = func() any { b := make([]byte, 0, 128); return &b }
 	if f.sub, err = nc.Subscribe(f.subject, f.onMessage); err != nil {
 		nc.Close()
 		return fmt.Errorf("node: change feed: %w", err)
@@ -111,6 +150,7 @@ func (n *Node) startFeed() error {
 		return fmt.Errorf("node: change feed: %w", err)
 	}
 	n.feed = f
+	go f.publisher()
 	n.store.Notify(f.onChange)
 	return nil
 }
@@ -130,42 +170,105 @@ func (n *Node) stopFeed() {
 	}
 	n.store.Notify(nil)
 	n.feed.waiters.close()
+	close(n.feed.stop)
+	<-n.feed.done
 	n.feed.nc.Close()
 }
 
-// onChange announces a change this node's store applied and wakes the local
-// waiters it concerns. It runs on the writer's goroutine.
+// onChange wakes the local waiters a change this node's store applied
+// concerns, and queues its announcement. It runs on the writer's goroutine.
 func (f *feed) onChange(c store.Change) {
 	f.waiters.notify(c.Key)
-	bp := f.bufs.Get().(*[]byte)
-	*bp = appendChange((*bp)[:0], c)
-	_ = f.nc.Publish(f.subject, *bp) // at most once: a lost announcement delays waiters until their wait ends
-	f.bufs.Put(bp)
+	f.mu.Lock()
+	if len(f.buf)-f.start > feedMessageMax {
+		f.start = len(f.buf)
+		f.cuts = append(f.cuts, f.start)
+	}
+	f.buf = appendChange(f.buf, c)
+	f.mu.Unlock()
+	select {
+	case f.kick <- struct{}{}:
+	default: // the publisher is awake already
+	}
 }
 
-// onMessage takes a change announced by another node. Every node hears
+// publisher sends the queued changes, as few messages as they fit in,
+// whenever there are some; at stop, it sends what is left and ends.
+func (f *feed) publisher() {
+	defer close(f.done)
+	var out []byte
+	var cuts []int
+	for {
+		select {
+		case <-f.kick:
+		case <-f.stop:
+			f.publish(out, cuts)
+			return
+		}
+		out, cuts = f.publish(out, cuts)
+	}
+}
+
+// publish swaps the queue with the spare buffers out and cuts, publishes
+// the queued changes and returns the buffers, now spare.
+func (f *feed) publish(out []byte, cuts []int) ([]byte, []int) {
+	f.mu.Lock()
+	out, f.buf = f.buf, out[:0]
+	cuts, f.cuts = f.cuts, cuts[:0]
+	f.start = 0
+	f.mu.Unlock()
+	from := 0
+	for _, to := range append(cuts, len(out)) {
+		if to > from {
+			_ = f.nc.Publish(f.subject, out[from:to]) // at most once: a lost announcement delays waiters until their wait ends
+		}
+		from = to
+	}
+	if cap(out) > 4*feedMessageMax { // a burst: give the memory back
+		out = nil
+	}
+	return out, cuts
+}
+
+// onMessage takes the changes another node announced. Every node hears
 // every other node's changes, so the common case costs no allocation: the
 // layout appendChange writes is read in place.
 func (f *feed) onMessage(m *nats.Msg) {
-	key, version, ok := scanChange(m.Data)
-	if !ok { // another encoder's msgpack
-		c, err := DecodeChange(m.Data)
-		if err != nil {
-			return // not ours to judge: a stranger published on the subject
+	var highest uint64
+	waiting := f.waiters.count.Load() > 0
+	b := m.Data
+	for len(b) > 0 {
+		key, version, _, rest, ok := scanChange(b)
+		if !ok { // another encoder's msgpack
+			cs, err := DecodeChanges(b)
+			if err != nil {
+				break // not ours to judge: a stranger published on the subject
+			}
+			for _, c := range cs {
+				highest = max(highest, c.Version)
+				if waiting {
+					f.waiters.notify(c.Key)
+				}
+			}
+			break
 		}
-		key, version = []byte(c.Key), c.Version
+		highest = max(highest, version)
+		if waiting {
+			f.waiters.notify(string(key))
+		}
+		b = rest
 	}
-	f.observe(version)
-	if f.waiters.count.Load() > 0 {
-		f.waiters.notify(string(key))
+	if highest > 0 {
+		f.observe(highest)
 	}
 }
 
-// scanChange reads the key and version of a change encoded exactly as
-// appendChange does; ok=false for any other encoding.
-func scanChange(b []byte) (key []byte, version uint64, ok bool) {
+// scanChange reads the first change of b if it is encoded exactly as
+// appendChange does, and returns what follows it; ok=false for any other
+// encoding.
+func scanChange(b []byte) (key []byte, version uint64, deleted bool, rest []byte, ok bool) {
 	if len(b) < 4 || b[0] != 0x83 || b[1] != 0xa1 || b[2] != 'k' {
-		return nil, 0, false
+		return nil, 0, false, nil, false
 	}
 	var n, at int
 	switch h := b[3]; {
@@ -178,13 +281,13 @@ func scanChange(b []byte) (key []byte, version uint64, ok bool) {
 	case h == 0xdb && len(b) > 7:
 		n, at = int(binary.BigEndian.Uint32(b[4:])), 8
 	default:
-		return nil, 0, false
+		return nil, 0, false, nil, false
 	}
-	rest := b[at:]
-	if len(rest) != n+4+9+5 || string(rest[n:n+5]) != "\xa3ver\xcf" || string(rest[n+13:n+17]) != "\xa3del" || rest[n+17]&^1 != 0xc2 {
-		return nil, 0, false
+	b = b[at:]
+	if len(b) < n+4+9+5 || string(b[n:n+5]) != "\xa3ver\xcf" || string(b[n+13:n+17]) != "\xa3del" || b[n+17]&^1 != 0xc2 {
+		return nil, 0, false, nil, false
 	}
-	return rest[:n], binary.BigEndian.Uint64(rest[n+5:]), true
+	return b[:n], binary.BigEndian.Uint64(b[n+5:]), b[n+17] == 0xc3, b[n+18:], true
 }
 
 // waiters are the blocking queries waiting for a change, by key or prefix.

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"net/url"
 	"strconv"
@@ -18,39 +19,58 @@ import (
 )
 
 func TestChangeEncodingDecodes(t *testing.T) {
+	var stream []byte // every change below, back to back, as one message carries them
+	var want []Change
 	for _, n := range []int{0, 1, 31, 32, 255, 256, 65535, 65536} {
 		for _, deleted := range []bool{false, true} {
 			c := store.Change{Key: strings.Repeat("k", n), Version: 1<<63 + uint64(n), Deleted: deleted}
 			data := appendChange(nil, c)
-			got, err := DecodeChange(data)
+			got, err := DecodeChanges(data)
 			if err != nil {
 				t.Fatalf("key of %d bytes: %v", n, err)
 			}
-			if key, version, ok := scanChange(data); !ok || string(key) != c.Key || version != c.Version {
-				t.Fatalf("key of %d bytes: scanChange = %d-byte key, version %d, %v", n, len(key), version, ok)
+			if len(got) != 1 || got[0].Key != c.Key || got[0].Version != c.Version || got[0].Deleted != deleted {
+				t.Fatalf("key of %d bytes, deleted %v: decoded %d changes", n, deleted, len(got))
 			}
-			if got.Key != c.Key || got.Version != c.Version || got.Deleted != deleted {
-				t.Fatalf("key of %d bytes, deleted %v: decoded %d-byte key, version %d, deleted %v", n, deleted, len(got.Key), got.Version, got.Deleted)
+			key, version, del, rest, ok := scanChange(data)
+			if !ok || string(key) != c.Key || version != c.Version || del != deleted || len(rest) != 0 {
+				t.Fatalf("key of %d bytes: scanChange = %d-byte key, version %d, deleted %v, %d bytes left, %v", n, len(key), version, del, len(rest), ok)
 			}
+			stream = appendChange(stream, c)
+			want = append(want, Change{Key: c.Key, Version: c.Version, Deleted: deleted})
 		}
 	}
-	if _, err := DecodeChange([]byte("not msgpack")); err == nil {
-		t.Fatal("DecodeChange took garbage")
+	got, err := DecodeChanges(stream)
+	if err != nil || len(got) != len(want) {
+		t.Fatalf("a message of %d changes decoded as %d, %v", len(want), len(got), err)
 	}
-	// Another encoder's msgpack (here, a map with the version as a short
-	// integer) is not read in place, but decodes.
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("change %d of a message: %d-byte key, version %d; want %d bytes, version %d", i, len(got[i].Key), got[i].Version, len(want[i].Key), want[i].Version)
+		}
+	}
+	for _, bad := range [][]byte{[]byte("not msgpack"), nil, append(appendChange(nil, store.Change{Key: "k"}), 0xc1)} {
+		if cs, err := DecodeChanges(bad); err == nil {
+			t.Fatalf("DecodeChanges took % x: %+v", bad, cs)
+		}
+	}
+	// Another encoder's msgpack (here, maps with the version as a short
+	// integer) is not read in place, but decodes, also after changes that are.
 	other, err := bus.Marshal(map[string]any{"k": "k", "ver": 7, "del": true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, ok := scanChange(other); ok {
+	if _, _, _, _, ok := scanChange(other); ok {
 		t.Fatalf("scanChange read a layout it does not know: % x", other)
 	}
-	if got, err := DecodeChange(other); err != nil || got != (Change{Key: "k", Version: 7, Deleted: true}) {
-		t.Fatalf("DecodeChange of a generic encoding = %+v, %v", got, err)
+	mixed := append(appendChange(nil, store.Change{Key: "a", Version: 5}), other...)
+	mixed = append(mixed, other...)
+	got, err = DecodeChanges(mixed)
+	if err != nil || len(got) != 3 || got[0] != (Change{Key: "a", Version: 5}) || got[2] != (Change{Key: "k", Version: 7, Deleted: true}) {
+		t.Fatalf("DecodeChanges of mixed encodings = %+v, %v", got, err)
 	}
 	for _, bad := range [][]byte{nil, {0x83}, appendChange(nil, store.Change{Key: "k"})[:10]} {
-		if _, _, ok := scanChange(bad); ok {
+		if _, _, _, _, ok := scanChange(bad); ok {
 			t.Fatalf("scanChange took % x", bad)
 		}
 	}
@@ -216,14 +236,22 @@ func TestTheFeedAnnouncesAppliedWrites(t *testing.T) {
 	set := req("roost.set.a.b", []byte("v"))
 	req("roost.del.never", nil) // absent: no change
 	del := req("roost.del.a.b", nil)
-	for _, want := range []Change{{Key: "a.b", Version: set}, {Key: "a.b", Version: del, Deleted: true}} {
+	// One message may carry several changes, in the order they were applied.
+	want := []Change{{Key: "a.b", Version: set}, {Key: "a.b", Version: del, Deleted: true}}
+	var got []Change
+	for len(got) < len(want) {
 		m, err := sub.NextMsg(5 * time.Second)
 		if err != nil {
-			t.Fatalf("waiting for %+v: %v", want, err)
+			t.Fatalf("waiting for %+v: %v", want[len(got)], err)
 		}
-		if got, err := DecodeChange(m.Data); err != nil || got != want {
-			t.Fatalf("feed carried %+v, %v; want %+v", got, err, want)
+		cs, err := DecodeChanges(m.Data)
+		if err != nil {
+			t.Fatal(err)
 		}
+		got = append(got, cs...)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("feed carried %+v; want %+v", got, want)
 	}
 	if m, err := sub.NextMsg(100 * time.Millisecond); err == nil {
 		t.Fatalf("an extra change on the feed: %q", m.Data)
@@ -312,5 +340,59 @@ func TestObserveIgnoresVersionsFarAhead(t *testing.T) {
 	n.observe(bogus) // a client's made-up index: ignored
 	if e, _ := n.store.Set(store.SetRequest{Key: "k"}); e.Version >= bogus {
 		t.Fatalf("version %d jumped to a made-up index %d", e.Version, bogus)
+	}
+}
+
+// TestFeedGathersChanges: changes queued while the publisher is busy leave
+// together, in order, in messages of at most about feedMessageMax bytes.
+func TestFeedGathersChanges(t *testing.T) {
+	n := startTestNode(t, 0)
+	nc, err := nats.Connect(n.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	const subject = "test.feed"
+	sub, err := nc.SubscribeSync(subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// A feed whose publisher is not running: the test publishes by hand.
+	f := &feed{nc: nc, subject: subject, kick: make(chan struct{}, 1)}
+	f.waiters.init()
+	const changes = 100
+	key := func(i int) string { return fmt.Sprintf("%04d", i) + strings.Repeat("k", 2000) }
+	for i := range changes {
+		f.onChange(store.Change{Key: key(i), Version: uint64(i + 1)})
+	}
+	f.publish(nil, nil)
+	var got []Change
+	messages := 0
+	for len(got) < changes {
+		m, err := sub.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatalf("%d of %d changes arrived: %v", len(got), changes, err)
+		}
+		if len(m.Data) > feedMessageMax+2100 {
+			t.Fatalf("a message of %d bytes, over the bound of %d and one change", len(m.Data), feedMessageMax)
+		}
+		cs, err := DecodeChanges(m.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, cs...)
+		messages++
+	}
+	for i, c := range got {
+		if c.Key != key(i) || c.Version != uint64(i+1) {
+			t.Fatalf("change %d is %.4s… version %d, want %.4s… version %d", i, c.Key, c.Version, key(i), i+1)
+		}
+	}
+	// 100 changes of 2 kB are about 200 kB: four messages of at most 64 kB.
+	if messages < 3 || messages > 5 {
+		t.Fatalf("%d changes of 2 kB took %d messages, want about 4", changes, messages)
 	}
 }

@@ -97,16 +97,18 @@ func (a *app) watch(ctx context.Context, nc *nats.Conn, subject, key string, pre
 		case <-lost: // the connection is gone
 			return errors.New("connection to the node lost")
 		case m := <-msgs: // a change somewhere in the cluster
-			c, err := node.DecodeChange(m.Data)
+			cs, err := node.DecodeChanges(m.Data)
 			if err != nil {
 				fmt.Fprintf(a.stderr, "roost: skipping an unreadable change: %v\n", err)
 				continue
 			}
-			if c.Key != key && (!prefix || !strings.HasPrefix(c.Key, key)) {
-				continue
-			}
-			if err := a.printChange(c, asJSON); err != nil {
-				return err
+			for _, c := range cs {
+				if c.Key != key && (!prefix || !strings.HasPrefix(c.Key, key)) {
+					continue
+				}
+				if err := a.printChange(c, asJSON); err != nil {
+					return err
+				}
 			}
 		}
 	}
