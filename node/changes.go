@@ -121,9 +121,10 @@ type feed struct {
 }
 
 // startFeed opens the feed's connection, listens to the feed and has the
-// store announce its changes there. A change is announced from the writer's
-// goroutine before its reply leaves, so a client that saw its write
-// acknowledged can count on blocking queries hearing of it.
+// store announce its changes there. A change is queued on the writer's
+// goroutine before its reply leaves, so every blocking query waiting when a
+// client saw its write acknowledged hears of it (at most once, like any core
+// NATS message).
 func (n *Node) startFeed() error {
 	opts := []nats.Option{
 		nats.Name("roost " + n.cfg.Name + " changes"),
