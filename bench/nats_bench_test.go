@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/roostkv/roost/bus"
+	"github.com/roostkv/roost/client"
 	"github.com/roostkv/roost/node"
 )
 
@@ -166,6 +167,28 @@ func BenchmarkSingleNode(b *testing.B) {
 			return request(ctx, nc, &nats.Msg{Subject: "roost.get." + benchKey(rng.IntN(benchKeys))})
 		})
 	})
+	// The Go client, with its batching on and off, 32 callers on one
+	// client: the batching target of issue #6.
+	clientGet := func(opts ...client.Option) func(b *testing.B) {
+		return func(b *testing.B) {
+			c, err := client.Connect(n.ClientURL(), opts...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			runConcurrent(b, benchConcurrency, func(rng *rand.Rand) error {
+				_, err := c.Get(ctx, benchKey(rng.IntN(benchKeys)))
+				return err
+			})
+		}
+	}
+	b.Run("client-get", clientGet())
+	b.Run("client-get-nobatch", clientGet(client.WithBatching(false)))
+	// The ceiling of batching: binary batches of 32 gets sent back to back
+	// with no client library, by one sender (32 gets outstanding, as many as
+	// 32 callers can have) and by four (128 outstanding).
+	b.Run("raw-batch32-x1", rawBatches(nc, 32, 1))
+	b.Run("raw-batch32-x4", rawBatches(nc, 32, 4))
 	b.Run("echo-set", func(b *testing.B) {
 		runConcurrent(b, benchConcurrency, func(*rand.Rand) error {
 			return request(ctx, nc, &nats.Msg{Subject: "bench.echo.set", Data: value})
@@ -176,4 +199,44 @@ func BenchmarkSingleNode(b *testing.B) {
 			return request(ctx, nc, &nats.Msg{Subject: "roost.set." + benchKey(rng.IntN(benchKeys)), Data: value})
 		})
 	})
+}
+
+// rawBatches returns a benchmark of senders goroutines that each send
+// batches of size random gets on the binary batch subject, one at a time;
+// ops/s counts gets.
+func rawBatches(nc *nats.Conn, size, senders int) func(b *testing.B) {
+	return func(b *testing.B) {
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		b.ResetTimer()
+		start := time.Now()
+		for g := range senders {
+			wg.Go(func() {
+				rng := rand.New(rand.NewPCG(uint64(g), 7))
+				for next.Add(int64(size)) <= int64(b.N) {
+					br := bus.BatchRequest{Ops: make([]bus.Request, size)}
+					for i := range br.Ops {
+						br.Ops[i] = bus.Request{Op: bus.OpGet, Key: benchKey(rng.IntN(benchKeys))}
+					}
+					data, err := bus.Marshal(&br)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					m, err := nc.Request("roost.bin.batch", data, 5*time.Second)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					var resp bus.BatchResponse
+					if err := bus.Unmarshal(m.Data, &resp); err != nil || len(resp.Results) != size {
+						b.Errorf("batch reply: %d results, %v", len(resp.Results), err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "ops/s")
+	}
 }
