@@ -121,9 +121,17 @@ func TestClientRoutesInCluster(t *testing.T) {
 		})
 	}
 	for i := range keys {
-		if it, err := c.Get(ctx, key(i)); err != nil || string(it.Value) != value(2, i) {
-			t.Fatalf("Get %s = %q, %v after rewriting it; want %q", key(i), it.Value, err, value(2, i))
-		}
+		// A moment of unavailability is retried; a wrong value never is.
+		eventually(t, 10*time.Second, func() error {
+			it, err := c.Get(ctx, key(i))
+			switch {
+			case err != nil:
+				return err
+			case string(it.Value) != value(2, i):
+				t.Fatalf("Get %s = %q after rewriting it; want %q", key(i), it.Value, value(2, i))
+			}
+			return nil
+		})
 	}
 	// The failures made the client fetch the new table (there is no
 	// periodic refresh here): straight to n1 and n2 again, and nothing
