@@ -160,20 +160,6 @@ func BenchmarkCluster3(b *testing.B) {
 			vsEcho(b)
 		}
 	}
-	clientGet := func(opts ...client.Option) func(b *testing.B) {
-		return func(b *testing.B) {
-			c, err := client.Connect(n1.ClientURL(), opts...)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer c.Close()
-			runConcurrent(b, benchConcurrency, func(rng *rand.Rand) error {
-				_, err := c.Get(ctx, benchKey(rng.IntN(benchKeys)))
-				return err
-			})
-			vsEcho(b)
-		}
-	}
 
 	b.Run("echo", func(b *testing.B) {
 		if b.N == 1 { // the first call of each repetition
@@ -216,6 +202,6 @@ func BenchmarkCluster3(b *testing.B) {
 	b.Run("client-set-ack-all", clientSet(bus.AckAll))
 	b.Run("get-forwarded", getText(remote))
 	b.Run("get-local", getText(local))
-	b.Run("client-get", clientGet())
-	b.Run("client-get-nobatch", clientGet(client.WithBatching(false)))
+	b.Run("client-get", clientGets(n1.ClientURL(), vsEcho))
+	b.Run("client-get-nobatch", clientGets(n1.ClientURL(), vsEcho, client.WithBatching(false)))
 }

@@ -109,6 +109,13 @@ func startEcho(b *testing.B, n *node.Node, subject string, reply []byte) {
 // throughput. op gets a per-goroutine random source.
 func runConcurrent(b *testing.B, c int, op func(rng *rand.Rand) error) {
 	b.Helper()
+	runConcurrentN(b, c, 1, op)
+}
+
+// runConcurrentN is runConcurrent for an op that makes per operations: it
+// runs b.N/per calls of op, and ops/s counts operations.
+func runConcurrentN(b *testing.B, c, per int, op func(rng *rand.Rand) error) {
+	b.Helper()
 	var next atomic.Int64
 	var failed atomic.Pointer[error]
 	var wg sync.WaitGroup
@@ -117,7 +124,7 @@ func runConcurrent(b *testing.B, c int, op func(rng *rand.Rand) error) {
 	for g := range c {
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(g), 42))
-			for next.Add(1) <= int64(b.N) {
+			for next.Add(int64(per)) <= int64(b.N) {
 				if err := op(rng); err != nil {
 					failed.CompareAndSwap(nil, &err)
 					return
@@ -169,21 +176,8 @@ func BenchmarkSingleNode(b *testing.B) {
 	})
 	// The Go client, with its batching on and off, 32 callers on one
 	// client: the batching target of issue #6.
-	clientGet := func(opts ...client.Option) func(b *testing.B) {
-		return func(b *testing.B) {
-			c, err := client.Connect(n.ClientURL(), opts...)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer c.Close()
-			runConcurrent(b, benchConcurrency, func(rng *rand.Rand) error {
-				_, err := c.Get(ctx, benchKey(rng.IntN(benchKeys)))
-				return err
-			})
-		}
-	}
-	b.Run("client-get", clientGet())
-	b.Run("client-get-nobatch", clientGet(client.WithBatching(false)))
+	b.Run("client-get", clientGets(n.ClientURL(), nil))
+	b.Run("client-get-nobatch", clientGets(n.ClientURL(), nil, client.WithBatching(false)))
 	// The ceiling of batching: binary batches of 32 gets sent back to back
 	// with no client library, by one sender (32 gets outstanding, as many as
 	// 32 callers can have) and by four (128 outstanding).
@@ -206,37 +200,44 @@ func BenchmarkSingleNode(b *testing.B) {
 // ops/s counts gets.
 func rawBatches(nc *nats.Conn, size, senders int) func(b *testing.B) {
 	return func(b *testing.B) {
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		b.ResetTimer()
-		start := time.Now()
-		for g := range senders {
-			wg.Go(func() {
-				rng := rand.New(rand.NewPCG(uint64(g), 7))
-				for next.Add(int64(size)) <= int64(b.N) {
-					br := bus.BatchRequest{Ops: make([]bus.Request, size)}
-					for i := range br.Ops {
-						br.Ops[i] = bus.Request{Op: bus.OpGet, Key: benchKey(rng.IntN(benchKeys))}
-					}
-					data, err := bus.Marshal(&br)
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					m, err := nc.Request("roost.bin.batch", data, 5*time.Second)
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					var resp bus.BatchResponse
-					if err := bus.Unmarshal(m.Data, &resp); err != nil || len(resp.Results) != size {
-						b.Errorf("batch reply: %d results, %v", len(resp.Results), err)
-						return
-					}
-				}
-			})
+		runConcurrentN(b, senders, size, func(rng *rand.Rand) error {
+			br := bus.BatchRequest{Ops: make([]bus.Request, size)}
+			for i := range br.Ops {
+				br.Ops[i] = bus.Request{Op: bus.OpGet, Key: benchKey(rng.IntN(benchKeys))}
+			}
+			data, err := bus.Marshal(&br)
+			if err != nil {
+				return err
+			}
+			m, err := nc.Request("roost.bin.batch", data, 5*time.Second)
+			if err != nil {
+				return err
+			}
+			var resp bus.BatchResponse
+			if err := bus.Unmarshal(m.Data, &resp); err != nil || len(resp.Results) != size {
+				return fmt.Errorf("batch reply: %d results, %v", len(resp.Results), err)
+			}
+			return nil
+		})
+	}
+}
+
+// clientGets returns a benchmark of gets of random keys through a Go client
+// connected to url with opts, by benchConcurrency goroutines; then runs
+// after, if any.
+func clientGets(url string, after func(*testing.B), opts ...client.Option) func(b *testing.B) {
+	return func(b *testing.B) {
+		c, err := client.Connect(url, opts...)
+		if err != nil {
+			b.Fatal(err)
 		}
-		wg.Wait()
-		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "ops/s")
+		defer c.Close()
+		runConcurrent(b, benchConcurrency, func(rng *rand.Rand) error {
+			_, err := c.Get(context.Background(), benchKey(rng.IntN(benchKeys)))
+			return err
+		})
+		if after != nil {
+			after(b)
+		}
 	}
 }
