@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,9 +16,38 @@ import (
 	"github.com/roostkv/roost/node"
 )
 
-// quietLogger keeps the nodes' info lines out of test output; warnings and
-// errors still show.
-var quietLogger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+// testLogger is a node logger for t: warnings and errors go to t.Log, so
+// that they show beside the test's own output when it fails and not at all
+// when it passes (a failure is then found with its logs, not in a flood of
+// every other test's). Lines logged after t ended go to stderr.
+func testLogger(t *testing.T) *slog.Logger {
+	w := &testWriter{t: t}
+	t.Cleanup(w.close) // registered before the node's Stop: runs after it
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// testWriter writes lines to t.Log while t runs.
+type testWriter struct {
+	mu   sync.Mutex
+	t    *testing.T
+	done bool
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done {
+		return os.Stderr.Write(p)
+	}
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
+
+func (w *testWriter) close() {
+	w.mu.Lock()
+	w.done = true
+	w.mu.Unlock()
+}
 
 // startNode starts a node on random loopback ports, changed by edit, and
 // stops it when the test ends.
@@ -27,7 +58,7 @@ func startNode(t *testing.T, edit func(*node.Config)) *node.Node {
 	cfg.Listen = "127.0.0.1:-1"
 	cfg.HTTP = "127.0.0.1:0"
 	cfg.MaxMemory = 256 << 20
-	cfg.Logger = quietLogger
+	cfg.Logger = testLogger(t)
 	if edit != nil {
 		edit(&cfg)
 	}
