@@ -18,7 +18,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime"
-	"slices"
 	"strings"
 	"time"
 
@@ -139,7 +138,7 @@ func opsOf(rep *harness.Report, name string) float64 {
 func joinOps(xs []float64) string {
 	parts := make([]string, len(xs))
 	for i, x := range xs {
-		parts[i] = thousands(int64(x + 0.5))
+		parts[i] = harness.Thousands(x)
 		if x == 0 {
 			parts[i] = "–"
 		}
@@ -161,30 +160,9 @@ func joinRatios(xs []float64) string {
 	}
 	s := strings.Join(parts, " / ")
 	if len(present) > 1 {
-		s += fmt.Sprintf(" (**%.2f**)", median(present))
+		s += fmt.Sprintf(" (**%.2f**)", harness.Median(present))
 	}
 	return s
-}
-
-func median(xs []float64) float64 {
-	s := slices.Sorted(slices.Values(xs))
-	if n := len(s); n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-// thousands writes n with thin groups of three digits, as BENCHMARKS.md does.
-func thousands(n int64) string {
-	s := fmt.Sprint(n)
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(' ')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
 }
 
 // replaceSection puts section between the markers of doc, replacing what

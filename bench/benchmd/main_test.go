@@ -47,11 +47,3 @@ func TestRenderAndReplace(t *testing.T) {
 		t.Errorf("header = %q", h)
 	}
 }
-
-func TestThousands(t *testing.T) {
-	for n, want := range map[int64]string{0: "0", 999: "999", 1000: "1 000", 52813: "52 813", 1234567: "1 234 567"} {
-		if got := thousands(n); got != want {
-			t.Errorf("thousands(%d) = %q, want %q", n, got, want)
-		}
-	}
-}

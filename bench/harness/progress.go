@@ -55,7 +55,7 @@ func Bar(w io.Writer) (progress func(Event), finish func()) {
 			)
 		}
 		if e.End {
-			last = fmt.Sprintf("  last: %s %s ops/s", e.Target, thousands(e.OpsPerSec))
+			last = fmt.Sprintf("  last: %s %s ops/s", e.Target, Thousands(e.OpsPerSec))
 		}
 		bar.Describe(describe(e) + last)
 		_ = bar.Set64(e.Elapsed.Milliseconds())
@@ -77,7 +77,7 @@ func Lines(w io.Writer) func(Event) {
 		case e.Phase == PhasePreload:
 			fmt.Fprintf(w, "preloading %s\n", e.Target)
 		case e.End:
-			fmt.Fprintf(w, "%s %12s ops/s\n", describe(e), thousands(e.OpsPerSec))
+			fmt.Fprintf(w, "%s %12s ops/s\n", describe(e), Thousands(e.OpsPerSec))
 		}
 	}
 }

@@ -119,7 +119,7 @@ func (r *runner) report() *Report {
 		row := Row{
 			Name:      m.name,
 			Server:    m.server,
-			OpsPerSec: median(m.rounds),
+			OpsPerSec: Median(m.rounds),
 			Rounds:    m.rounds,
 			Ops:       m.ops,
 			Errors:    m.errs,
@@ -142,8 +142,8 @@ func (r *runner) report() *Report {
 	return rep
 }
 
-// median of xs; 0 when empty.
-func median(xs []float64) float64 {
+// Median of xs; 0 when empty.
+func Median(xs []float64) float64 {
 	if len(xs) == 0 {
 		return 0
 	}
@@ -164,7 +164,7 @@ func pairedRatio(a, b []float64) float64 {
 			rs = append(rs, a[i]/b[i])
 		}
 	}
-	return median(rs)
+	return Median(rs)
 }
 
 // jsonRow is one line of --json.
@@ -257,7 +257,7 @@ func (rep *Report) WriteTable(w io.Writer) error {
 		if row.RatioToEcho > 0 {
 			ratio = strconv.FormatFloat(row.RatioToEcho, 'f', 2, 64)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%.1f\t%.1f\t%s\t%d\t\n", row.Name, thousands(row.OpsPerSec),
+		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%.1f\t%.1f\t%s\t%d\t\n", row.Name, Thousands(row.OpsPerSec),
 			micros(row.P50), micros(row.P99), micros(row.P999), ratio, row.Errors)
 	}
 	if err := tw.Flush(); err != nil {
@@ -284,9 +284,9 @@ func (rep *Report) WriteTable(w io.Writer) error {
 	return nil
 }
 
-// thousands formats x rounded, with a space between groups of three
+// Thousands formats x rounded, with a space between groups of three
 // digits, as BENCHMARKS.md writes figures: 61 962.
-func thousands(x float64) string {
+func Thousands(x float64) string {
 	s := strconv.FormatInt(int64(x+0.5), 10)
 	var b strings.Builder
 	for i, c := range s {

@@ -151,13 +151,13 @@ func TestSVGWellFormed(t *testing.T) {
 }
 
 func TestMedianAndPairedRatio(t *testing.T) {
-	if got := median([]float64{3, 1, 2}); got != 2 {
+	if got := Median([]float64{3, 1, 2}); got != 2 {
 		t.Errorf("median odd = %g", got)
 	}
-	if got := median([]float64{4, 1, 3, 2}); got != 2.5 {
+	if got := Median([]float64{4, 1, 3, 2}); got != 2.5 {
 		t.Errorf("median even = %g", got)
 	}
-	if got := median(nil); got != 0 {
+	if got := Median(nil); got != 0 {
 		t.Errorf("median empty = %g", got)
 	}
 	// A slow second round halves both: the paired ratio stays 0.5, where

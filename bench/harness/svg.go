@@ -40,7 +40,7 @@ func (rep *Report) WriteSVG(w io.Writer) error {
 	b.printf(`<rect x="0" y="0" width="%d" height="%d" fill="white"/>`+"\n", svgWidth, svgHeight)
 	b.text(svgWidth/2, 24, "middle", 16, "roost bench: "+s.Workload+" via "+s.Path)
 	b.text(svgWidth/2, 44, "middle", svgFontSize, fmt.Sprintf("%s keys (%s), %d-byte values, %d workers per target, ack %s, batching %s, %s per target",
-		thousands(float64(s.Keys)), s.Dist, s.ValueSize, s.Concurrency, s.Ack, s.Batching, s.Duration))
+		Thousands(float64(s.Keys)), s.Dist, s.ValueSize, s.Concurrency, s.Ack, s.Batching, s.Duration))
 	rep.throughputPanel(&b)
 	rep.latencyPanel(&b)
 	b.printf("</svg>\n")
@@ -60,7 +60,7 @@ func (rep *Report) throughputPanel(b *svgBuilder) {
 	for i := 0; i <= 4; i++ {
 		v := top * float64(i) / 4
 		b.gridLine(svgLeftX0, svgLeftX1, y(v))
-		b.text(svgLeftX0-6, int(y(v))+4, "end", svgFontSize, thousands(v))
+		b.text(svgLeftX0-6, int(y(v))+4, "end", svgFontSize, Thousands(v))
 	}
 	n := max(len(rep.Rows), 1)
 	slot := float64(svgLeftX1-svgLeftX0) / float64(n)
@@ -68,7 +68,7 @@ func (rep *Report) throughputPanel(b *svgBuilder) {
 		x := svgLeftX0 + slot*float64(i) + slot*0.2
 		bw := slot * 0.6
 		b.rect(x, y(r.OpsPerSec), bw, svgBottom-y(r.OpsPerSec), colorOf(r.Name))
-		label := thousands(r.OpsPerSec)
+		label := Thousands(r.OpsPerSec)
 		if r.RatioToEcho > 0 {
 			label += fmt.Sprintf(" (%.2f×)", r.RatioToEcho)
 		}
@@ -99,7 +99,7 @@ func (rep *Report) latencyPanel(b *svgBuilder) {
 	for d := dLo; d <= dHi; d++ {
 		v := math.Pow(10, d)
 		b.gridLine(svgRightX0, svgRightX1, y(v))
-		b.text(svgRightX0-6, int(y(v))+4, "end", svgFontSize, thousands(v))
+		b.text(svgRightX0-6, int(y(v))+4, "end", svgFontSize, Thousands(v))
 	}
 	n := max(len(rep.Rows), 1)
 	slot := float64(svgRightX1-svgRightX0) / float64(n)
@@ -110,7 +110,7 @@ func (rep *Report) latencyPanel(b *svgBuilder) {
 			us := float64(d) / float64(time.Microsecond)
 			x := x0 + bw*float64(j)
 			b.rect(x, y(us), bw-2, svgBottom-y(us), percentileColors[j])
-			b.text(int(x+bw/2), int(y(us))-4, "middle", svgFontSize-2, thousands(us))
+			b.text(int(x+bw/2), int(y(us))-4, "middle", svgFontSize-2, Thousands(us))
 		}
 		b.text(int(x0+slot*0.4), svgBottom+18, "middle", svgFontSize, r.Name)
 	}
