@@ -20,32 +20,39 @@ import (
 // clusterSize is the node count of the cluster benchmarks.
 const clusterSize = 3
 
+// startClusterNode starts a node on random loopback ports, with a route
+// port, that joins the route address join ("" = none), logging nothing.
+func startClusterNode(b *testing.B, name, join string) *node.Node {
+	b.Helper()
+	cfg := node.DefaultConfig()
+	cfg.Name = name
+	cfg.Listen = "127.0.0.1:-1"
+	cfg.ClusterListen = "127.0.0.1:-1"
+	cfg.HTTP = node.HTTPOff
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if join != "" {
+		cfg.Join = []string{join}
+	}
+	n, err := node.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := n.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(n.Stop)
+	return n
+}
+
 // startBenchCluster starts clusterSize nodes on random loopback ports, n2..
 // joining n1's routes, and fills them, through n1, with benchKeys keys of
 // benchValueSize bytes.
 func startBenchCluster(b *testing.B) []*node.Node {
 	b.Helper()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	nodes := make([]*node.Node, clusterSize)
-	for i := range nodes {
-		cfg := node.DefaultConfig()
-		cfg.Name = fmt.Sprintf("n%d", i+1)
-		cfg.Listen = "127.0.0.1:-1"
-		cfg.ClusterListen = "127.0.0.1:-1"
-		cfg.HTTP = node.HTTPOff
-		cfg.Logger = quiet
-		if i > 0 {
-			cfg.Join = []string{nodes[0].Bus().ClusterAddr()}
-		}
-		n, err := node.New(cfg)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := n.Start(); err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(n.Stop)
-		nodes[i] = n
+	nodes[0] = startClusterNode(b, "n1", "")
+	for i := 1; i < clusterSize; i++ {
+		nodes[i] = startClusterNode(b, fmt.Sprintf("n%d", i+1), nodes[0].Bus().ClusterAddr())
 	}
 	waitClusterFormed(b, nodes)
 

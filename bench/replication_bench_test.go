@@ -3,15 +3,13 @@ package bench
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"math/rand/v2"
-	"slices"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/roostkv/roost/actors/membership"
+	"github.com/roostkv/roost/bench/harness"
 	"github.com/roostkv/roost/bus"
 	"github.com/roostkv/roost/client"
 	"github.com/roostkv/roost/node"
@@ -82,34 +80,14 @@ func BenchmarkCatchUp(b *testing.B) {
 		}
 		b.StartTimer()
 		start := time.Now()
-		nodes[2] = startJoiningNode(b, "n3", nodes[0].Bus().ClusterAddr())
+		nodes[2] = startClusterNode(b, "n3", nodes[0].Bus().ClusterAddr())
 		held := waitSynced(b, nodes[2])
 		took := time.Since(start)
 		b.StopTimer()
 		rates = append(rates, float64(held)/took.Seconds())
 		b.Logf("n3 synced %d keys in %s", held, took.Round(time.Millisecond))
 	}
-	b.ReportMetric(median(rates), "records/s")
-}
-
-// startJoiningNode starts one more clustered node that joins join.
-func startJoiningNode(b *testing.B, name, join string) *node.Node {
-	cfg := node.DefaultConfig()
-	cfg.Name = name
-	cfg.Listen = "127.0.0.1:-1"
-	cfg.ClusterListen = "127.0.0.1:-1"
-	cfg.Join = []string{join}
-	cfg.HTTP = node.HTTPOff
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	n, err := node.New(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := n.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(n.Stop)
-	return n
+	b.ReportMetric(harness.Median(rates), "records/s")
 }
 
 // waitDead waits until every node in nodes sees name dead.
@@ -152,13 +130,4 @@ func waitSynced(b *testing.B, n *node.Node) int64 {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-}
-
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	return s[len(s)/2]
 }

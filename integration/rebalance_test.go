@@ -541,17 +541,7 @@ func TestSplitBrainConverges(t *testing.T) {
 	preSplit := nodes[0].Table().Owners
 	proxy.Cut()
 	start := time.Now()
-	eventually(t, 5*time.Second, func() error {
-		for _, n := range majority {
-			if s := memberStatus(n, isolated.Name()); s != membership.Dead {
-				return fmt.Errorf("%s sees %s %s", n.Name(), isolated.Name(), s)
-			}
-			if s := memberStatus(isolated, n.Name()); s != membership.Dead {
-				return fmt.Errorf("%s sees %s %s", isolated.Name(), n.Name(), s)
-			}
-		}
-		return nil
-	})
+	waitSidesApart(t, majority, isolated)
 	waitMembers(t, majority, 2, 2*time.Second)
 	waitMembers(t, []*node.Node{isolated}, 1, 2*time.Second)
 	t.Logf("cut: both sides see the other dead after %s", time.Since(start).Round(time.Millisecond))

@@ -89,17 +89,7 @@ func TestSplitHarnessCutsAndHeals(t *testing.T) {
 			return nil
 		})
 		routesGone := time.Since(start)
-		eventually(t, 5*time.Second, func() error {
-			for _, n := range majority {
-				if s := memberStatus(n, isolated.Name()); s != membership.Dead {
-					return fmt.Errorf("%s sees %s %s", n.Name(), isolated.Name(), s)
-				}
-				if s := memberStatus(isolated, n.Name()); s != membership.Dead {
-					return fmt.Errorf("%s sees %s %s", isolated.Name(), n.Name(), s)
-				}
-			}
-			return nil
-		})
+		waitSidesApart(t, majority, isolated)
 		t.Logf("round %d: cut: %s has no routes after %s, both sides see the other dead after %s",
 			round, isolated.Name(), routesGone.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 		// The majority still sees itself whole, and routes without n3.
@@ -110,4 +100,21 @@ func TestSplitHarnessCutsAndHeals(t *testing.T) {
 		waitMembers(t, nodes, 3, 10*time.Second)
 		t.Logf("round %d: heal: all alive, one table after %s", round, time.Since(start).Round(time.Millisecond))
 	}
+}
+
+// waitSidesApart waits until the majority and the isolated node each see
+// the other side dead.
+func waitSidesApart(t *testing.T, majority []*node.Node, isolated *node.Node) {
+	t.Helper()
+	eventually(t, 5*time.Second, func() error {
+		for _, n := range majority {
+			if s := memberStatus(n, isolated.Name()); s != membership.Dead {
+				return fmt.Errorf("%s sees %s %s", n.Name(), isolated.Name(), s)
+			}
+			if s := memberStatus(isolated, n.Name()); s != membership.Dead {
+				return fmt.Errorf("%s sees %s %s", isolated.Name(), n.Name(), s)
+			}
+		}
+		return nil
+	})
 }

@@ -110,10 +110,9 @@ type feed struct {
 	observe func(version uint64) // raises the node's version clock
 	waiters waiters
 
-	mu    sync.Mutex
-	buf   []byte // changes not published yet, encoded back to back
-	cuts  []int  // offsets in buf where a new message starts (feedMessageMax)
-	start int    // where buf's last message starts
+	mu   sync.Mutex
+	buf  []byte // changes not published yet, encoded back to back
+	cuts []int  // offsets in buf where a new message starts (feedMessageMax)
 
 	kick chan struct{} // buffered 1: buf has changes
 	stop chan struct{} // closed by stopFeed
@@ -181,9 +180,12 @@ func (n *Node) stopFeed() {
 func (f *feed) onChange(c store.Change) {
 	f.waiters.notify(c.Key)
 	f.mu.Lock()
-	if len(f.buf)-f.start > feedMessageMax {
-		f.start = len(f.buf)
-		f.cuts = append(f.cuts, f.start)
+	start := 0 // where buf's last message starts
+	if k := len(f.cuts); k > 0 {
+		start = f.cuts[k-1]
+	}
+	if len(f.buf)-start > feedMessageMax {
+		f.cuts = append(f.cuts, len(f.buf))
 	}
 	f.buf = appendChange(f.buf, c)
 	f.mu.Unlock()
@@ -216,7 +218,6 @@ func (f *feed) publish(out []byte, cuts []int) ([]byte, []int) {
 	f.mu.Lock()
 	out, f.buf = f.buf, out[:0]
 	cuts, f.cuts = f.cuts, cuts[:0]
-	f.start = 0
 	f.mu.Unlock()
 	from := 0
 	for _, to := range append(cuts, len(out)) {

@@ -72,9 +72,7 @@ func (n *Node) replicate(key, ack string, apply func(emit func(store.Record)) er
 	p := partition.Of(key, n.cfg.Partitions)
 	err := n.repl.Write(p, ackMode(ack), apply)
 	if errors.Is(err, replicator.ErrNotReady) {
-		ctx, cancel := context.WithTimeout(context.Background(), forwardTimeout)
-		defer cancel()
-		if err = n.repl.AwaitReady(ctx, p); err == nil {
+		if err = n.awaitPartition(p); err == nil {
 			err = n.repl.Write(p, ackMode(ack), apply)
 		}
 	}
@@ -106,19 +104,16 @@ func (n *Node) ackTimeout() time.Duration {
 }
 
 // awaitPartition waits until this node serves partition p as its primary,
-// for at most forwardTimeout: a forwarded request that reaches a primary
-// still pulling the partition in waits for it rather than reading an
-// incomplete copy.
+// for at most forwardTimeout: a request that reaches a primary still
+// pulling the partition in waits for it rather than reading an incomplete
+// copy. Its errors are the replicator's (see replicationError).
 func (n *Node) awaitPartition(p int) error {
 	if n.repl == nil || n.repl.Ready(p) {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), forwardTimeout)
 	defer cancel()
-	if err := n.repl.AwaitReady(ctx, p); err != nil {
-		return &apiError{code: bus.CodeUnavailable, msg: fmt.Sprintf("partition %d has no ready primary here: %v", p, err)}
-	}
-	return nil
+	return n.repl.AwaitReady(ctx, p)
 }
 
 // recordOf is the replication record of a stored entry.

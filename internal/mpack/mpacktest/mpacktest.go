@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/roostkv/roost/internal/mpack"
@@ -137,3 +138,120 @@ func Names(t reflect.Type) []string {
 	}
 	return names
 }
+
+// CheckFields fails t when typ's msgpack names are not fields, the names
+// its hand-written codec knows, or when mirror's fields differ from typ's:
+// a field added to a wire type and not to its codec (and its mirror).
+func CheckFields(t testing.TB, typ, mirror reflect.Type, fields []string) {
+	t.Helper()
+	if got := Names(typ); !reflect.DeepEqual(got, fields) {
+		t.Errorf("%s: tags %q, the codec knows %q", typ, got, fields)
+	}
+	if typ.NumField() != mirror.NumField() {
+		t.Fatalf("%s has %d fields, its mirror %d", typ, typ.NumField(), mirror.NumField())
+	}
+	for i := range typ.NumField() {
+		f, m := typ.Field(i), mirror.Field(i)
+		if f.Name != m.Name || f.Tag != m.Tag || f.Type.Kind() != m.Type.Kind() {
+			t.Errorf("%s.%s %s `%s`, mirror %s %s `%s`", typ, f.Name, f.Type, f.Tag, m.Name, m.Type, m.Tag)
+		}
+	}
+}
+
+// FuzzDecode checks random bytes: when they are one msgpack value whose
+// lengths fit in them, they decode by hand as by reflection (CheckDecode)
+// and what decoded re-encodes the same (CheckEncode); otherwise decoding by
+// hand must fail (reflection might try to allocate gigabytes).
+func FuzzDecode[T, M any](t *testing.T, c Codec, data []byte, back func(M) T, mirror func(T) M) {
+	t.Helper()
+	skipErr := mpack.NewReader(data).Skip()
+	if errReflect := msgpack.NewDecoder(bytes.NewReader(data)).Skip(); (skipErr == nil) != (errReflect == nil) {
+		t.Fatalf("skip % x: by hand %v, by reflection %v", data, skipErr, errReflect)
+	}
+	var v T
+	if skipErr != nil {
+		if err := c.Unmarshal(data, &v); err == nil {
+			t.Fatalf("decoded a malformed payload % x", data)
+		}
+		return
+	}
+	if !CheckDecode(t, c, data, back) {
+		return
+	}
+	if err := c.Unmarshal(data, &v); err != nil {
+		t.Fatal(err)
+	}
+	CheckEncode(t, c, v, mirror, back)
+}
+
+// Bench compares encoding and decoding v by hand (c) with its mirror by
+// msgpack's reflection, called as bus.Marshal and bus.Unmarshal called it
+// before the hand-written codecs, as sub-benchmarks of b named after name;
+// it checks first that both give the same bytes.
+func Bench[T, M any](b *testing.B, c Codec, name string, v T, mirror func(T) M) {
+	m := mirror(v)
+	data, err := c.Marshal(&v)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if old, err := reflectionMarshal(&m); err != nil || !bytes.Equal(old, data) {
+		b.Fatalf("%s: the codecs disagree (%v)", name, err)
+	}
+	b.Run(name+"/encode/reflection", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := reflectionMarshal(&m); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run(name+"/encode/hand", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := c.Marshal(&v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run(name+"/decode/reflection", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var out M
+			if err := msgpack.Unmarshal(data, &out); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run(name+"/decode/hand", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var out T
+			if err := c.Unmarshal(data, &out); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// reflectionMarshal is bus.Marshal as it was: a pooled msgpack encoder, the
+// result cloned out of its buffer.
+func reflectionMarshal(v any) ([]byte, error) {
+	enc := reflectionEncoders.Get().(*reflectionEncoder)
+	defer reflectionEncoders.Put(enc)
+	enc.buf.Reset()
+	if err := enc.enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.Clone(enc.buf.Bytes()), nil
+}
+
+type reflectionEncoder struct {
+	buf bytes.Buffer
+	enc *msgpack.Encoder
+}
+
+var reflectionEncoders = sync.Pool{New: func() any {
+	e := &reflectionEncoder{}
+	e.enc = msgpack.NewEncoder(&e.buf)
+	return e
+}}
