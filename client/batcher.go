@@ -4,7 +4,6 @@ import (
 	"context"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/roostkv/roost/bus"
@@ -12,49 +11,63 @@ import (
 
 // batcher gathers concurrent single-key calls into BatchRequests. Each call
 // has a destination, the batch subject of its key's primary (or the generic
-// one), chosen when it is made. One loop (run) owns the queue of waiting
-// calls and the count of batches in flight; it sends a batch, in a goroutine
-// of its own, for the oldest waiting call whose destination is free, with
-// every waiting call of that destination and ack mode (up to maxOps and the
-// payload limit). A destination is free while fewer than maxInFlight batches
-// are in flight in all, and always when none of them goes to it, so that a
-// slow node never holds up the others. There is no linger: a lone call
-// leaves at once, and calls pile up only while their destination is busy.
+// one), chosen when it is made, and waits in that destination's lane. A
+// lane's sender loop takes the waiting calls of one ack mode (up to maxOps
+// and the payload limit), sends them as one message, hands each caller its
+// outcome, and takes the next batch, until the lane is empty. There is no
+// linger: a call made while its lane is idle starts a sender and leaves at
+// once; calls pile up only while a batch of their lane is in flight.
 //
-// Why a global limit: on one box (bench/cluster_bench_test.go) maxInFlight
-// per destination made smaller batches and ran a third slower than a global
-// limit; the exception for idle destinations keeps nearly all of the gain.
+// A lane runs one sender, so that the calls made during a round trip all
+// leave together in the next message: with 32 callers on one node, a second
+// sender started as soon as a call waited halved the batches and cost a
+// third of the throughput (BENCHMARKS.md). A lane gets more senders, up to
+// maxInFlight, only when its queue holds a full batch, or when no batch of
+// it has left or come back for stallAfter, so that one slow message (a large
+// value, an ack=all write waiting for a replica) does not hold up the calls
+// behind it for long.
+//
+// The batcher keeps no goroutine while idle and no timer per call: a call
+// carries its deadline, a batch request is bounded by the latest deadline of
+// its calls, and a call still waiting at its deadline fails when its lane
+// next takes a batch.
 type batcher struct {
 	c           *Client
 	maxOps      int           // operations per message
-	maxInFlight int           // messages awaiting a reply at once, in all (see free)
+	maxInFlight int           // messages awaiting a reply at once, per destination
 	timeout     time.Duration // per call when its context has no deadline
 
-	inbox    chan *call    // callers → run: a new operation
-	finished chan string   // send → run: a batch to this destination is over
-	stop     chan struct{} // closed by shutdown
-	dead     chan struct{} // closed when run and every send have ended
+	mu      sync.Mutex
+	lanes   map[string]*lane // destination -> its waiting calls and senders
+	waiting int              // calls queued and not yet sent, over all lanes
+	closed  bool             // set by shutdown: no new call, no new batch
+	senders sync.WaitGroup   // sender loops
+}
 
-	// Owned by run.
-	q        queue
-	inFlight map[string]int // destination -> batches sent and not finished; no zero entries
-	total    int            // batches sent and not finished, to any destination
-	sends    sync.WaitGroup // send goroutines
-	ctx      context.Context
-	cancel   context.CancelFunc // ends in-flight requests on shutdown
+// stallAfter is how long a lane's batches may make no progress (none sent,
+// none answered) before calls waiting behind them get a sender of their own.
+// Far above a round trip, even on a loaded machine.
+const stallAfter = 2 * time.Millisecond
 
-	waiting atomic.Int64 // calls queued after run's last step, for tests
+// lane is one destination's waiting calls and senders. Guarded by
+// batcher.mu.
+type lane struct {
+	dest   string
+	q      queue
+	busy   int         // sender loops running, each with at most one batch in flight
+	active time.Time   // when a batch of this lane last left or came back
+	stall  *time.Timer // checks for a stall while calls wait behind busy senders
+	armed  bool        // stall is pending
 }
 
 // call is one single-key operation between its caller and the batcher.
 type call struct {
 	req      bus.Request
 	ack      string          // ack mode of its batch
-	dest     string          // subject of its batch: its key's primary's, or the generic one
 	size     int             // estimated bytes in a BatchRequest
 	deadline time.Time       // when its caller gives up
-	done     <-chan struct{} // the caller's ctx.Done(): once closed, the call is not sent
-	out      chan outcome    // buffered 1; gets exactly one outcome unless the call is dropped
+	done     <-chan struct{} // the caller's ctx.Done() (nil for a context that never ends)
+	out      chan outcome    // buffered 1; gets exactly one outcome unless the caller gave up
 }
 
 // outcome is what a call's caller receives.
@@ -64,19 +77,13 @@ type outcome struct {
 }
 
 func newBatcher(c *Client) *batcher {
-	b := &batcher{
+	return &batcher{
 		c:           c,
 		maxOps:      c.cfg.maxBatch,
 		maxInFlight: c.cfg.maxInFlight,
 		timeout:     c.cfg.timeout,
-		inbox:       make(chan *call, c.cfg.maxBatch*c.cfg.maxInFlight),
-		finished:    make(chan string, c.cfg.maxInFlight),
-		inFlight:    map[string]int{},
-		stop:        make(chan struct{}),
-		dead:        make(chan struct{}),
+		lanes:       map[string]*lane{},
 	}
-	b.ctx, b.cancel = context.WithCancel(context.Background())
-	return b
 }
 
 // do queues req and waits for its result, its context, or shutdown. Called
@@ -87,102 +94,131 @@ func (b *batcher) do(ctx context.Context, req bus.Request, ack string) (bus.Resu
 	}
 	deadline, ok := ctx.Deadline()
 	if !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, b.timeout)
-		defer cancel()
-		deadline, _ = ctx.Deadline()
+		deadline = time.Now().Add(b.timeout)
 	}
 	c := &call{
 		req:      req,
 		ack:      ack,
-		dest:     b.c.destOf(req.Key),
 		size:     opSize(&req),
 		deadline: deadline,
 		done:     ctx.Done(),
 		out:      make(chan outcome, 1),
 	}
-	select {
-	case b.inbox <- c:
-	case <-ctx.Done():
-		return bus.Result{}, ctxErr(ctx, b.c.subj.Batch())
-	case <-b.stop:
+	if !b.enqueue(b.c.destOf(req.Key), c) {
 		return bus.Result{}, ErrClosed
 	}
 	select {
 	case o := <-c.out:
 		return o.res, o.err
-	case <-ctx.Done():
+	case <-c.done:
 		return bus.Result{}, ctxErr(ctx, b.c.subj.Batch())
-	case <-b.dead:
-		select {
-		case o := <-c.out: // failed or answered during shutdown
-			return o.res, o.err
-		default: // slipped into the inbox after shutdown drained it
-			return bus.Result{}, ErrClosed
-		}
 	}
 }
 
-// run is the batcher's loop; it returns after shutdown.
-func (b *batcher) run() {
-	defer close(b.dead)
-	for {
-		select {
-		case c := <-b.inbox: // a caller's operation
-			b.q.push(c)
-			b.drainInbox()
-		case dest := <-b.finished: // a batch got its reply, or failed
-			b.total--
-			if b.inFlight[dest]--; b.inFlight[dest] == 0 {
-				delete(b.inFlight, dest)
-			}
-		case <-b.stop: // Close
-			b.onStop()
-			return
-		}
-		b.flush()
-		b.waiting.Store(int64(b.q.len()))
+// enqueue adds c to dest's lane and starts a sender if the lane needs one.
+// It reports false once the batcher is shut down.
+func (b *batcher) enqueue(dest string, c *call) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return false
 	}
+	l := b.lanes[dest]
+	if l == nil {
+		l = &lane{dest: dest}
+		b.lanes[dest] = l
+	}
+	l.q.push(c)
+	b.waiting++
+	switch {
+	case l.busy == 0:
+		b.startSender(l)
+	case l.busy >= b.maxInFlight:
+	case l.q.len() >= b.maxOps || time.Since(l.active) >= stallAfter:
+		b.startSender(l)
+	case !l.armed:
+		b.armStall(l, stallAfter-time.Since(l.active))
+	}
+	return true
 }
 
-// drainInbox queues every call already waiting in the inbox, so that they
-// leave together rather than one by one.
-func (b *batcher) drainInbox() {
-	for {
-		select {
-		case c := <-b.inbox:
-			b.q.push(c)
-		default:
-			return
-		}
-	}
+// startSender starts one more sender loop on l. Called with b.mu held.
+func (b *batcher) startSender(l *lane) {
+	l.busy++
+	l.active = time.Now()
+	b.senders.Add(1)
+	go b.sendLoop(l)
 }
 
-// flush sends batches while calls wait for a destination with a free slot.
-func (b *batcher) flush() {
-	if b.q.len() == 0 {
+// armStall makes checkStall look at l after d. Called with b.mu held.
+func (b *batcher) armStall(l *lane, d time.Duration) {
+	l.armed = true
+	if l.stall == nil {
+		l.stall = time.AfterFunc(d, func() { b.checkStall(l) })
 		return
 	}
+	l.stall.Reset(d)
+}
+
+// checkStall starts a sender for calls waiting on l if none of l's batches
+// has moved for stallAfter, and looks again later if some has.
+func (b *batcher) checkStall(l *lane) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	l.armed = false
+	if b.closed || l.q.len() == 0 || l.busy >= b.maxInFlight || b.lanes[l.dest] != l {
+		return
+	}
+	if wait := stallAfter - time.Since(l.active); wait > 0 {
+		b.armStall(l, wait)
+		return
+	}
+	b.startSender(l)
+}
+
+// sendLoop sends l's waiting calls, a batch at a time, until none is left.
+func (b *batcher) sendLoop(l *lane) {
+	defer b.senders.Done()
 	maxBytes := b.c.maxBatchBytes()
 	for {
-		dest, ack, calls := b.q.next(b.maxOps, maxBytes, b.free)
+		b.mu.Lock()
+		var ack string
+		var calls, dropped []*call
+		if !b.closed { // shutdown fails what is queued
+			ack, calls, dropped = l.q.next(b.maxOps, maxBytes, time.Now())
+			b.waiting -= len(calls) + len(dropped)
+		}
 		if len(calls) == 0 {
+			l.busy--
+			if l.busy == 0 && l.q.len() == 0 && b.lanes[l.dest] == l {
+				delete(b.lanes, l.dest)
+			}
+			b.mu.Unlock()
+			b.expire(dropped)
 			return
 		}
-		b.inFlight[dest]++
-		b.total++
-		b.sends.Add(1)
-		go b.send(dest, ack, calls)
+		l.active = time.Now()
+		b.mu.Unlock()
+		b.expire(dropped)
+		b.send(l.dest, ack, calls)
+		// The callers just answered usually call again at once. Let them
+		// queue before this loop takes the next batch, so that their calls
+		// leave together: taken at once, the next batch held the first of
+		// them alone and the others waited a round trip for it.
+		runtime.Gosched()
 	}
 }
 
-// free reports whether a batch may leave for dest now: fewer than
-// maxInFlight are in flight, or none goes to dest.
-func (b *batcher) free(dest string) bool { return b.total < b.maxInFlight || b.inFlight[dest] == 0 }
+// expire answers calls dropped unsent: their caller gave up, or their
+// deadline passed while they waited.
+func (b *batcher) expire(calls []*call) {
+	for _, c := range calls {
+		c.out <- outcome{err: timeoutErr(b.c.subj.Batch())}
+	}
+}
 
 // send makes one batch request to dest for calls and hands each its outcome.
 func (b *batcher) send(dest, ack string, calls []*call) {
-	defer b.sends.Done()
 	deadline := calls[0].deadline
 	ops := make([]bus.Request, len(calls))
 	for i, c := range calls {
@@ -191,7 +227,7 @@ func (b *batcher) send(dest, ack string, calls []*call) {
 			deadline = c.deadline
 		}
 	}
-	ctx, cancel := context.WithDeadline(b.ctx, deadline)
+	ctx, cancel := context.WithDeadline(b.c.life, deadline)
 	results, err := b.c.batch(ctx, dest, ops, ack)
 	cancel()
 	for i, c := range calls {
@@ -201,38 +237,38 @@ func (b *batcher) send(dest, ack string, calls []*call) {
 			c.out <- outcome{res: results[i]}
 		}
 	}
-	// The callers just answered usually call again at once. Let them queue
-	// before the slot frees, so that their calls leave together: freed
-	// first, the slot took the first of them alone and the others waited a
-	// round trip for it (a third fewer gets per second with 32 callers, see
-	// BENCHMARKS.md).
-	runtime.Gosched()
-	select {
-	case b.finished <- dest:
-	case <-b.stop: // run no longer counts slots
-	}
 }
 
-// onStop fails every queued call and waits for the batches in flight, which
-// the cancelled context ends at once.
-func (b *batcher) onStop() {
-	b.cancel()
-	b.drainInbox()
-	for _, c := range b.q.takeAll() {
+// queued returns how many calls wait unsent, for tests.
+func (b *batcher) queued() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.waiting
+}
+
+// shutdown fails every queued call with ErrClosed and returns once every
+// sender has ended; batches in flight end at once, as the client's life
+// context is over. Called once, by Client.Close, after that context ends.
+func (b *batcher) shutdown() {
+	b.mu.Lock()
+	b.closed = true
+	var queued []*call
+	for _, l := range b.lanes {
+		queued = append(queued, l.q.takeAll()...)
+		if l.stall != nil {
+			l.stall.Stop()
+		}
+	}
+	b.waiting = 0
+	b.mu.Unlock()
+	for _, c := range queued {
 		c.out <- outcome{err: ErrClosed}
 	}
-	b.sends.Wait()
+	b.senders.Wait()
 }
 
-// shutdown stops run and returns once it and every send have ended. Called
-// once, by Client.Close.
-func (b *batcher) shutdown() {
-	close(b.stop)
-	<-b.dead
-}
-
-// queue is the batcher's list of waiting calls, oldest first. It is not safe
-// for concurrent use: run owns it.
+// queue is one lane's waiting calls, oldest first. It is not safe for
+// concurrent use: batcher.mu guards it.
 type queue struct {
 	pending []*call
 }
@@ -241,13 +277,13 @@ func (q *queue) push(c *call) { q.pending = append(q.pending, c) }
 
 func (q *queue) len() int { return len(q.pending) }
 
-// next removes and returns the next batch: the oldest waiting call whose
-// destination is free, and the calls after it with the same destination and
-// ack mode, in order, up to maxOps calls and maxBytes of estimated size (a
-// single call larger than maxBytes goes alone, and the node or NATS refuses
-// it). Calls whose caller has given up are dropped unsent. The other calls
-// keep their place.
-func (q *queue) next(maxOps, maxBytes int, free func(dest string) bool) (dest, ack string, batch []*call) {
+// next removes and returns the next batch: the oldest waiting call, and the
+// calls after it with the same ack mode, in order, up to maxOps calls and
+// maxBytes of estimated size (a single call larger than maxBytes goes alone,
+// and the node or NATS refuses it). Calls whose caller has given up, or
+// whose deadline is before now, are removed unsent and returned as dropped.
+// The other calls keep their place.
+func (q *queue) next(maxOps, maxBytes int, now time.Time) (ack string, batch, dropped []*call) {
 	keep := q.pending[:0]
 	bytes := 0
 	for i, c := range q.pending {
@@ -255,14 +291,15 @@ func (q *queue) next(maxOps, maxBytes int, free func(dest string) bool) (dest, a
 			keep = append(keep, q.pending[i:]...)
 			break
 		}
-		if c.abandoned() {
+		if c.abandoned() || !c.deadline.IsZero() && now.After(c.deadline) {
+			dropped = append(dropped, c)
 			continue
 		}
 		switch {
-		case len(batch) == 0 && free(c.dest):
-			dest, ack = c.dest, c.ack
+		case len(batch) == 0:
+			ack = c.ack
 			batch = make([]*call, 0, min(maxOps, len(q.pending)-i))
-		case len(batch) == 0 || c.dest != dest || c.ack != ack || bytes+c.size > maxBytes:
+		case c.ack != ack || bytes+c.size > maxBytes:
 			keep = append(keep, c)
 			continue
 		}
@@ -271,7 +308,7 @@ func (q *queue) next(maxOps, maxBytes int, free func(dest string) bool) (dest, a
 	}
 	clear(q.pending[len(keep):]) // let dropped and sent calls be collected
 	q.pending = keep
-	return dest, ack, batch
+	return ack, batch, dropped
 }
 
 // takeAll removes and returns every waiting call.

@@ -109,7 +109,6 @@ func newClient(nc *nats.Conn, cfg config) *Client {
 	}
 	if !cfg.noBatching {
 		c.b = newBatcher(c)
-		go c.b.run()
 	}
 	return c
 }

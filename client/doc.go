@@ -19,13 +19,15 @@
 // # Batching
 //
 // Concurrent single-key calls (Get, Set, Delete, CompareAndSwap) share
-// messages: a batcher sends whatever calls are waiting as one BatchRequest,
-// at most WithMaxBatch operations, one node and one ack mode per message,
-// keeping at most WithMaxInFlight messages awaiting a reply (and always one
-// for a node with none). A call made while a slot is free leaves at once, so
-// a lone caller sees no added latency; calls pile up only while their node
-// is busy. A caller whose context ends gets ctx.Err() at once and its result
-// is dropped; a call not yet sent is never sent. Calls from different
+// messages: each node's calls wait in a queue of their own, and one sender
+// sends whatever waits as one BatchRequest, at most WithMaxBatch operations
+// and one ack mode per message. A call made while its node has no message
+// in flight leaves at once, so a lone caller sees no added latency; calls
+// pile up only while their node is busy, and leave together when it
+// answers. A node gets more messages in flight (WithMaxInFlight) only when
+// a full batch waits or it has answered nothing for a couple of
+// milliseconds. A caller whose context ends gets ctx.Err() at once and its
+// result is dropped; a call not yet sent is never sent. Calls from different
 // goroutines have no order; one goroutine's calls are applied in the order
 // it makes them. WithBatching(false) makes every call a request of its own.
 //

@@ -12,7 +12,7 @@ import (
 const (
 	DefaultTimeout     = 5 * time.Second // per request, when the context has no deadline
 	DefaultMaxBatch    = 128             // operations per batch message
-	DefaultMaxInFlight = 4               // batch messages awaiting their reply at once (see WithMaxInFlight)
+	DefaultMaxInFlight = 4               // batch messages awaiting their reply at once, per node (see WithMaxInFlight)
 )
 
 // config is what the Options of Connect and New set. Zero values mean the
@@ -79,12 +79,13 @@ func WithBatching(on bool) Option { return func(c *config) { c.noBatching = !on 
 // DefaultMaxBatch. It must not exceed the node's batch limit.
 func WithMaxBatch(n int) Option { return func(c *config) { c.maxBatch = n } }
 
-// WithMaxInFlight sets how many batch messages the batcher keeps awaiting
-// their reply at once, over all nodes, except that a node with none in
-// flight may always get one (so a slow node never holds up the others);
-// calls made while their node is busy wait and go together in its next
-// message. MGet sends at most this many messages at a time to each node.
-// 0 or less means DefaultMaxInFlight.
+// WithMaxInFlight sets how many batch messages may await their reply at
+// once for each node. Calls for a node wait while one of its messages is in
+// flight and go together in its next one; a second message leaves only when
+// a full batch waits, or when the node has answered nothing for a couple of
+// milliseconds (so that one slow message does not hold up the calls behind
+// it). Nodes never wait for each other. MGet sends at most this many
+// messages at a time to each node. 0 or less means DefaultMaxInFlight.
 func WithMaxInFlight(n int) Option { return func(c *config) { c.maxInFlight = n } }
 
 // WithRouting turns routing on (the default) or off. On, the client learns
