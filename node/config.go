@@ -13,11 +13,8 @@ import (
 	"github.com/roostkv/roost/bus"
 )
 
-// Errors of this package.
-var (
-	ErrConfig       = errors.New("node: invalid config")
-	ErrNotSupported = errors.New("not supported yet")
-)
+// ErrConfig is the error of an invalid Config.
+var ErrConfig = errors.New("node: invalid config")
 
 // Roles of a node.
 const (
@@ -115,8 +112,7 @@ var (
 	prefixRE = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
 )
 
-// Validate rejects nonsense, naming the flag at fault, and features that have
-// not landed yet with ErrNotSupported.
+// Validate rejects nonsense with ErrConfig, naming the flag at fault.
 func (c Config) Validate() error {
 	bad := func(flag, format string, args ...any) error {
 		return fmt.Errorf("%w: --%s: %s", ErrConfig, flag, fmt.Sprintf(format, args...))

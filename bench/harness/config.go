@@ -4,16 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/roostkv/roost/bus"
 )
 
-// Errors of this package.
-var (
-	ErrConfig       = errors.New("harness: invalid config")
-	ErrNotSupported = errors.New("not supported yet")
-)
+// ErrConfig is the error of an invalid Config.
+var ErrConfig = errors.New("harness: invalid config")
 
 // Workloads: what each worker asks for.
 const (
@@ -32,7 +30,7 @@ const (
 const (
 	PathText   = "text"   // the NATS text API: a request on <prefix>.get|set.<key>, raw nats.go
 	PathClient = "client" // the Go client (client/), binary msgpack API, batching per Config.Batching
-	PathHTTP   = "http"   // the consul-compatible HTTP API: not supported yet
+	PathHTTP   = "http"   // the consul KV HTTP API: GET /v1/kv/<key>?raw, PUT /v1/kv/<key>, keep-alive connections
 )
 
 // Echo subject layouts of the echo baseline.
@@ -57,14 +55,17 @@ type Config struct {
 	Timeout     time.Duration // per request; a request that takes longer counts as an error
 	Ack         string        // bus.AckPrimary or bus.AckAll, for Roost's writes
 	Batching    bool          // PathClient: batch concurrent calls (client.WithBatching)
-	Path        string        // PathText or PathClient
+	Path        string        // PathText, PathClient or PathHTTP
 	Compare     bool          // also measure the echo and NATS KV baselines in the same run
 	EchoSubject string        // EchoFixed or EchoKeyed: subject layout of the echo baseline
 
-	Server   string // NATS URL of a running deployment; "" = start Nodes nodes in this process
+	Server   string // NATS URL of a running deployment; "" = start Nodes nodes here
 	Token    string // token of the deployment, and of the nodes and servers the harness starts
 	Prefix   string // subject prefix of the deployment; "" = bus.DefaultPrefix
-	Nodes    int    // nodes to start in-process when Server is "", clustered; targets talk to the first
+	Nodes    int    // nodes to start when Server is "", clustered, in this process unless Procs; targets talk to the first
+	Procs    bool   // start the Nodes nodes as `roost serve` processes of Exec instead of in this process
+	Exec     string // path of the roost executable Procs runs; `roost bench` sets its own
+	HTTPAddr string // host:port of the HTTP API of a node of Server, for PathHTTP; "" = none (the nodes started here serve it on a free loopback port)
 	KVServer string // NATS URL with JetStream for the KV baseline; "" = Server if it has JetStream, or an embedded one (see doc.go)
 
 	Seed     uint64       // seeds every worker's random source; runs with one seed pick the same keys
@@ -100,8 +101,7 @@ func DefaultConfig() Config {
 // maxValueSize is the largest --value-size: a node's default --max-value.
 const maxValueSize = 1 << 20
 
-// Validate rejects nonsense, naming the flag at fault, and what has not
-// landed yet with ErrNotSupported.
+// Validate rejects nonsense with ErrConfig, naming the flag at fault.
 func (c Config) Validate() error {
 	bad := func(flag, format string, args ...any) error {
 		return fmt.Errorf("%w: --%s: %s", ErrConfig, flag, fmt.Sprintf(format, args...))
@@ -152,9 +152,22 @@ func (c Config) Validate() error {
 	switch c.Path {
 	case PathText, PathClient:
 	case PathHTTP:
-		return fmt.Errorf("--path http: %w (lands with the HTTP KV API)", ErrNotSupported)
+		if c.Ack == bus.AckAll {
+			return bad("ack", "all with --path http: the HTTP API has no ack mode (its writes return once the primary applied them); use --path text or client")
+		}
+		if c.Server != "" && c.HTTPAddr == "" {
+			return bad("http-addr", "--path http with --server needs the host:port of a node's HTTP API")
+		}
 	default:
-		return bad("path", "%q: want text or client", c.Path)
+		return bad("path", "%q: want text, client or http", c.Path)
+	}
+	if c.HTTPAddr != "" {
+		if c.Server == "" {
+			return bad("http-addr", "only with --server: the node started here serves HTTP on a free port")
+		}
+		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+			return bad("http-addr", "%q is not host:port", c.HTTPAddr)
+		}
 	}
 	switch c.EchoSubject {
 	case EchoFixed, EchoKeyed:
@@ -166,7 +179,15 @@ func (c Config) Validate() error {
 			return bad("nodes", "%d: need at least 1 (or --server)", c.Nodes)
 		}
 		if c.Nodes > 9 {
-			return bad("nodes", "%d: at most 9 in one process", c.Nodes)
+			return bad("nodes", "%d: at most 9", c.Nodes)
+		}
+	}
+	if c.Procs {
+		if c.Server != "" {
+			return bad("procs", "meaningless with --server: it starts the nodes as processes")
+		}
+		if c.Exec == "" {
+			return bad("procs", "no roost executable to start the nodes from (Config.Exec)")
 		}
 	}
 	return nil
@@ -182,6 +203,6 @@ func (c Config) rounds() []time.Duration {
 	return rs
 }
 
-// batching is the batching the Roost target really does: the text API never
-// batches.
+// batching is the batching the Roost target really does: the text and HTTP
+// APIs never batch.
 func (c Config) batching() bool { return c.Path == PathClient && c.Batching }

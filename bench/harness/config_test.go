@@ -11,7 +11,7 @@ func TestValidate(t *testing.T) {
 	tests := []struct {
 		name string
 		edit func(*Config)
-		want error  // nil, ErrConfig or ErrNotSupported
+		want error  // nil or ErrConfig
 		flag string // named in the message
 	}{
 		{"default", func(*Config) {}, nil, ""},
@@ -26,8 +26,20 @@ func TestValidate(t *testing.T) {
 		{"round", func(c *Config) { c.Round = -time.Second }, ErrConfig, "--round"},
 		{"ack", func(c *Config) { c.Ack = "none" }, ErrConfig, "--ack"},
 		{"path", func(c *Config) { c.Path = "grpc" }, ErrConfig, "--path"},
-		{"http path", func(c *Config) { c.Path = PathHTTP }, ErrNotSupported, "--path http"},
+		{"http path", func(c *Config) { c.Path = PathHTTP }, nil, ""},
+		{"http path server", func(c *Config) {
+			c.Path, c.Server, c.HTTPAddr, c.Nodes = PathHTTP, "nats://127.0.0.1:4222", "127.0.0.1:7721", 0
+		}, nil, ""},
+		{"http path ack all", func(c *Config) { c.Path, c.Ack = PathHTTP, "all" }, ErrConfig, "--ack"},
+		{"http path server without http-addr", func(c *Config) { c.Path, c.Server = PathHTTP, "nats://127.0.0.1:4222" }, ErrConfig, "--http-addr"},
+		{"http-addr without server", func(c *Config) { c.Path, c.HTTPAddr = PathHTTP, "127.0.0.1:7721" }, ErrConfig, "--http-addr"},
+		{"http-addr not host:port", func(c *Config) {
+			c.Path, c.Server, c.HTTPAddr = PathHTTP, "nats://127.0.0.1:4222", "http://127.0.0.1:7721/"
+		}, ErrConfig, "--http-addr"},
 		{"nodes", func(c *Config) { c.Nodes = 10 }, ErrConfig, "--nodes"},
+		{"procs", func(c *Config) { c.Procs, c.Exec, c.Nodes = true, "/usr/local/bin/roost", 3 }, nil, ""},
+		{"procs with server", func(c *Config) { c.Procs, c.Exec, c.Server = true, "/usr/local/bin/roost", "nats://127.0.0.1:4222" }, ErrConfig, "--procs"},
+		{"procs without exec", func(c *Config) { c.Procs = true }, ErrConfig, "--procs"},
 		{"echo subject", func(c *Config) { c.EchoSubject = "any" }, ErrConfig, "--echo-subject"},
 	}
 	for _, tt := range tests {

@@ -10,12 +10,31 @@
 //	}
 //	rep.WriteTable(os.Stdout) // or WriteJSON, WriteSVG
 //
+// # Nodes
+//
+// With no Config.Server the harness starts Config.Nodes nodes, clustered,
+// waits until each routes over all of them, and points the targets at the
+// first. By default they run in this process. With Config.Procs they are
+// `roost serve` processes of Config.Exec (`roost bench --procs` runs its own
+// executable), each joining the first through the CLUSTER address it prints;
+// they get this process's environment less ROOST_* settings, the token
+// through ROOST_TOKEN. The harness then also waits until every node leads
+// its primaries, ready. It stops them when the run ends, fails or is
+// interrupted: SIGTERM, and a kill if one still runs 5 s later. A process
+// that exits before it serves fails the run with the end of its stderr.
+//
 // # Targets
 //
 // The roost target reaches Roost through a Path: the NATS text API with plain
-// nats.go requests ("text"), or the Go client ("client", batching on or off);
-// HTTP is one more Path once the KV API lands. Each target's workers share one
-// client connection of their own, Config.Concurrency requests in flight.
+// nats.go requests ("text"), the Go client ("client", batching on or off), or
+// the consul KV HTTP API ("http": GET /v1/kv/<key>?raw, PUT /v1/kv/<key>).
+// Each target's workers share one client connection of their own,
+// Config.Concurrency requests in flight; over HTTP/1.1, which has one request
+// in flight per connection, they share a pool of that many keep-alive
+// connections instead. For "http" the node the harness starts serves HTTP on
+// a free loopback port; with Config.Server, Config.HTTPAddr names a node's.
+// The preload goes over NATS whatever the path, and the HTTP API has no ack
+// mode, so "http" goes with Config.Ack = bus.AckPrimary only.
 //
 // With Config.Compare, two baselines run the same workload with the same
 // keys, values and concurrency:
@@ -24,7 +43,8 @@
 //     value of Config.ValueSize bytes and a set with an empty reply: what a
 //     cache that did no work at all would cost. When the harness starts the
 //     node, the responder has an in-process connection to the node's embedded
-//     server, as the node's own API has; with Config.Server it has a
+//     server, as the node's own API has; with Config.Server, or a node
+//     process (Config.Procs, and a note in the report says so), it has a TCP
 //     connection of its own to that server. Its subjects are fixed per
 //     operation by default (the NATS ceiling: the server's subject cache
 //     always hits), or carry the key as Roost's text API does

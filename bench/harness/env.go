@@ -24,7 +24,7 @@ const (
 // reached at Config.Server), Roost's target with its keys preloaded, and
 // with Compare the two baselines, in the order echo, roost, kv.
 func (r *runner) setup(ctx context.Context) error {
-	ep, maxPayload, echoConn, err := r.deployment()
+	ep, maxPayload, echoConn, err := r.deployment(ctx)
 	if err != nil {
 		return err
 	}
@@ -44,6 +44,9 @@ func (r *runner) setup(ctx context.Context) error {
 		return err
 	}
 	roostRow := &measured{name: NameRoost, server: ep.URL, t: roost}
+	if r.cfg.Path == PathHTTP {
+		roostRow.server = "http://" + ep.HTTP
+	}
 
 	if !r.cfg.Compare {
 		r.targets = []*measured{roostRow}
@@ -69,12 +72,16 @@ func (r *runner) setup(ctx context.Context) error {
 // started (0 with Config.Server), and with Config.Compare a connection for
 // the echo responder: in-process to the node's embedded server when the
 // harness started the node, else a connection of its own to the server.
-func (r *runner) deployment() (ep Endpoint, maxPayload int32, echoConn *nats.Conn, err error) {
+// With Config.Procs the nodes are processes: see procDeployment.
+func (r *runner) deployment(ctx context.Context) (ep Endpoint, maxPayload int32, echoConn *nats.Conn, err error) {
 	if r.cfg.Server != "" {
 		if r.cfg.Compare {
 			echoConn, err = dial(r.cfg.Server, r.cfg.Token, "echo-responder", r.cfg.Timeout)
 		}
-		return Endpoint{URL: r.cfg.Server}, 0, echoConn, err
+		return Endpoint{URL: r.cfg.Server, HTTP: r.cfg.HTTPAddr}, 0, echoConn, err
+	}
+	if r.cfg.Procs {
+		return r.procDeployment(ctx)
 	}
 	nodes, err := r.startNodes()
 	if err != nil {
@@ -93,7 +100,7 @@ func (r *runner) deployment() (ep Endpoint, maxPayload int32, echoConn *nats.Con
 			return ep, 0, nil, fmt.Errorf("harness: echo connection: %w", err)
 		}
 	}
-	return Endpoint{URL: n.ClientURL()}, int32(n.Bus().MaxPayload()), echoConn, nil
+	return Endpoint{URL: n.ClientURL(), HTTP: n.HTTPAddr()}, int32(n.Bus().MaxPayload()), echoConn, nil
 }
 
 // startNodes starts Config.Nodes nodes in this process, clustered through
@@ -106,6 +113,9 @@ func (r *runner) startNodes() ([]*node.Node, error) {
 		ncfg.Name = fmt.Sprintf("bench%d", i+1)
 		ncfg.Listen = "127.0.0.1:-1"
 		ncfg.HTTP = node.HTTPOff
+		if i == 0 && r.cfg.Path == PathHTTP {
+			ncfg.HTTP = "127.0.0.1:0" // the targets' node serves HTTP, on a free port
+		}
 		ncfg.Token = r.cfg.Token
 		ncfg.Prefix = r.cfg.Prefix
 		ncfg.Logger = r.log

@@ -128,13 +128,14 @@ func TestRunCompare(t *testing.T) {
 	}
 }
 
-// startNode starts a node on a random port with the given token.
+// startNode starts a node on random ports, NATS and HTTP, with the given
+// token.
 func startNode(t *testing.T, token string) *node.Node {
 	t.Helper()
 	cfg := node.DefaultConfig()
 	cfg.Name = "harness-test"
 	cfg.Listen = "127.0.0.1:-1"
-	cfg.HTTP = node.HTTPOff
+	cfg.HTTP = "127.0.0.1:0"
 	cfg.Token = token
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	n, err := node.New(cfg)
@@ -186,7 +187,7 @@ func TestTargetsReportFailures(t *testing.T) {
 	n := startNode(t, "")
 	cfg := DefaultConfig()
 	cfg.Timeout = time.Second
-	ep := Endpoint{URL: n.ClientURL()}
+	ep := Endpoint{URL: n.ClientURL(), HTTP: n.HTTPAddr()}
 
 	kvSrv, err := startKVServer("", 1<<20)
 	if err != nil {
@@ -200,7 +201,7 @@ func TestTargetsReportFailures(t *testing.T) {
 	t.Cleanup(kv.Close)
 
 	targets := map[string]Target{NameKV: kv}
-	for _, name := range []string{PathText, PathClient} {
+	for _, name := range []string{PathText, PathClient, PathHTTP} {
 		p, err := pathFor(name)
 		if err != nil {
 			t.Fatal(err)
@@ -229,13 +230,27 @@ func TestTargetsReportFailures(t *testing.T) {
 			t.Errorf("%s: Get of an empty value: %v, want errEmptyReply", name, err)
 		}
 	}
-	if err := targets[PathText].Set(strings.Repeat("k", 2000), []byte("v")); err == nil {
-		t.Errorf("text: Set of a too-long key succeeded")
+	for _, name := range []string{PathText, PathHTTP} {
+		if err := targets[name].Set(strings.Repeat("k", 2000), []byte("v")); err == nil {
+			t.Errorf("%s: Set of a too-long key succeeded", name)
+		}
+	}
+	// A key the URL must escape reaches the node as it is: the client,
+	// whose keys travel in the payload, reads it back.
+	odd := "odd/key ?%#+é"
+	if err := targets[PathHTTP].Set(odd, []byte("v")); err != nil {
+		t.Errorf("http: Set %q: %v", odd, err)
+	}
+	if err := targets[PathClient].Get(odd); err != nil {
+		t.Errorf("client: Get %q written over http: %v", odd, err)
 	}
 
 	n.Stop()
 	if err := targets[PathText].Get("present-text"); err == nil || !errors.Is(err, nats.ErrConnectionClosed) && !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, nats.ErrTimeout) {
 		t.Errorf("text: Get from a stopped node: %v, want a connection error", err)
+	}
+	if err := targets[PathHTTP].Get("present-http"); err == nil {
+		t.Errorf("http: Get from a stopped node succeeded")
 	}
 }
 

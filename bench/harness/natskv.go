@@ -78,9 +78,10 @@ func hasJetStream(ctx context.Context, nc *nats.Conn) bool {
 // kvTarget is NATS KV through nats.go's jetstream package: Get and Put on
 // one bucket over one shared connection.
 type kvTarget struct {
-	nc *nats.Conn
-	js jetstream.JetStream
-	kv jetstream.KeyValue
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	kv      jetstream.KeyValue
+	timeout time.Duration // per request, and how long a preload publish waits for room
 }
 
 // openKV connects to url and creates (or updates) the baseline's bucket.
@@ -105,14 +106,16 @@ func openKV(ctx context.Context, url string, cfg Config) (*kvTarget, error) {
 		nc.Close()
 		return nil, fmt.Errorf("harness: kv: create bucket %s on %s: %w", kvBucket, url, err)
 	}
-	return &kvTarget{nc: nc, js: js, kv: kv}, nil
+	return &kvTarget{nc: nc, js: js, kv: kv, timeout: cfg.Timeout}, nil
 }
 
 // preload writes every key with value, pipelined: asynchronous publishes to
-// the bucket's subjects, which is what Put does one at a time.
+// the bucket's subjects, which is what Put does one at a time. A publish
+// waits up to the timeout for acks to make room (nats.go's default, 200 ms,
+// failed the preload on a loaded machine).
 func (t *kvTarget) preload(ctx context.Context, keys keyspace, value []byte) error {
 	for _, k := range keys {
-		if _, err := t.js.PublishAsync("$KV."+kvBucket+"."+k, value); err != nil {
+		if _, err := t.js.PublishAsync("$KV."+kvBucket+"."+k, value, jetstream.WithStallWait(t.timeout)); err != nil {
 			return fmt.Errorf("harness: kv preload: %w", err)
 		}
 	}

@@ -32,15 +32,16 @@ type Settings struct {
 	Duration    string  `json:"duration"`    // measured time per target, a Go duration
 	Round       string  `json:"round"`       // length of one round, a Go duration
 	Ack         string  `json:"ack"`
-	Batching    string  `json:"batching"` // "on" or "off"; the text path never batches
-	Path        string  `json:"path"`     // how the roost row reached Roost
-	Nodes       int     `json:"nodes"`    // nodes the harness started; 0 = an existing deployment (--server)
+	Batching    string  `json:"batching"`        // "on" or "off"; only the client path batches
+	Path        string  `json:"path"`            // how the roost row reached Roost
+	Nodes       int     `json:"nodes"`           // nodes the harness started; 0 = an existing deployment (--server)
+	Procs       bool    `json:"procs,omitempty"` // the nodes were `roost serve` processes, not in the harness's process
 }
 
 // Row is one target's figures.
 type Row struct {
 	Name      string        // NameEcho, NameRoost or NameKV
-	Server    string        // the NATS URL its requests went to
+	Server    string        // the NATS URL its requests went to, or the HTTP API's URL with --path http
 	OpsPerSec float64       // median of its rounds' throughputs
 	Rounds    []float64     // each round's throughput, ops/s
 	Ops       int64         // successful operations, all rounds
@@ -92,7 +93,7 @@ func (r *runner) settings() Settings {
 		s.ZipfS = c.ZipfS
 	}
 	if c.Server == "" {
-		s.Nodes = c.Nodes
+		s.Nodes, s.Procs = c.Nodes, c.Procs
 	}
 	return s
 }
@@ -233,6 +234,12 @@ func (rep *Report) WriteTable(w io.Writer) error {
 		where = "1 node in this process"
 	case 0:
 		where = "an existing deployment"
+	}
+	if s.Procs {
+		where = fmt.Sprintf("%d node processes", s.Nodes)
+		if s.Nodes == 1 {
+			where = "1 node process"
+		}
 	}
 	dist := s.Dist
 	if s.Dist == DistZipf {

@@ -61,7 +61,7 @@ type runner struct {
 // measured is one target and what has been measured of it.
 type measured struct {
 	name   string
-	server string // the NATS URL its requests went to
+	server string // the NATS URL its requests went to, or the HTTP API's URL with PathHTTP
 	t      Target
 
 	hists  []*hdrhistogram.Histogram // one per worker, across rounds: merged for the report

@@ -22,7 +22,7 @@ type Target interface {
 }
 
 // Path opens a Target that reaches Roost one way: the NATS text API, the Go
-// client, and later HTTP. Open is called once per run.
+// client, or the consul KV HTTP API. Open is called once per run.
 type Path interface {
 	Name() string
 	Open(ep Endpoint, cfg Config) (Target, error)
@@ -41,6 +41,8 @@ func pathFor(name string) (Path, error) {
 		return textPath{}, nil
 	case PathClient:
 		return clientPath{}, nil
+	case PathHTTP:
+		return httpPath{}, nil
 	}
 	return nil, fmt.Errorf("%w: --path %q", ErrConfig, name)
 }

@@ -42,6 +42,16 @@ deployment (--server), or a node this command starts in its own process (the
 default). Keys are preloaded first; then --concurrency workers per target
 send requests for --duration, latencies in HDR histograms.
 
+--nodes N starts N nodes, clustered; the targets talk to the first. With
+--procs they run as 'roost serve' processes of this executable instead of
+in this process, reached over loopback TCP like a real deployment; they are
+stopped (SIGTERM, then killed after 5 s) when the run ends or is interrupted.
+
+--path picks how the roost target reaches Roost: the NATS text API, the Go
+client, or the consul KV HTTP API (a node started here serves it on a free
+loopback port; with --server, name a node's with --http-addr). The preload
+and the baselines go over NATS whatever the path.
+
 With --compare, the same workload also runs against a raw NATS echo
 responder on the same bus (the ceiling of any NATS request-reply cache) and
 NATS JetStream KV (memory storage, one replica). Targets take turns in
@@ -56,7 +66,9 @@ JSON object per target and line.`,
 		Example: `  roost bench --compare
   roost bench --compare --workload set --json
   roost bench --workload mixed --get-ratio 0.8 --dist zipf --path client --plot bench.svg
-  roost bench --server nats://10.0.0.5:4222 --token s3cret --compare --kv-server nats://10.0.0.6:4222`,
+  roost bench --nodes 3 --procs --compare --workload set --ack all
+  roost bench --server nats://10.0.0.5:4222 --token s3cret --compare --kv-server nats://10.0.0.6:4222
+  roost bench --server nats://10.0.0.5:4222 --http-addr 10.0.0.5:7721 --path http --workload set`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := bindEnv(cmd, []string{"server", "token", "prefix"}, a.lookupEnv); err != nil {
@@ -67,10 +79,12 @@ JSON object per target and line.`,
 	}
 	fs := cmd.Flags()
 	fs.SortFlags = false
-	fs.StringVar(&cfg.Server, "server", "", "NATS URL of a running deployment; empty = start --nodes nodes in this process")
+	fs.StringVar(&cfg.Server, "server", "", "NATS URL of a running deployment; empty = start --nodes nodes here")
 	fs.StringVar(&cfg.Token, "token", "", "token of the deployment (and of the nodes this command starts)")
 	fs.StringVar(&cfg.Prefix, "prefix", cfg.Prefix, "subject prefix of the deployment (the nodes' --prefix)")
-	fs.IntVar(&cfg.Nodes, "nodes", cfg.Nodes, "nodes to start in this process, clustered, when there is no --server (targets talk to the first)")
+	fs.IntVar(&cfg.Nodes, "nodes", cfg.Nodes, "nodes to start, clustered, when there is no --server (targets talk to the first)")
+	fs.BoolVar(&cfg.Procs, "procs", false, "start the --nodes as 'roost serve' processes instead of in this process")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", "", "host:port of a --server node's HTTP API, for --path http (a node started here serves HTTP on a free port)")
 	fs.Var(f.workload, "workload", "what workers do: get, set, or mixed (see --get-ratio)")
 	fs.Float64Var(&cfg.GetRatio, "get-ratio", cfg.GetRatio, "share of gets in --workload mixed, 0..1")
 	fs.Var(f.dist, "dist", "key distribution: uniform, or zipf (see --zipf-s)")
@@ -84,7 +98,7 @@ JSON object per target and line.`,
 	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "per request; a request that takes longer counts as an error")
 	fs.Var(f.ack, "ack", "ack mode of Roost's writes: primary or all")
 	fs.Var(f.batching, "batching", "--path client: batch concurrent calls (on) or send each alone (off)")
-	fs.Var(f.path, "path", "how to reach Roost: text (NATS text API, raw nats.go) or client (the Go client); http not yet")
+	fs.Var(f.path, "path", "how to reach Roost: text (NATS text API, raw nats.go), client (the Go client) or http (consul KV API, keep-alive; needs --http-addr with --server, and --ack primary)")
 	fs.BoolVar(&cfg.Compare, "compare", false, "also measure the raw NATS echo and NATS KV baselines, interleaved with roost")
 	fs.Var(f.echoSubject, "echo-subject", "subjects of the echo baseline: fixed (one per operation) or keyed (the key in the subject, as Roost's)")
 	fs.StringVar(&cfg.KVServer, "kv-server", "", "NATS URL with JetStream for the KV baseline; empty = see above")
@@ -105,6 +119,13 @@ func (a *app) bench(cmd *cobra.Command, cfg *harness.Config, f *benchFlags) erro
 	}
 	if f.plot != "" && !strings.EqualFold(filepath.Ext(f.plot), ".svg") {
 		return usageErrorf("--plot %s: only .svg is supported", f.plot)
+	}
+	if cfg.Procs && cfg.Server == "" {
+		exe, err := os.Executable() // the nodes are `roost serve` of this very binary
+		if err != nil {
+			return fmt.Errorf("--procs: cannot find this executable: %w", err)
+		}
+		cfg.Exec = exe
 	}
 	if err := cfg.Validate(); err != nil {
 		if errors.Is(err, harness.ErrConfig) {

@@ -392,6 +392,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"set", "k", "v", "--ttl", "-5s"}, `invalid argument "-5s" for "--ttl"`},
 		{[]string{"get", "k", "--timeout", "0s"}, "--timeout: 0s must be positive"},
 		{[]string{"serve", "extra"}, "takes no arguments"},
+		{[]string{"bench", "--server", "nats://127.0.0.1:1", "--procs"}, "--procs: meaningless with --server"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -489,6 +490,31 @@ func TestServeInProcess(t *testing.T) {
 	}
 	if code := stop(); code != exitOK {
 		t.Errorf("serve exited %d after its context ended, want 0", code)
+	}
+}
+
+// TestServeStdout checks what serve prints once it serves, line by line in
+// order: who, NATS, HTTP, and CLUSTER only when it listens for routes.
+func TestServeStdout(t *testing.T) {
+	for _, cluster := range []bool{false, true} {
+		t.Run("cluster "+strconv.FormatBool(cluster), func(t *testing.T) {
+			a, stdout, stderr, _ := newTestApp(nil, "")
+			args := []string{"--name", "out", "--listen", "127.0.0.1:-1", "--http", "off"}
+			if cluster {
+				args = append(args, "--cluster-listen", "127.0.0.1:-1")
+			}
+			n, stop := serveApp(t, a, stdout, stderr, args...)
+			want := "roost " + node.Version + " serving as \"out\"\nNATS " + n.ClientURL() + "\nHTTP off\n"
+			if cluster {
+				want += "CLUSTER " + n.Bus().ClusterAddr() + "\n"
+			}
+			if code := stop(); code != exitOK {
+				t.Fatalf("serve exited %d", code)
+			}
+			if got := stdout.String(); got != want {
+				t.Errorf("serve printed %q, want %q", got, want)
+			}
+		})
 	}
 }
 

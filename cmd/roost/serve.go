@@ -59,6 +59,10 @@ Every flag can also be set in the environment as ROOST_<FLAG> (upper case,
 whose keys are flag names (max-memory: 64MiB, tags: {zone: a}).
 The command line beats the environment, which beats the file.
 
+Once it serves, it prints where on stdout, a line each: 'roost <version>
+serving as "<name>"', 'NATS <client URL>', 'HTTP <URL or off>' and, when it
+listens for routes, 'CLUSTER <host:port>' (what other nodes --join).
+
 SIGINT or SIGTERM stops the node and exits 0.`,
 		Example: `  roost serve
   roost serve --listen 0.0.0.0:4222 --http off --max-memory 256MiB --token s3cret
@@ -184,6 +188,9 @@ func (a *app) serve(ctx context.Context, f *serveFlags) error {
 		httpAddr = h
 	}
 	fmt.Fprintf(a.stdout, "roost %s serving as %q\nNATS %s\nHTTP %s\n", node.Version, cfg.Name, n.ClientURL(), httpAddr)
+	if addr := n.Bus().ClusterAddr(); addr != "" { // the address other nodes --join
+		fmt.Fprintf(a.stdout, "CLUSTER %s\n", addr)
+	}
 	if a.onReady != nil {
 		a.onReady(n)
 	}
@@ -232,14 +239,10 @@ func (a *app) limitMemory(log *slog.Logger, maxMemory int64) {
 	log.Info("Go soft memory limit set from --max-memory", "limit", ibytes(limit))
 }
 
-// configErr classifies an error of node.Config validation: features that
-// have not landed are runtime errors (exit 1), everything else is a usage
-// error (exit 2). The "node: invalid config: " prefix is dropped: the
-// message already names the flag.
+// configErr makes an error of node.Config validation a usage error (exit
+// 2). The "node: invalid config: " prefix is dropped: the message already
+// names the flag.
 func configErr(err error) error {
-	if errors.Is(err, node.ErrNotSupported) {
-		return err
-	}
 	msg := strings.TrimPrefix(err.Error(), node.ErrConfig.Error()+": ")
 	return usageError{errors.New(msg)}
 }
