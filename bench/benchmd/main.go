@@ -1,8 +1,10 @@
 // Command benchmd regenerates the `roost bench --compare` table of
 // BENCHMARKS.md: it runs the harness three times for each workload of
-// issue #6's table (text-API get, text-API set, Go-client get), each run
-// comparing Roost with the echo and NATS KV baselines, and writes the
-// figures between the table's markers. `task bench` runs it.
+// issue #6's table (text-API get and set and Go-client get on one node;
+// sets with ack=primary and ack=all on three nodes, through the Go client
+// and the text API), each run comparing Roost with the echo and NATS KV
+// baselines, and writes the figures between the table's markers. `task
+// bench` runs it (about ten minutes).
 //
 //	go run ./bench/benchmd                      # rewrites BENCHMARKS.md
 //	go run ./bench/benchmd -runs 1 -duration 2s -o -   # a quick look, to stdout
@@ -22,6 +24,7 @@ import (
 	"time"
 
 	"github.com/roostkv/roost/bench/harness"
+	"github.com/roostkv/roost/bus"
 )
 
 // The markers around the generated table in BENCHMARKS.md.
@@ -40,6 +43,21 @@ var workloads = []workload{
 	{"get, text API", func(*harness.Config) {}},
 	{"set, text API", func(c *harness.Config) { c.Workload = harness.WorkloadSet }},
 	{"get, Go client (batching, routing)", func(c *harness.Config) { c.Path = harness.PathClient }},
+	{"3 nodes, set ack=primary, Go client", cluster(harness.PathClient, bus.AckPrimary)},
+	{"3 nodes, set ack=all, Go client", cluster(harness.PathClient, bus.AckAll)},
+	{"3 nodes, set ack=primary, text API", cluster(harness.PathText, bus.AckPrimary)},
+	{"3 nodes, set ack=all, text API", cluster(harness.PathText, bus.AckAll)},
+}
+
+// cluster is the edit of a replicated-set workload: three nodes in this
+// process, R=2 (the default), the targets talking to the first.
+func cluster(path, ack string) func(*harness.Config) {
+	return func(c *harness.Config) {
+		c.Nodes = 3
+		c.Workload = harness.WorkloadSet
+		c.Path = path
+		c.Ack = ack
+	}
 }
 
 func main() {
