@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -281,16 +282,16 @@ func TestCAS(t *testing.T) {
 
 	// --cas 0: only if absent.
 	v1 := version(t, roost(t, "", "set", "c", "one", "--cas", "0", "--server", srv).ok(t))
-	roost(t, "", "set", "c", "two", "--cas", "0", "--server", srv).fails(t, exitError, `key "c": version does not match`)
+	roost(t, "", "set", "c", "two", "--cas", "0", "--server", srv).fails(t, exitError, `key "c" exists (CAS 0 means only if absent)`)
 
 	// --cas VERSION: only if still that version.
 	v2 := version(t, roost(t, "", "set", "c", "two", "--cas", strconv.FormatUint(v1, 10), "--server", srv).ok(t))
-	roost(t, "", "set", "c", "three", "--cas", strconv.FormatUint(v1, 10), "--server", srv).fails(t, exitError, "version does not match")
+	roost(t, "", "set", "c", "three", "--cas", strconv.FormatUint(v1, 10), "--server", srv).fails(t, exitError, fmt.Sprintf(`key "c" is not at version %d (CAS mismatch)`, v1))
 	if got := roost(t, "", "get", "c", "--server", srv).ok(t); got != "two" {
 		t.Errorf("after a failed CAS the value is %q, want two", got)
 	}
 
-	roost(t, "", "del", "c", "--cas", strconv.FormatUint(v1, 10), "--server", srv).fails(t, exitError, "version does not match")
+	roost(t, "", "del", "c", "--cas", strconv.FormatUint(v1, 10), "--server", srv).fails(t, exitError, fmt.Sprintf(`key "c" is not at version %d (CAS mismatch)`, v1))
 	roost(t, "", "del", "c", "--cas", strconv.FormatUint(v2, 10), "--server", srv).ok(t)
 	roost(t, "", "get", "c", "--server", srv).fails(t, exitError, "not found")
 }

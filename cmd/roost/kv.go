@@ -119,6 +119,10 @@ func opErr(key string, err error) error {
 	case errors.Is(err, client.ErrNotFound):
 		return fmt.Errorf("key %q not found", key)
 	case errors.Is(err, client.ErrCASMismatch):
+		var e *client.Error
+		if errors.As(err, &e) && e.Message != "" {
+			return errors.New(e.Message) // the node's words: "exists" for --cas 0, else the version it is not at
+		}
 		return fmt.Errorf("key %q: version does not match --cas (someone else wrote it first)", key)
 	case errors.Is(err, client.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("key %q: no reply within --timeout: %w", key, err)
