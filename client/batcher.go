@@ -19,9 +19,10 @@ import (
 // once; calls pile up only while a batch of their lane is in flight.
 //
 // A lane runs one sender, so that the calls made during a round trip all
-// leave together in the next message: with 32 callers on one node, a second
-// sender started as soon as a call waited halved the batches and cost a
-// third of the throughput (BENCHMARKS.md). A lane gets more senders, up to
+// leave together in the next message: with 32 callers on one node, letting
+// a batch leave whenever one of four slots was free made smaller batches
+// and about a fifth fewer gets per second than one slot (BENCHMARKS.md,
+// third session). A lane gets more senders, up to
 // maxInFlight, only when its queue holds a full batch, or when no batch of
 // it has left or come back for stallAfter, so that one slow message (a large
 // value, an ack=all write waiting for a replica) does not hold up the calls
