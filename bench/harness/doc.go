@@ -8,7 +8,7 @@
 //	if err != nil {
 //		return err
 //	}
-//	rep.WriteTable(os.Stdout) // or WriteJSON, WriteSVG
+//	rep.WriteTable(os.Stdout) // or WriteJSON; WritePlot(w, harness.PlotPNG) draws a chart
 //
 // # Nodes
 //

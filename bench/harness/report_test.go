@@ -3,12 +3,7 @@ package harness
 import (
 	"bytes"
 	"encoding/json"
-	"encoding/xml"
-	"errors"
-	"io"
 	"math"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -85,67 +80,6 @@ func TestTable(t *testing.T) {
 		"90 000", "63 000", "450.0", "1800.0", "4500.0", "0.70", "roost/echo 0.70, roost/kv 2.10", "note: kv: somewhere"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
-		}
-	}
-}
-
-func TestSVGWellFormed(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "bench.svg")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sampleReport().WriteSVG(f); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dec := xml.NewDecoder(bytes.NewReader(data))
-	var root string
-	rects, depth := 0, 0
-	var texts []string
-	for {
-		tok, err := dec.Token()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("not well-formed XML: %v", err)
-		}
-		switch tok := tok.(type) {
-		case xml.StartElement:
-			if depth == 0 {
-				root = tok.Name.Local
-				if tok.Name.Space != "http://www.w3.org/2000/svg" {
-					t.Errorf("root namespace %q, want SVG's", tok.Name.Space)
-				}
-			}
-			depth++
-			if tok.Name.Local == "rect" {
-				rects++
-			}
-		case xml.EndElement:
-			depth--
-		case xml.CharData:
-			texts = append(texts, string(tok))
-		}
-	}
-	if root != "svg" || depth != 0 {
-		t.Fatalf("root element %q, depth at end %d: want one closed <svg>", root, depth)
-	}
-	// Background, one throughput bar and three latency bars per row, three legend keys.
-	if want := 1 + 3*4 + 3; rects != want {
-		t.Errorf("%d rects, want %d", rects, want)
-	}
-	all := strings.Join(texts, "|")
-	for _, want := range []string{"echo", "roost", "kv", "63 000 (0.70×)", "p99.9"} {
-		if !strings.Contains(all, want) {
-			t.Errorf("SVG text lacks %q", want)
 		}
 	}
 }

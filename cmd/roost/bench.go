@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -104,7 +103,7 @@ JSON object per target and line.`,
 	fs.StringVar(&cfg.KVServer, "kv-server", "", "NATS URL with JetStream for the KV baseline; empty = see above")
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the workers' key choices")
 	fs.BoolVar(&f.json, "json", false, "print one JSON object per target and line instead of the table")
-	fs.StringVar(&f.plot, "plot", "", "also draw throughput and latency per target into this .svg file")
+	fs.StringVar(&f.plot, "plot", "", "also draw throughput and latency per target into this .svg or .png file (or .pdf)")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress on stderr")
 	return cmd
 }
@@ -117,8 +116,13 @@ func (a *app) bench(cmd *cobra.Command, cfg *harness.Config, f *benchFlags) erro
 	if cfg.Server != "" && cmd.Flags().Changed("nodes") {
 		return usageErrorf("--server and --nodes exclude each other: bench a running deployment, or start nodes here")
 	}
-	if f.plot != "" && !strings.EqualFold(filepath.Ext(f.plot), ".svg") {
-		return usageErrorf("--plot %s: only .svg is supported", f.plot)
+	var plotFormat string
+	if f.plot != "" {
+		format, err := harness.PlotFormat(f.plot)
+		if err != nil {
+			return usageErrorf("--plot %s: want a .svg, .png or .pdf file", f.plot)
+		}
+		plotFormat = format
 	}
 	if cfg.Procs && cfg.Server == "" {
 		exe, err := os.Executable() // the nodes are `roost serve` of this very binary
@@ -162,20 +166,20 @@ func (a *app) bench(cmd *cobra.Command, cfg *harness.Config, f *benchFlags) erro
 		return err
 	}
 	if f.plot != "" {
-		if err := writePlot(f.plot, rep); err != nil {
+		if err := writePlot(f.plot, plotFormat, rep); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// writePlot writes rep's SVG chart to path.
-func writePlot(path string, rep *harness.Report) error {
+// writePlot writes rep's chart to path, in format.
+func writePlot(path, format string, rep *harness.Report) error {
 	out, err := os.Create(path)
 	if err != nil {
 		return fmt.Errorf("--plot: %w", err)
 	}
-	if err := rep.WriteSVG(out); err != nil {
+	if err := rep.WritePlot(out, format); err != nil {
 		out.Close()
 		return fmt.Errorf("--plot: %w", err)
 	}

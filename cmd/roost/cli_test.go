@@ -394,6 +394,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"get", "k", "--timeout", "0s"}, "--timeout: 0s must be positive"},
 		{[]string{"serve", "extra"}, "takes no arguments"},
 		{[]string{"bench", "--server", "nats://127.0.0.1:1", "--procs"}, "--procs: meaningless with --server"},
+		{[]string{"bench", "--plot", "bench.jpg"}, "--plot bench.jpg: want a .svg, .png or .pdf file"},
+		{[]string{"bench", "--plot", "bench"}, "--plot bench: want a .svg, .png or .pdf file"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
