@@ -67,6 +67,7 @@ type entry struct {
 // Keys of the form "code-NNN" answer every operation with status NNN. Keys
 // passed to hold make the message that carries them wait until release.
 type fakeNode struct {
+	nc       *nats.Conn
 	subj     bus.Subjects
 	maxOps   int // a batch with more ops is refused whole with 413
 	pageSize int // scan page size when the request names none
@@ -107,6 +108,7 @@ func newFakeNode(url, token string) (f *fakeNode, stop func(), err error) {
 		return nil, nil, fmt.Errorf("fake node connect: %w", err)
 	}
 	f = &fakeNode{
+		nc:       nc,
 		subj:     bus.NewSubjects(bus.DefaultPrefix),
 		maxOps:   1000,
 		pageSize: 2,
@@ -363,6 +365,12 @@ func (f *fakeNode) serveTable(tb testing.TB, partitions int, members []string, s
 		if err := f.svc.AddEndpoint("node-batch-"+m, micro.HandlerFunc(f.onBatch), micro.WithEndpointSubject(f.subj.NodeBatch(ids[m]))); err != nil {
 			tb.Fatal(err)
 		}
+	}
+	// The server must hold the new subscriptions before a client asks for
+	// the table: unflushed, a client's first fetch could find no responder
+	// and route nothing.
+	if err := f.nc.Flush(); err != nil {
+		tb.Fatal(err)
 	}
 }
 
