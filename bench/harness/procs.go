@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -142,14 +143,24 @@ func startProc(exe, name string, args, env []string) (*proc, error) {
 	p := &proc{name: name, end: end, lines: make(chan string, 8), stderr: &tailBuffer{max: stderrKept}, done: make(chan struct{})}
 	cmd.Stdout = &lineWriter{lines: p.lines}
 	cmd.Stderr = p.stderr
-	if err := cmd.Start(); err != nil {
-		end()
-		return nil, fmt.Errorf("harness: start node process %s: %w", name, err)
-	}
+	dieWithParent(cmd)
+	started := make(chan error, 1)
 	go func() {
+		// The parent-death signal follows the thread that started the
+		// child: keep this one until the child has exited.
+		runtime.LockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
 		p.err = cmd.Wait()
 		close(p.done)
 	}()
+	if err := <-started; err != nil {
+		end()
+		return nil, fmt.Errorf("harness: start node process %s: %w", name, err)
+	}
 	return p, nil
 }
 

@@ -1,13 +1,16 @@
 package harness
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,11 +65,18 @@ func procConfig(t *testing.T, nodes int) Config {
 // serve, by their /proc entries.
 func childPIDs(t *testing.T, exe string) []int {
 	t.Helper()
+	return childPIDsOf(t, exe, os.Getpid())
+}
+
+// childPIDsOf returns the processes whose parent is parent and that run exe
+// serve.
+func childPIDsOf(t *testing.T, exe string, parent int) []int {
+	t.Helper()
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		t.Skipf("no /proc to find the node processes in: %v", err)
 	}
-	self := os.Getpid()
+	self := parent
 	var pids []int
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
@@ -227,5 +237,71 @@ func TestFormedStatus(t *testing.T) {
 				t.Fatalf("formedStatus = %v, want %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// running reports whether process pid exists and is not a zombie (a child
+// whose parent died waits as one until something reaps it).
+func running(pid int) bool {
+	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return false
+	}
+	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	return len(fields) > 0 && fields[0] != "Z"
+}
+
+// TestProcsDieWithHarness: the node processes of a harness killed with
+// SIGKILL, which runs no cleanup, stop too (Linux's parent-death signal).
+func TestProcsDieWithHarness(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the parent-death signal is Linux's")
+	}
+	exe, err := roostExe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bench := exec.Command(exe, "bench", "--nodes", "1", "--procs", "--keys", "200", "--duration", "60s", "--round", "1s")
+	progress, err := bench.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bench.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = bench.Process.Kill(); _ = bench.Wait() }()
+	// Once it preloads, its node has printed its addresses: killed earlier,
+	// the node would die of writing them to the gone harness's pipe, and
+	// prove nothing.
+	preloading := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(progress)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "preloading") {
+				close(preloading)
+				break
+			}
+		}
+		_, _ = io.Copy(io.Discard, progress)
+	}()
+	select {
+	case <-preloading:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the harness did not start preloading within 20s")
+	}
+	pids := childPIDsOf(t, exe, bench.Process.Pid)
+	if len(pids) != 1 {
+		t.Fatalf("%d node processes while the harness preloads, want 1", len(pids))
+	}
+	if err := bench.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = bench.Wait()
+	for deadline := time.Now().Add(10 * time.Second); running(pids[0]); {
+		if time.Now().After(deadline) {
+			_ = syscall.Kill(pids[0], syscall.SIGKILL)
+			t.Fatalf("node process %d still runs 10s after its harness was killed", pids[0])
+		}
+		time.Sleep(20 * time.Millisecond) // polling for the child to stop
 	}
 }
