@@ -88,6 +88,12 @@ func (m *Membership) Start() error {
 	if err != nil {
 		return err
 	}
+	// Listen before returning: a peer that starts right after must be
+	// heard from its first beat, not its second.
+	if err := m.cfg.Conn.Flush(); err != nil {
+		_ = sub.Unsubscribe()
+		return err
+	}
 	m.sub = sub
 	m.tick, m.stopTick = m.cfg.Ticker, func() {}
 	if m.tick == nil {
