@@ -31,7 +31,8 @@ import (
 // The batcher keeps no goroutine while idle and no timer per call: a call
 // carries its deadline, a batch request is bounded by the latest deadline of
 // its calls, and a call still waiting at its deadline fails when its lane
-// next takes a batch.
+// next takes a batch, or when the lane's timer finds it overdue (armed while
+// calls wait behind busy senders).
 type batcher struct {
 	c           *Client
 	maxOps      int           // operations per message
@@ -134,13 +135,25 @@ func (b *batcher) enqueue(dest string, c *call) bool {
 	switch {
 	case l.busy == 0:
 		b.startSender(l)
-	case l.busy >= b.maxInFlight:
-	case l.q.len() >= b.maxOps || time.Since(l.active) >= stallAfter:
+	case l.busy < b.maxInFlight && (l.q.len() >= b.maxOps || time.Since(l.active) >= stallAfter):
 		b.startSender(l)
-	case !l.armed:
-		b.armStall(l, stallAfter-time.Since(l.active))
+	default:
+		b.watch(l)
 	}
 	return true
+}
+
+// watch arms l's timer, unless it is armed, while calls wait on l behind
+// busy senders: to look for a stall when l may have another sender, else
+// to fail the first call to reach its deadline. Called with b.mu held.
+func (b *batcher) watch(l *lane) {
+	switch {
+	case l.armed || l.q.len() == 0:
+	case l.busy < b.maxInFlight:
+		b.armStall(l, stallAfter-time.Since(l.active))
+	default:
+		b.armStall(l, time.Until(l.q.earliest()))
+	}
 }
 
 // startSender starts one more sender loop on l. Called with b.mu held.
@@ -161,20 +174,24 @@ func (b *batcher) armStall(l *lane, d time.Duration) {
 	l.stall.Reset(d)
 }
 
-// checkStall starts a sender for calls waiting on l if none of l's batches
-// has moved for stallAfter, and looks again later if some has.
+// checkStall fails the calls waiting on l past their deadline, then starts
+// a sender for the others if none of l's batches has moved for stallAfter
+// and l may have another, or looks again later (watch).
 func (b *batcher) checkStall(l *lane) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	l.armed = false
-	if b.closed || l.q.len() == 0 || l.busy >= b.maxInFlight || b.lanes[l.dest] != l {
+	if b.closed || b.lanes[l.dest] != l {
 		return
 	}
-	if wait := stallAfter - time.Since(l.active); wait > 0 {
-		b.armStall(l, wait)
+	dropped := l.q.expire(time.Now())
+	b.waiting -= len(dropped)
+	b.expire(dropped) // buffered outcomes: this never blocks
+	if l.q.len() > 0 && l.busy < b.maxInFlight && time.Since(l.active) >= stallAfter {
+		b.startSender(l)
 		return
 	}
-	b.startSender(l)
+	b.watch(l)
 }
 
 // sendLoop sends l's waiting calls, a batch at a time, until none is left.
@@ -199,6 +216,7 @@ func (b *batcher) sendLoop(l *lane) {
 			return
 		}
 		l.active = time.Now()
+		b.watch(l) // for the calls left behind this batch, if any
 		b.mu.Unlock()
 		b.expire(dropped)
 		b.send(l.dest, ack, calls)
@@ -292,7 +310,7 @@ func (q *queue) next(maxOps, maxBytes int, now time.Time) (ack string, batch, dr
 			keep = append(keep, q.pending[i:]...)
 			break
 		}
-		if c.abandoned() || !c.deadline.IsZero() && now.After(c.deadline) {
+		if c.overdue(now) {
 			dropped = append(dropped, c)
 			continue
 		}
@@ -312,11 +330,45 @@ func (q *queue) next(maxOps, maxBytes int, now time.Time) (ack string, batch, dr
 	return ack, batch, dropped
 }
 
+// expire removes and returns the calls whose caller has given up or whose
+// deadline is before now.
+func (q *queue) expire(now time.Time) (dropped []*call) {
+	keep := q.pending[:0]
+	for _, c := range q.pending {
+		if c.overdue(now) {
+			dropped = append(dropped, c)
+		} else {
+			keep = append(keep, c)
+		}
+	}
+	clear(q.pending[len(keep):])
+	q.pending = keep
+	return dropped
+}
+
+// earliest returns the earliest deadline of the waiting calls; there must
+// be one.
+func (q *queue) earliest() time.Time {
+	t := q.pending[0].deadline
+	for _, c := range q.pending[1:] {
+		if c.deadline.Before(t) {
+			t = c.deadline
+		}
+	}
+	return t
+}
+
 // takeAll removes and returns every waiting call.
 func (q *queue) takeAll() []*call {
 	all := q.pending
 	q.pending = nil
 	return all
+}
+
+// overdue reports whether the call is not to be sent any more: its caller
+// gave up, or its deadline is before now.
+func (c *call) overdue(now time.Time) bool {
+	return c.abandoned() || !c.deadline.IsZero() && now.After(c.deadline)
 }
 
 // abandoned reports whether the call's caller has stopped waiting.

@@ -727,30 +727,41 @@ func TestTimeout(t *testing.T) {
 	}
 }
 
-// TestQueuedCallTimesOut: a call with no deadline of its own that waits
-// behind a message its node sits on fails with ErrTimeout about the
-// client's timeout after it was made; the batcher keeps no timer per call.
+// TestQueuedCallTimesOut: a call with no deadline of its own, queued behind
+// a message its node sits on for longer than the client's timeout, fails
+// with ErrTimeout about that timeout after it was made, unsent: the
+// batcher keeps no timer per call, and its lane's timer must catch it.
 func TestQueuedCallTimesOut(t *testing.T) {
 	c, node := setup(t, client.WithMaxInFlight(1), client.WithTimeout(200*time.Millisecond))
 	release := node.hold("slow")
 	defer release()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second) // outlives the client's timeout
+	defer cancel()
 	slow := make(chan error, 1)
-	go func() { _, err := c.Get(context.Background(), "slow"); slow <- err }()
+	go func() { _, err := c.Get(ctx, "slow"); slow <- err }()
 	waitArrived(t, node, "slow")
 	start := time.Now()
 	queued := make(chan error, 1)
 	go func() { _, err := c.Get(context.Background(), "queued"); queued <- err }()
-	if err := waitDone(t, queued, 5*time.Second, "queued Get"); !errors.Is(err, client.ErrTimeout) {
+	if err := waitDone(t, queued, 3*time.Second, "queued Get"); !errors.Is(err, client.ErrTimeout) {
 		t.Errorf("queued Get: %v, want ErrTimeout", err)
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("queued Get failed after %s, want about 200ms", d)
 	}
-	if err := waitDone(t, slow, 5*time.Second, "held Get"); !errors.Is(err, client.ErrTimeout) {
-		t.Errorf("held Get: %v, want ErrTimeout", err)
-	}
 	if n := client.Waiting(c); n != 0 {
 		t.Errorf("%d calls still waiting", n)
+	}
+	release()
+	if err := waitDone(t, slow, 5*time.Second, "held Get"); !errors.Is(err, client.ErrNotFound) {
+		t.Errorf("held Get: %v, want ErrNotFound", err)
+	}
+	for _, b := range node.batchLog() {
+		for _, op := range b.Ops {
+			if op.Key == "queued" {
+				t.Errorf("the timed-out call was sent: %+v", b)
+			}
+		}
 	}
 }
 
