@@ -38,7 +38,7 @@ type Node struct {
 	routing    atomic.Pointer[routing]    // the view and table requests are routed by
 	routerDone chan struct{}              // closed when the router loop has ended
 	stopViews  func()                     // ends the router's view subscription
-	async      sync.WaitGroup             // goroutines answering forwarded requests
+	async      asyncGroup                 // goroutines answering forwarded requests
 	partSubs   map[int]*nats.Subscription // partition subjects this node serves as primary; owned by the router loop
 	svc        micro.Service
 	feed       *feed // the change feed and the blocking queries waiting on it (changes.go)
@@ -302,7 +302,7 @@ func (n *Node) Stop() {
 			cancel()
 		}
 		if n.svc != nil {
-			_ = n.svc.Stop() // drains: no handler runs after it
+			_ = n.svc.Stop() // drains: handlers may still run a moment (see asyncGroup)
 		}
 		n.awaitForwards(2 * time.Second)
 		n.saveSnapshot() // --data-dir: before the handover drops the data; not after Kill
@@ -348,8 +348,7 @@ func (n *Node) Kill() {
 // awaitForwards lets requests being forwarded get their answers before the
 // bus closes, for at most wait.
 func (n *Node) awaitForwards(wait time.Duration) {
-	done := make(chan struct{})
-	go func() { n.async.Wait(); close(done) }()
+	done := n.async.close()
 	select {
 	case <-done:
 	case <-time.After(wait):
