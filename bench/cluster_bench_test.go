@@ -33,15 +33,7 @@ func startClusterNode(b *testing.B, name, join string) *node.Node {
 	if join != "" {
 		cfg.Join = []string{join}
 	}
-	n, err := node.New(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := n.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(n.Stop)
-	return n
+	return launch(b, cfg)
 }
 
 // startBenchCluster starts clusterSize nodes on random loopback ports, n2..

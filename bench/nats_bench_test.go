@@ -38,14 +38,7 @@ func startBenchNodeWith(b *testing.B, edit func(*node.Config)) *node.Node {
 	cfg.Listen = "127.0.0.1:-1"
 	cfg.HTTP = node.HTTPOff
 	edit(&cfg)
-	n, err := node.New(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := n.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(n.Stop)
+	n := launch(b, cfg)
 	nc := dial(b, n.ClientURL())
 	fillKeys(b, nc)
 	if got := n.StoreStats().Keys; got != benchKeys {
@@ -73,6 +66,20 @@ func fillKeys(b *testing.B, nc *nats.Conn) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// launch starts a node of cfg, stopped when the benchmark ends.
+func launch(b *testing.B, cfg node.Config) *node.Node {
+	b.Helper()
+	n, err := node.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := n.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(n.Stop)
+	return n
 }
 
 func benchKey(i int) string { return "key" + strconv.Itoa(i) }

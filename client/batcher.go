@@ -41,7 +41,6 @@ type batcher struct {
 
 	mu      sync.Mutex
 	lanes   map[string]*lane // destination -> its waiting calls and senders
-	waiting int              // calls queued and not yet sent, over all lanes
 	closed  bool             // set by shutdown: no new call, no new batch
 	senders sync.WaitGroup   // sender loops
 }
@@ -131,7 +130,6 @@ func (b *batcher) enqueue(dest string, c *call) bool {
 		b.lanes[dest] = l
 	}
 	l.q.push(c)
-	b.waiting++
 	switch {
 	case l.busy == 0:
 		b.startSender(l)
@@ -185,7 +183,6 @@ func (b *batcher) checkStall(l *lane) {
 		return
 	}
 	dropped := l.q.expire(time.Now())
-	b.waiting -= len(dropped)
 	b.expire(dropped) // buffered outcomes: this never blocks
 	if l.q.len() > 0 && l.busy < b.maxInFlight && time.Since(l.active) >= stallAfter {
 		b.startSender(l)
@@ -200,11 +197,11 @@ func (b *batcher) sendLoop(l *lane) {
 	maxBytes := b.c.maxBatchBytes()
 	for {
 		b.mu.Lock()
+		now := time.Now()
 		var ack string
 		var calls, dropped []*call
 		if !b.closed { // shutdown fails what is queued
-			ack, calls, dropped = l.q.next(b.maxOps, maxBytes, time.Now())
-			b.waiting -= len(calls) + len(dropped)
+			ack, calls, dropped = l.q.next(b.maxOps, maxBytes, now)
 		}
 		if len(calls) == 0 {
 			l.busy--
@@ -215,7 +212,7 @@ func (b *batcher) sendLoop(l *lane) {
 			b.expire(dropped)
 			return
 		}
-		l.active = time.Now()
+		l.active = now
 		b.watch(l) // for the calls left behind this batch, if any
 		b.mu.Unlock()
 		b.expire(dropped)
@@ -262,7 +259,11 @@ func (b *batcher) send(dest, ack string, calls []*call) {
 func (b *batcher) queued() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.waiting
+	n := 0
+	for _, l := range b.lanes {
+		n += l.q.len()
+	}
+	return n
 }
 
 // shutdown fails every queued call with ErrClosed and returns once every
@@ -278,7 +279,6 @@ func (b *batcher) shutdown() {
 			l.stall.Stop()
 		}
 	}
-	b.waiting = 0
 	b.mu.Unlock()
 	for _, c := range queued {
 		c.out <- outcome{err: ErrClosed}
@@ -303,16 +303,13 @@ func (q *queue) len() int { return len(q.pending) }
 // whose deadline is before now, are removed unsent and returned as dropped.
 // The other calls keep their place.
 func (q *queue) next(maxOps, maxBytes int, now time.Time) (ack string, batch, dropped []*call) {
+	dropped = q.expire(now)
 	keep := q.pending[:0]
 	bytes := 0
 	for i, c := range q.pending {
 		if len(batch) == maxOps {
 			keep = append(keep, q.pending[i:]...)
 			break
-		}
-		if c.overdue(now) {
-			dropped = append(dropped, c)
-			continue
 		}
 		switch {
 		case len(batch) == 0:
@@ -325,7 +322,7 @@ func (q *queue) next(maxOps, maxBytes int, now time.Time) (ack string, batch, dr
 		batch = append(batch, c)
 		bytes += c.size
 	}
-	clear(q.pending[len(keep):]) // let dropped and sent calls be collected
+	clear(q.pending[len(keep):]) // let sent calls be collected
 	q.pending = keep
 	return ack, batch, dropped
 }
@@ -341,7 +338,7 @@ func (q *queue) expire(now time.Time) (dropped []*call) {
 			keep = append(keep, c)
 		}
 	}
-	clear(q.pending[len(keep):])
+	clear(q.pending[len(keep):]) // let dropped calls be collected
 	q.pending = keep
 	return dropped
 }

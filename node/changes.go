@@ -53,28 +53,40 @@ const feedMessageMax = 64 << 10
 // maps back to back.
 func DecodeChanges(data []byte) ([]Change, error) {
 	var out []Change
-	for b := data; len(b) > 0; {
-		if key, version, deleted, rest, ok := scanChange(b); ok {
-			out = append(out, Change{Key: string(key), Version: version, Deleted: deleted})
-			b = rest
-			continue
-		}
-		// Another encoder's msgpack: decode the rest generically.
-		dec := msgpack.NewDecoder(bytes.NewReader(b))
-		for {
-			var c Change
-			if err := dec.Decode(&c); err == io.EOF {
-				return out, nil
-			} else if err != nil {
-				return nil, fmt.Errorf("change feed: %w", err)
-			}
-			out = append(out, c)
-		}
+	err := eachChange(data, func(key []byte, version uint64, deleted bool) {
+		out = append(out, Change{Key: string(key), Version: version, Deleted: deleted})
+	})
+	if err != nil {
+		return nil, err
 	}
 	if len(out) == 0 {
 		return nil, errors.New("change feed: empty message")
 	}
 	return out, nil
+}
+
+// eachChange calls fn with every change of a feed message in order, until
+// one does not decode. Changes laid out as appendChange writes them are read
+// in place; any other msgpack encoding is decoded generically.
+func eachChange(data []byte, fn func(key []byte, version uint64, deleted bool)) error {
+	for b := data; len(b) > 0; {
+		if key, version, deleted, rest, ok := scanChange(b); ok {
+			fn(key, version, deleted)
+			b = rest
+			continue
+		}
+		dec := msgpack.NewDecoder(bytes.NewReader(b))
+		for {
+			var c Change
+			if err := dec.Decode(&c); err == io.EOF {
+				return nil
+			} else if err != nil {
+				return fmt.Errorf("change feed: %w", err)
+			}
+			fn([]byte(c.Key), c.Version, c.Deleted)
+		}
+	}
+	return nil
 }
 
 // appendChange encodes c as Change's msgpack map onto b, by hand: it runs on
@@ -238,28 +250,14 @@ func (f *feed) publish(out []byte, cuts []int) ([]byte, []int) {
 func (f *feed) onMessage(m *nats.Msg) {
 	var highest uint64
 	waiting := f.waiters.count.Load() > 0
-	b := m.Data
-	for len(b) > 0 {
-		key, version, _, rest, ok := scanChange(b)
-		if !ok { // another encoder's msgpack
-			cs, err := DecodeChanges(b)
-			if err != nil {
-				break // not ours to judge: a stranger published on the subject
-			}
-			for _, c := range cs {
-				highest = max(highest, c.Version)
-				if waiting {
-					f.waiters.notify(c.Key)
-				}
-			}
-			break
-		}
+	// A message that does not decode is not ours to judge (a stranger
+	// published on the subject): what came before its fault still counts.
+	_ = eachChange(m.Data, func(key []byte, version uint64, _ bool) {
 		highest = max(highest, version)
 		if waiting {
 			f.waiters.notify(string(key))
 		}
-		b = rest
-	}
+	})
 	if highest > 0 {
 		f.observe(highest)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/roostkv/roost/bus"
+	"github.com/roostkv/roost/node"
 )
 
 // ErrConfig is the error of an invalid Config.
@@ -201,6 +202,16 @@ func (c Config) rounds() []time.Duration {
 		rs = append(rs, min(left, c.Round))
 	}
 	return rs
+}
+
+// nodeHTTP is the --http of the i-th node started here: only the targets'
+// node, the first, serves HTTP, and only for PathHTTP, on a free loopback
+// port.
+func (c Config) nodeHTTP(i int) string {
+	if i == 0 && c.Path == PathHTTP {
+		return "127.0.0.1:0"
+	}
+	return node.HTTPOff
 }
 
 // batching is the batching the Roost target really does: the text and HTTP

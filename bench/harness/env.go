@@ -112,10 +112,7 @@ func (r *runner) startNodes() ([]*node.Node, error) {
 		ncfg := node.DefaultConfig()
 		ncfg.Name = fmt.Sprintf("bench%d", i+1)
 		ncfg.Listen = "127.0.0.1:-1"
-		ncfg.HTTP = node.HTTPOff
-		if i == 0 && r.cfg.Path == PathHTTP {
-			ncfg.HTTP = "127.0.0.1:0" // the targets' node serves HTTP, on a free port
-		}
+		ncfg.HTTP = r.cfg.nodeHTTP(i)
 		ncfg.Token = r.cfg.Token
 		ncfg.Prefix = r.cfg.Prefix
 		ncfg.Logger = r.log

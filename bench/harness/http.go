@@ -53,34 +53,18 @@ type httpTarget struct {
 }
 
 func (t *httpTarget) Get(key string) error {
-	resp, err := t.do(http.MethodGet, key, "raw", nil)
+	body, err := t.do(http.MethodGet, key, "raw", nil)
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return statusErr(resp)
-	}
-	n, err := io.Copy(io.Discard, resp.Body)
-	if err != nil {
-		return err
-	}
-	if n == 0 {
+	if len(body) == 0 {
 		return errEmptyReply
 	}
 	return nil
 }
 
 func (t *httpTarget) Set(key string, value []byte) error {
-	resp, err := t.do(http.MethodPut, key, "", value)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return statusErr(resp)
-	}
-	body, err := io.ReadAll(resp.Body) // "true\n"
+	body, err := t.do(http.MethodPut, key, "", value) // "true\n"
 	if err != nil {
 		return err
 	}
@@ -92,10 +76,11 @@ func (t *httpTarget) Set(key string, value []byte) error {
 
 func (t *httpTarget) Close() { t.c.CloseIdleConnections() }
 
-// do sends one request on key. The key goes into URL.Path unescaped: the
-// transport escapes it on the wire (EscapedPath) and the node's mux unescapes
-// it back into {key...}.
-func (t *httpTarget) do(method, key, query string, body []byte) (*http.Response, error) {
+// do sends one request on key and returns the body of a 200 answer, read to
+// the end so that the connection is reused. The key goes into URL.Path
+// unescaped: the transport escapes it on the wire (EscapedPath) and the
+// node's mux unescapes it back into {key...}.
+func (t *httpTarget) do(method, key, query string, body []byte) ([]byte, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -109,7 +94,15 @@ func (t *httpTarget) do(method, key, query string, body []byte) (*http.Response,
 	if t.token != "" {
 		req.Header.Set(hdrConsulToken, t.token)
 	}
-	return t.c.Do(req)
+	resp, err := t.c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, statusErr(resp)
+	}
+	return io.ReadAll(resp.Body)
 }
 
 // statusErr reads a failed answer's text (the node's http.Error) into an

@@ -116,27 +116,9 @@ func newCanvas(format string) (vg.CanvasWriterTo, error) {
 // drawTitle writes what ran, and how, centred on c.
 func (rep *Report) drawTitle(c draw.Canvas) {
 	s := rep.Settings
-	workload := s.Workload
-	if s.Workload == WorkloadMixed {
-		workload = fmt.Sprintf("mixed (%.0f%% gets)", 100*s.GetRatio)
-	}
-	nodes := "a running deployment"
-	switch {
-	case s.Nodes == 1:
-		nodes = "1 node"
-	case s.Nodes > 1:
-		nodes = fmt.Sprintf("%d nodes", s.Nodes)
-	}
-	if s.Procs {
-		nodes += " (processes)"
-	}
-	dist := s.Dist
-	if s.Dist == DistZipf {
-		dist = fmt.Sprintf("zipf s=%g", s.ZipfS)
-	}
-	head := fmt.Sprintf("roost bench: %s via %s, %s", workload, s.Path, nodes)
+	head := fmt.Sprintf("roost bench: %s via %s, %s", s.workloadText(), s.Path, s.whereText())
 	line := fmt.Sprintf("%s keys (%s), %d-byte values, %d workers per target, ack %s, batching %s, %s per target",
-		Thousands(float64(s.Keys)), dist, s.ValueSize, s.Concurrency, s.Ack, s.Batching, s.Duration)
+		Thousands(float64(s.Keys)), s.distText(), s.ValueSize, s.Concurrency, s.Ack, s.Batching, s.Duration)
 
 	x := (c.Min.X + c.Max.X) / 2
 	c.FillText(textStyle(15, draw.XCenter, draw.YTop), vg.Point{X: x, Y: c.Max.Y - 8}, head)

@@ -101,12 +101,8 @@ func (r *runner) startProcs(ctx context.Context) ([]*proc, error) {
 // serveArgs are the arguments of child i, given the children before it: the
 // flags of the in-process nodes' config (startNodes), the token aside.
 func (r *runner) serveArgs(i int, before []*proc) []string {
-	http := "off"
-	if i == 0 && r.cfg.Path == PathHTTP {
-		http = "127.0.0.1:0" // the targets' node serves HTTP, on a free port
-	}
 	args := []string{"serve", "--name", fmt.Sprintf("bench%d", i+1), "--listen", "127.0.0.1:-1",
-		"--http", http, "--prefix", r.cfg.Prefix, "--log-level", "warn"}
+		"--http", r.cfg.nodeHTTP(i), "--prefix", r.cfg.Prefix, "--log-level", "warn"}
 	if r.cfg.Nodes > 1 {
 		args = append(args, "--cluster-listen", "127.0.0.1:-1")
 		if i > 0 {

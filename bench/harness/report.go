@@ -224,31 +224,43 @@ func round1(x float64) float64 { return float64(int64(x*10+0.5)) / 10 }
 
 func round3(x float64) float64 { return float64(int64(x*1000+0.5)) / 1000 }
 
+// workloadText describes the workload: "get", or "mixed (90% gets)".
+func (s Settings) workloadText() string {
+	if s.Workload == WorkloadMixed {
+		return fmt.Sprintf("mixed (%.0f%% gets)", 100*s.GetRatio)
+	}
+	return s.Workload
+}
+
+// distText describes the key distribution: "uniform", or "zipf(s=1.1)".
+func (s Settings) distText() string {
+	if s.Dist == DistZipf {
+		return fmt.Sprintf("zipf(s=%g)", s.ZipfS)
+	}
+	return s.Dist
+}
+
+// whereText describes the nodes measured: "3 nodes in this process", "1
+// node process", "an existing deployment".
+func (s Settings) whereText() string {
+	switch {
+	case s.Nodes == 0:
+		return "an existing deployment"
+	case s.Procs && s.Nodes == 1:
+		return "1 node process"
+	case s.Procs:
+		return fmt.Sprintf("%d node processes", s.Nodes)
+	case s.Nodes == 1:
+		return "1 node in this process"
+	}
+	return fmt.Sprintf("%d nodes in this process", s.Nodes)
+}
+
 // WriteTable writes the human summary: the settings, one line per target,
 // the ratios and the notes.
 func (rep *Report) WriteTable(w io.Writer) error {
 	s := rep.Settings
-	where := fmt.Sprintf("%d nodes in this process", s.Nodes)
-	switch s.Nodes {
-	case 1:
-		where = "1 node in this process"
-	case 0:
-		where = "an existing deployment"
-	}
-	if s.Procs {
-		where = fmt.Sprintf("%d node processes", s.Nodes)
-		if s.Nodes == 1 {
-			where = "1 node process"
-		}
-	}
-	dist := s.Dist
-	if s.Dist == DistZipf {
-		dist = fmt.Sprintf("zipf(s=%g)", s.ZipfS)
-	}
-	work := s.Workload
-	if s.Workload == WorkloadMixed {
-		work = fmt.Sprintf("mixed (%.0f%% gets)", 100*s.GetRatio)
-	}
+	work, dist, where := s.workloadText(), s.distText(), s.whereText()
 	rounds := 0
 	if len(rep.Rows) > 0 {
 		rounds = len(rep.Rows[0].Rounds)
