@@ -11,10 +11,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/roostkv/roost/actors/membership"
-	"github.com/roostkv/roost/bus"
+	"github.com/roostkv/roost/bus/wire"
 	"github.com/roostkv/roost/client"
 	"github.com/roostkv/roost/node"
-	"github.com/roostkv/roost/node/partition"
+	"github.com/roostkv/roost/partition"
 )
 
 // clusterSize is the node count of the cluster benchmarks.
@@ -195,10 +195,10 @@ func BenchmarkCluster3(b *testing.B) {
 			vsEcho(b)
 		}
 	}
-	b.Run("set-ack-primary", setText(bus.AckPrimary))
-	b.Run("set-ack-all", setText(bus.AckAll))
-	b.Run("client-set-ack-primary", clientSet(bus.AckPrimary))
-	b.Run("client-set-ack-all", clientSet(bus.AckAll))
+	b.Run("set-ack-primary", setText(wire.AckPrimary))
+	b.Run("set-ack-all", setText(wire.AckAll))
+	b.Run("client-set-ack-primary", clientSet(wire.AckPrimary))
+	b.Run("client-set-ack-all", clientSet(wire.AckAll))
 	b.Run("get-forwarded", getText(remote))
 	b.Run("get-local", getText(local))
 	b.Run("client-get", clientGets(n1.ClientURL(), vsEcho))

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/roostkv/roost/bus"
+	"github.com/roostkv/roost/bus/wire"
 	"github.com/roostkv/roost/client"
 	"github.com/roostkv/roost/node"
 )
@@ -54,11 +54,11 @@ func fillKeys(b *testing.B, nc *nats.Conn) {
 	value := make([]byte, benchValueSize)
 	const perBatch = 1000
 	for i := 0; i < benchKeys; i += perBatch {
-		var br bus.BatchRequest
+		var br wire.BatchRequest
 		for j := i; j < min(i+perBatch, benchKeys); j++ {
-			br.Ops = append(br.Ops, bus.Request{Op: bus.OpSet, Key: benchKey(j), Value: value})
+			br.Ops = append(br.Ops, wire.Request{Op: wire.OpSet, Key: benchKey(j), Value: value})
 		}
-		data, err := bus.Marshal(&br)
+		data, err := wire.Marshal(&br)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -208,11 +208,11 @@ func BenchmarkSingleNode(b *testing.B) {
 func rawBatches(nc *nats.Conn, size, senders int) func(b *testing.B) {
 	return func(b *testing.B) {
 		runConcurrentN(b, senders, size, func(rng *rand.Rand) error {
-			br := bus.BatchRequest{Ops: make([]bus.Request, size)}
+			br := wire.BatchRequest{Ops: make([]wire.Request, size)}
 			for i := range br.Ops {
-				br.Ops[i] = bus.Request{Op: bus.OpGet, Key: benchKey(rng.IntN(benchKeys))}
+				br.Ops[i] = wire.Request{Op: wire.OpGet, Key: benchKey(rng.IntN(benchKeys))}
 			}
-			data, err := bus.Marshal(&br)
+			data, err := wire.Marshal(&br)
 			if err != nil {
 				return err
 			}
@@ -220,8 +220,8 @@ func rawBatches(nc *nats.Conn, size, senders int) func(b *testing.B) {
 			if err != nil {
 				return err
 			}
-			var resp bus.BatchResponse
-			if err := bus.Unmarshal(m.Data, &resp); err != nil || len(resp.Results) != size {
+			var resp wire.BatchResponse
+			if err := wire.Unmarshal(m.Data, &resp); err != nil || len(resp.Results) != size {
 				return fmt.Errorf("batch reply: %d results, %v", len(resp.Results), err)
 			}
 			return nil

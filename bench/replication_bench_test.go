@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/roostkv/roost/actors/membership"
 	"github.com/roostkv/roost/bench/harness"
-	"github.com/roostkv/roost/bus"
+	"github.com/roostkv/roost/bus/wire"
 	"github.com/roostkv/roost/client"
 	"github.com/roostkv/roost/node"
 )
@@ -21,7 +21,7 @@ import (
 // from the hybrid clock versions; see actors/replicator/lag.go).
 func BenchmarkReplicationLag(b *testing.B) {
 	nodes := startBenchCluster(b)
-	c, err := client.Connect(nodes[0].ClientURL(), client.WithAck(bus.AckPrimary))
+	c, err := client.Connect(nodes[0].ClientURL(), client.WithAck(wire.AckPrimary))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -66,11 +66,11 @@ func BenchmarkCatchUp(b *testing.B) {
 		nodes[2].Kill()
 		waitDead(b, nodes[:2], "n3")
 		for k := 0; k < catchUpKeys; k += 1000 {
-			var br bus.BatchRequest
+			var br wire.BatchRequest
 			for j := k; j < k+1000; j++ {
-				br.Ops = append(br.Ops, bus.Request{Op: bus.OpSet, Key: fmt.Sprintf("catchup%d.%d", i, j), Value: value})
+				br.Ops = append(br.Ops, wire.Request{Op: wire.OpSet, Key: fmt.Sprintf("catchup%d.%d", i, j), Value: value})
 			}
-			data, err := bus.Marshal(&br)
+			data, err := wire.Marshal(&br)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/roostkv/roost/bus"
+	"github.com/roostkv/roost/bus/wire"
 )
 
 // batcher gathers concurrent single-key calls into BatchRequests. Each call
@@ -63,7 +63,7 @@ type lane struct {
 
 // call is one single-key operation between its caller and the batcher.
 type call struct {
-	req      bus.Request
+	req      wire.Request
 	ack      string          // ack mode of its batch
 	size     int             // estimated bytes in a BatchRequest
 	deadline time.Time       // when its caller gives up
@@ -73,7 +73,7 @@ type call struct {
 
 // outcome is what a call's caller receives.
 type outcome struct {
-	res bus.Result
+	res wire.Result
 	err error
 }
 
@@ -89,9 +89,9 @@ func newBatcher(c *Client) *batcher {
 
 // do queues req and waits for its result, its context, or shutdown. Called
 // by any goroutine.
-func (b *batcher) do(ctx context.Context, req bus.Request, ack string) (bus.Result, error) {
+func (b *batcher) do(ctx context.Context, req wire.Request, ack string) (wire.Result, error) {
 	if ctx.Err() != nil {
-		return bus.Result{}, ctxErr(ctx, b.c.subj.Batch())
+		return wire.Result{}, ctxErr(ctx, b.c.subj.Batch())
 	}
 	deadline, ok := ctx.Deadline()
 	if !ok {
@@ -106,13 +106,13 @@ func (b *batcher) do(ctx context.Context, req bus.Request, ack string) (bus.Resu
 		out:      make(chan outcome, 1),
 	}
 	if !b.enqueue(b.c.destOf(req.Key), c) {
-		return bus.Result{}, ErrClosed
+		return wire.Result{}, ErrClosed
 	}
 	select {
 	case o := <-c.out:
 		return o.res, o.err
 	case <-c.done:
-		return bus.Result{}, ctxErr(ctx, b.c.subj.Batch())
+		return wire.Result{}, ctxErr(ctx, b.c.subj.Batch())
 	}
 }
 
@@ -236,7 +236,7 @@ func (b *batcher) expire(calls []*call) {
 // send makes one batch request to dest for calls and hands each its outcome.
 func (b *batcher) send(dest, ack string, calls []*call) {
 	deadline := calls[0].deadline
-	ops := make([]bus.Request, len(calls))
+	ops := make([]wire.Request, len(calls))
 	for i, c := range calls {
 		ops[i] = c.req
 		if c.deadline.After(deadline) {

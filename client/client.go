@@ -8,8 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-
-	"github.com/roostkv/roost/bus"
+	"github.com/roostkv/roost/bus/wire"
 )
 
 // Client talks to a Roost deployment over the binary NATS API. It is safe for
@@ -19,7 +18,7 @@ type Client struct {
 	nc      *nats.Conn
 	ownConn bool // Close closes nc (Connect), or leaves it to its owner (New)
 	cfg     config
-	subj    bus.Subjects
+	subj    wire.Subjects
 	generic string   // subj.Batch(): the batch subject any node serves
 	b       *batcher // nil when batching is off
 	r       *router  // nil when routing is off: everything goes to the generic batch subject
@@ -95,7 +94,7 @@ func buildConfig(opts []Option) config {
 }
 
 func newClient(nc *nats.Conn, cfg config) *Client {
-	subj := bus.NewSubjects(cfg.prefix)
+	subj := wire.NewSubjects(cfg.prefix)
 	c := &Client{nc: nc, cfg: cfg, subj: subj, generic: subj.Batch()}
 	c.life, c.endLife = context.WithCancel(context.Background())
 	if !cfg.noRouting && cfg.tableRefresh > 0 {
@@ -139,7 +138,7 @@ func (c *Client) Get(ctx context.Context, key string) (Item, error) {
 	if err := checkKey(key); err != nil {
 		return Item{}, err
 	}
-	res, err := c.do(ctx, bus.Request{Op: bus.OpGet, Key: key}, "")
+	res, err := c.do(ctx, wire.Request{Op: wire.OpGet, Key: key}, "")
 	if err != nil {
 		return Item{}, err
 	}
@@ -177,7 +176,7 @@ func (c *Client) Delete(ctx context.Context, key string, opts ...WriteOption) (u
 	return c.write(ctx, req, ack)
 }
 
-func (c *Client) write(ctx context.Context, req bus.Request, ack string) (uint64, error) {
+func (c *Client) write(ctx context.Context, req wire.Request, ack string) (uint64, error) {
 	res, err := c.do(ctx, req, ack)
 	if err != nil {
 		return 0, err
@@ -189,7 +188,7 @@ func (c *Client) write(ctx context.Context, req bus.Request, ack string) (uint64
 }
 
 // do runs one operation: through the batcher, or as a request of its own.
-func (c *Client) do(ctx context.Context, req bus.Request, ack string) (bus.Result, error) {
+func (c *Client) do(ctx context.Context, req wire.Request, ack string) (wire.Result, error) {
 	if c.b != nil {
 		res, err := c.b.do(ctx, req, ack)
 		if err != nil || !replyFull(&req, &res) {
@@ -202,32 +201,32 @@ func (c *Client) do(ctx context.Context, req bus.Request, ack string) (bus.Resul
 
 // replyFull reports whether a get failed only because the values before it
 // filled the batch reply; alone, it fits (docs/PROTOCOL.md).
-func replyFull(req *bus.Request, res *bus.Result) bool {
-	return req.Op == bus.OpGet && res.Code == bus.CodeTooLarge
+func replyFull(req *wire.Request, res *wire.Result) bool {
+	return req.Op == wire.OpGet && res.Code == wire.CodeTooLarge
 }
 
 // single runs one operation as a request of its own.
-func (c *Client) single(ctx context.Context, req bus.Request, ack string) (bus.Result, error) {
+func (c *Client) single(ctx context.Context, req wire.Request, ack string) (wire.Result, error) {
 	ctx, cancel := c.callCtx(ctx)
 	defer cancel()
-	res, err := c.batch(ctx, c.destOf(req.Key), []bus.Request{req}, ack)
+	res, err := c.batch(ctx, c.destOf(req.Key), []wire.Request{req}, ack)
 	if err != nil {
-		return bus.Result{}, err
+		return wire.Result{}, err
 	}
 	return res[0], nil
 }
 
 // setRequest builds the request of a Set and the ack mode of its batch.
-func (c *Client) setRequest(key string, value []byte, opts []WriteOption) (bus.Request, string, error) {
+func (c *Client) setRequest(key string, value []byte, opts []WriteOption) (wire.Request, string, error) {
 	if err := checkKey(key); err != nil {
-		return bus.Request{}, "", err
+		return wire.Request{}, "", err
 	}
 	o := c.writeOpts(opts)
 	if o.ttl < 0 {
-		return bus.Request{}, "", &Error{Code: bus.CodeBadRequest, Message: fmt.Sprintf("negative TTL %s for key %q", o.ttl, key)}
+		return wire.Request{}, "", &Error{Code: wire.CodeBadRequest, Message: fmt.Sprintf("negative TTL %s for key %q", o.ttl, key)}
 	}
-	req := bus.Request{
-		Op:    bus.OpSet,
+	req := wire.Request{
+		Op:    wire.OpSet,
 		Key:   key,
 		Value: value,
 		TTL:   ttlMillis(o.ttl),
@@ -238,12 +237,12 @@ func (c *Client) setRequest(key string, value []byte, opts []WriteOption) (bus.R
 }
 
 // delRequest builds the request of a Delete and the ack mode of its batch.
-func (c *Client) delRequest(key string, opts []WriteOption) (bus.Request, string, error) {
+func (c *Client) delRequest(key string, opts []WriteOption) (wire.Request, string, error) {
 	if err := checkKey(key); err != nil {
-		return bus.Request{}, "", err
+		return wire.Request{}, "", err
 	}
 	o := c.writeOpts(opts)
-	return bus.Request{Op: bus.OpDel, Key: key, CAS: o.cas}, o.ack, nil
+	return wire.Request{Op: wire.OpDel, Key: key, CAS: o.cas}, o.ack, nil
 }
 
 func (c *Client) writeOpts(opts []WriteOption) writeOpts {
@@ -258,8 +257,8 @@ func (c *Client) writeOpts(opts []WriteOption) writeOpts {
 // the generic one) and returns their results, one per op. A node subject
 // nobody serves any more is routed around and the request retried once on
 // the generic subject: no node got it, so nothing ran twice.
-func (c *Client) batch(ctx context.Context, dest string, ops []bus.Request, ack string) ([]bus.Result, error) {
-	data, err := bus.Marshal(&bus.BatchRequest{Ops: ops, Ack: ack})
+func (c *Client) batch(ctx context.Context, dest string, ops []wire.Request, ack string) ([]wire.Result, error) {
+	data, err := wire.Marshal(&wire.BatchRequest{Ops: ops, Ack: ack})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadRequest, err)
 	}
@@ -277,8 +276,8 @@ func (c *Client) batch(ctx context.Context, dest string, ops []bus.Request, ack 
 	if err != nil {
 		return nil, err
 	}
-	var resp bus.BatchResponse
-	if err := bus.Unmarshal(m.Data, &resp); err != nil {
+	var resp wire.BatchResponse
+	if err := wire.Unmarshal(m.Data, &resp); err != nil {
 		return nil, fmt.Errorf("%w: reply on %s: %w", ErrProtocol, dest, err)
 	}
 	if len(resp.Results) != len(ops) {
@@ -347,14 +346,14 @@ func (c *Client) maxBatchBytes() int {
 }
 
 // opSize estimates the bytes req takes in a BatchRequest.
-func opSize(req *bus.Request) int {
+func opSize(req *wire.Request) int {
 	const overhead = 48 // field names, op, ttl, flags, cas, framing
 	return len(req.Key) + len(req.Value) + overhead
 }
 
 func checkKey(key string) error {
 	if key == "" {
-		return &Error{Code: bus.CodeBadRequest, Message: "empty key"}
+		return &Error{Code: wire.CodeBadRequest, Message: "empty key"}
 	}
 	return nil
 }
@@ -368,7 +367,7 @@ func ttlMillis(d time.Duration) int64 {
 	return int64((d + time.Millisecond - 1) / time.Millisecond)
 }
 
-func itemOf(key string, r *bus.Result) Item {
+func itemOf(key string, r *wire.Result) Item {
 	return Item{Key: key, Value: r.Value, Version: r.Version, Flags: r.Flags, Expires: unixMilli(r.Expires)}
 }
 

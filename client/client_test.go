@@ -15,7 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/roostkv/roost/bus"
+	"github.com/roostkv/roost/bus/wire"
 	"github.com/roostkv/roost/client"
 )
 
@@ -355,7 +355,7 @@ func TestMSetMGetMDelete(t *testing.T) {
 
 func TestMSetSplitsByAckMode(t *testing.T) {
 	c, node := setup(t)
-	all := []client.WriteOption{client.Ack(bus.AckAll)}
+	all := []client.WriteOption{client.Ack(wire.AckAll)}
 	_, err := c.MSet(context.Background(),
 		client.SetItem{Key: "a", Options: all},
 		client.SetItem{Key: "b", Options: all},
@@ -587,9 +587,9 @@ func TestBatchesGroupByAckMode(t *testing.T) {
 	// With the only slot busy, these queue up, acks interleaved.
 	var wg sync.WaitGroup
 	for i := range 20 {
-		ack := bus.AckPrimary
+		ack := wire.AckPrimary
 		if i%2 == 1 {
-			ack = bus.AckAll
+			ack = wire.AckAll
 		}
 		wg.Go(func() {
 			if _, err := c.Set(ctx, fmt.Sprintf("%s-%d", ack, i), nil, client.Ack(ack)); err != nil {
@@ -695,7 +695,7 @@ func TestCancelledQueuedCallIsNotSent(t *testing.T) {
 	}
 	for _, b := range node.batchLog() {
 		for _, op := range b.Ops {
-			if op.Key == "dropped" && op.Op == bus.OpSet {
+			if op.Key == "dropped" && op.Op == wire.OpSet {
 				t.Errorf("the cancelled Set was sent: %+v", b)
 			}
 		}

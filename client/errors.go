@@ -9,8 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
-
-	"github.com/roostkv/roost/bus"
+	"github.com/roostkv/roost/bus/wire"
 )
 
 // Sentinel errors. Errors from the node are *Error values that errors.Is
@@ -31,19 +30,19 @@ var (
 // sentinelOf maps a status code to its sentinel, nil when it has none.
 func sentinelOf(code int) error {
 	switch code {
-	case bus.CodeBadRequest:
+	case wire.CodeBadRequest:
 		return ErrBadRequest
-	case bus.CodeUnauthorized:
+	case wire.CodeUnauthorized:
 		return ErrUnauthorized
-	case bus.CodeNotFound:
+	case wire.CodeNotFound:
 		return ErrNotFound
-	case bus.CodeConflict:
+	case wire.CodeConflict:
 		return ErrCASMismatch
-	case bus.CodeTooLarge:
+	case wire.CodeTooLarge:
 		return ErrTooLarge
-	case bus.CodeInternal:
+	case wire.CodeInternal:
 		return ErrInternal
-	case bus.CodeUnavailable:
+	case wire.CodeUnavailable:
 		return ErrNotReady
 	}
 	return nil
@@ -53,7 +52,7 @@ func sentinelOf(code int) error {
 // for a whole request (the Nats-Service-Error-Code header).
 // errors.Is(err, ErrNotFound) and the like match it by Code.
 type Error struct {
-	Code    int    // an HTTP-like status code: bus.CodeNotFound etc.
+	Code    int    // an HTTP-like status code: wire.CodeNotFound etc.
 	Message string // the node's reason; may be empty
 }
 
@@ -120,8 +119,8 @@ func (e *BatchError) Unwrap() []error {
 
 // resultErr turns a per-operation Result into an error for key, nil when it
 // succeeded.
-func resultErr(key string, r *bus.Result) error {
-	if r.Code == bus.CodeOK {
+func resultErr(key string, r *wire.Result) error {
+	if r.Code == wire.CodeOK {
 		return nil
 	}
 	msg := r.Error
@@ -144,7 +143,7 @@ func serviceErr(m *nats.Msg) error {
 	}
 	code, err := strconv.Atoi(codeStr)
 	if err != nil {
-		code = bus.CodeInternal
+		code = wire.CodeInternal
 		desc = fmt.Sprintf("%s (unreadable error code %q)", desc, codeStr)
 	}
 	return &Error{Code: code, Message: desc}

@@ -20,8 +20,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
-
-	"github.com/roostkv/roost/bus"
+	"github.com/roostkv/roost/bus/wire"
 )
 
 // startServer runs an embedded NATS server on a random loopback port.
@@ -68,7 +67,7 @@ type entry struct {
 // passed to hold make the message that carries them wait until release.
 type fakeNode struct {
 	nc       *nats.Conn
-	subj     bus.Subjects
+	subj     wire.Subjects
 	maxOps   int // a batch with more ops is refused whole with 413
 	pageSize int // scan page size when the request names none
 
@@ -80,15 +79,15 @@ type fakeNode struct {
 	mu       sync.Mutex
 	data     map[string]entry
 	version  uint64
-	log      []bus.BatchRequest // every batch received, in order
+	log      []wire.BatchRequest // every batch received, in order
 	held     map[string]chan struct{}
 	arrived  chan string          // a held key's message arrived
 	failNext map[string][2]string // endpoint → code, description for its next message
 
 	svc       micro.Service
-	table     []byte                        // the table subject's answer; nil = no table endpoint yet
-	tables    atomic.Int64                  // table requests answered
-	bySubject map[string][]bus.BatchRequest // batches received, by subject
+	table     []byte                         // the table subject's answer; nil = no table endpoint yet
+	tables    atomic.Int64                   // table requests answered
+	bySubject map[string][]wire.BatchRequest // batches received, by subject
 }
 
 // startNode runs a fake node on a connection of its own to url.
@@ -109,7 +108,7 @@ func newFakeNode(url, token string) (f *fakeNode, stop func(), err error) {
 	}
 	f = &fakeNode{
 		nc:       nc,
-		subj:     bus.NewSubjects(bus.DefaultPrefix),
+		subj:     wire.NewSubjects(wire.DefaultPrefix),
 		maxOps:   1000,
 		pageSize: 2,
 		data:     map[string]entry{},
@@ -117,9 +116,9 @@ func newFakeNode(url, token string) (f *fakeNode, stop func(), err error) {
 		arrived:  make(chan string, 16),
 		failNext: map[string][2]string{},
 
-		bySubject: map[string][]bus.BatchRequest{},
+		bySubject: map[string][]wire.BatchRequest{},
 	}
-	svc, err := micro.AddService(nc, micro.Config{Name: bus.ServiceName, Version: "0.0.0"})
+	svc, err := micro.AddService(nc, micro.Config{Name: wire.ServiceName, Version: "0.0.0"})
 	if err != nil {
 		nc.Close()
 		return nil, nil, fmt.Errorf("fake node service: %w", err)
@@ -173,7 +172,7 @@ func (f *fakeNode) takeFail(endpoint string) ([2]string, bool) {
 }
 
 // batchLog returns a copy of every batch received so far.
-func (f *fakeNode) batchLog() []bus.BatchRequest {
+func (f *fakeNode) batchLog() []wire.BatchRequest {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.log)
@@ -184,8 +183,8 @@ func (f *fakeNode) onBatch(r micro.Request) {
 		_ = r.Error(e[0], e[1], nil)
 		return
 	}
-	var req bus.BatchRequest
-	if err := bus.Unmarshal(r.Data(), &req); err != nil {
+	var req wire.BatchRequest
+	if err := wire.Unmarshal(r.Data(), &req); err != nil {
 		_ = r.Error("400", "malformed batch: "+err.Error(), nil)
 		return
 	}
@@ -224,14 +223,14 @@ func (f *fakeNode) onBatch(r micro.Request) {
 	}()
 }
 
-func (f *fakeNode) answer(r micro.Request, req *bus.BatchRequest) {
-	resp := bus.BatchResponse{Results: make([]bus.Result, len(req.Ops))}
+func (f *fakeNode) answer(r micro.Request, req *wire.BatchRequest) {
+	resp := wire.BatchResponse{Results: make([]wire.Result, len(req.Ops))}
 	f.mu.Lock()
 	for i, op := range req.Ops {
 		resp.Results[i] = f.apply(op)
 	}
 	f.mu.Unlock()
-	data, err := bus.Marshal(&resp)
+	data, err := wire.Marshal(&resp)
 	if err != nil {
 		_ = r.Error("500", err.Error(), nil)
 		return
@@ -240,10 +239,10 @@ func (f *fakeNode) answer(r micro.Request, req *bus.BatchRequest) {
 }
 
 // apply runs one operation; f.mu is held.
-func (f *fakeNode) apply(op bus.Request) bus.Result {
+func (f *fakeNode) apply(op wire.Request) wire.Result {
 	if code, ok := strings.CutPrefix(op.Key, "code-"); ok {
 		n, _ := strconv.Atoi(code)
-		return bus.Result{Code: uint16(n), Error: "forced " + code}
+		return wire.Result{Code: uint16(n), Error: "forced " + code}
 	}
 	cur, exists := f.data[op.Key]
 	if exists && cur.expires != 0 && cur.expires <= time.Now().UnixMilli() {
@@ -251,31 +250,31 @@ func (f *fakeNode) apply(op bus.Request) bus.Result {
 		cur, exists = entry{}, false
 	}
 	if op.CAS != nil && *op.CAS != cur.version {
-		return bus.Result{Code: bus.CodeConflict, Error: fmt.Sprintf("key %q is at version %d, not %d", op.Key, cur.version, *op.CAS)}
+		return wire.Result{Code: wire.CodeConflict, Error: fmt.Sprintf("key %q is at version %d, not %d", op.Key, cur.version, *op.CAS)}
 	}
 	switch op.Op {
-	case bus.OpGet:
+	case wire.OpGet:
 		if !exists {
-			return bus.Result{Code: bus.CodeNotFound, Error: fmt.Sprintf("key %q not found", op.Key)}
+			return wire.Result{Code: wire.CodeNotFound, Error: fmt.Sprintf("key %q not found", op.Key)}
 		}
-		return bus.Result{Code: bus.CodeOK, Value: cur.value, Version: cur.version, Flags: cur.flags, Expires: cur.expires}
-	case bus.OpSet:
+		return wire.Result{Code: wire.CodeOK, Value: cur.value, Version: cur.version, Flags: cur.flags, Expires: cur.expires}
+	case wire.OpSet:
 		f.version++
 		e := entry{value: op.Value, version: f.version, flags: op.Flags}
 		if op.TTL > 0 {
 			e.expires = time.Now().UnixMilli() + op.TTL
 		}
 		f.data[op.Key] = e
-		return bus.Result{Code: bus.CodeOK, Version: e.version}
-	case bus.OpDel:
+		return wire.Result{Code: wire.CodeOK, Version: e.version}
+	case wire.OpDel:
 		if !exists {
-			return bus.Result{Code: bus.CodeOK}
+			return wire.Result{Code: wire.CodeOK}
 		}
 		f.version++
 		delete(f.data, op.Key)
-		return bus.Result{Code: bus.CodeOK, Version: f.version}
+		return wire.Result{Code: wire.CodeOK, Version: f.version}
 	}
-	return bus.Result{Code: bus.CodeBadRequest, Error: fmt.Sprintf("unknown op %d", op.Op)}
+	return wire.Result{Code: wire.CodeBadRequest, Error: fmt.Sprintf("unknown op %d", op.Op)}
 }
 
 func (f *fakeNode) onScan(r micro.Request) {
@@ -284,8 +283,8 @@ func (f *fakeNode) onScan(r micro.Request) {
 		return
 	}
 	f.scans.Add(1)
-	var req bus.ScanRequest
-	if err := bus.Unmarshal(r.Data(), &req); err != nil {
+	var req wire.ScanRequest
+	if err := wire.Unmarshal(r.Data(), &req); err != nil {
 		_ = r.Error("400", "malformed scan: "+err.Error(), nil)
 		return
 	}
@@ -301,20 +300,20 @@ func (f *fakeNode) onScan(r micro.Request) {
 		}
 	}
 	slices.Sort(keys)
-	var resp bus.ScanResponse
+	var resp wire.ScanResponse
 	if len(keys) > limit {
 		keys, resp.More = keys[:limit], true
 	}
 	for _, k := range keys {
 		e := f.data[k]
-		out := bus.Entry{Key: k, Version: e.version, Flags: e.flags, Expires: e.expires}
+		out := wire.Entry{Key: k, Version: e.version, Flags: e.flags, Expires: e.expires}
 		if !req.KeysOnly {
 			out.Value = e.value
 		}
 		resp.Entries = append(resp.Entries, out)
 	}
 	f.mu.Unlock()
-	data, err := bus.Marshal(&resp)
+	data, err := wire.Marshal(&resp)
 	if err != nil {
 		_ = r.Error("500", err.Error(), nil)
 		return
@@ -383,7 +382,7 @@ func (f *fakeNode) onTable(r micro.Request) {
 }
 
 // received returns a copy of the batches received on subject.
-func (f *fakeNode) received(subject string) []bus.BatchRequest {
+func (f *fakeNode) received(subject string) []wire.BatchRequest {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.bySubject[subject])

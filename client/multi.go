@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/roostkv/roost/bus"
+	"github.com/roostkv/roost/bus/wire"
 )
 
 // SetItem is one write of an MSet.
@@ -25,12 +25,12 @@ type SetItem struct {
 // Otherwise, if some keys failed (say ErrNotReady), it returns every item it
 // read and a *BatchError whose Errors[i] is the error of keys[i].
 func (c *Client) MGet(ctx context.Context, keys ...string) ([]Item, error) {
-	ops := make([]bus.Request, len(keys))
+	ops := make([]wire.Request, len(keys))
 	for i, k := range keys {
 		if err := checkKey(k); err != nil {
 			return nil, fmt.Errorf("MGet key %d: %w", i, err)
 		}
-		ops[i] = bus.Request{Op: bus.OpGet, Key: k}
+		ops[i] = wire.Request{Op: wire.OpGet, Key: k}
 	}
 	results, err := c.runChunks(ctx, ops, nil, true)
 	if err != nil {
@@ -46,9 +46,9 @@ func (c *Client) MGet(ctx context.Context, keys ...string) ([]Item, error) {
 			}
 		}
 		switch r.Code {
-		case bus.CodeOK:
+		case wire.CodeOK:
 			items[i] = itemOf(keys[i], r)
-		case bus.CodeNotFound:
+		case wire.CodeNotFound:
 			items[i] = Item{Key: keys[i]}
 		default:
 			items[i] = Item{Key: keys[i]}
@@ -73,7 +73,7 @@ func (c *Client) MGet(ctx context.Context, keys ...string) ([]Item, error) {
 // ErrCASMismatch), it returns a *BatchError whose Errors[i] is the error of
 // items[i], whose version is 0.
 func (c *Client) MSet(ctx context.Context, items ...SetItem) ([]uint64, error) {
-	ops := make([]bus.Request, len(items))
+	ops := make([]wire.Request, len(items))
 	acks := make([]string, len(items))
 	for i, it := range items {
 		req, ack, err := c.setRequest(it.Key, it.Value, it.Options)
@@ -85,7 +85,7 @@ func (c *Client) MSet(ctx context.Context, items ...SetItem) ([]uint64, error) {
 	results, err := c.runChunks(ctx, ops, acks, false)
 	versions := make([]uint64, len(items))
 	for i := range results {
-		if results[i].Code == bus.CodeOK {
+		if results[i].Code == wire.CodeOK {
 			versions[i] = results[i].Version
 		}
 	}
@@ -101,12 +101,12 @@ func (c *Client) MSet(ctx context.Context, items ...SetItem) ([]uint64, error) {
 // MDelete removes keys with the client's default ack mode.
 // Absent keys are not an error. Messages and errors are as for MSet.
 func (c *Client) MDelete(ctx context.Context, keys ...string) error {
-	ops := make([]bus.Request, len(keys))
+	ops := make([]wire.Request, len(keys))
 	for i, k := range keys {
 		if err := checkKey(k); err != nil {
 			return fmt.Errorf("MDelete key %d: %w", i, err)
 		}
-		ops[i] = bus.Request{Op: bus.OpDel, Key: k}
+		ops[i] = wire.Request{Op: wire.OpDel, Key: k}
 	}
 	results, err := c.runChunks(ctx, ops, nil, false)
 	if err != nil {
@@ -119,7 +119,7 @@ func (c *Client) MDelete(ctx context.Context, keys ...string) error {
 }
 
 // opErrs returns one error per op, or nil when every op succeeded.
-func opErrs(ops []bus.Request, results []bus.Result) []error {
+func opErrs(ops []wire.Request, results []wire.Result) []error {
 	var errs []error
 	for i := range results {
 		errs = setErr(errs, len(ops), i, resultErr(ops[i].Key, &results[i]))
@@ -148,14 +148,14 @@ func setErr(errs []error, n, i int, err error) []error {
 // Otherwise messages to one destination go in order, and after a failure no
 // further message starts: the results of the messages that succeeded come
 // back with the error, the others stay zero.
-func (c *Client) runChunks(ctx context.Context, ops []bus.Request, acks []string, parallel bool) ([]bus.Result, error) {
-	results := make([]bus.Result, len(ops))
+func (c *Client) runChunks(ctx context.Context, ops []wire.Request, acks []string, parallel bool) ([]wire.Result, error) {
+	results := make([]wire.Result, len(ops))
 	if len(ops) == 0 {
 		return results, nil
 	}
 	lanes := plan(ops, acks, c.dests(ops), c.cfg.maxBatch, c.maxBatchBytes())
 	one := func(ctx context.Context, m message) error {
-		part := make([]bus.Request, len(m.idx))
+		part := make([]wire.Request, len(m.idx))
 		for j, i := range m.idx {
 			part[j] = ops[i]
 		}
@@ -242,7 +242,7 @@ func (c *Client) runChunks(ctx context.Context, ops []bus.Request, acks []string
 }
 
 // dests returns the destination of each op, per one snapshot of the routes.
-func (c *Client) dests(ops []bus.Request) []string {
+func (c *Client) dests(ops []wire.Request) []string {
 	dests := make([]string, len(ops))
 	if c.r == nil {
 		for i := range dests {
@@ -270,7 +270,7 @@ type message struct {
 // estimated size (an op larger than that goes alone), starting a new one
 // wherever the ack mode changes. acks may be nil (one mode for all). It
 // returns one lane of messages per destination.
-func plan(ops []bus.Request, acks []string, dests []string, maxOps, maxBytes int) [][]message {
+func plan(ops []wire.Request, acks []string, dests []string, maxOps, maxBytes int) [][]message {
 	var (
 		groups [][]int        // op indexes per destination
 		at     map[string]int // destination -> its group

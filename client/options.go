@@ -4,8 +4,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-
-	"github.com/roostkv/roost/bus"
+	"github.com/roostkv/roost/bus/wire"
 )
 
 // Defaults of a Client; each has an Option to change it.
@@ -21,7 +20,7 @@ type config struct {
 	token       string        // NATS token for Connect; "" = none
 	name        string        // NATS connection name for Connect; "" = "roost client"
 	natsOpts    []nats.Option // extra nats.go options for Connect (TLS, reconnects...)
-	prefix      string        // subject prefix; "" = bus.DefaultPrefix
+	prefix      string        // subject prefix; "" = wire.DefaultPrefix
 	timeout     time.Duration // per request when ctx has no deadline; 0 = DefaultTimeout
 	noBatching  bool          // true = one message per single-key call
 	maxBatch    int           // ops per batch message; 0 = DefaultMaxBatch
@@ -35,7 +34,7 @@ type config struct {
 func defaultConfig() config {
 	return config{
 		name:        "roost client",
-		prefix:      bus.DefaultPrefix,
+		prefix:      wire.DefaultPrefix,
 		timeout:     DefaultTimeout,
 		maxBatch:    DefaultMaxBatch,
 		maxInFlight: DefaultMaxInFlight,
@@ -62,7 +61,7 @@ func WithNATSOptions(opts ...nats.Option) Option {
 }
 
 // WithPrefix sets the subject prefix of the Roost deployment (a node's
-// --prefix); "" means bus.DefaultPrefix.
+// --prefix); "" means wire.DefaultPrefix.
 func WithPrefix(prefix string) Option { return func(c *config) { c.prefix = prefix } }
 
 // WithTimeout sets how long a call waits for its reply when its context has
@@ -103,13 +102,13 @@ func WithRouting(on bool) Option { return func(c *config) { c.noRouting = !on } 
 func WithTableRefresh(d time.Duration) Option { return func(c *config) { c.tableRefresh = d } }
 
 // WithAck sets the ack mode of writes that do not name one with Ack:
-// bus.AckPrimary or bus.AckAll. "" leaves it to the node (primary).
+// wire.AckPrimary or wire.AckAll. "" leaves it to the node (primary).
 func WithAck(mode string) Option { return func(c *config) { c.ack = mode } }
 
 // normalize replaces nonsense with defaults.
 func (c *config) normalize() {
 	if c.prefix == "" {
-		c.prefix = bus.DefaultPrefix
+		c.prefix = wire.DefaultPrefix
 	}
 	if c.timeout <= 0 {
 		c.timeout = DefaultTimeout
@@ -148,20 +147,20 @@ func IfVersion(v uint64) WriteOption {
 	return func(o *writeOpts) { o.cas = &v }
 }
 
-// Ack sets when the node answers this write: bus.AckPrimary or bus.AckAll.
+// Ack sets when the node answers this write: wire.AckPrimary or wire.AckAll.
 func Ack(mode string) WriteOption {
 	return func(o *writeOpts) { o.ack = mode }
 }
 
 // ScanOption modifies a Scan.
-type ScanOption func(*bus.ScanRequest)
+type ScanOption func(*wire.ScanRequest)
 
 // PageSize sets how many entries each scan request asks for; 0 leaves it to
 // the node, which also caps it.
-func PageSize(n int) ScanOption { return func(r *bus.ScanRequest) { r.Limit = n } }
+func PageSize(n int) ScanOption { return func(r *wire.ScanRequest) { r.Limit = n } }
 
 // KeysOnly makes a scan return keys, versions, flags and expiry without values.
-func KeysOnly() ScanOption { return func(r *bus.ScanRequest) { r.KeysOnly = true } }
+func KeysOnly() ScanOption { return func(r *wire.ScanRequest) { r.KeysOnly = true } }
 
 // StartAfter resumes a scan strictly after key.
-func StartAfter(key string) ScanOption { return func(r *bus.ScanRequest) { r.After = key } }
+func StartAfter(key string) ScanOption { return func(r *wire.ScanRequest) { r.After = key } }

@@ -5,11 +5,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/roostkv/roost/bus"
+	"github.com/roostkv/roost/bus/wire"
 )
 
 func testCall(key, ack string, size int, done chan struct{}) *call {
-	return &call{req: bus.Request{Key: key}, ack: ack, size: size, done: done}
+	return &call{req: wire.Request{Key: key}, ack: ack, size: size, done: done}
 }
 
 // until sets the call's deadline.
@@ -77,22 +77,22 @@ func TestQueueNext(t *testing.T) {
 }
 
 func TestPlan(t *testing.T) {
-	ops := func(sizes ...int) []bus.Request {
-		var r []bus.Request
+	ops := func(sizes ...int) []wire.Request {
+		var r []wire.Request
 		for _, s := range sizes {
-			r = append(r, bus.Request{Value: make([]byte, s)})
+			r = append(r, wire.Request{Value: make([]byte, s)})
 		}
 		return r
 	}
 	same := func(n int) []string { return slices.Repeat([]string{"g"}, n) }
-	o := opSize(&bus.Request{}) // per-op overhead
+	o := opSize(&wire.Request{}) // per-op overhead
 	type msg struct {
 		dest string
 		idx  []int
 	}
 	for _, tc := range []struct {
 		name     string
-		ops      []bus.Request
+		ops      []wire.Request
 		acks     []string
 		dests    []string
 		maxOps   int

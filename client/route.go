@@ -8,13 +8,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/roostkv/roost/bus"
-	"github.com/roostkv/roost/node/partition"
+	"github.com/roostkv/roost/bus/wire"
+	"github.com/roostkv/roost/partition"
 )
 
 // Routing: the client asks any node for the partition table (the table
 // subject), and sends each operation to the node subject of its partition's
-// primary (bus.Subjects.NodeBatch), so that it crosses one hop instead of
+// primary (wire.Subjects.NodeBatch), so that it crosses one hop instead of
 // two. The table only makes requests faster, never more correct: a node runs
 // the operations it does not lead by forwarding them, so a stale table costs
 // a hop, and a partition whose primary is unknown goes to the generic batch
@@ -57,7 +57,7 @@ func (rt *routes) destOf(key string) string {
 // whose primary has no known ID, goes to the generic subject; so does
 // everything when the cluster is a single node, which the generic subject
 // reaches as directly.
-func newRoutes(subj bus.Subjects, tr *tableReply) (*routes, error) {
+func newRoutes(subj wire.Subjects, tr *tableReply) (*routes, error) {
 	if tr.Partitions < 1 || len(tr.Owners) != tr.Partitions {
 		return nil, fmt.Errorf("%w: table of %d partitions with owners for %d", ErrProtocol, tr.Partitions, len(tr.Owners))
 	}
@@ -111,7 +111,7 @@ func (rt *routes) without(gone map[string]time.Time) *routes {
 // on every tick and whenever a node subject fails; callers read the current
 // routes through an atomic pointer, with no lock on the hot path.
 type router struct {
-	subj  bus.Subjects
+	subj  wire.Subjects
 	fetch func(ctx context.Context) ([]byte, error) // one table request
 	hold  time.Duration                             // how long a failed node subject is routed around
 	wait  time.Duration                             // bound of one table request
@@ -126,7 +126,7 @@ type router struct {
 	now  func() time.Time     // the clock; time.Now outside tests
 }
 
-func newRouter(subj bus.Subjects, interval, wait time.Duration, fetch func(context.Context) ([]byte, error)) *router {
+func newRouter(subj wire.Subjects, interval, wait time.Duration, fetch func(context.Context) ([]byte, error)) *router {
 	r := &router{
 		subj:  subj,
 		fetch: fetch,

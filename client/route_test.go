@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/roostkv/roost/bus"
-	"github.com/roostkv/roost/node/partition"
+	"github.com/roostkv/roost/bus/wire"
+	"github.com/roostkv/roost/partition"
 )
 
 // testTable is a table of P partitions over names, partition p led by
@@ -34,7 +34,7 @@ func keyIn(p, P int) string {
 }
 
 func TestNewRoutes(t *testing.T) {
-	subj := bus.NewSubjects("")
+	subj := wire.NewSubjects("")
 	ids := map[string]string{"a": "IDA", "b": "IDB"} // "c" has no ID: unknown
 	rt, err := newRoutes(subj, testTable(7, []string{"a", "b", "c"}, ids))
 	if err != nil {
@@ -65,7 +65,7 @@ func TestNewRoutes(t *testing.T) {
 }
 
 func TestRouterNodeGone(t *testing.T) {
-	subj := bus.NewSubjects("")
+	subj := wire.NewSubjects("")
 	tr := testTable(6, []string{"a", "b"}, map[string]string{"a": "IDA", "b": "IDB"})
 	fetches := 0
 	r := newRouter(subj, time.Second, time.Second, func(context.Context) ([]byte, error) {

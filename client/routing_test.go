@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/roostkv/roost/client"
-	"github.com/roostkv/roost/node/partition"
+	"github.com/roostkv/roost/partition"
 )
 
 // routedSetup starts a fake node whose table spreads 31 partitions over a,

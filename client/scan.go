@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"iter"
 
-	"github.com/roostkv/roost/bus"
+	"github.com/roostkv/roost/bus/wire"
 )
 
 // Scan returns an iterator over the live keys that start with prefix, in
@@ -22,7 +22,7 @@ import (
 //
 // A scan is not a snapshot: keys written while it runs may or may not appear.
 func (c *Client) Scan(ctx context.Context, prefix string, opts ...ScanOption) iter.Seq2[Item, error] {
-	req := bus.ScanRequest{Prefix: prefix}
+	req := wire.ScanRequest{Prefix: prefix}
 	for _, o := range opts {
 		o(&req)
 	}
@@ -76,8 +76,8 @@ func (c *Client) Keys(ctx context.Context, prefix string) ([]string, error) {
 	return keys, nil
 }
 
-func (c *Client) scanPage(ctx context.Context, req *bus.ScanRequest) (*bus.ScanResponse, error) {
-	data, err := bus.Marshal(req)
+func (c *Client) scanPage(ctx context.Context, req *wire.ScanRequest) (*wire.ScanResponse, error) {
+	data, err := wire.Marshal(req)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadRequest, err)
 	}
@@ -87,8 +87,8 @@ func (c *Client) scanPage(ctx context.Context, req *bus.ScanRequest) (*bus.ScanR
 	if err != nil {
 		return nil, err
 	}
-	var page bus.ScanResponse
-	if err := bus.Unmarshal(m.Data, &page); err != nil {
+	var page wire.ScanResponse
+	if err := wire.Unmarshal(m.Data, &page); err != nil {
 		return nil, fmt.Errorf("%w: reply on %s: %w", ErrProtocol, c.subj.Scan(), err)
 	}
 	return &page, nil

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/roostkv/roost/bus"
+	"github.com/roostkv/roost/bus/wire"
 	"github.com/roostkv/roost/client"
 	"github.com/roostkv/roost/node"
 )
@@ -189,14 +189,14 @@ func TestBatchReplyFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	nc := connect(t, n)
-	req := bus.BatchRequest{Ops: []bus.Request{{Op: bus.OpGet, Key: "b1"}, {Op: bus.OpGet, Key: "b2"}, {Op: bus.OpGet, Key: "small"}, {Op: bus.OpGet, Key: "b3"}}}
-	data, _ := bus.Marshal(&req)
+	req := wire.BatchRequest{Ops: []wire.Request{{Op: wire.OpGet, Key: "b1"}, {Op: wire.OpGet, Key: "b2"}, {Op: wire.OpGet, Key: "small"}, {Op: wire.OpGet, Key: "b3"}}}
+	data, _ := wire.Marshal(&req)
 	resp, err := nc.Request("roost.bin.batch", data, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var br bus.BatchResponse
-	if err := bus.Unmarshal(resp.Data, &br); err != nil {
+	var br wire.BatchResponse
+	if err := wire.Unmarshal(resp.Data, &br); err != nil {
 		t.Fatalf("%v (headers %v)", err, resp.Header)
 	}
 	codes := []uint16{br.Results[0].Code, br.Results[1].Code, br.Results[2].Code, br.Results[3].Code}

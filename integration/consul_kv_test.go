@@ -13,7 +13,7 @@ import (
 
 	"github.com/hashicorp/consul/api"
 	"github.com/roostkv/roost/node"
-	"github.com/roostkv/roost/node/partition"
+	"github.com/roostkv/roost/partition"
 )
 
 // consulKV is the official consul client's KV API pointed at node n.

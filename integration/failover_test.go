@@ -19,7 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/roostkv/roost/actors/membership"
 	"github.com/roostkv/roost/node"
-	"github.com/roostkv/roost/node/partition"
+	"github.com/roostkv/roost/partition"
 )
 
 // opTimeout outlasts every bound of the server (a forward retries for 5s, an

@@ -20,7 +20,7 @@ import (
 	"github.com/roostkv/roost/actors/membership"
 	"github.com/roostkv/roost/actors/replicator"
 	"github.com/roostkv/roost/node"
-	"github.com/roostkv/roost/node/partition"
+	"github.com/roostkv/roost/partition"
 )
 
 // ledger tracks the writes of keys k0..k(N-1). The n-th write of key i

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/roostkv/roost/bus"
+	"github.com/roostkv/roost/bus/wire"
 	"github.com/roostkv/roost/node"
 )
 
@@ -184,14 +184,14 @@ func TestBadInputKeepsServing(t *testing.T) {
 		if !errors.Is(err, nats.ErrNoResponders) {
 			t.Fatalf("roost.frob.k: err %v, want no responders", err)
 		}
-		ops := bus.BatchRequest{Ops: []bus.Request{{Op: 9, Key: "k"}, {Op: bus.OpGet, Key: "keep"}}}
-		data, _ := bus.Marshal(ops)
+		ops := wire.BatchRequest{Ops: []wire.Request{{Op: 9, Key: "k"}, {Op: wire.OpGet, Key: "keep"}}}
+		data, _ := wire.Marshal(ops)
 		resp, err := nc.Request("roost.bin.batch", data, 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var br bus.BatchResponse
-		if err := bus.Unmarshal(resp.Data, &br); err != nil {
+		var br wire.BatchResponse
+		if err := wire.Unmarshal(resp.Data, &br); err != nil {
 			t.Fatalf("batch reply: %v (headers %v)", err, resp.Header)
 		}
 		if len(br.Results) != 2 || br.Results[0].Code != 400 || br.Results[0].Error == "" || br.Results[1].Code != 200 {

@@ -18,7 +18,7 @@ import (
 // the bus subscriptions that carry them (and re-tagging, and the
 // dashboard's figures) to other nodes.
 
-// Verbs of this node's admin subjects (bus.Subjects.NodeAdmin).
+// Verbs of this node's admin subjects (wire.Subjects.NodeAdmin).
 const (
 	adminTags  = "tags"  // JSON tags in, TagsReply out: set this node's tags
 	adminStats = "stats" // empty in, NodeStats out: this node's figures

@@ -9,7 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/micro"
 	"github.com/roostkv/roost/actors/store"
-	"github.com/roostkv/roost/bus"
+	"github.com/roostkv/roost/bus/wire"
 )
 
 // The binary API: msgpack batches and prefix scans (docs/PROTOCOL.md).
@@ -22,8 +22,8 @@ const (
 )
 
 func (n *Node) handleBatch(req micro.Request) {
-	var br bus.BatchRequest
-	if err := bus.Unmarshal(req.Data(), &br); err != nil {
+	var br wire.BatchRequest
+	if err := wire.Unmarshal(req.Data(), &br); err != nil {
 		respondError(req, errBadRequest("malformed batch: %v", err))
 		return
 	}
@@ -35,7 +35,7 @@ func (n *Node) handleBatch(req micro.Request) {
 		respondError(req, err)
 		return
 	}
-	if n.allLocal(br.Ops) && br.Ack != bus.AckAll {
+	if n.allLocal(br.Ops) && br.Ack != wire.AckAll {
 		n.respondBatch(req, n.executeBatch(br.Ops, br.Ack))
 		return
 	}
@@ -46,7 +46,7 @@ func (n *Node) handleBatch(req micro.Request) {
 }
 
 // allLocal reports whether this node leads the partitions of every op.
-func (n *Node) allLocal(ops []bus.Request) bool {
+func (n *Node) allLocal(ops []wire.Request) bool {
 	for i := range ops {
 		if _, local := n.locate(ops[i].Key); !local {
 			return false
@@ -59,17 +59,17 @@ func (n *Node) allLocal(ops []bus.Request) bool {
 // whose value no longer fits in the reply: the other operations sharing the
 // message still succeed and, asked alone, it fits (MaxValue is below the bus
 // limit).
-func (n *Node) respondBatch(req micro.Request, results []bus.Result) {
+func (n *Node) respondBatch(req micro.Request, results []wire.Result) {
 	budget := n.maxPayload - replyReserve
 	for i := range results {
 		size := int64(len(results[i].Value)) + resultOverhead
 		if size > budget && len(results[i].Value) > 0 {
-			results[i] = bus.Result{Code: bus.CodeTooLarge, Error: ErrReplyFull.Error()}
+			results[i] = wire.Result{Code: wire.CodeTooLarge, Error: ErrReplyFull.Error()}
 			size = resultOverhead
 		}
 		budget -= size
 	}
-	n.respondMsgpack(req, &bus.BatchResponse{Results: results})
+	n.respondMsgpack(req, &wire.BatchResponse{Results: results})
 }
 
 // ErrReplyFull is the reason a get in a batch fails when the values before
@@ -85,19 +85,19 @@ const (
 
 // apply runs one operation of a batch. Values decoded by msgpack are fresh
 // allocations, so the store may keep them as they are.
-func (n *Node) apply(op *bus.Request, ack string) bus.Result { return n.applyIn(op, ack, nil) }
+func (n *Node) apply(op *wire.Request, ack string) wire.Result { return n.applyIn(op, ack, nil) }
 
 // applyIn is apply; with emit, it runs inside a replicator Write of the
 // op's partition (see Node.set).
-func (n *Node) applyIn(op *bus.Request, ack string, emit func(store.Record)) bus.Result {
+func (n *Node) applyIn(op *wire.Request, ack string, emit func(store.Record)) wire.Result {
 	switch op.Op {
-	case bus.OpGet:
+	case wire.OpGet:
 		e, err := n.get(op.Key)
 		if err != nil {
 			return errResult(err)
 		}
-		return bus.Result{Code: bus.CodeOK, Value: e.Value, Version: e.Version, Flags: e.Flags, Expires: unixMilli(e.Expires)}
-	case bus.OpSet:
+		return wire.Result{Code: wire.CodeOK, Value: e.Value, Version: e.Version, Flags: e.Flags, Expires: unixMilli(e.Expires)}
+	case wire.OpSet:
 		if op.TTL < 0 {
 			return errResult(errBadRequest("negative TTL %d ms", op.TTL))
 		}
@@ -115,8 +115,8 @@ func (n *Node) applyIn(op *bus.Request, ack string, emit func(store.Record)) bus
 		if err != nil {
 			return errResult(err)
 		}
-		return bus.Result{Code: bus.CodeOK, Version: e.Version}
-	case bus.OpDel:
+		return wire.Result{Code: wire.CodeOK, Version: e.Version}
+	case wire.OpDel:
 		dr := store.DeleteRequest{Key: op.Key}
 		if op.CAS != nil {
 			dr.CAS, dr.CheckCAS = *op.CAS, true
@@ -125,13 +125,13 @@ func (n *Node) applyIn(op *bus.Request, ack string, emit func(store.Record)) bus
 		if err != nil {
 			return errResult(err)
 		}
-		return bus.Result{Code: bus.CodeOK, Version: v}
+		return wire.Result{Code: wire.CodeOK, Version: v}
 	}
 	return errResult(errBadRequest("unknown operation %d: want 1 (get), 2 (set) or 3 (del)", op.Op))
 }
 
-func errResult(err error) bus.Result {
-	return bus.Result{Code: uint16(codeOf(err)), Error: err.Error()}
+func errResult(err error) wire.Result {
+	return wire.Result{Code: uint16(codeOf(err)), Error: err.Error()}
 }
 
 // handleScan answers one page of a prefix scan over the whole cluster: it
@@ -151,7 +151,7 @@ func (n *Node) handleScan(req micro.Request) {
 	}
 	req = n.detach(req)
 	n.async.Go(func() {
-		pages := make([]bus.ScanResponse, len(peers))
+		pages := make([]wire.ScanResponse, len(peers))
 		errs := make([]error, len(peers))
 		var wg sync.WaitGroup
 		for i, name := range peers {
@@ -165,7 +165,7 @@ func (n *Node) handleScan(req micro.Request) {
 		}
 		wg.Wait()
 		if err := errors.Join(errs...); err != nil {
-			respondError(req, &apiError{code: bus.CodeUnavailable, msg: "scan: " + err.Error()})
+			respondError(req, &apiError{code: wire.CodeUnavailable, msg: "scan: " + err.Error()})
 			return
 		}
 		n.respondScan(req, mergeScan(pages, limit))
@@ -182,9 +182,9 @@ func (n *Node) handleNodeScan(req micro.Request) {
 	n.respondScan(req, n.localScan(sr, limit))
 }
 
-func parseScan(data []byte) (bus.ScanRequest, int, error) {
-	var sr bus.ScanRequest
-	if err := bus.Unmarshal(data, &sr); err != nil {
+func parseScan(data []byte) (wire.ScanRequest, int, error) {
+	var sr wire.ScanRequest
+	if err := wire.Unmarshal(data, &sr); err != nil {
 		return sr, 0, errBadRequest("malformed scan: %v", err)
 	}
 	switch limit := sr.Limit; {
@@ -201,9 +201,9 @@ func parseScan(data []byte) (bus.ScanRequest, int, error) {
 
 // localScan is the page of this node's keys, those of partitions it leads,
 // cut short to fit the bus payload limit.
-func (n *Node) localScan(sr bus.ScanRequest, limit int) bus.ScanResponse {
+func (n *Node) localScan(sr wire.ScanRequest, limit int) wire.ScanResponse {
 	entries, more := n.store.Scan(sr.Prefix, sr.After, limit, sr.KeysOnly)
-	resp := bus.ScanResponse{Entries: make([]bus.Entry, 0, len(entries)), More: more}
+	resp := wire.ScanResponse{Entries: make([]wire.Entry, 0, len(entries)), More: more}
 	budget := n.maxPayload - replyReserve
 	for _, e := range entries {
 		if _, local := n.locate(e.Key); !local {
@@ -214,14 +214,14 @@ func (n *Node) localScan(sr bus.ScanRequest, limit int) bus.ScanResponse {
 			resp.More = true
 			break
 		}
-		resp.Entries = append(resp.Entries, bus.Entry{Key: e.Key, Value: e.Value, Version: e.Version, Flags: e.Flags, Expires: unixMilli(e.Expires)})
+		resp.Entries = append(resp.Entries, wire.Entry{Key: e.Key, Value: e.Value, Version: e.Version, Flags: e.Flags, Expires: unixMilli(e.Expires)})
 	}
 	return resp
 }
 
-func (n *Node) remoteScan(nodeID string, sr bus.ScanRequest) (bus.ScanResponse, error) {
-	var page bus.ScanResponse
-	data, err := bus.Marshal(&sr)
+func (n *Node) remoteScan(nodeID string, sr wire.ScanRequest) (wire.ScanResponse, error) {
+	var page wire.ScanResponse
+	data, err := wire.Marshal(&sr)
 	if err != nil {
 		return page, err
 	}
@@ -232,14 +232,14 @@ func (n *Node) remoteScan(nodeID string, sr bus.ScanRequest) (bus.ScanResponse, 
 	if code := resp.Header.Get(micro.ErrorCodeHeader); code != "" {
 		return page, errors.New(resp.Header.Get(micro.ErrorHeader))
 	}
-	return page, bus.Unmarshal(resp.Data, &page)
+	return page, wire.Unmarshal(resp.Data, &page)
 }
 
 // mergeScan merges sorted pages into one page of at most limit keys. Keys
 // past the shortest cut-off of a page that has More are left for the next
 // page, so that no key is skipped.
-func mergeScan(pages []bus.ScanResponse, limit int) bus.ScanResponse {
-	var all []bus.Entry
+func mergeScan(pages []wire.ScanResponse, limit int) wire.ScanResponse {
+	var all []wire.Entry
 	cut := ""
 	for _, p := range pages {
 		all = append(all, p.Entries...)
@@ -249,24 +249,24 @@ func mergeScan(pages []bus.ScanResponse, limit int) bus.ScanResponse {
 			}
 		}
 	}
-	slices.SortFunc(all, func(a, b bus.Entry) int { return strings.Compare(a.Key, b.Key) })
+	slices.SortFunc(all, func(a, b wire.Entry) int { return strings.Compare(a.Key, b.Key) })
 	more := cut != ""
 	if more {
-		end, _ := slices.BinarySearchFunc(all, cut, func(e bus.Entry, k string) int { return strings.Compare(e.Key, k) })
+		end, _ := slices.BinarySearchFunc(all, cut, func(e wire.Entry, k string) int { return strings.Compare(e.Key, k) })
 		all = all[:end+1]
 	}
 	if len(all) > limit {
 		all, more = all[:limit], true
 	}
-	return bus.ScanResponse{Entries: all, More: more}
+	return wire.ScanResponse{Entries: all, More: more}
 }
 
-func (n *Node) respondScan(req micro.Request, resp bus.ScanResponse) { n.respondMsgpack(req, &resp) }
+func (n *Node) respondScan(req micro.Request, resp wire.ScanResponse) { n.respondMsgpack(req, &resp) }
 
 func (n *Node) respondMsgpack(req micro.Request, v any) {
-	data, err := bus.Marshal(v)
+	data, err := wire.Marshal(v)
 	if err != nil {
-		respondError(req, &apiError{code: bus.CodeInternal, msg: err.Error()})
+		respondError(req, &apiError{code: wire.CodeInternal, msg: err.Error()})
 		return
 	}
 	if int64(len(data)) > n.maxPayload {

@@ -5,23 +5,23 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/micro"
-	"github.com/roostkv/roost/bus"
+	"github.com/roostkv/roost/bus/wire"
 )
 
 // The NATS text API: roost.get|set|del.<key>, options in Roost-* headers,
 // errors as NATS micro error headers with an empty body (docs/PROTOCOL.md).
-// Each request becomes one bus.Request, executed here or at its partition's
+// Each request becomes one wire.Request, executed here or at its partition's
 // primary.
 
 func (n *Node) handleGet(req micro.Request) {
 	key, _ := n.subj.TextKey("get", req.Subject())
-	n.serveText(req, bus.Request{Op: bus.OpGet, Key: key}, "")
+	n.serveText(req, wire.Request{Op: wire.OpGet, Key: key}, "")
 }
 
 func (n *Node) handleSet(req micro.Request) {
 	key, _ := n.subj.TextKey("set", req.Subject())
 	h := req.Headers()
-	op := bus.Request{Op: bus.OpSet, Key: key, Value: clone(req.Data())}
+	op := wire.Request{Op: wire.OpSet, Key: key, Value: clone(req.Data())}
 	ttl, err := parseTTL(h.Get(hdrTTL))
 	if err != nil {
 		respondError(req, err)
@@ -44,7 +44,7 @@ func (n *Node) handleSet(req micro.Request) {
 func (n *Node) handleDel(req micro.Request) {
 	key, _ := n.subj.TextKey("del", req.Subject())
 	h := req.Headers()
-	op := bus.Request{Op: bus.OpDel, Key: key}
+	op := wire.Request{Op: wire.OpDel, Key: key}
 	var err error
 	if op.CAS, err = parseCAS(h.Get(hdrCAS)); err != nil {
 		respondError(req, err)
@@ -57,7 +57,7 @@ func (n *Node) handleDel(req micro.Request) {
 // node leads op's partition, from a goroutine of its own when the operation
 // must be forwarded or waits for the replicas (ack=all), so the subscription
 // keeps serving meanwhile.
-func (n *Node) serveText(req micro.Request, op bus.Request, ack string) {
+func (n *Node) serveText(req micro.Request, op wire.Request, ack string) {
 	mode, err := parseAck(ack)
 	if err != nil {
 		respondError(req, err)
@@ -72,7 +72,7 @@ func (n *Node) serveText(req micro.Request, op bus.Request, ack string) {
 	case !local:
 		d := n.detach(req)
 		n.async.Go(func() { respondText(d, &op, n.forwardOne(p, op, ack)) })
-	case mode == bus.AckAll && op.Op != bus.OpGet:
+	case mode == wire.AckAll && op.Op != wire.OpGet:
 		// It waits for the replicas: not on the subscription's goroutine.
 		d := n.detach(req)
 		n.async.Go(func() { respondText(d, &op, n.apply(&op, ack)) })
@@ -82,13 +82,13 @@ func (n *Node) serveText(req micro.Request, op bus.Request, ack string) {
 }
 
 // respondText writes a Result as a text-API reply.
-func respondText(req micro.Request, op *bus.Request, r bus.Result) {
-	if r.Code != bus.CodeOK {
+func respondText(req micro.Request, op *wire.Request, r wire.Result) {
+	if r.Code != wire.CodeOK {
 		_ = req.Error(strconv.Itoa(int(r.Code)), r.Error, nil)
 		return
 	}
 	h := micro.Headers{hdrVersion: {strconv.FormatUint(r.Version, 10)}}
-	if op.Op == bus.OpGet {
+	if op.Op == wire.OpGet {
 		h[hdrFlags] = []string{strconv.FormatUint(r.Flags, 10)}
 		if r.Expires != 0 {
 			h[hdrExpires] = []string{time.UnixMilli(r.Expires).UTC().Format(time.RFC3339Nano)}

@@ -16,7 +16,7 @@ import (
 )
 
 // The change feed. Every change a node's store applies (a set, or a delete
-// of a present key) is announced once on bus.Subjects.Changes by that node:
+// of a present key) is announced once on wire.Subjects.Changes by that node:
 // the primary of the key's partition, since writes are applied there. Every
 // node listens to the feed for two reasons:
 //

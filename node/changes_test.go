@@ -15,7 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/roostkv/roost/actors/store"
-	"github.com/roostkv/roost/bus"
+	"github.com/roostkv/roost/bus/wire"
 )
 
 func TestChangeEncodingDecodes(t *testing.T) {
@@ -56,7 +56,7 @@ func TestChangeEncodingDecodes(t *testing.T) {
 	}
 	// Another encoder's msgpack (here, maps with the version as a short
 	// integer) is not read in place, but decodes, also after changes that are.
-	other, err := bus.Marshal(map[string]any{"k": "k", "ver": 7, "del": true})
+	other, err := wire.Marshal(map[string]any{"k": "k", "ver": 7, "del": true})
 	if err != nil {
 		t.Fatal(err)
 	}

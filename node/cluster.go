@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/roostkv/roost/actors/membership"
-	"github.com/roostkv/roost/node/partition"
+	"github.com/roostkv/roost/partition"
 )
 
 // routing is what the API front routes by: one membership view and the

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/roostkv/roost/bus"
+	"github.com/roostkv/roost/bus/wire"
 )
 
 // ErrConfig is the error of an invalid Config.
@@ -95,7 +95,7 @@ func DefaultConfig() Config {
 		MaxValue:      DefaultMaxValue,
 		MaxKey:        DefaultMaxKey,
 		Role:          RoleServer,
-		Prefix:        bus.DefaultPrefix,
+		Prefix:        wire.DefaultPrefix,
 		SweepInterval: time.Second,
 
 		HeartbeatInterval: 500 * time.Millisecond,

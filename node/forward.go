@@ -11,13 +11,13 @@ import (
 	"github.com/nats-io/nats.go/micro"
 	"github.com/roostkv/roost/actors/replicator"
 	"github.com/roostkv/roost/actors/store"
-	"github.com/roostkv/roost/bus"
-	"github.com/roostkv/roost/node/partition"
+	"github.com/roostkv/roost/bus/wire"
+	"github.com/roostkv/roost/partition"
 )
 
 // Forwarding: a node that is not the primary of an operation's partition
 // sends it, as a one-partition BatchRequest, to the partition's subject
-// (bus.Subjects.PartitionBatch), which only the primary subscribes to in its
+// (wire.Subjects.PartitionBatch), which only the primary subscribes to in its
 // own view. The primary never forwards again, so a request crosses at most
 // one hop. While a view change is in flight the subject may have no
 // subscriber, or the receiver may have just let go of the partition; the
@@ -38,9 +38,9 @@ const forwardAttempt = time.Second
 // out: only reads. A write that timed out may have been applied, and
 // applying it again later could undo a write made in between; it fails
 // with 503 (outcome unknown) instead.
-func retrySafe(ops []bus.Request) bool {
+func retrySafe(ops []wire.Request) bool {
 	for i := range ops {
-		if ops[i].Op != bus.OpGet {
+		if ops[i].Op != wire.OpGet {
 			return false
 		}
 	}
@@ -65,8 +65,8 @@ func (n *Node) leadsSyncing(p int) bool {
 }
 
 // applyAll applies ops, all of a partition this node leads, one by one.
-func (n *Node) applyAll(ops []bus.Request, ack string) []bus.Result {
-	results := make([]bus.Result, len(ops))
+func (n *Node) applyAll(ops []wire.Request, ack string) []wire.Result {
+	results := make([]wire.Result, len(ops))
 	for i := range ops {
 		results[i] = n.apply(&ops[i], ack)
 	}
@@ -74,8 +74,8 @@ func (n *Node) applyAll(ops []bus.Request, ack string) []bus.Result {
 }
 
 // forwardOne forwards a single operation and returns its result.
-func (n *Node) forwardOne(p int, op bus.Request, ack string) bus.Result {
-	results, err := n.forward(p, []bus.Request{op}, ack)
+func (n *Node) forwardOne(p int, op wire.Request, ack string) wire.Result {
+	results, err := n.forward(p, []wire.Request{op}, ack)
 	if err != nil {
 		return errResult(err)
 	}
@@ -84,13 +84,13 @@ func (n *Node) forwardOne(p int, op bus.Request, ack string) bus.Result {
 
 // forward sends ops, all of partition p, to p's primary and returns their
 // results in order.
-func (n *Node) forward(p int, ops []bus.Request, ack string) ([]bus.Result, error) {
+func (n *Node) forward(p int, ops []wire.Request, ack string) ([]wire.Result, error) {
 	if n.leadsSyncing(p) && n.awaitPartition(p) == nil {
 		// This node leads p and has just pulled it in: no trip over the
 		// bus back to itself.
 		return n.applyAll(ops, ack), nil
 	}
-	data, err := bus.Marshal(&bus.BatchRequest{Ops: ops, Ack: ack})
+	data, err := wire.Marshal(&wire.BatchRequest{Ops: ops, Ack: ack})
 	if err != nil {
 		return nil, err
 	}
@@ -107,12 +107,12 @@ func (n *Node) forward(p int, ops []bus.Request, ack string) ([]bus.Result, erro
 		acancel()
 		switch {
 		case err == nil && resp.Header.Get(micro.ErrorCodeHeader) == "":
-			var br bus.BatchResponse
-			if err := bus.Unmarshal(resp.Data, &br); err != nil || len(br.Results) != len(ops) {
-				return nil, &apiError{code: bus.CodeInternal, msg: "malformed reply from the primary of partition " + strconv.Itoa(p)}
+			var br wire.BatchResponse
+			if err := wire.Unmarshal(resp.Data, &br); err != nil || len(br.Results) != len(ops) {
+				return nil, &apiError{code: wire.CodeInternal, msg: "malformed reply from the primary of partition " + strconv.Itoa(p)}
 			}
 			return br.Results, nil
-		case err == nil && resp.Header.Get(micro.ErrorCodeHeader) != strconv.Itoa(bus.CodeUnavailable):
+		case err == nil && resp.Header.Get(micro.ErrorCodeHeader) != strconv.Itoa(wire.CodeUnavailable):
 			code, _ := strconv.Atoi(resp.Header.Get(micro.ErrorCodeHeader))
 			return nil, &apiError{code: code, msg: resp.Header.Get(micro.ErrorHeader)}
 		case err != nil && retry && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded):
@@ -120,9 +120,9 @@ func (n *Node) forward(p int, ops []bus.Request, ack string) ([]bus.Result, erro
 			// drops a queue message whose member left meanwhile): again.
 		case err != nil && !errors.Is(err, nats.ErrNoResponders):
 			if ctx.Err() != nil {
-				return nil, &apiError{code: bus.CodeUnavailable, msg: "partition " + strconv.Itoa(p) + "'s primary did not answer in time"}
+				return nil, &apiError{code: wire.CodeUnavailable, msg: "partition " + strconv.Itoa(p) + "'s primary did not answer in time"}
 			}
-			return nil, &apiError{code: bus.CodeUnavailable, msg: err.Error()}
+			return nil, &apiError{code: wire.CodeUnavailable, msg: err.Error()}
 		}
 		// No primary right now, or it just let go: wait for the view to settle.
 		select {
@@ -141,12 +141,12 @@ func (n *Node) forward(p int, ops []bus.Request, ack string) ([]bus.Result, erro
 // subject: applied here if this node leads the partition in its own view,
 // else a 503 so that the forwarder retries.
 func (n *Node) handlePartitionBatch(msg *nats.Msg) {
-	var br bus.BatchRequest
-	if err := bus.Unmarshal(msg.Data, &br); err != nil {
+	var br wire.BatchRequest
+	if err := wire.Unmarshal(msg.Data, &br); err != nil {
 		respondMsgError(msg, errBadRequest("malformed batch: %v", err))
 		return
 	}
-	if br.Ack == bus.AckAll {
+	if br.Ack == wire.AckAll {
 		// It waits for the replicas: not on the subscription's goroutine.
 		n.async.Go(func() { n.servePartitionBatch(msg, &br) })
 		return
@@ -155,7 +155,7 @@ func (n *Node) handlePartitionBatch(msg *nats.Msg) {
 }
 
 // servePartitionBatch executes a forwarded batch and answers it.
-func (n *Node) servePartitionBatch(msg *nats.Msg, br *bus.BatchRequest) {
+func (n *Node) servePartitionBatch(msg *nats.Msg, br *wire.BatchRequest) {
 	local := map[int][]int{}
 	for i := range br.Ops {
 		p, here := n.locate(br.Ops[i].Key)
@@ -165,14 +165,14 @@ func (n *Node) servePartitionBatch(msg *nats.Msg, br *bus.BatchRequest) {
 			here = true
 		}
 		if !here {
-			respondMsgError(msg, &apiError{code: bus.CodeUnavailable, msg: "not the primary of this partition any more"})
+			respondMsgError(msg, &apiError{code: wire.CodeUnavailable, msg: "not the primary of this partition any more"})
 			return
 		}
 		local[p] = append(local[p], i)
 	}
-	resp := bus.BatchResponse{Results: make([]bus.Result, len(br.Ops))}
+	resp := wire.BatchResponse{Results: make([]wire.Result, len(br.Ops))}
 	n.executeLocal(local, br.Ops, br.Ack, resp.Results)
-	data, err := bus.Marshal(&resp)
+	data, err := wire.Marshal(&resp)
 	if err != nil {
 		respondMsgError(msg, err)
 		return
@@ -193,7 +193,7 @@ func respondMsgError(msg *nats.Msg, err error) {
 // replicator write: their log entries travel to the replicas in one message,
 // and with ack=all the batch waits for every partition's acks at once. Lone
 // ops, and partitions that moved meanwhile, go the way of a single op.
-func (n *Node) executeLocal(local map[int][]int, ops []bus.Request, ack string, results []bus.Result) {
+func (n *Node) executeLocal(local map[int][]int, ops []wire.Request, ack string, results []wire.Result) {
 	type submitted struct {
 		p       int
 		idx     []int
@@ -230,9 +230,9 @@ func (n *Node) executeLocal(local map[int][]int, ops []bus.Request, ack string, 
 
 // failWrites turns the results of the writes among idx that succeeded into
 // err: applied, but not confirmed by every replica (ack=all).
-func (n *Node) failWrites(p int, idx []int, ops []bus.Request, err error, results []bus.Result) {
+func (n *Node) failWrites(p int, idx []int, ops []wire.Request, err error, results []wire.Result) {
 	for _, i := range idx {
-		if results[i].Code == bus.CodeOK && ops[i].Op != bus.OpGet {
+		if results[i].Code == wire.CodeOK && ops[i].Op != wire.OpGet {
 			results[i] = errResult(n.replicationError(p, err))
 		}
 	}
@@ -240,8 +240,8 @@ func (n *Node) failWrites(p int, idx []int, ops []bus.Request, err error, result
 
 // executeBatch runs ops in order semantics per key: local ones here, the
 // others forwarded per partition, concurrently.
-func (n *Node) executeBatch(ops []bus.Request, ack string) []bus.Result {
-	results := make([]bus.Result, len(ops))
+func (n *Node) executeBatch(ops []wire.Request, ack string) []wire.Result {
+	results := make([]wire.Result, len(ops))
 	remote := map[int][]int{} // partition -> indexes of its ops
 	local := map[int][]int{}
 	for i := range ops {
@@ -260,7 +260,7 @@ func (n *Node) executeBatch(ops []bus.Request, ack string) []bus.Result {
 	var wg sync.WaitGroup
 	for p, idx := range remote {
 		wg.Go(func() {
-			part := make([]bus.Request, len(idx))
+			part := make([]wire.Request, len(idx))
 			for j, i := range idx {
 				part[j] = ops[i]
 			}

@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/roostkv/roost/bus"
+	"github.com/roostkv/roost/bus/wire"
 )
 
 // The consul KV API (docs/http.md), served as consul documents it so that
@@ -112,8 +112,8 @@ func (n *Node) httpKVPut(w http.ResponseWriter, r *http.Request) {
 
 // putRequest checks a PUT's key and parameters and returns its set, without
 // the value yet.
-func (n *Node) putRequest(r *http.Request) (bus.Request, error) {
-	op := bus.Request{Op: bus.OpSet, Key: r.PathValue("key")}
+func (n *Node) putRequest(r *http.Request) (wire.Request, error) {
+	op := wire.Request{Op: wire.OpSet, Key: r.PathValue("key")}
 	params := r.URL.Query()
 	if err := n.checkKey(op.Key); err != nil {
 		return op, err
@@ -160,7 +160,7 @@ func (n *Node) httpKVDelete(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, true)
 		return
 	}
-	op := bus.Request{Op: bus.OpDel, Key: key}
+	op := wire.Request{Op: wire.OpDel, Key: key}
 	err := n.checkKey(key)
 	if err == nil {
 		op.CAS, err = queryCAS(params)
@@ -174,12 +174,12 @@ func (n *Node) httpKVDelete(w http.ResponseWriter, r *http.Request) {
 
 // writeKV applies one write through the node's routing and answers as
 // consul does: true, or false when a CAS did not hold.
-func (n *Node) writeKV(w http.ResponseWriter, op bus.Request) {
-	res := n.executeBatch([]bus.Request{op}, "")[0]
+func (n *Node) writeKV(w http.ResponseWriter, op wire.Request) {
+	res := n.executeBatch([]wire.Request{op}, "")[0]
 	switch res.Code {
-	case bus.CodeOK:
+	case wire.CodeOK:
 		writeJSON(w, http.StatusOK, true)
-	case bus.CodeConflict:
+	case wire.CodeConflict:
 		writeJSON(w, http.StatusOK, false)
 	default:
 		http.Error(w, res.Error, int(res.Code))
@@ -195,12 +195,12 @@ func (n *Node) deleteTree(r *http.Request, prefix string) error {
 		return err
 	}
 	for chunk := range slices.Chunk(res.entries, maxBatchOps) {
-		ops := make([]bus.Request, len(chunk))
+		ops := make([]wire.Request, len(chunk))
 		for i, e := range chunk {
-			ops[i] = bus.Request{Op: bus.OpDel, Key: e.Key}
+			ops[i] = wire.Request{Op: wire.OpDel, Key: e.Key}
 		}
 		for _, res := range n.executeBatch(ops, "") {
-			if res.Code != bus.CodeOK {
+			if res.Code != wire.CodeOK {
 				return &apiError{code: int(res.Code), msg: res.Error}
 			}
 		}

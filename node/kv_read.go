@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 	"github.com/roostkv/roost/actors/store"
-	"github.com/roostkv/roost/bus"
+	"github.com/roostkv/roost/bus/wire"
 )
 
 // KV reads for the consul API. One key is read at its partition's primary,
@@ -59,7 +59,7 @@ func (n *Node) startKV() error {
 // serveKV answers a kvRequest from another node.
 func (n *Node) serveKV(m *nats.Msg) {
 	var req kvRequest
-	if err := bus.Unmarshal(m.Data, &req); err != nil {
+	if err := wire.Unmarshal(m.Data, &req); err != nil {
 		respondMsgError(m, errBadRequest("malformed KV request: %v", err))
 		return
 	}
@@ -68,12 +68,12 @@ func (n *Node) serveKV(m *nats.Msg) {
 		resp = n.localKVPage(req)
 	} else {
 		if _, local := n.locate(req.Key); !local {
-			respondMsgError(m, &apiError{code: bus.CodeUnavailable, msg: "not the primary of this key's partition any more"})
+			respondMsgError(m, &apiError{code: wire.CodeUnavailable, msg: "not the primary of this key's partition any more"})
 			return
 		}
 		resp = n.localKVKey(req.Key, req.Observe)
 	}
-	data, err := bus.Marshal(&resp)
+	data, err := wire.Marshal(&resp)
 	if err != nil {
 		respondMsgError(m, err)
 		return
@@ -84,12 +84,12 @@ func (n *Node) serveKV(m *nats.Msg) {
 // serveIndex answers an indexRequest from another node.
 func (n *Node) serveIndex(m *nats.Msg) {
 	var req indexRequest
-	if err := bus.Unmarshal(m.Data, &req); err != nil {
+	if err := wire.Unmarshal(m.Data, &req); err != nil {
 		respondMsgError(m, errBadRequest("malformed index request: %v", err))
 		return
 	}
 	n.observe(req.Observe)
-	data, err := bus.Marshal(&indexResponse{Index: n.store.MaxVersion(req.Prefix)})
+	data, err := wire.Marshal(&indexResponse{Index: n.store.MaxVersion(req.Prefix)})
 	if err != nil {
 		respondMsgError(m, err)
 		return
@@ -166,7 +166,7 @@ func (n *Node) kvKey(ctx context.Context, key string, observe uint64) (kvRespons
 		if id := n.primaryID(p); id != "" {
 			err = n.askNode(ctx, n.subj.NodeKV(id), &req, &resp)
 		}
-		if codeOf(err) != bus.CodeUnavailable || ctx.Err() != nil {
+		if codeOf(err) != wire.CodeUnavailable || ctx.Err() != nil {
 			return resp, err
 		}
 		// No primary right now, or it just let go: wait for the view to settle.
@@ -205,12 +205,12 @@ func (n *Node) kvPeers() ([]peer, error) {
 		}
 		id := r.ids[name]
 		if id == "" {
-			return nil, &apiError{code: bus.CodeUnavailable, msg: "node " + name + " is not reachable right now; retry shortly"}
+			return nil, &apiError{code: wire.CodeUnavailable, msg: "node " + name + " is not reachable right now; retry shortly"}
 		}
 		peers = append(peers, peer{name: name, id: id})
 	}
 	if len(peers) == 0 {
-		return nil, &apiError{code: bus.CodeUnavailable, msg: "no server node is alive to hold data"}
+		return nil, &apiError{code: wire.CodeUnavailable, msg: "no server node is alive to hold data"}
 	}
 	return peers, nil
 }
@@ -306,7 +306,7 @@ func gather(peers []peer, fn func(i int, p peer) error) error {
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return &apiError{code: bus.CodeUnavailable, msg: err.Error()}
+		return &apiError{code: wire.CodeUnavailable, msg: err.Error()}
 	}
 	return nil
 }
@@ -314,25 +314,25 @@ func gather(peers []peer, fn func(i int, p peer) error) error {
 // askNode sends req to another node's subject and decodes its answer into
 // resp. No answer, or none in time, is a 503; an error reply keeps its code.
 func (n *Node) askNode(ctx context.Context, subject string, req, resp any) error {
-	data, err := bus.Marshal(req)
+	data, err := wire.Marshal(req)
 	if err != nil {
 		return err
 	}
 	msg, err := n.bus.Conn().RequestWithContext(ctx, subject, data)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
-		return &apiError{code: bus.CodeUnavailable, msg: "no answer from the node: it left or is restarting"}
+		return &apiError{code: wire.CodeUnavailable, msg: "no answer from the node: it left or is restarting"}
 	case err != nil && ctx.Err() != nil:
-		return &apiError{code: bus.CodeUnavailable, msg: "the node did not answer in time"}
+		return &apiError{code: wire.CodeUnavailable, msg: "the node did not answer in time"}
 	case err != nil:
-		return &apiError{code: bus.CodeUnavailable, msg: err.Error()}
+		return &apiError{code: wire.CodeUnavailable, msg: err.Error()}
 	}
 	if code := msg.Header.Get(micro.ErrorCodeHeader); code != "" {
 		c, _ := strconv.Atoi(code)
 		return &apiError{code: c, msg: msg.Header.Get(micro.ErrorHeader)}
 	}
-	if err := bus.Unmarshal(msg.Data, resp); err != nil {
-		return &apiError{code: bus.CodeInternal, msg: "malformed reply from a node: " + err.Error()}
+	if err := wire.Unmarshal(msg.Data, resp); err != nil {
+		return &apiError{code: wire.CodeInternal, msg: "malformed reply from a node: " + err.Error()}
 	}
 	return nil
 }

@@ -1,6 +1,6 @@
 package node
 
-// Payloads of the nodes' own KV subjects (bus.Subjects.NodeKV and
+// Payloads of the nodes' own KV subjects (wire.Subjects.NodeKV and
 // NodeIndex), msgpack like the binary API. Only nodes speak them: they
 // serve the consul KV API of whichever node a client asked.
 

@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/roostkv/roost/actors/membership"
-	"github.com/roostkv/roost/bus"
+	"github.com/roostkv/roost/bus/wire"
 )
 
 // Metrics: one Prometheus registry per node (never the global one), served
@@ -52,15 +52,15 @@ func resultOf(err error) opResult {
 		return resOK
 	}
 	switch codeOf(err) {
-	case bus.CodeNotFound:
+	case wire.CodeNotFound:
 		return resNotFound
-	case bus.CodeConflict:
+	case wire.CodeConflict:
 		return resConflict
-	case bus.CodeBadRequest:
+	case wire.CodeBadRequest:
 		return resBadRequest
-	case bus.CodeTooLarge:
+	case wire.CodeTooLarge:
 		return resTooLarge
-	case bus.CodeUnavailable:
+	case wire.CodeUnavailable:
 		return resUnavailable
 	}
 	return resError

@@ -19,6 +19,7 @@ import (
 	"github.com/roostkv/roost/actors/replicator"
 	"github.com/roostkv/roost/actors/store"
 	"github.com/roostkv/roost/bus"
+	"github.com/roostkv/roost/bus/wire"
 )
 
 // Version is the Roost release, reported by the micro service and status.
@@ -29,7 +30,7 @@ type Node struct {
 	cfg  Config
 	id   string // unique per start of the process
 	log  *slog.Logger
-	subj bus.Subjects
+	subj wire.Subjects
 
 	bus        *bus.Bus
 	store      *store.Store
@@ -70,7 +71,7 @@ func New(cfg Config) (*Node, error) {
 		cfg:      cfg,
 		id:       nuid.Next(),
 		log:      log.With("node", cfg.Name),
-		subj:     bus.NewSubjects(cfg.Prefix),
+		subj:     wire.NewSubjects(cfg.Prefix),
 		ready:    make(chan struct{}),
 		partSubs: map[int]*nats.Subscription{},
 	}
@@ -149,7 +150,7 @@ func (n *Node) Start() (err error) {
 // startService registers the NATS APIs as the micro service "roost".
 func (n *Node) startService() error {
 	svc, err := micro.AddService(n.bus.Conn(), micro.Config{
-		Name:        bus.ServiceName,
+		Name:        wire.ServiceName,
 		Version:     Version,
 		Description: "Roost distributed in-memory cache",
 		Metadata:    map[string]string{"node": n.cfg.Name, "node_id": n.id},

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/roostkv/roost/actors/store"
-	"github.com/roostkv/roost/bus"
+	"github.com/roostkv/roost/bus/wire"
 )
 
 // The operations every API (NATS text, NATS binary, HTTP) goes through, so
@@ -100,13 +100,13 @@ func explain(err error, key string, checkCAS bool, cas uint64) error {
 	switch {
 	case err == nil:
 		return nil
-	case code == bus.CodeNotFound:
+	case code == wire.CodeNotFound:
 		return &apiError{code: code, msg: fmt.Sprintf("key %q not found", key)}
-	case code == bus.CodeConflict && checkCAS && cas == 0:
+	case code == wire.CodeConflict && checkCAS && cas == 0:
 		return &apiError{code: code, msg: fmt.Sprintf("key %q exists (CAS 0 means only if absent)", key)}
-	case code == bus.CodeConflict:
+	case code == wire.CodeConflict:
 		return &apiError{code: code, msg: fmt.Sprintf("key %q is not at version %d (CAS mismatch)", key, cas)}
-	case code == bus.CodeTooLarge:
+	case code == wire.CodeTooLarge:
 		return &apiError{code: code, msg: fmt.Sprintf("key %q: entry is larger than a store shard's share of --max-memory", key)}
 	}
 	return &apiError{code: code, msg: err.Error()}
@@ -116,17 +116,17 @@ func explain(err error, key string, checkCAS bool, cas uint64) error {
 func storeCode(err error) int {
 	switch {
 	case err == nil:
-		return bus.CodeOK
+		return wire.CodeOK
 	case errors.Is(err, store.ErrNotFound):
-		return bus.CodeNotFound
+		return wire.CodeNotFound
 	case errors.Is(err, store.ErrCASMismatch):
-		return bus.CodeConflict
+		return wire.CodeConflict
 	case errors.Is(err, store.ErrTooLarge):
-		return bus.CodeTooLarge
+		return wire.CodeTooLarge
 	case errors.Is(err, store.ErrInvalid):
-		return bus.CodeBadRequest
+		return wire.CodeBadRequest
 	case errors.Is(err, store.ErrStopped):
-		return bus.CodeUnavailable
+		return wire.CodeUnavailable
 	}
-	return bus.CodeInternal
+	return wire.CodeInternal
 }

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/roostkv/roost/bus"
+	"github.com/roostkv/roost/bus/wire"
 )
 
 // Headers of the NATS text API.
@@ -29,11 +29,11 @@ type apiError struct {
 func (e *apiError) Error() string { return e.msg }
 
 func errBadRequest(format string, args ...any) error {
-	return &apiError{code: bus.CodeBadRequest, msg: fmt.Sprintf(format, args...)}
+	return &apiError{code: wire.CodeBadRequest, msg: fmt.Sprintf(format, args...)}
 }
 
 func errTooLarge(format string, args ...any) error {
-	return &apiError{code: bus.CodeTooLarge, msg: fmt.Sprintf(format, args...)}
+	return &apiError{code: wire.CodeTooLarge, msg: fmt.Sprintf(format, args...)}
 }
 
 // codeOf maps any error of the API path to its status code.
@@ -94,10 +94,10 @@ func parseUint(header, s string) (uint64, error) {
 // parseAck checks an ack mode; "" means the default, primary.
 func parseAck(s string) (string, error) {
 	switch strings.TrimSpace(s) {
-	case "", bus.AckPrimary:
-		return bus.AckPrimary, nil
-	case bus.AckAll:
-		return bus.AckAll, nil
+	case "", wire.AckPrimary:
+		return wire.AckPrimary, nil
+	case wire.AckAll:
+		return wire.AckAll, nil
 	}
-	return "", errBadRequest("bad ack mode %q: want %q or %q", s, bus.AckPrimary, bus.AckAll)
+	return "", errBadRequest("bad ack mode %q: want %q or %q", s, wire.AckPrimary, wire.AckAll)
 }

@@ -8,8 +8,8 @@ import (
 
 	"github.com/roostkv/roost/actors/replicator"
 	"github.com/roostkv/roost/actors/store"
-	"github.com/roostkv/roost/bus"
-	"github.com/roostkv/roost/node/partition"
+	"github.com/roostkv/roost/bus/wire"
+	"github.com/roostkv/roost/partition"
 )
 
 // Writes go through the replicator (actors/replicator): it applies them to
@@ -57,7 +57,7 @@ func (n *Node) ReplicationLag() replicator.Lag {
 
 // ackMode converts a parsed ack header.
 func ackMode(ack string) replicator.AckMode {
-	if ack == bus.AckAll {
+	if ack == wire.AckAll {
 		return replicator.AckAll
 	}
 	return replicator.AckPrimary
@@ -85,13 +85,13 @@ func (n *Node) replicationError(p int, err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, replicator.ErrNotReady), errors.Is(err, context.DeadlineExceeded):
-		return &apiError{code: bus.CodeUnavailable, msg: fmt.Sprintf("partition %d is still syncing on its new primary; retry shortly", p)}
+		return &apiError{code: wire.CodeUnavailable, msg: fmt.Sprintf("partition %d is still syncing on its new primary; retry shortly", p)}
 	case errors.Is(err, replicator.ErrNotPrimary):
-		return &apiError{code: bus.CodeUnavailable, msg: fmt.Sprintf("partition %d is moving to another primary; retry shortly", p)}
+		return &apiError{code: wire.CodeUnavailable, msg: fmt.Sprintf("partition %d is moving to another primary; retry shortly", p)}
 	case errors.Is(err, replicator.ErrAckTimeout):
-		return &apiError{code: bus.CodeUnavailable, msg: fmt.Sprintf("ack=all: the primary applied the write but not every live owner of partition %d did within %s; it may or may not survive a failure of the primary", p, n.ackTimeout())}
+		return &apiError{code: wire.CodeUnavailable, msg: fmt.Sprintf("ack=all: the primary applied the write but not every live owner of partition %d did within %s; it may or may not survive a failure of the primary", p, n.ackTimeout())}
 	case errors.Is(err, replicator.ErrStopped):
-		return &apiError{code: bus.CodeUnavailable, msg: "the node is stopping"}
+		return &apiError{code: wire.CodeUnavailable, msg: "the node is stopping"}
 	}
 	return err
 }

@@ -7,18 +7,18 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/roostkv/roost/bus"
+	"github.com/roostkv/roost/bus/wire"
 )
 
-func entries(keys ...string) []bus.Entry {
-	out := make([]bus.Entry, len(keys))
+func entries(keys ...string) []wire.Entry {
+	out := make([]wire.Entry, len(keys))
 	for i, k := range keys {
-		out[i] = bus.Entry{Key: k}
+		out[i] = wire.Entry{Key: k}
 	}
 	return out
 }
 
-func keysOf(es []bus.Entry) string {
+func keysOf(es []wire.Entry) string {
 	var ks []string
 	for _, e := range es {
 		ks = append(ks, e.Key)
@@ -29,16 +29,16 @@ func keysOf(es []bus.Entry) string {
 func TestMergeScan(t *testing.T) {
 	tests := []struct {
 		name  string
-		pages []bus.ScanResponse
+		pages []wire.ScanResponse
 		limit int
 		want  string
 		more  bool
 	}{
-		{"all complete", []bus.ScanResponse{{Entries: entries("a", "d")}, {Entries: entries("b", "c")}}, 10, "a,b,c,d", false},
-		{"limit cuts", []bus.ScanResponse{{Entries: entries("a", "d")}, {Entries: entries("b", "c")}}, 3, "a,b,c", true},
-		{"a short page bounds the merge", []bus.ScanResponse{{Entries: entries("a", "b"), More: true}, {Entries: entries("c", "d")}}, 10, "a,b", true},
-		{"shortest cut wins", []bus.ScanResponse{{Entries: entries("a", "e"), More: true}, {Entries: entries("b", "c"), More: true}, {Entries: entries("d")}}, 10, "a,b,c", true},
-		{"empty", []bus.ScanResponse{{}, {}}, 10, "", false},
+		{"all complete", []wire.ScanResponse{{Entries: entries("a", "d")}, {Entries: entries("b", "c")}}, 10, "a,b,c,d", false},
+		{"limit cuts", []wire.ScanResponse{{Entries: entries("a", "d")}, {Entries: entries("b", "c")}}, 3, "a,b,c", true},
+		{"a short page bounds the merge", []wire.ScanResponse{{Entries: entries("a", "b"), More: true}, {Entries: entries("c", "d")}}, 10, "a,b", true},
+		{"shortest cut wins", []wire.ScanResponse{{Entries: entries("a", "e"), More: true}, {Entries: entries("b", "c"), More: true}, {Entries: entries("d")}}, 10, "a,b,c", true},
+		{"empty", []wire.ScanResponse{{}, {}}, 10, "", false},
 	}
 	for _, tt := range tests {
 		got := mergeScan(tt.pages, tt.limit)
@@ -65,19 +65,19 @@ func TestMergeScanPagesThroughEverything(t *testing.T) {
 		slices.Sort(nodes[i])
 	}
 	slices.Sort(all)
-	page := func(keys []string, after string, limit int) bus.ScanResponse {
+	page := func(keys []string, after string, limit int) wire.ScanResponse {
 		i, _ := slices.BinarySearch(keys, after)
 		if i < len(keys) && keys[i] == after {
 			i++
 		}
 		end := min(i+limit, len(keys))
-		return bus.ScanResponse{Entries: entries(keys[i:end]...), More: end < len(keys)}
+		return wire.ScanResponse{Entries: entries(keys[i:end]...), More: end < len(keys)}
 	}
 	for _, limit := range []int{1, 7, 64, 1000} {
 		var got []string
 		after := ""
 		for range 10000 {
-			pages := make([]bus.ScanResponse, len(nodes))
+			pages := make([]wire.ScanResponse, len(nodes))
 			for i, keys := range nodes {
 				pages[i] = page(keys, after, limit)
 			}

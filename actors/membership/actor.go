@@ -12,7 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/roostkv/roost/actors"
-	"github.com/roostkv/roost/bus"
+	"github.com/roostkv/roost/bus/wire"
 )
 
 const (
@@ -147,7 +147,7 @@ func (m *Membership) run(ctx context.Context) error {
 // onBusMessage decodes a heartbeat and steps on it.
 func (m *Membership) onBusMessage(msg *nats.Msg) {
 	var b Heartbeat
-	if err := bus.Unmarshal(msg.Data, &b); err != nil {
+	if err := wire.Unmarshal(msg.Data, &b); err != nil {
 		m.warn("undecodable heartbeat ignored", "err", err, "bytes", len(msg.Data))
 		return
 	}
@@ -181,7 +181,7 @@ func (m *Membership) publish(b *Heartbeat) error {
 	if p := m.extra.Load(); p != nil {
 		b.Extra = *p
 	}
-	data, err := bus.Marshal(b)
+	data, err := wire.Marshal(b)
 	if err == nil {
 		err = m.cfg.Conn.Publish(m.subject, data)
 	}

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/roostkv/roost/bus"
+	"github.com/roostkv/roost/bus/wire"
 )
 
 // ErrConfig is wrapped by every error of Config.Validate.
@@ -56,8 +56,8 @@ type Config struct {
 	// Required. Membership does not close it.
 	Conn *nats.Conn
 	// Subjects names the heartbeat subject (Subjects.Heartbeat). Required:
-	// build it with bus.NewSubjects.
-	Subjects bus.Subjects
+	// build it with wire.NewSubjects.
+	Subjects wire.Subjects
 	// Logger receives joins, departures and refusals. nil = slog.Default().
 	Logger *slog.Logger
 	// Clock tells the time. The loop stamps every message with it (beats on
@@ -91,7 +91,7 @@ func (c Config) Validate() error {
 	case c.Conn == nil:
 		return fmt.Errorf("%w: Conn is required", ErrConfig)
 	case c.Subjects.Prefix() == "":
-		return fmt.Errorf("%w: Subjects is required (bus.NewSubjects)", ErrConfig)
+		return fmt.Errorf("%w: Subjects is required (wire.NewSubjects)", ErrConfig)
 	}
 	return nil
 }

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/roostkv/roost/bus"
+	"github.com/roostkv/roost/bus/wire"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -15,7 +15,7 @@ func TestConfigValidate(t *testing.T) {
 		c := DefaultConfig()
 		c.Self = Member{ID: "id", Name: "n", Role: RoleServer, Partitions: 271}
 		c.Conn = &nats.Conn{} // never used by Validate
-		c.Subjects = bus.NewSubjects("")
+		c.Subjects = wire.NewSubjects("")
 		return c
 	}
 	if err := good().Validate(); err != nil {
@@ -43,7 +43,7 @@ func TestConfigValidate(t *testing.T) {
 		{"DeadAfter", func(c *Config) { c.SuspectAfter, c.DeadAfter = 7, 0 }},
 		{"ForgetAfter", func(c *Config) { c.ForgetAfter = -1 }},
 		{"Conn", func(c *Config) { c.Conn = nil }},
-		{"Subjects", func(c *Config) { c.Subjects = bus.Subjects{} }},
+		{"Subjects", func(c *Config) { c.Subjects = wire.Subjects{} }},
 	} {
 		c := good()
 		tc.mod(&c)

@@ -1,5 +1,5 @@
 // Package membership tells a Roost node who is in its cluster. Every node
-// publishes a heartbeat on the bus (bus.Subjects.Heartbeat, every
+// publishes a heartbeat on the bus (wire.Subjects.Heartbeat, every
 // Config.Interval) and listens to everyone else's; from the beats and their
 // absence it keeps a View: each member with its status, alive, suspect (silent
 // for SuspectAfter beats), dead (silent for DeadAfter beats) or left (it said
@@ -29,7 +29,7 @@
 //			Role: "server", Addr: b.ClientURL(), Partitions: 271,
 //		},
 //		Conn:     b.Conn(),
-//		Subjects: bus.NewSubjects(""),
+//		Subjects: wire.NewSubjects(""),
 //	})
 //	if err != nil { ... }
 //	if err := m.Start(); err != nil { ... }

@@ -3,7 +3,7 @@ package membership
 import "time"
 
 // Heartbeat is what every node publishes on Subjects.Heartbeat, msgpack
-// encoded (bus.Marshal) as a map with these keys. Receivers skip unknown
+// encoded (wire.Marshal) as a map with these keys. Receivers skip unknown
 // keys, so fields may be added.
 type Heartbeat struct {
 	ID          string            `msgpack:"id"`          // the sender's process ID

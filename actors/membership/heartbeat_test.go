@@ -5,18 +5,18 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/roostkv/roost/bus"
+	"github.com/roostkv/roost/bus/wire"
 )
 
 func TestHeartbeatWire(t *testing.T) {
 	b := Heartbeat{ID: "id", Name: "n", Incarnation: 1 << 40, Role: RoleProxy, Tags: map[string]string{"k": "v"},
 		Addr: "nats://x:4222", HTTP: "x:7721", Partitions: 271, Leaving: true, Seq: 9, IntervalMS: 500, Extra: []byte{0, 1}}
-	data, err := bus.Marshal(&b)
+	data, err := wire.Marshal(&b)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var raw map[string]any
-	if err := bus.Unmarshal(data, &raw); err != nil {
+	if err := wire.Unmarshal(data, &raw); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{"addr", "extra", "http", "id", "incarnation", "interval_ms", "leaving", "name", "partitions", "role", "seq", "tags"}
@@ -24,7 +24,7 @@ func TestHeartbeatWire(t *testing.T) {
 		t.Fatalf("wire keys %v, want %v", got, want)
 	}
 	var back Heartbeat
-	if err := bus.Unmarshal(data, &back); err != nil {
+	if err := wire.Unmarshal(data, &back); err != nil {
 		t.Fatal(err)
 	}
 	if back.ID != b.ID || back.Incarnation != b.Incarnation || !maps.Equal(back.Tags, b.Tags) || back.Partitions != 271 ||
@@ -33,11 +33,11 @@ func TestHeartbeatWire(t *testing.T) {
 	}
 	// Unknown keys from a newer peer are skipped.
 	raw["future"] = "x"
-	data, err = bus.Marshal(raw)
+	data, err = wire.Marshal(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := bus.Unmarshal(data, &back); err != nil {
+	if err := wire.Unmarshal(data, &back); err != nil {
 		t.Fatalf("unknown key: %v", err)
 	}
 }

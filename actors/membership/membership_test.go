@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
-	"github.com/roostkv/roost/bus"
+	"github.com/roostkv/roost/bus/wire"
 )
 
 // These tests run Membership actors over a real embedded NATS server, each
@@ -47,7 +47,7 @@ func newMember(t *testing.T, srv *server.Server, name string, mod func(*Config))
 			Addr: srv.ClientURL(), Partitions: 271},
 		Interval: 50 * time.Millisecond,
 		Conn:     nc,
-		Subjects: bus.NewSubjects("mtest"),
+		Subjects: wire.NewSubjects("mtest"),
 		Logger:   slog.New(slog.NewTextHandler(t.Output(), nil)),
 	}
 	if mod != nil {

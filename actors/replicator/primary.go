@@ -7,7 +7,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/roostkv/roost/actors/store"
-	"github.com/roostkv/roost/bus"
+	"github.com/roostkv/roost/bus/wire"
 )
 
 // Ack modes of Write.
@@ -105,7 +105,7 @@ func (r *Replicator) append(pt *part, recs []store.Record, wait bool) (*waiter, 
 		b.Entries[i] = entryOf(pt.p, ID{pt.term, pt.seq}, rec)
 		pt.log.add(b.Entries[i])
 	}
-	data, err := bus.Marshal(&b)
+	data, err := wire.Marshal(&b)
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +125,7 @@ func (r *Replicator) append(pt *part, recs []store.Record, wait bool) (*waiter, 
 // onAck records a replica's acknowledgement.
 func (r *Replicator) onAck(msg *nats.Msg) {
 	var a Ack
-	if err := bus.Unmarshal(msg.Data, &a); err != nil || a.P < 0 || a.P >= len(r.parts) {
+	if err := wire.Unmarshal(msg.Data, &a); err != nil || a.P < 0 || a.P >= len(r.parts) {
 		return
 	}
 	pt := r.parts[a.P]

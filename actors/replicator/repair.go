@@ -7,14 +7,14 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/roostkv/roost/actors/store"
-	"github.com/roostkv/roost/bus"
+	"github.com/roostkv/roost/bus/wire"
 )
 
 // onRequest serves a replication request from another node. Each runs on its
 // own goroutine: a snapshot export must not hold up acks or fetches.
 func (r *Replicator) onRequest(msg *nats.Msg) {
 	var req Request
-	if err := bus.Unmarshal(msg.Data, &req); err != nil || req.P < 0 || req.P >= len(r.parts) {
+	if err := wire.Unmarshal(msg.Data, &req); err != nil || req.P < 0 || req.P >= len(r.parts) {
 		r.respond(msg, &Response{Error: "malformed replication request"})
 		return
 	}
@@ -37,7 +37,7 @@ func (r *Replicator) onRequest(msg *nats.Msg) {
 }
 
 func (r *Replicator) respond(msg *nats.Msg, resp *Response) {
-	if data, err := bus.Marshal(resp); err == nil {
+	if data, err := wire.Marshal(resp); err == nil {
 		_ = msg.Respond(data)
 	}
 }
@@ -47,7 +47,7 @@ func (r *Replicator) ask(id string, req *Request, resp *Response) error {
 	if id == "" {
 		return errors.New("node not live")
 	}
-	data, err := bus.Marshal(req)
+	data, err := wire.Marshal(req)
 	if err != nil {
 		return err
 	}
@@ -55,7 +55,7 @@ func (r *Replicator) ask(id string, req *Request, resp *Response) error {
 	if err != nil {
 		return err
 	}
-	if err := bus.Unmarshal(msg.Data, resp); err != nil {
+	if err := wire.Unmarshal(msg.Data, resp); err != nil {
 		return err
 	}
 	if resp.Error != "" {

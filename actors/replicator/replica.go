@@ -4,7 +4,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/roostkv/roost/bus"
+	"github.com/roostkv/roost/bus/wire"
 )
 
 // becomeReplica makes this node a replica of pt under primary. A replica
@@ -81,7 +81,7 @@ func (r *Replicator) syncReplica(pt *part, gen uint64) {
 // onLog applies one entry of pt's log.
 func (r *Replicator) onLog(pt *part, msg *nats.Msg) {
 	var b Batch
-	if err := bus.Unmarshal(msg.Data, &b); err != nil || b.P != pt.p {
+	if err := wire.Unmarshal(msg.Data, &b); err != nil || b.P != pt.p {
 		return
 	}
 	pt.mu.Lock()
@@ -176,7 +176,7 @@ func (r *Replicator) sendAck(pt *part) {
 	if pt.ackTo == "" || pt.syncing {
 		return
 	}
-	data, err := bus.Marshal(&Ack{P: pt.p, Term: pt.term, Seq: pt.seq, Node: r.cfg.Name})
+	data, err := wire.Marshal(&Ack{P: pt.p, Term: pt.term, Seq: pt.seq, Node: r.cfg.Name})
 	if err == nil {
 		_ = r.conn.Publish(pt.ackTo, data)
 	}
@@ -254,7 +254,7 @@ func (r *Replicator) announceHeads() {
 	if r.cfg.SetHeads == nil {
 		return
 	}
-	if data, err := bus.Marshal(&h); err == nil {
+	if data, err := wire.Marshal(&h); err == nil {
 		r.cfg.SetHeads(data)
 	}
 }
@@ -269,7 +269,7 @@ func (r *Replicator) checkHeads() {
 	byName := map[string]map[int]ID{}
 	for _, m := range r.cfg.Members().Live("") {
 		var h heads
-		if len(m.Extra) > 0 && bus.Unmarshal(m.Extra, &h) == nil {
+		if len(m.Extra) > 0 && wire.Unmarshal(m.Extra, &h) == nil {
 			byName[m.Name] = h.Heads
 		}
 	}

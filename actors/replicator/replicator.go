@@ -11,8 +11,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/roostkv/roost/actors/membership"
 	"github.com/roostkv/roost/actors/store"
-	"github.com/roostkv/roost/bus"
-	"github.com/roostkv/roost/node/partition"
+	"github.com/roostkv/roost/bus/wire"
+	"github.com/roostkv/roost/partition"
 )
 
 // Errors of Write.
@@ -46,7 +46,7 @@ const (
 // Config sets up a Replicator.
 type Config struct {
 	Conn       *nats.Conn
-	Subjects   bus.Subjects
+	Subjects   wire.Subjects
 	Store      *store.Store
 	Name       string // this node's name, as the partition table names it
 	ID         string // this node's ID: its request subjects

@@ -60,7 +60,7 @@ const (
 	kindDigest   = "digest"   // the sender's digests of partitions the receiver replicates
 )
 
-// Request is a replication request to one node (bus.Subjects.NodeRepl).
+// Request is a replication request to one node (wire.Subjects.NodeRepl).
 type Request struct {
 	Kind    string         `msgpack:"kind"`
 	P       int            `msgpack:"p"`

@@ -8,7 +8,7 @@ import (
 // Hand-written msgpack for the replication log, published on every
 // replicated write: byte for byte what msgpack's reflection makes of the
 // tags in wire.go, and decoding what it decodes (see internal/mpack).
-// bus.Marshal and bus.Unmarshal call AppendMsgpack and UnmarshalMsgpack
+// wire.Marshal and wire.Unmarshal call AppendMsgpack and UnmarshalMsgpack
 // directly; EncodeMsgpack and DecodeMsgpack serve msgpack itself, for the
 // entries inside a Request or a Response. A field added to Entry or Batch
 // must be added here and to the field list: TestWireCodecFieldsMatchTags

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/roostkv/roost/bus"
+	"github.com/roostkv/roost/bus/wire"
 	"github.com/roostkv/roost/internal/mpack"
 	"github.com/roostkv/roost/internal/mpack/mpacktest"
 )
@@ -67,7 +67,7 @@ func fromMirrorResponse(m mirrorResponse) Response {
 }
 
 // codec is this package's hand-written entry points, for mpacktest.
-var codec = mpacktest.Codec{Marshal: bus.Marshal, Unmarshal: bus.Unmarshal}
+var codec = mpacktest.Codec{Marshal: wire.Marshal, Unmarshal: wire.Unmarshal}
 
 func checkEncode[T, M any](t *testing.T, v T, mirror func(T) M, back func(M) T) {
 	t.Helper()
@@ -188,7 +188,7 @@ func FuzzEntryCodec(f *testing.F) {
 // allocate gigabytes; the hand decoder must fail), and re-encodes what
 // decoded both ways.
 func FuzzBatchDecode(f *testing.F) {
-	data, _ := bus.Marshal(Batch{P: 1, Entries: sampleEntries()[:3]})
+	data, _ := wire.Marshal(Batch{P: 1, Entries: sampleEntries()[:3]})
 	f.Add(data)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		mpacktest.FuzzDecode(t, codec, data, fromMirrorBatch, toMirrorBatch)

@@ -24,7 +24,7 @@ import (
 	"time"
 
 	"github.com/roostkv/roost/bench/harness"
-	"github.com/roostkv/roost/bus"
+	"github.com/roostkv/roost/bus/wire"
 )
 
 // The markers around the generated table in BENCHMARKS.md.
@@ -43,10 +43,10 @@ var workloads = []workload{
 	{"get, text API", func(*harness.Config) {}},
 	{"set, text API", func(c *harness.Config) { c.Workload = harness.WorkloadSet }},
 	{"get, Go client (batching, routing)", func(c *harness.Config) { c.Path = harness.PathClient }},
-	{"3 nodes, set ack=primary, Go client", cluster(harness.PathClient, bus.AckPrimary)},
-	{"3 nodes, set ack=all, Go client", cluster(harness.PathClient, bus.AckAll)},
-	{"3 nodes, set ack=primary, text API", cluster(harness.PathText, bus.AckPrimary)},
-	{"3 nodes, set ack=all, text API", cluster(harness.PathText, bus.AckAll)},
+	{"3 nodes, set ack=primary, Go client", cluster(harness.PathClient, wire.AckPrimary)},
+	{"3 nodes, set ack=all, Go client", cluster(harness.PathClient, wire.AckAll)},
+	{"3 nodes, set ack=primary, text API", cluster(harness.PathText, wire.AckPrimary)},
+	{"3 nodes, set ack=all, text API", cluster(harness.PathText, wire.AckAll)},
 }
 
 // cluster is the edit of a replicated-set workload: three nodes in this

@@ -7,7 +7,7 @@ import (
 	"net"
 	"time"
 
-	"github.com/roostkv/roost/bus"
+	"github.com/roostkv/roost/bus/wire"
 	"github.com/roostkv/roost/node"
 )
 
@@ -54,7 +54,7 @@ type Config struct {
 	Round       time.Duration // length of one round of one target; targets take turns round by round
 	Warmup      time.Duration // unmeasured run of each target before the first round; 0 = none
 	Timeout     time.Duration // per request; a request that takes longer counts as an error
-	Ack         string        // bus.AckPrimary or bus.AckAll, for Roost's writes
+	Ack         string        // wire.AckPrimary or wire.AckAll, for Roost's writes
 	Batching    bool          // PathClient: batch concurrent calls (client.WithBatching)
 	Path        string        // PathText, PathClient or PathHTTP
 	Compare     bool          // also measure the echo and NATS KV baselines in the same run
@@ -62,7 +62,7 @@ type Config struct {
 
 	Server   string // NATS URL of a running deployment; "" = start Nodes nodes here
 	Token    string // token of the deployment, and of the nodes and servers the harness starts
-	Prefix   string // subject prefix of the deployment; "" = bus.DefaultPrefix
+	Prefix   string // subject prefix of the deployment; "" = wire.DefaultPrefix
 	Nodes    int    // nodes to start when Server is "", clustered, in this process unless Procs; targets talk to the first
 	Procs    bool   // start the Nodes nodes as `roost serve` processes of Exec instead of in this process
 	Exec     string // path of the roost executable Procs runs; `roost bench` sets its own
@@ -89,11 +89,11 @@ func DefaultConfig() Config {
 		Round:       2 * time.Second,
 		Warmup:      time.Second,
 		Timeout:     5 * time.Second,
-		Ack:         bus.AckPrimary,
+		Ack:         wire.AckPrimary,
 		Batching:    true,
 		Path:        PathText,
 		EchoSubject: EchoFixed,
-		Prefix:      bus.DefaultPrefix,
+		Prefix:      wire.DefaultPrefix,
 		Nodes:       1,
 		Seed:        1,
 	}
@@ -146,14 +146,14 @@ func (c Config) Validate() error {
 		return bad("timeout", "%s must be positive", c.Timeout)
 	}
 	switch c.Ack {
-	case bus.AckPrimary, bus.AckAll:
+	case wire.AckPrimary, wire.AckAll:
 	default:
 		return bad("ack", "%q: want primary or all", c.Ack)
 	}
 	switch c.Path {
 	case PathText, PathClient:
 	case PathHTTP:
-		if c.Ack == bus.AckAll {
+		if c.Ack == wire.AckAll {
 			return bad("ack", "all with --path http: the HTTP API has no ack mode (its writes return once the primary applied them); use --path text or client")
 		}
 		if c.Server != "" && c.HTTPAddr == "" {

@@ -34,7 +34,7 @@
 // connections instead. For "http" the node the harness starts serves HTTP on
 // a free loopback port; with Config.Server, Config.HTTPAddr names a node's.
 // The preload goes over NATS whatever the path, and the HTTP API has no ack
-// mode, so "http" goes with Config.Ack = bus.AckPrimary only.
+// mode, so "http" goes with Config.Ack = wire.AckPrimary only.
 //
 // With Config.Compare, two baselines run the same workload with the same
 // keys, values and concurrency:

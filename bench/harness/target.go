@@ -8,7 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/roostkv/roost/bus"
+	"github.com/roostkv/roost/bus/wire"
 	"github.com/roostkv/roost/client"
 )
 
@@ -92,8 +92,8 @@ func (textPath) Open(ep Endpoint, cfg Config) (Target, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &textTarget{nc: nc, subj: bus.NewSubjects(cfg.Prefix), timeout: cfg.Timeout}
-	if cfg.Ack != bus.AckPrimary { // primary is the node's default: no header, as a plain client sends
+	t := &textTarget{nc: nc, subj: wire.NewSubjects(cfg.Prefix), timeout: cfg.Timeout}
+	if cfg.Ack != wire.AckPrimary { // primary is the node's default: no header, as a plain client sends
 		t.hdr = nats.Header{hdrAck: {cfg.Ack}}
 	}
 	return t, nil
@@ -101,7 +101,7 @@ func (textPath) Open(ep Endpoint, cfg Config) (Target, error) {
 
 type textTarget struct {
 	nc      *nats.Conn
-	subj    bus.Subjects
+	subj    wire.Subjects
 	hdr     nats.Header // headers of every set; only read once built
 	timeout time.Duration
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/roostkv/roost/bench/harness"
-	"github.com/roostkv/roost/bus"
+	"github.com/roostkv/roost/bus/wire"
 )
 
 // benchFlags are the flags of `roost bench` that are not harness.Config
@@ -28,7 +28,7 @@ func (a *app) newBenchCmd() *cobra.Command {
 	f := &benchFlags{
 		workload:    newChoice(cfg.Workload, harness.WorkloadGet, harness.WorkloadSet, harness.WorkloadMixed),
 		dist:        newChoice(cfg.Dist, harness.DistUniform, harness.DistZipf),
-		ack:         newChoice(cfg.Ack, bus.AckPrimary, bus.AckAll),
+		ack:         newChoice(cfg.Ack, wire.AckPrimary, wire.AckAll),
 		batching:    newChoice("on", "on", "off"),
 		path:        newChoice(cfg.Path, harness.PathText, harness.PathClient, harness.PathHTTP),
 		echoSubject: newChoice(cfg.EchoSubject, harness.EchoFixed, harness.EchoKeyed),

@@ -14,7 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
-	"github.com/roostkv/roost/bus"
+	"github.com/roostkv/roost/bus/wire"
 	"github.com/roostkv/roost/client"
 )
 
@@ -39,7 +39,7 @@ func addClientFlags(cmd *cobra.Command, f *clientFlags, jsonHelp string) {
 	fs := cmd.Flags()
 	fs.StringVar(&f.server, "server", defaultServer, "NATS URL of a Roost node or of the NATS the nodes use")
 	fs.StringVar(&f.token, "token", "", "token of the node (its --token)")
-	fs.StringVar(&f.prefix, "prefix", bus.DefaultPrefix, "subject prefix of the deployment (the nodes' --prefix)")
+	fs.StringVar(&f.prefix, "prefix", wire.DefaultPrefix, "subject prefix of the deployment (the nodes' --prefix)")
 	fs.DurationVar(&f.timeout, "timeout", defaultTimeout, "how long to wait for the connection and for each reply")
 	fs.BoolVar(&f.json, "json", false, jsonHelp)
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
-	"github.com/roostkv/roost/bus"
+	"github.com/roostkv/roost/bus/wire"
 	"github.com/roostkv/roost/client"
 	"github.com/roostkv/roost/node"
 )
@@ -61,7 +61,7 @@ at the same moment may print out of order: their versions tell the order.`,
 				key, prefix = strings.TrimSuffix(key, "*"), true
 			}
 		}
-		return a.watch(ctx, c.Conn(), bus.NewSubjects(f.prefix).Changes(), key, prefix, f.json)
+		return a.watch(ctx, c.Conn(), wire.NewSubjects(f.prefix).Changes(), key, prefix, f.json)
 	})
 	return cmd
 }

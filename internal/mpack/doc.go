@@ -1,5 +1,5 @@
 // Package mpack encodes and decodes msgpack by hand, for the payloads that
-// are on every request's path (bus.BatchRequest, bus.BatchResponse, the
+// are on every request's path (wire.BatchRequest, wire.BatchResponse, the
 // replication log's batches): byte for byte what the reflection codec of
 // github.com/vmihailenco/msgpack/v5 writes and accepts, at a fraction of its
 // cost.

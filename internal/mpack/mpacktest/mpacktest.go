@@ -17,8 +17,8 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// Codec is the package's own entry points, by hand: bus.Marshal and
-// bus.Unmarshal (passed in, since bus's own tests cannot import bus).
+// Codec is the package's own entry points, by hand: wire.Marshal and
+// wire.Unmarshal (passed in, since bus's own tests cannot import bus).
 type Codec struct {
 	Marshal   func(v any) ([]byte, error)
 	Unmarshal func(data []byte, v any) error
@@ -185,7 +185,7 @@ func FuzzDecode[T, M any](t *testing.T, c Codec, data []byte, back func(M) T, mi
 }
 
 // Bench compares encoding and decoding v by hand (c) with its mirror by
-// msgpack's reflection, called as bus.Marshal and bus.Unmarshal called it
+// msgpack's reflection, called as wire.Marshal and wire.Unmarshal called it
 // before the hand-written codecs, as sub-benchmarks of b named after name;
 // it checks first that both give the same bytes.
 func Bench[T, M any](b *testing.B, c Codec, name string, v T, mirror func(T) M) {
@@ -233,7 +233,7 @@ func Bench[T, M any](b *testing.B, c Codec, name string, v T, mirror func(T) M) 
 	})
 }
 
-// reflectionMarshal is bus.Marshal as it was: a pooled msgpack encoder, the
+// reflectionMarshal is wire.Marshal as it was: a pooled msgpack encoder, the
 // result cloned out of its buffer.
 func reflectionMarshal(v any) ([]byte, error) {
 	enc := reflectionEncoders.Get().(*reflectionEncoder)

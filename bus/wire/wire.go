@@ -1,4 +1,4 @@
-package bus
+package wire
 
 // Payloads of the binary API, encoded with msgpack as maps with the short
 // field names in the tags. docs/PROTOCOL.md documents each one for writers of
