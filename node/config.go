@@ -49,10 +49,10 @@ type Config struct {
 	AckTimeout  time.Duration // [--ack-timeout] how long an ack=all write waits for every live owner; default 5s
 	AntiEntropy time.Duration // [--anti-entropy] period of the replicas' digest comparisons; default 5s, negative = off
 
-	// ClusterAdvertise is the route address host:port peers are told to dial
-	// for this node, when they cannot reach --cluster-listen (NAT, or a
-	// test's fault-injecting proxy); "" = the --cluster-listen address.
-	// Not a flag yet.
+	// ClusterAdvertise [--cluster-advertise] is the route address host:port
+	// peers are told to dial for this node, when they cannot reach
+	// --cluster-listen (NAT, or a test's fault-injecting proxy); "" = the
+	// --cluster-listen address.
 	ClusterAdvertise string
 
 	HeartbeatInterval time.Duration // [--heartbeat-interval] how often the node tells its peers it lives; default 500ms

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -419,7 +420,7 @@ func TestHelpAndVersion(t *testing.T) {
 		t.Errorf("--version = %q", out)
 	}
 	out = roost(t, "", "serve", "--help").ok(t)
-	for _, flag := range []string{"--name", "--listen", "--cluster-listen", "--join", "--nats", "--http", "--replicas",
+	for _, flag := range []string{"--name", "--listen", "--cluster-listen", "--cluster-advertise", "--join", "--nats", "--http", "--replicas",
 		"--partitions", "--max-memory", "--token", "--tags", "--role", "--data-dir", "--config", "--max-value",
 		"--max-key", "--prefix", "--log-level", "--log-format"} {
 		if !strings.Contains(out, flag+" ") {
@@ -559,6 +560,79 @@ func TestServeEnvAndConfigFile(t *testing.T) {
 	}
 }
 
+// TestServeClusterAdvertise sets --cluster-advertise from each source and
+// checks what a peer dialling the route port is told: the INFO a NATS
+// server sends first on a route connection carries the advertised address
+// as "ip" (a route URL) and "host"/"port"; without the flag, no "ip" (peers
+// dial the address they saw) and the listen address.
+func TestServeClusterAdvertise(t *testing.T) {
+	const adv = "127.0.0.1:16222" // nothing listens there: only told, never dialled
+	file := filepath.Join(t.TempDir(), "roost.yaml")
+	if err := os.WriteFile(file, []byte("cluster-advertise: "+adv+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"--listen", "127.0.0.1:-1", "--http", "off", "--cluster-listen", "127.0.0.1:-1"}
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want bool // whether adv is advertised
+	}{
+		{"flag", []string{"--cluster-advertise", adv}, nil, true},
+		{"env", nil, map[string]string{"ROOST_CLUSTER_ADVERTISE": adv}, true},
+		{"file", []string{"--config", file}, nil, true},
+		{"flag beats env", []string{"--cluster-advertise", adv}, map[string]string{"ROOST_CLUSTER_ADVERTISE": "127.0.0.1:1"}, true},
+		{"unset", nil, nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n, _, _ := serveInProcess(t, tt.env, append(base, tt.args...)...)
+			listen := n.Bus().ClusterAddr()
+			wantIP, wantAddr := "", listen
+			if tt.want {
+				wantIP, wantAddr = "nats-route://"+adv+"/", adv
+			}
+			info := routeInfo(t, listen)
+			if addr := net.JoinHostPort(info.Host, strconv.Itoa(info.Port)); info.IP != wantIP || addr != wantAddr {
+				t.Errorf("route INFO on %s tells peers ip %q, host:port %s; want %q, %s", listen, info.IP, addr, wantIP, wantAddr)
+			}
+		})
+	}
+}
+
+// routeINFO is what a NATS server tells a peer that dials its route port
+// about where to reach it.
+type routeINFO struct {
+	IP   string `json:"ip"` // route URL to dial, when advertised
+	Host string `json:"host"`
+	Port int    `json:"port"`
+}
+
+// routeInfo dials a NATS route port and returns the INFO the server
+// greets it with.
+func routeInfo(t *testing.T, addr string) routeINFO {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		t.Fatalf("read INFO from %s: %v", addr, err)
+	}
+	js, ok := strings.CutPrefix(strings.TrimSpace(line), "INFO ")
+	if !ok {
+		t.Fatalf("%s greeted with %q, not INFO", addr, line)
+	}
+	var info routeINFO
+	if err := json.Unmarshal([]byte(js), &info); err != nil {
+		t.Fatalf("INFO %s: %v", js, err)
+	}
+	return info
+}
+
 func TestServeConfigErrors(t *testing.T) {
 	badYAML := filepath.Join(t.TempDir(), "bad.yaml")
 	if err := os.WriteFile(badYAML, []byte("replicas: 2\nmax-mem: 1GiB\n"), 0o600); err != nil {
@@ -574,6 +648,11 @@ func TestServeConfigErrors(t *testing.T) {
 		{[]string{"--log-level", "error", "--data-dir", badYAML + "/dir"}, nil, exitError, "--data-dir: " + badYAML + "/dir"},
 		{[]string{"--log-level", "error"}, map[string]string{"ROOST_DATA_DIR": badYAML + "/dir"}, exitError, "--data-dir: " + badYAML + "/dir"},
 		{[]string{"--cluster-listen", "6222"}, nil, exitUsage, `--cluster-listen: "6222" is not host:port`},
+		{[]string{"--cluster-listen", "127.0.0.1:-1", "--cluster-advertise", "6222"}, nil, exitUsage, `--cluster-advertise: "6222" is not host:port`},
+		{[]string{"--cluster-listen", "127.0.0.1:-1", "--cluster-advertise", "h:0"}, nil, exitUsage, `--cluster-advertise: "h:0": port must be 1..65535`},
+		{[]string{"--cluster-advertise", "127.0.0.1:6222"}, nil, exitUsage, "--cluster-advertise: the node has no routes to advertise"},
+		{[]string{"--nats", "nats://127.0.0.1:1", "--cluster-advertise", "127.0.0.1:6222"}, nil, exitUsage, "--cluster-advertise: an external NATS does the clustering"},
+		{nil, map[string]string{"ROOST_CLUSTER_LISTEN": "127.0.0.1:-1", "ROOST_CLUSTER_ADVERTISE": "nohost"}, exitUsage, `--cluster-advertise: "nohost" is not host:port`},
 		{[]string{"--dead-after", "2"}, nil, exitUsage, "--dead-after"},
 		{[]string{"--nats", "nats://127.0.0.1:1", "--join", "127.0.0.1:6222"}, nil, exitUsage, "an external NATS does the clustering"},
 		{[]string{"--replicas", "0"}, nil, exitUsage, "--replicas: 0: need at least 1"},

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -25,6 +27,7 @@ const readyTimeout = 30 * time.Second
 // serveFlags are the flags of `roost serve`, one per node.Config field.
 type serveFlags struct {
 	name, listen, clusterListen, nats, http string
+	clusterAdvertise                        string
 	token, role, dataDir, prefix            string
 	join                                    listValue
 	replicas, partitions                    int
@@ -80,6 +83,7 @@ SIGINT or SIGTERM stops the node and exits 0.`,
 	fs.StringVar(&f.name, "name", def.Name, "node name, unique in the cluster; defaults to the host name")
 	fs.StringVar(&f.listen, "listen", def.Listen, "NATS client address of the embedded server; port -1 picks a free one")
 	fs.StringVar(&f.clusterListen, "cluster-listen", def.ClusterListen, "NATS route address for clustering (host:port)")
+	fs.StringVar(&f.clusterAdvertise, "cluster-advertise", def.ClusterAdvertise, "route address (host:port) peers are told to dial for this node, when they cannot reach --cluster-listen (NAT, a proxy); default the --cluster-listen address")
 	fs.Var(&f.join, "join", "route URLs of nodes to cluster with, comma-separated (nats://host:port,...)")
 	fs.StringVar(&f.nats, "nats", def.NATSURL, "use this external NATS (nats://host:port) instead of embedding a server")
 	fs.StringVar(&f.http, "http", def.HTTP, `HTTP API address, or "off"`)
@@ -114,6 +118,7 @@ func (f *serveFlags) nodeConfig(log *slog.Logger) node.Config {
 	cfg.Name = f.name
 	cfg.Listen = f.listen
 	cfg.ClusterListen = f.clusterListen
+	cfg.ClusterAdvertise = f.clusterAdvertise
 	cfg.Join = []string(f.join)
 	cfg.NATSURL = f.nats
 	cfg.HTTP = f.http
@@ -160,6 +165,9 @@ func (a *app) serve(ctx context.Context, f *serveFlags) error {
 	cfg.OnLeave = func() { leave(errLeftByRequest) }
 	if err := cfg.Validate(); err != nil {
 		return configErr(err)
+	}
+	if err := validateAdvertise(cfg); err != nil {
+		return err
 	}
 	a.limitMemory(log, cfg.MaxMemory)
 
@@ -245,6 +253,30 @@ func (a *app) limitMemory(log *slog.Logger, maxMemory int64) {
 func configErr(err error) error {
 	msg := strings.TrimPrefix(err.Error(), node.ErrConfig.Error()+": ")
 	return usageError{errors.New(msg)}
+}
+
+// validateAdvertise rejects a --cluster-advertise that is not host:port, or
+// that is given without routes to advertise, as a usage error naming the
+// flag (node.Config.Validate does not check it; the bus would refuse it
+// only once starting).
+func validateAdvertise(cfg node.Config) error {
+	if cfg.ClusterAdvertise == "" {
+		return nil
+	}
+	if cfg.NATSURL != "" {
+		return usageErrorf("--cluster-advertise: an external NATS does the clustering: drop --cluster-advertise")
+	}
+	if cfg.ClusterListen == "" && len(cfg.Join) == 0 {
+		return usageErrorf("--cluster-advertise: the node has no routes to advertise: add --cluster-listen or --join")
+	}
+	host, port, err := net.SplitHostPort(cfg.ClusterAdvertise)
+	if err != nil || host == "" {
+		return usageErrorf("--cluster-advertise: %q is not host:port", cfg.ClusterAdvertise)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return usageErrorf("--cluster-advertise: %q: port must be 1..65535", cfg.ClusterAdvertise)
+	}
+	return nil
 }
 
 // errLeftByRequest is why serve stops after PUT /v1/agent/leave.
