@@ -15,9 +15,9 @@ func (n *Node) httpHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/health", n.httpHealth)
 	mux.Handle("GET /v1/status", n.requireToken(http.HandlerFunc(n.httpStatus)))
-	n.kvRoutes(mux)    // http_kv.go: consul KV
-	n.agentRoutes(mux) // http_agent.go: consul agent and health, Roost members, metrics, dashboard
-	return mux
+	n.kvRoutes(mux)        // http_kv.go: consul KV
+	n.agentRoutes(mux)     // http_agent.go: consul agent and health, Roost members, metrics, dashboard
+	return guardPaths(mux) // http_paths.go: no path is cleaned, none redirected
 }
 
 // httpHealth answers whether the node serves. No token needed, so load

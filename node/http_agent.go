@@ -29,4 +29,5 @@ func (n *Node) agentRoutes(mux *http.ServeMux) {
 	// Prometheus (metrics.go) and the dashboard's static files: open
 	mux.Handle("GET /metrics", n.metrics.handler())
 	mux.Handle("GET /ui/", http.StripPrefix("/ui/", ui.Handler()))
+	mux.HandleFunc("GET /ui", ui.Pointer) // a page that links to /ui/: no redirect (http_paths.go)
 }

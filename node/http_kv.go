@@ -18,11 +18,18 @@ import (
 // version, CreateIndex the version that created it. Writes go through the
 // node's routing like any other, so every node serves every key.
 
+// kvPath is where the consul KV API's keys begin.
+const kvPath = "/v1/kv/"
+
 // kvRoutes registers the consul KV API; every route needs the token.
+// /v1/kv without the slash is the empty key (the root), answered as is:
+// the mux would otherwise redirect it to /v1/kv/.
 func (n *Node) kvRoutes(mux *http.ServeMux) {
-	mux.Handle("GET /v1/kv/{key...}", n.requireToken(http.HandlerFunc(n.httpKVGet)))
-	mux.Handle("PUT /v1/kv/{key...}", n.requireToken(http.HandlerFunc(n.httpKVPut)))
-	mux.Handle("DELETE /v1/kv/{key...}", n.requireToken(http.HandlerFunc(n.httpKVDelete)))
+	for _, p := range []string{"/v1/kv", kvPath + "{key...}"} {
+		mux.Handle("GET "+p, n.requireToken(http.HandlerFunc(n.httpKVGet)))
+		mux.Handle("PUT "+p, n.requireToken(http.HandlerFunc(n.httpKVPut)))
+		mux.Handle("DELETE "+p, n.requireToken(http.HandlerFunc(n.httpKVDelete)))
+	}
 }
 
 // consulEntry is one key in consul's JSON shape. Value is base64, null when
