@@ -79,7 +79,8 @@ func TestAgentMembersAndHealthState(t *testing.T) {
 		if m.Name != n.Name() || m.Status != serfAlive || m.Addr != "127.0.0.1" || int(m.Port) != port {
 			t.Fatalf("member %d = %s status %d at %s:%d; want %s alive at %s", i, m.Name, m.Status, m.Addr, m.Port, n.Name(), n.ClientURL())
 		}
-		if m.Tags["role"] != node.RoleServer || m.Tags["id"] != n.ID() || m.Tags["status"] != "alive" || m.Tags["http"] != n.HTTPAddr() {
+		if m.Tags["role"] != api.MemberTagValueRoleServer || m.Tags["roost_role"] != node.RoleServer || m.Tags["dc"] != "dc1" ||
+			m.Tags["id"] != n.ID() || m.Tags["status"] != "alive" || m.Tags["http"] != n.HTTPAddr() {
 			t.Fatalf("member %s tags = %v", m.Name, m.Tags)
 		}
 		if m.ProtocolCur == 0 {

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -30,12 +31,27 @@ const (
 )
 
 // agentProtocol is the protocol version reported in the Protocol* and
-// Delegate* fields of a member: Roost's heartbeat protocol, version 1.
+// Delegate* fields of a member, and in its vsn tags: Roost's heartbeat
+// protocol, version 1.
 const agentProtocol = 1
 
+// consul's member tags (api.MemberTagKey*), which `consul members` reads
+// for its Type, Build, Protocol and DC columns.
+const (
+	consulTagRole       = "role"  // consulRoleServer or consulRoleClient; anything else shows as type "unknown"
+	consulTagDatacenter = "dc"    // the member's datacenter
+	consulTagBuild      = "build" // version[:revision]; consul members shows what is before the colon
+	consulTagVersion    = "vsn"   // protocol version spoken
+	consulTagVersionMin = "vsn_min"
+	consulTagVersionMax = "vsn_max"
+	consulRoleServer    = "consul" // a server agent: Roost's server role
+	consulRoleClient    = "node"   // a client agent: Roost's proxy role
+)
+
 // agentMember is a member in the shape of consul's api.AgentMember. Tags
-// holds the member's own tags plus the reserved keys role, id, status,
-// nats, http and partitions (which win over a user tag of the same name).
+// holds the member's own tags plus consul's (role, dc, build, vsn,
+// vsn_min, vsn_max) and Roost's reserved keys (roost_role, id, status,
+// nats, http, partitions), which win over a user tag of the same name.
 type agentMember struct {
 	Name        string
 	Addr        string // host of the member's NATS client URL
@@ -65,12 +81,24 @@ func agentStatus(s membership.Status) int {
 	return 0
 }
 
-func toAgentMember(m membership.Member) agentMember {
+// toAgentMember is m as consul shows a member; dc is the datacenter of a
+// member that does not say its own (a node older than --datacenter).
+func toAgentMember(m membership.Member, dc string) agentMember {
 	tags := maps.Clone(m.Tags)
 	if tags == nil {
 		tags = map[string]string{}
 	}
-	tags["role"] = m.Role
+	tags[consulTagRole] = consulRoleClient
+	if m.Role == RoleServer {
+		tags[consulTagRole] = consulRoleServer
+	}
+	tags[consulTagDatacenter] = cmp.Or(m.Datacenter, dc)
+	if m.Build != "" {
+		tags[consulTagBuild] = m.Build + ":roost"
+	}
+	proto := strconv.Itoa(agentProtocol)
+	tags[consulTagVersion], tags[consulTagVersionMin], tags[consulTagVersionMax] = proto, proto, proto
+	tags["roost_role"] = m.Role
 	tags["id"] = m.ID
 	tags["status"] = string(m.Status)
 	tags["nats"] = m.Addr
@@ -99,7 +127,7 @@ func (n *Node) httpAgentMembers(w http.ResponseWriter, _ *http.Request) {
 	view := n.members.View()
 	out := make([]agentMember, len(view.Members))
 	for i, m := range view.Members {
-		out[i] = toAgentMember(m)
+		out[i] = toAgentMember(m, n.cfg.datacenter())
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -44,6 +44,7 @@ type Config struct {
 	Role          string            // [--role] RoleServer (default) or RoleProxy
 	DataDir       string            // [--data-dir] where a warm-restart snapshot is kept; "" = none
 	Prefix        string            // [--prefix] subject prefix of the API; default "roost"
+	Datacenter    string            // [--datacenter] datacenter name reported where consul reports one (member tag dc, /v1/agent/self); "" = "dc1"
 	SweepInterval time.Duration     // how often expired entries are swept; default 1s
 
 	AckTimeout  time.Duration // [--ack-timeout] how long an ack=all write waits for every live owner; default 5s
@@ -149,6 +150,9 @@ func (c Config) Validate() error {
 	}
 	if !prefixRE.MatchString(c.Prefix) {
 		return bad("prefix", "%q is not a NATS subject without wildcards", c.Prefix)
+	}
+	if c.Datacenter != "" && !datacenterRE.MatchString(c.Datacenter) {
+		return bad("datacenter", "%q: use lower-case letters, digits, '-' and '_', as consul does", c.Datacenter)
 	}
 	if c.SweepInterval <= 0 {
 		return bad("sweep-interval", "%s must be positive", c.SweepInterval)

@@ -14,10 +14,14 @@ func (n *Node) agentRoutes(mux *http.ServeMux) {
 	auth := func(h http.HandlerFunc) http.Handler { return n.requireToken(h) }
 
 	// consul's agent API (agent_members.go, agent_cluster.go)
+	mux.Handle("GET /v1/agent/self", auth(n.httpAgentSelf)) // agent_self.go
 	mux.Handle("GET /v1/agent/members", auth(n.httpAgentMembers))
 	mux.Handle("PUT /v1/agent/join/{address}", auth(n.httpAgentJoin))
 	mux.Handle("PUT /v1/agent/leave", auth(n.httpAgentLeave))
 	mux.Handle("PUT /v1/agent/force-leave/{node}", auth(n.httpAgentForceLeave))
+	// consul's status API (agent_self.go): Roost has no leader; see there
+	mux.Handle("GET /v1/status/leader", auth(n.httpStatusLeader))
+	mux.Handle("GET /v1/status/peers", auth(n.httpStatusPeers))
 	// consul's health API: open, like /v1/health, for probes
 	mux.HandleFunc("GET /v1/health/state/{state}", n.httpHealthState)
 

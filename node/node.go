@@ -214,6 +214,8 @@ func (n *Node) startMembership() error {
 			Addr:        n.bus.ClientURL(),
 			HTTP:        n.httpAddr,
 			Partitions:  n.cfg.Partitions,
+			Datacenter:  n.cfg.datacenter(),
+			Build:       Version,
 		},
 		Interval:     n.cfg.HeartbeatInterval,
 		SuspectAfter: n.cfg.SuspectAfter,

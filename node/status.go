@@ -17,6 +17,7 @@ type Status struct {
 	ID            string            `json:"id"`
 	Version       string            `json:"version"`
 	Role          string            `json:"role"`
+	Datacenter    string            `json:"datacenter"` // --datacenter, as consul reports it
 	Tags          map[string]string `json:"tags,omitempty"`
 	NATS          string            `json:"nats"`           // client URL of the bus
 	HTTP          string            `json:"http,omitempty"` // HTTP API address; empty when off
@@ -68,6 +69,7 @@ func (n *Node) Status() Status {
 		ID:            n.id,
 		Version:       Version,
 		Role:          n.cfg.Role,
+		Datacenter:    n.cfg.datacenter(),
 		Tags:          n.cfg.Tags,
 		NATS:          n.bus.ClientURL(),
 		HTTP:          n.httpAddr,

@@ -14,6 +14,8 @@ type Heartbeat struct {
 	Addr        string            `msgpack:"addr"`        // NATS client URL
 	HTTP        string            `msgpack:"http"`        // HTTP API address or ""
 	Partitions  int               `msgpack:"partitions"`  // partition count P; peers with another P refuse each other
+	Datacenter  string            `msgpack:"dc"`          // the sender's --datacenter; "" from older nodes
+	Build       string            `msgpack:"build"`       // the sender's Roost version; "" from older nodes
 	Leaving     bool              `msgpack:"leaving"`     // the sender leaves the cluster: mark it left at once
 	Seq         uint64            `msgpack:"seq"`         // rises by one with each beat of this ID, from 1
 	IntervalMS  int64             `msgpack:"interval_ms"` // the sender's beat period in ms; silence is measured in it

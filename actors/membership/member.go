@@ -37,6 +37,8 @@ type Member struct {
 	Addr        string            `json:"addr"`        // NATS client URL
 	HTTP        string            `json:"http"`        // HTTP API address or ""
 	Partitions  int               `json:"partitions"`  // partition count P it was started with
+	Datacenter  string            `json:"datacenter"`  // its --datacenter, fixed for a process; "" = unknown (an older node)
+	Build       string            `json:"build"`       // its Roost version, fixed for a process; "" = unknown
 	Status      Status            `json:"status"`
 	LastSeen    time.Time         `json:"last_seen"` // local time its last beat arrived (for self: our last beat)
 	Since       time.Time         `json:"since"`     // local time Status last changed

@@ -60,6 +60,9 @@ func printStatus(w io.Writer, st *node.Status) error {
 	row("id", "%s", st.ID)
 	row("version", "%s", st.Version)
 	row("role", "%s", st.Role)
+	if st.Datacenter != "" {
+		row("datacenter", "%s", st.Datacenter)
+	}
 	if len(st.Tags) > 0 {
 		var tags tagsValue = st.Tags
 		row("tags", "%s", tags.String())
