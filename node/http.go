@@ -30,15 +30,20 @@ func (n *Node) httpStatus(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, n.Status())
 }
 
-// requireToken lets a request through only with the node's token, given as
-// X-Consul-Token or Authorization: Bearer, when one is configured.
+// requireToken lets a request through only with the node's token, when
+// one is configured. As consul reads it: the ?token= query parameter
+// (older consul clients and hand-made URLs send it so), else the
+// X-Consul-Token header, else Authorization: Bearer.
 func (n *Node) requireToken(next http.Handler) http.Handler {
 	if n.cfg.Token == "" {
 		return next
 	}
 	want := []byte(n.cfg.Token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got := r.Header.Get("X-Consul-Token")
+		got := r.URL.Query().Get("token")
+		if got == "" {
+			got = r.Header.Get("X-Consul-Token")
+		}
 		if got == "" {
 			got, _ = strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		}
