@@ -127,8 +127,9 @@ func TestMetrics(t *testing.T) {
 			{"roost_operations_total", []string{"op", "del", "result", "error"}, 0},
 			{"roost_operation_duration_seconds", []string{"op", "set"}, keys + 10 + 5},
 			{"roost_operation_duration_seconds", []string{"op", "get"}, keys + 7},
-			{"roost_store_keys", nil, 2 * (keys - 20)},        // on its primary and one replica (R=2)
-			{"roost_members", []string{"status", "alive"}, 9}, // each of 3 nodes sees 3
+			{"roost_store_keys", []string{"role", "primary"}, keys - 20}, // each key once, on its primary
+			{"roost_store_keys", []string{"role", "replica"}, keys - 20}, // and once more on its replica (R=2)
+			{"roost_members", []string{"status", "alive"}, 9},            // each of 3 nodes sees 3
 			{"roost_members", []string{"status", "dead"}, 0},
 			{"roost_partitions", []string{"role", "primary"}, 271},
 			{"roost_store_evictions_total", nil, 0},

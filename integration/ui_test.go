@@ -169,3 +169,135 @@ func TestUIDashboardShowsEveryMember(t *testing.T) {
 	}
 	t.Logf("dashboard screenshot: %s (%dx%d, %d bytes)", file, img.Bounds().Dx(), img.Bounds().Dy(), len(shot))
 }
+
+// TestUIDashboardTrueFigures loads the dashboard in an 800-px window on a
+// 3-node cluster holding 1,000 distinct keys: it shows 1,000 keys and the
+// 2,000 stored copies apart, fits the window, labels the chart with whole
+// numbers, and shows a killed node dead with "–" for every figure.
+func TestUIDashboardTrueFigures(t *testing.T) {
+	browser := chromiumPath()
+	if browser == "" {
+		if os.Getenv("ROOST_REQUIRE_BROWSER") != "" {
+			t.Fatal("no chromium binary found, and ROOST_REQUIRE_BROWSER is set")
+		}
+		t.Skip("no chromium binary found (install it: apt-get install -y chromium)")
+	}
+	nodes := startCluster(t, 3, withToken)
+	nc := connect(t, nodes[0], nats.Token(agentToken))
+	const keys = 1000
+	for i := range keys {
+		wantCode(t, "set", request(t, nc, fmt.Sprintf("roost.set.fig%d", i), []byte("v")), 200)
+	}
+
+	allocOpts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(browser), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(800, 900),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), allocOpts...)
+	defer cancelAlloc()
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	defer cancelBrowser()
+	ctx, cancel := context.WithTimeout(bctx, 90*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(nodes[0].HTTPURL()+"/ui/"),
+		chromedp.WaitVisible(chromedp.ID("token-form")),
+		chromedp.SendKeys(chromedp.ID("token"), agentToken),
+		chromedp.Click(chromedp.CSS("#token-form button")),
+	); err != nil {
+		t.Fatalf("loading the dashboard: %v", err)
+	}
+
+	type pageState struct {
+		Keys, Copies, Summary string
+		Ticks                 string
+		Rows                  map[string][]string // member -> status and its figure cells
+		PageWidth, Viewport   int
+	}
+	const readState = `(() => {
+		const rows = {};
+		for (const r of document.querySelectorAll("#members tbody tr[data-member]")) {
+			const cells = Array.from(r.children).map(c => c.textContent);
+			rows[r.dataset.member] = [r.dataset.status, ...cells.slice(5, 10)];
+		}
+		return {
+			Keys: document.getElementById("card-keys").textContent,
+			Copies: document.getElementById("card-copies").textContent,
+			Summary: document.getElementById("summary").textContent,
+			Ticks: document.getElementById("chart").dataset.ticks || "",
+			Rows: rows,
+			PageWidth: document.documentElement.scrollWidth,
+			Viewport: window.innerWidth,
+		};
+	})()`
+	read := func() pageState {
+		st, err := chromedp.Run(ctx, chromedp.Evaluate[pageState](readState))
+		if err != nil {
+			t.Fatalf("reading the page: %v", err)
+		}
+		return st
+	}
+	waitFor := func(what string, ok func(pageState) bool) pageState {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			st := read()
+			if ok(st) {
+				return st
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after 20s, still not %s: %+v", what, st)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+
+	st := waitFor("1,000 keys and 2,000 stored, every member's figures", func(st pageState) bool {
+		for _, cells := range st.Rows {
+			if strings.Contains(strings.Join(cells[1:], ""), "–") { // ops/s needs two polls
+				return false
+			}
+		}
+		return st.Keys == "1,000" && strings.HasPrefix(st.Copies, "2,000 stored") && len(st.Rows) == 3 && st.Ticks != ""
+	})
+	if st.PageWidth > st.Viewport {
+		t.Fatalf("the page is %d px wide in a %d-px window", st.PageWidth, st.Viewport)
+	}
+	if !strings.Contains(st.Summary, "2 copies of each key") {
+		t.Fatalf("summary %q does not say 2 copies", st.Summary)
+	}
+	for _, tick := range strings.Split(st.Ticks, ",") {
+		if strings.Contains(tick, ".") {
+			t.Fatalf("chart ticks %s: not whole numbers", st.Ticks)
+		}
+	}
+	for name, cells := range st.Rows {
+		if cells[0] != "alive" || strings.Contains(strings.Join(cells[1:], ""), "–") {
+			t.Fatalf("%s's row = %q, want alive with every figure", name, cells)
+		}
+	}
+
+	nodes[2].Bus().Close() // n3 dies without a word
+	st = waitFor("n3 dead with no figures", func(st pageState) bool {
+		cells := st.Rows["n3"]
+		if len(cells) != 6 || cells[0] != "dead" {
+			return false
+		}
+		for _, c := range cells[1:] {
+			if c != "–" {
+				return false
+			}
+		}
+		return st.Keys == "1,000"
+	})
+	t.Logf("n3 dead: %q; keys card %q, %q", st.Rows["n3"], st.Keys, st.Copies)
+	if dir := os.Getenv("ROOST_SCREENSHOT_DIR"); dir != "" {
+		shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot: %v", err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "dashboard-800px-dead.png"), shot, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -122,7 +122,7 @@ func (n *Node) httpAgentSelf(w http.ResponseWriter, _ *http.Request) {
 				"cpu_count":  strconv.Itoa(runtime.NumCPU()),
 			},
 		},
-		Meta: n.cfg.Tags,
+		Meta: n.currentTags(),
 	}
 	if self.Meta == nil {
 		self.Meta = map[string]string{}

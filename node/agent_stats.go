@@ -27,7 +27,9 @@ type StatsReply struct {
 }
 
 // NodeStats are one member's figures. A member that is not live, or did not
-// answer in time, has only its name, status and Error.
+// answer in time, has only its name, id, status, role, HTTP address and
+// Error: its JSON carries no figure at all, rather than zeros that would
+// read as measured.
 type NodeStats struct {
 	Name                  string            `json:"name"`
 	ID                    string            `json:"id"`
@@ -36,7 +38,8 @@ type NodeStats struct {
 	HTTP                  string            `json:"http,omitempty"`
 	Ops                   map[string]uint64 `json:"ops,omitempty"` // operations executed there since it started, by kind (get, set, del)
 	Errors                uint64            `json:"errors"`        // of those, failed for another reason than a missing key or a CAS mismatch
-	Keys                  int64             `json:"keys"`
+	Keys                  int64             `json:"keys"`          // entries in its store: its keys and its copies of others' (expired but unswept ones included)
+	PrimaryKeys           int64             `json:"primary_keys"`  // live keys of the partitions it leads: the sum over the nodes is the cluster's distinct keys
 	Bytes                 int64             `json:"bytes"`
 	MaxBytes              int64             `json:"max_bytes"`
 	Evictions             int64             `json:"evictions"`
@@ -48,6 +51,22 @@ type NodeStats struct {
 	Error                 string            `json:"error,omitempty"`
 }
 
+// MarshalJSON leaves the figures out when s has none (Error is set).
+func (s NodeStats) MarshalJSON() ([]byte, error) {
+	type plain NodeStats // without this method
+	if s.Error == "" {
+		return json.Marshal(plain(s))
+	}
+	return json.Marshal(struct {
+		Name   string            `json:"name"`
+		ID     string            `json:"id"`
+		Status membership.Status `json:"status"`
+		Role   string            `json:"role"`
+		HTTP   string            `json:"http,omitempty"`
+		Error  string            `json:"error"`
+	}{s.Name, s.ID, s.Status, s.Role, s.HTTP, s.Error})
+}
+
 // localStats are this node's figures.
 func (n *Node) localStats() NodeStats {
 	ops, errs := n.metrics.opTotals()
@@ -55,7 +74,7 @@ func (n *Node) localStats() NodeStats {
 	s := NodeStats{
 		Name: n.cfg.Name, ID: n.id, Status: membership.Alive, Role: n.cfg.Role, HTTP: n.httpAddr,
 		Ops: ops, Errors: errs,
-		Keys: st.Keys, Bytes: st.Bytes, MaxBytes: st.MaxBytes, Evictions: st.Evictions, Expirations: st.Expirations,
+		Keys: st.Keys, PrimaryKeys: n.keyCounts().Primary, Bytes: st.Bytes, MaxBytes: st.MaxBytes, Evictions: st.Evictions, Expirations: st.Expirations,
 		ReplicationLagSeconds: n.replicationLag().Seconds(),
 		UptimeSeconds:         time.Since(n.started).Seconds(),
 	}

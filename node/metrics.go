@@ -76,6 +76,7 @@ type metrics struct {
 	reg     *prometheus.Registry
 	ops     [numOps][numResults]atomic.Uint64 // operations executed here, by kind and result
 	latency [numOps]prometheus.Observer       // seconds per operation, by kind
+	keys    keyCounter                        // the last count of keys by role (agent_keys.go)
 }
 
 // newMetrics builds the registry of n: operation metrics, the node collector
@@ -141,7 +142,7 @@ var (
 	descOps = prometheus.NewDesc("roost_operations_total",
 		"Operations this node executed as the primary of their key's partition, by kind (get, set, del) and result (ok, not_found, conflict, bad_request, too_large, unavailable, error).",
 		[]string{"op", "result"}, nil)
-	descKeys        = prometheus.NewDesc("roost_store_keys", "Live entries in this node's store (expired but unswept ones included).", nil, nil)
+	descKeys        = prometheus.NewDesc("roost_store_keys", "Live keys in this node's store, by the node's role for their partition: primary (it leads the partition; the sum over the nodes is the cluster's distinct keys) or replica (copies of keys other nodes lead).", []string{"role"}, nil)
 	descBytes       = prometheus.NewDesc("roost_store_bytes", "Accounted memory of this node's store: keys, values and per-entry overhead, in bytes.", nil, nil)
 	descMaxBytes    = prometheus.NewDesc("roost_store_max_bytes", "The store's memory limit (--max-memory) in bytes; 0 = unlimited.", nil, nil)
 	descHits        = prometheus.NewDesc("roost_store_hits_total", "Gets that found a live key in this node's store.", nil, nil)
@@ -174,7 +175,9 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if n.store != nil {
 		st := n.store.Stats()
-		ch <- prometheus.MustNewConstMetric(descKeys, prometheus.GaugeValue, float64(st.Keys))
+		kc := n.keyCounts()
+		ch <- prometheus.MustNewConstMetric(descKeys, prometheus.GaugeValue, float64(kc.Primary), "primary")
+		ch <- prometheus.MustNewConstMetric(descKeys, prometheus.GaugeValue, float64(kc.Replica), "replica")
 		ch <- prometheus.MustNewConstMetric(descBytes, prometheus.GaugeValue, float64(st.Bytes))
 		ch <- prometheus.MustNewConstMetric(descMaxBytes, prometheus.GaugeValue, float64(st.MaxBytes))
 		ch <- prometheus.MustNewConstMetric(descHits, prometheus.CounterValue, float64(st.Hits))

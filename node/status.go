@@ -17,13 +17,13 @@ type Status struct {
 	ID            string            `json:"id"`
 	Version       string            `json:"version"`
 	Role          string            `json:"role"`
-	Datacenter    string            `json:"datacenter"` // --datacenter, as consul reports it
-	Tags          map[string]string `json:"tags,omitempty"`
+	Datacenter    string            `json:"datacenter"`     // --datacenter, as consul reports it
+	Tags          map[string]string `json:"tags,omitempty"` // as the node beats them now: --tags, or what a re-tag set
 	NATS          string            `json:"nats"`           // client URL of the bus
 	HTTP          string            `json:"http,omitempty"` // HTTP API address; empty when off
 	Prefix        string            `json:"prefix"`
 	Partitions    int               `json:"partitions"`
-	Replicas      int               `json:"replicas"`
+	Replicas      int               `json:"replicas"`  // --replicas; Cluster.Replicas is what the table has
 	MaxKey        int               `json:"max_key"`   // bytes
 	MaxValue      int64             `json:"max_value"` // bytes
 	UptimeSeconds float64           `json:"uptime_seconds"`
@@ -40,6 +40,8 @@ type ClusterStatus struct {
 	View        uint64         `json:"view"`                   // version of the membership view acted on
 	Members     map[string]int `json:"members"`                // members by status
 	Servers     []string       `json:"servers"`                // live data-holding members the table is computed over
+	Replicas    int            `json:"replicas"`               // owners per partition in the table: --replicas capped at the servers
+	Keys        KeyCounts      `json:"keys"`                   // live keys in its store by its role for their partition (agent_keys.go)
 	PrimaryOf   []int          `json:"primary_of"`             // partitions this node leads
 	ReplicaOf   []int          `json:"replica_of"`             // partitions this node holds a copy of
 	Refused     []string       `json:"refused,omitempty"`      // peers refused for another partition count
@@ -70,7 +72,7 @@ func (n *Node) Status() Status {
 		Version:       Version,
 		Role:          n.cfg.Role,
 		Datacenter:    n.cfg.datacenter(),
-		Tags:          n.cfg.Tags,
+		Tags:          n.currentTags(),
 		NATS:          n.bus.ClientURL(),
 		HTTP:          n.httpAddr,
 		Prefix:        n.subj.Prefix(),
@@ -101,6 +103,17 @@ func (n *Node) handleStatus(req micro.Request) {
 	_ = req.Respond(data)
 }
 
+// currentTags are the node's tags as its membership entry has them: a
+// re-tag (PUT /v1/roost/members/<node>/tags) changes them, not the config.
+func (n *Node) currentTags() map[string]string {
+	if n.members != nil {
+		if me, ok := n.members.View().Find(n.cfg.Name); ok {
+			return me.Tags
+		}
+	}
+	return n.cfg.Tags
+}
+
 func (n *Node) clusterStatus() ClusterStatus {
 	r := n.routing.Load()
 	if r == nil {
@@ -112,6 +125,8 @@ func (n *Node) clusterStatus() ClusterStatus {
 		View:        r.view.Version,
 		Members:     map[string]int{},
 		Servers:     r.table.Members(),
+		Replicas:    r.table.Replicas(),
+		Keys:        n.keyCounts(),
 	}
 	for _, m := range r.view.Members {
 		cs.Members[string(m.Status)]++

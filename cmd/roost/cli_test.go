@@ -331,7 +331,7 @@ func TestStatus(t *testing.T) {
 	for _, want := range []string{
 		"name         cli-test\n", "id           " + n.ID() + "\n", "version      " + node.Version + "\n",
 		"nats         " + srv + "\n", "http         http://" + n.HTTPAddr() + "\n",
-		"keys         1\n", "/ 64MiB (", "hits         1\n", "misses       1\n",
+		"datacenter   dc1\n", "keys         1 stored: 1 in partitions it leads, 0 copies of other primaries' keys\n", "/ 64MiB (", "hits         1\n", "misses       1\n",
 		"evictions    0\n", "expirations  0\n", "uptime ",
 	} {
 		if !strings.Contains(out, want) {

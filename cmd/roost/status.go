@@ -73,7 +73,7 @@ func printStatus(w io.Writer, st *node.Status) error {
 	} else {
 		row("http", "off")
 	}
-	row("keys", "%d", s.Keys)
+	row("keys", "%d stored: %d in partitions it leads, %d copies of other primaries' keys", s.Keys, st.Cluster.Keys.Primary, st.Cluster.Keys.Replica)
 	if s.MaxBytes > 0 {
 		row("memory", "%s / %s (%.1f%%)", ibytes(s.Bytes), ibytes(s.MaxBytes), 100*float64(s.Bytes)/float64(s.MaxBytes))
 	} else {
@@ -90,7 +90,7 @@ func printStatus(w io.Writer, st *node.Status) error {
 	}
 	row("view", "version %d: %s", c.View, membersByStatus(c.Members))
 	row("servers", "%s", strings.Join(c.Servers, ", "))
-	row("partitions", "primary of %d, replica of %d (of %d)", len(c.PrimaryOf), len(c.ReplicaOf), st.Partitions)
+	row("partitions", "primary of %d, replica of %d (of %d); %d owners per partition (--replicas %d)", len(c.PrimaryOf), len(c.ReplicaOf), st.Partitions, c.Replicas, st.Replicas)
 	if len(c.Replication) > 0 {
 		row("replication", "%s", replicationSummary(c.Replication))
 	}

@@ -91,7 +91,9 @@
     const rows = [];
     const all = members.members.concat((members.refused || []).map((m) => ({ ...m, status: "refused", partitions: {} })));
     for (const m of all) {
-      const s = byName[m.name] || {};
+      // Figures only for a member that gave them: a dead, left or silent
+      // one shows "–", never a zero it did not measure.
+      const s = (byName[m.name] && !byName[m.name].error) ? byName[m.name] : {};
       const tags = el("td");
       for (const [k, v] of Object.entries(m.tags || {}).sort()) tags.append(el("span", { class: "tag" }, `${k}=${v}`));
       const name = el("td", { class: m.self ? "self" : "" }, m.name);
@@ -103,14 +105,14 @@
         el("td", {}, m.role || ""),
         el("td", { class: "num" }, fmtNum(m.partitions && m.partitions.primary)),
         el("td", { class: "num" }, fmtNum(m.partitions && m.partitions.replica)),
-        el("td", { class: "num" }, fmtNum(s.keys)),
+        el("td", { class: "num" }, s.keys === undefined ? "–" : `${fmtNum(s.primary_keys)} / ${fmtNum(s.keys)}`),
         el("td", { class: "num" }, s.bytes === undefined ? "–" : fmtBytes(s.bytes)),
         el("td", { class: "num" }, rates[m.name] === undefined ? "–" : fmtNum(rates[m.name])),
         el("td", { class: "num" }, fmtNum(s.errors)),
         el("td", { class: "num" }, lag === undefined ? "–" : `${lag.toFixed(2)} s`),
         tags,
-        el("td", {}, m.addr || ""),
-        el("td", {}, m.http || ""),
+        el("td", { class: "addr" }, m.addr || ""),
+        el("td", { class: "addr" }, m.http || ""),
       ));
     }
     tbody.replaceChildren(...rows);
@@ -141,12 +143,14 @@
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.clearRect(0, 0, w, h);
     const pad = { l: 52, r: 10, t: 10, b: 22 };
-    const max = niceMax(Math.max(1, ...history.map((s) => s.total)));
+    const step = niceStep(Math.max(1, ...history.map((s) => s.total)) / 4), max = 4 * step; // whole-number ticks
     const x = (i) => pad.l + ((w - pad.l - pad.r) * (HISTORY - history.length + i)) / (HISTORY - 1);
     const y = (v) => h - pad.b - ((h - pad.t - pad.b) * v) / max;
     ctx.strokeStyle = "#e2e4e8"; ctx.fillStyle = "#6a7380"; ctx.font = "11px system-ui, sans-serif"; ctx.lineWidth = 1;
+    const ticks = [];
     for (let i = 0; i <= 4; i++) {
-      const v = (max * i) / 4;
+      const v = step * i;
+      ticks.push(v);
       ctx.beginPath(); ctx.moveTo(pad.l, y(v)); ctx.lineTo(w - pad.r, y(v)); ctx.stroke();
       ctx.fillText(fmtNum(v), 4, y(v) + 4);
     }
@@ -167,11 +171,14 @@
     line(history.map((s) => s.total), "#1d232b", 2.5);
     $("legend").replaceChildren(...legend);
     canvas.dataset.samples = String(history.length);
+    canvas.dataset.ticks = ticks.join(",");
   }
 
-  function niceMax(v) {
-    const p = Math.pow(10, Math.floor(Math.log10(v)));
-    for (const m of [1, 2, 2.5, 5, 10]) if (v <= m * p) return m * p;
+  // niceStep is the smallest of 1, 2 or 5 times a power of ten, and at
+  // least 1, that is v or more: the chart's four ticks are whole numbers.
+  function niceStep(v) {
+    const p = Math.pow(10, Math.floor(Math.log10(Math.max(v, 1))));
+    for (const m of [1, 2, 5, 10]) if (v <= m * p) return m * p;
     return 10 * p;
   }
 
@@ -184,12 +191,19 @@
     $("card-alive").textContent = `${alive} / ${members.members.length}`;
     const last = history[history.length - 1];
     $("card-ops").textContent = last ? fmtNum(last.total) : "–";
-    $("card-keys").textContent = fmtNum(stats.nodes.reduce((a, s) => a + (s.keys || 0), 0));
-    const lags = stats.nodes.map((s) => s.replication_lag_seconds).filter((v) => v !== undefined);
+    // Each key is stored by its primary and its replicas: the distinct keys
+    // are what the primaries hold, the stored entries count every copy.
+    const live = stats.nodes.filter((s) => !s.error);
+    $("card-keys").textContent = fmtNum(live.reduce((a, s) => a + (s.primary_keys || 0), 0));
+    $("card-copies").textContent = `${fmtNum(live.reduce((a, s) => a + (s.keys || 0), 0))} stored with copies`;
+    const lags = live.map((s) => s.replication_lag_seconds).filter((v) => v !== undefined);
     $("card-lag").textContent = lags.length ? `${Math.max(...lags).toFixed(2)} s` : "–";
-    $("summary").textContent = `node ${status.name} · Roost ${status.version} · ${status.partitions} partitions · ${status.replicas} replicas · view ${members.version}`;
+    const copies = status.cluster && status.cluster.replicas !== undefined ? status.cluster.replicas : status.replicas;
+    const owners = copies === 1 ? "1 copy of each key" : `${copies} copies of each key`;
+    const capped = copies < status.replicas ? ` (--replicas ${status.replicas}, capped at the servers)` : "";
+    $("summary").textContent = `node ${status.name} · Roost ${status.version} · ${status.partitions} partitions · ${owners}${capped} · view ${members.version}`;
     $("updated").textContent = `updated ${new Date(stats.time).toLocaleTimeString()}`;
-    $("footer").textContent = `Polling ${location.host} every ${POLL_MS / 1000} s. Ops/s count the operations each node executed as a partition's primary. Replication lag stays 0 until replication lands.`;
+    $("footer").textContent = `Polling ${location.host} every ${POLL_MS / 1000} s. Ops/s count the operations each node executed as a partition's primary. Keys: distinct keys (what the primaries hold) / entries stored, replica copies included. Replication lag: how long after their primary a node's replicas applied the entries they received (99th percentile). "–": no figure, the member is not live or did not answer.`;
   }
 
   let inFlight = false;
