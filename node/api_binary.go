@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/micro"
-	"github.com/roostkv/roost/actors/store"
 	"github.com/roostkv/roost/bus/wire"
+	"github.com/roostkv/roost/partition"
 )
 
 // The binary API: msgpack batches and prefix scans (docs/PROTOCOL.md).
@@ -83,51 +83,24 @@ const (
 	resultOverhead = 64
 )
 
-// apply runs one operation of a batch. Values decoded by msgpack are fresh
-// allocations, so the store may keep them as they are.
-func (n *Node) apply(op *wire.Request, ack string) wire.Result { return n.applyIn(op, ack, nil) }
-
-// applyIn is apply; with emit, it runs inside a replicator Write of the
-// op's partition (see Node.set).
-func (n *Node) applyIn(op *wire.Request, ack string, emit func(store.Record)) wire.Result {
-	switch op.Op {
-	case wire.OpGet:
-		e, err := n.get(op.Key)
-		if err != nil {
-			return errResult(err)
-		}
-		return wire.Result{Code: wire.CodeOK, Value: e.Value, Version: e.Version, Flags: e.Flags, Expires: unixMilli(e.Expires)}
-	case wire.OpSet:
-		if op.TTL < 0 {
-			return errResult(errBadRequest("negative TTL %d ms", op.TTL))
-		}
-		if op.TTL > MaxTTL.Milliseconds() {
-			return errResult(errBadRequest("TTL %d ms is over the limit of %d", op.TTL, MaxTTL.Milliseconds()))
-		}
-		sr := store.SetRequest{Key: op.Key, Value: op.Value, Flags: op.Flags, TTL: time.Duration(op.TTL) * time.Millisecond}
-		if sr.Value == nil {
-			sr.Value = []byte{}
-		}
-		if op.CAS != nil {
-			sr.CAS, sr.CheckCAS = *op.CAS, true
-		}
-		e, err := n.set(sr, ack, emit)
-		if err != nil {
-			return errResult(err)
-		}
-		return wire.Result{Code: wire.CodeOK, Version: e.Version}
-	case wire.OpDel:
-		dr := store.DeleteRequest{Key: op.Key}
-		if op.CAS != nil {
-			dr.CAS, dr.CheckCAS = *op.CAS, true
-		}
-		v, err := n.del(dr, ack, emit)
-		if err != nil {
-			return errResult(err)
-		}
-		return wire.Result{Code: wire.CodeOK, Version: v}
+// apply runs one operation of a partition this node leads. Values decoded
+// by msgpack are fresh allocations, so the store may keep them as they are.
+func (n *Node) apply(op *wire.Request, ack string) wire.Result {
+	if op.Op == wire.OpGet {
+		return n.getResult(op.Key)
 	}
-	return errResult(errBadRequest("unknown operation %d: want 1 (get), 2 (set) or 3 (del)", op.Op))
+	results := make([]wire.Result, 1)
+	n.executeLocal(map[int][]int{partition.Of(op.Key, n.cfg.Partitions): {0}}, []wire.Request{*op}, ack, results)
+	return results[0]
+}
+
+// getResult reads one key.
+func (n *Node) getResult(key string) wire.Result {
+	e, err := n.get(key)
+	if err != nil {
+		return errResult(err)
+	}
+	return wire.Result{Code: wire.CodeOK, Value: e.Value, Version: e.Version, Flags: e.Flags, Expires: unixMilli(e.Expires)}
 }
 
 func errResult(err error) wire.Result {

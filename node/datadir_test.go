@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/roostkv/roost/actors/store"
+	"github.com/roostkv/roost/bus/wire"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -325,12 +326,12 @@ func TestStopWritesTheSnapshotAndKillDoesNot(t *testing.T) {
 		t.Fatalf("data dir: %v, %v; want it created with mode 0700", fi, err)
 	}
 	for i := range 50 {
-		if _, err := n.set(store.SetRequest{Key: fmt.Sprintf("k%d", i), Value: []byte("v")}, "", nil); err != nil {
-			t.Fatal(err)
+		if r := n.apply(&wire.Request{Op: wire.OpSet, Key: fmt.Sprintf("k%d", i), Value: []byte("v")}, ""); r.Code != wire.CodeOK {
+			t.Fatal(r.Error)
 		}
 	}
-	if _, err := n.del(store.DeleteRequest{Key: "k0"}, "", nil); err != nil {
-		t.Fatal(err)
+	if r := n.apply(&wire.Request{Op: wire.OpDel, Key: "k0"}, ""); r.Code != wire.CodeOK {
+		t.Fatal(r.Error)
 	}
 	want := sortedExport(n.store)
 	n.Stop()
@@ -343,8 +344,8 @@ func TestStopWritesTheSnapshotAndKillDoesNot(t *testing.T) {
 	if got := sortedExport(n2.store); !reflect.DeepEqual(got, want) {
 		t.Fatalf("after restart:\n got %+v\nwant %+v", got, want)
 	}
-	if _, err := n2.set(store.SetRequest{Key: "lost", Value: []byte("v")}, "", nil); err != nil {
-		t.Fatal(err)
+	if r := n2.apply(&wire.Request{Op: wire.OpSet, Key: "lost", Value: []byte("v")}, ""); r.Code != wire.CodeOK {
+		t.Fatal(r.Error)
 	}
 	n2.Kill()
 	ls, err := readSnapshot(filepath.Join(dir, snapshotName), DefaultPartitions, func(r store.Record) (bool, error) {
@@ -379,8 +380,8 @@ func TestCorruptSnapshotIsMovedAsideAndTheNodeStartsEmpty(t *testing.T) {
 		t.Errorf("no error logged:\n%s", l)
 	}
 	// It serves, and its graceful stop writes a good snapshot again.
-	if _, err := n.set(store.SetRequest{Key: "k", Value: []byte("v")}, "", nil); err != nil {
-		t.Fatal(err)
+	if r := n.apply(&wire.Request{Op: wire.OpSet, Key: "k", Value: []byte("v")}, ""); r.Code != wire.CodeOK {
+		t.Fatal(r.Error)
 	}
 	n.Stop()
 	if _, err := readSnapshot(path, DefaultPartitions, func(store.Record) (bool, error) { return true, nil }); err != nil {

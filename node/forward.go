@@ -9,8 +9,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
-	"github.com/roostkv/roost/actors/replicator"
-	"github.com/roostkv/roost/actors/store"
 	"github.com/roostkv/roost/bus/wire"
 	"github.com/roostkv/roost/partition"
 )
@@ -186,56 +184,6 @@ func respondMsgError(msg *nats.Msg, err error) {
 	reply.Header.Set(micro.ErrorCodeHeader, strconv.Itoa(codeOf(err)))
 	reply.Header.Set(micro.ErrorHeader, err.Error())
 	_ = msg.RespondMsg(reply)
-}
-
-// executeLocal runs the ops of the partitions this node leads (by
-// partition, indexes into ops), each partition's in order and as one
-// replicator write: their log entries travel to the replicas in one message,
-// and with ack=all the batch waits for every partition's acks at once. Lone
-// ops, and partitions that moved meanwhile, go the way of a single op.
-func (n *Node) executeLocal(local map[int][]int, ops []wire.Request, ack string, results []wire.Result) {
-	type submitted struct {
-		p       int
-		idx     []int
-		pending replicator.Pending
-	}
-	var waits []submitted
-	for p, idx := range local {
-		if len(idx) > 1 && n.repl != nil {
-			pw, err := n.repl.Submit(p, ackMode(ack), func(emit func(store.Record)) error {
-				for _, i := range idx {
-					results[i] = n.applyIn(&ops[i], ack, emit)
-				}
-				return nil
-			})
-			switch {
-			case err == nil:
-				waits = append(waits, submitted{p, idx, pw})
-				continue
-			case !errors.Is(err, replicator.ErrNotPrimary) && !errors.Is(err, replicator.ErrNotReady):
-				n.failWrites(p, idx, ops, err, results)
-				continue
-			}
-		}
-		for _, i := range idx {
-			results[i] = n.apply(&ops[i], ack)
-		}
-	}
-	for _, s := range waits {
-		if err := s.pending.Wait(); err != nil {
-			n.failWrites(s.p, s.idx, ops, err, results)
-		}
-	}
-}
-
-// failWrites turns the results of the writes among idx that succeeded into
-// err: applied, but not confirmed by every replica (ack=all).
-func (n *Node) failWrites(p int, idx []int, ops []wire.Request, err error, results []wire.Result) {
-	for _, i := range idx {
-		if results[i].Code == wire.CodeOK && ops[i].Op != wire.OpGet {
-			results[i] = errResult(n.replicationError(p, err))
-		}
-	}
 }
 
 // executeBatch runs ops in order semantics per key: local ones here, the

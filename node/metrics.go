@@ -110,6 +110,26 @@ func (m *metrics) done(op opKind, start time.Time, err *error) {
 	m.latency[op].Observe(time.Since(start).Seconds())
 }
 
+// doneResult records an operation whose outcome is an API result.
+func (m *metrics) doneResult(op opKind, start time.Time, r wire.Result) {
+	var err error
+	if r.Code != wire.CodeOK {
+		err = &apiError{code: int(r.Code), msg: r.Error}
+	}
+	m.done(op, start, &err)
+}
+
+// opKindOf is the metrics kind of a batch op.
+func opKindOf(op wire.Op) opKind {
+	switch op {
+	case wire.OpSet:
+		return opSet
+	case wire.OpDel:
+		return opDel
+	}
+	return opGet
+}
+
 // opTotals are the operations executed here so far: by kind, all results,
 // and how many failed for another reason than a missing key or a CAS
 // mismatch.

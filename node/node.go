@@ -295,12 +295,18 @@ func (n *Node) Stop() {
 		// primaries once the peers have heard of the leave, and no read here
 		// can miss a write they take meanwhile.
 		n.leaving.Store(true)
+		if n.repl != nil {
+			n.repl.KeepCopies() // the snapshot below holds every copy, handed over or not
+		}
 		n.stopWaiters() // blocking HTTP queries answer now, so that HTTP shuts down at once
-		if n.members != nil && !n.killed {
-			// Tell the peers at once, so they stop routing here.
+		graceful := n.members != nil && !n.killed
+		if graceful && n.cfg.Role == RoleServer {
+			// Drain first: as a proxy this node leaves the partition tables
+			// but stays a live member the new owners pull its copies from,
+			// and it hands each copy to its new primary before it goes.
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			if err := n.members.Leave(ctx); err != nil {
-				n.log.Warn("could not announce leaving", "err", err)
+			if err := n.members.SetRole(ctx, RoleProxy); err != nil {
+				n.log.Warn("could not announce draining", "err", err)
 			}
 			cancel()
 		}
@@ -308,9 +314,17 @@ func (n *Node) Stop() {
 			_ = n.svc.Stop() // drains: handlers may still run a moment (see asyncGroup)
 		}
 		n.awaitForwards(2 * time.Second)
-		n.saveSnapshot() // --data-dir: before the handover drops the data; not after Kill
-		if !n.killed {
+		if graceful {
 			n.handOver(3 * time.Second)
+		}
+		n.saveSnapshot() // --data-dir; not after Kill
+		if graceful {
+			// Tell the peers at once, so they stop routing here.
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			if err := n.members.Leave(ctx); err != nil {
+				n.log.Warn("could not announce leaving", "err", err)
+			}
+			cancel()
 		}
 		n.stopAgent()
 		if n.http != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/roostkv/roost/actors/replicator"
 	"github.com/roostkv/roost/actors/store"
 	"github.com/roostkv/roost/bus/wire"
 )
@@ -31,63 +32,63 @@ func (n *Node) get(key string) (_ store.Entry, err error) {
 	return e, explain(err, key, false, 0)
 }
 
-// set writes one key through the replicator: with ack "all" it returns once
-// every live owner of the key's partition applied it. With emit, the write
-// runs inside a replicator Write of its partition (a batch, see
-// executeBatch) and emit logs it.
-func (n *Node) set(req store.SetRequest, ack string, emit func(store.Record)) (_ store.Entry, err error) {
-	defer n.metrics.done(opSet, time.Now(), &err)
-	if err := n.checkKey(req.Key); err != nil {
-		return store.Entry{}, err
-	}
-	if int64(len(req.Value)) > n.cfg.MaxValue {
-		return store.Entry{}, errTooLarge("value of %d bytes is over the limit of %d", len(req.Value), n.cfg.MaxValue)
-	}
-	if req.TTL < 0 {
-		return store.Entry{}, errBadRequest("negative TTL %s", req.TTL)
+// writeOp validates one set or delete of a batch and turns it into the
+// replicator's op; its error is the op's result.
+func (n *Node) writeOp(op *wire.Request, ack string) (replicator.Op, error) {
+	if err := n.checkKey(op.Key); err != nil {
+		return replicator.Op{}, err
 	}
 	if _, err := parseAck(ack); err != nil {
-		return store.Entry{}, err
+		return replicator.Op{}, err
 	}
-	var e store.Entry
-	write := func(emit func(store.Record)) error {
-		var err error
-		if e, err = n.store.Set(req); err == nil {
-			emit(recordOf(e))
+	switch op.Op {
+	case wire.OpSet:
+		switch {
+		case op.TTL < 0:
+			return replicator.Op{}, errBadRequest("negative TTL %d ms", op.TTL)
+		case op.TTL > MaxTTL.Milliseconds():
+			return replicator.Op{}, errBadRequest("TTL %d ms is over the limit of %d", op.TTL, MaxTTL.Milliseconds())
+		case int64(len(op.Value)) > n.cfg.MaxValue:
+			return replicator.Op{}, errTooLarge("value of %d bytes is over the limit of %d", len(op.Value), n.cfg.MaxValue)
 		}
-		return err
+		sr := &store.SetRequest{Key: op.Key, Value: op.Value, Flags: op.Flags, TTL: time.Duration(op.TTL) * time.Millisecond}
+		if sr.Value == nil {
+			sr.Value = []byte{}
+		}
+		if op.CAS != nil {
+			sr.CAS, sr.CheckCAS = *op.CAS, true
+		}
+		return replicator.Op{Set: sr}, nil
+	case wire.OpDel:
+		dr := &store.DeleteRequest{Key: op.Key}
+		if op.CAS != nil {
+			dr.CAS, dr.CheckCAS = *op.CAS, true
+		}
+		return replicator.Op{Del: dr}, nil
 	}
-	if emit != nil {
-		err = write(emit)
-	} else {
-		err = n.replicate(req.Key, ack, write)
-	}
-	return e, explain(err, req.Key, req.CheckCAS, req.CAS)
+	return replicator.Op{}, errBadRequest("unknown operation %d: want 1 (get), 2 (set) or 3 (del)", op.Op)
 }
 
-func (n *Node) del(req store.DeleteRequest, ack string, emit func(store.Record)) (_ uint64, err error) {
-	defer n.metrics.done(opDel, time.Now(), &err)
-	if err := n.checkKey(req.Key); err != nil {
-		return 0, err
-	}
-	if _, err := parseAck(ack); err != nil {
-		return 0, err
-	}
-	var v uint64
-	write := func(emit func(store.Record)) error {
-		var deleted bool
-		var err error
-		if v, deleted, err = n.store.Remove(req); deleted {
-			emit(store.Record{Key: req.Key, Version: v, Deleted: true})
+// writeResult is the API's result of a write op the replicator ran.
+func writeResult(op replicator.Op, res replicator.OpResult) wire.Result {
+	if res.Err != nil {
+		if op.Set != nil {
+			return errResult(explain(res.Err, op.Set.Key, op.Set.CheckCAS, op.Set.CAS))
 		}
-		return err
+		return errResult(explain(res.Err, op.Del.Key, op.Del.CheckCAS, op.Del.CAS))
 	}
-	if emit != nil {
-		err = write(emit)
-	} else {
-		err = n.replicate(req.Key, ack, write)
+	return wire.Result{Code: wire.CodeOK, Version: res.Entry.Version}
+}
+
+// writeLocal runs write ops on this node's store when it has no
+// replicator (a node without a cluster view yet).
+func (n *Node) writeLocal(op replicator.Op) replicator.OpResult {
+	if op.Set != nil {
+		e, err := n.store.Set(*op.Set)
+		return replicator.OpResult{Entry: e, Err: err}
 	}
-	return v, explain(err, req.Key, req.CheckCAS, req.CAS)
+	v, _, err := n.store.Remove(*op.Del)
+	return replicator.OpResult{Entry: store.Entry{Key: op.Del.Key, Version: v}, Err: err}
 }
 
 // explain turns a store error into the message a user of the API reads,

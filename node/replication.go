@@ -7,9 +7,7 @@ import (
 	"time"
 
 	"github.com/roostkv/roost/actors/replicator"
-	"github.com/roostkv/roost/actors/store"
 	"github.com/roostkv/roost/bus/wire"
-	"github.com/roostkv/roost/partition"
 )
 
 // Writes go through the replicator (actors/replicator): it applies them to
@@ -26,12 +24,13 @@ func (n *Node) startReplicator() error {
 		Name:        n.cfg.Name,
 		ID:          n.id,
 		Partitions:  n.cfg.Partitions,
+		Replicas:    n.cfg.Replicas,
 		Members:     n.members.View,
-		SetHeads:    n.members.SetExtra,
+		SetClaims:   n.members.SetExtra,
 		LogBytes:    n.cfg.MaxMemory / 8, // 0 (unlimited memory) = the default
 		AckTimeout:  n.cfg.AckTimeout,
 		AntiEntropy: n.cfg.AntiEntropy,
-		Tick:        n.cfg.HeartbeatInterval,
+		Heartbeat:   n.cfg.HeartbeatInterval,
 		Logger:      n.log,
 	})
 	if n.warm {
@@ -63,20 +62,99 @@ func ackMode(ack string) replicator.AckMode {
 	return replicator.AckPrimary
 }
 
-// replicate runs a write of key through the replicator, waiting for the
-// partition when this node leads it but is still pulling it in.
-func (n *Node) replicate(key, ack string, apply func(emit func(store.Record)) error) error {
-	if n.repl == nil {
-		return apply(func(store.Record) {})
+// A write's path: the API front validates each op (writeOp) and hands the
+// partition's ops to the replicator as one Submit; the replicator's core
+// applies them to the store, logs them and publishes them to the replicas;
+// Pending.Wait waits for the replicas' acks with ack=all.
+
+// executeLocal runs the ops of the partitions this node leads (by
+// partition, indexes into ops). Each partition's ops run in order: a get
+// reads the store, and each run of consecutive writes is one replicator
+// write, whose entries travel to the replicas in one message. With ack=all
+// the batch waits for the acks of every partition at once, at the end.
+func (n *Node) executeLocal(local map[int][]int, ops []wire.Request, ack string, results []wire.Result) {
+	var waits []pendingRun
+	for p, idx := range local {
+		waits = n.runPartition(p, idx, ops, ack, results, waits)
 	}
-	p := partition.Of(key, n.cfg.Partitions)
-	err := n.repl.Write(p, ackMode(ack), apply)
-	if errors.Is(err, replicator.ErrNotReady) {
-		if err = n.awaitPartition(p); err == nil {
-			err = n.repl.Write(p, ackMode(ack), apply)
+	for _, w := range waits {
+		err := w.pending.Wait()
+		for _, i := range w.idx {
+			if err != nil && results[i].Code == wire.CodeOK {
+				results[i] = errResult(n.replicationError(w.p, err))
+			}
+			n.metrics.doneResult(opKindOf(ops[i].Op), w.start, results[i])
 		}
 	}
-	return n.replicationError(p, err)
+}
+
+// pendingRun is a run of writes submitted to the replicator whose acks
+// may still be due.
+type pendingRun struct {
+	p       int
+	idx     []int // indexes into the batch's ops
+	pending replicator.Pending
+	start   time.Time
+}
+
+// runPartition runs the ops idx of partition p in order, submitting each
+// run of consecutive writes at once, and returns waits with the runs whose
+// acks are due.
+func (n *Node) runPartition(p int, idx []int, ops []wire.Request, ack string, results []wire.Result, waits []pendingRun) []pendingRun {
+	start := time.Now()
+	var run []int
+	var wops []replicator.Op
+	flush := func() {
+		if len(run) == 0 {
+			return
+		}
+		res := make([]replicator.OpResult, len(wops))
+		pw, err := n.submit(p, ack, wops, res)
+		for j, i := range run {
+			if err != nil {
+				results[i] = errResult(n.replicationError(p, err))
+			} else {
+				results[i] = writeResult(wops[j], res[j])
+			}
+		}
+		waits = append(waits, pendingRun{p: p, idx: run, pending: pw, start: start})
+		run, wops = nil, nil
+	}
+	for _, i := range idx {
+		op := &ops[i]
+		if op.Op == wire.OpGet {
+			flush()
+			results[i] = n.getResult(op.Key)
+			continue
+		}
+		wop, err := n.writeOp(op, ack)
+		if err != nil {
+			results[i] = errResult(err)
+			n.metrics.doneResult(opKindOf(op.Op), start, results[i])
+			continue
+		}
+		run, wops = append(run, i), append(wops, wop)
+	}
+	flush()
+	return waits
+}
+
+// submit hands a run of writes of partition p to the replicator, waiting
+// for the partition when this node leads it but is still pulling it in.
+func (n *Node) submit(p int, ack string, ops []replicator.Op, results []replicator.OpResult) (replicator.Pending, error) {
+	if n.repl == nil {
+		for j, op := range ops {
+			results[j] = n.writeLocal(op)
+		}
+		return replicator.Pending{}, nil
+	}
+	pw, err := n.repl.Submit(p, ackMode(ack), ops, results)
+	if errors.Is(err, replicator.ErrNotReady) {
+		if err = n.awaitPartition(p); err == nil {
+			pw, err = n.repl.Submit(p, ackMode(ack), ops, results)
+		}
+	}
+	return pw, err
 }
 
 // replicationError puts an error of the replicator in the API's words.
@@ -114,11 +192,6 @@ func (n *Node) awaitPartition(p int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), forwardTimeout)
 	defer cancel()
 	return n.repl.AwaitReady(ctx, p)
-}
-
-// recordOf is the replication record of a stored entry.
-func recordOf(e store.Entry) store.Record {
-	return store.Record{Key: e.Key, Value: e.Value, Version: e.Version, Created: e.Created, Flags: e.Flags, Expires: e.Expires}
 }
 
 // handOver is the data side of a graceful leave: every partition this node

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"sync"
@@ -266,6 +267,15 @@ func (m *Membership) ForceLeave(ctx context.Context, name string) error {
 func (m *Membership) SetTags(ctx context.Context, tags map[string]string) error {
 	tags = maps.Clone(tags)
 	return m.ask(ctx, func(r chan<- error) request { return setTagsRequest{Tags: tags, Reply: r} })
+}
+
+// SetRole changes this node's role (RoleServer or RoleProxy) and publishes
+// a beat at once. It fails with ErrLeft after Leave.
+func (m *Membership) SetRole(ctx context.Context, role string) error {
+	if role != RoleServer && role != RoleProxy {
+		return fmt.Errorf("membership: role %q: want %q or %q", role, RoleServer, RoleProxy)
+	}
+	return m.ask(ctx, func(r chan<- error) request { return setRoleRequest{Role: role, Reply: r} })
 }
 
 // SetExtra sets the opaque payload of the following beats (the next regular

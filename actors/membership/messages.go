@@ -41,6 +41,13 @@ type setTagsRequest struct {
 	Reply chan<- error
 }
 
+// setRoleRequest changes our own role and beats at once (Membership.SetRole).
+type setRoleRequest struct {
+	Role  string
+	Now   time.Time
+	Reply chan<- error
+}
+
 // leaveRequest marks us left and beats with Leaving at once (Membership.Leave).
 type leaveRequest struct {
 	Now   time.Time
@@ -57,15 +64,18 @@ func (tickMsg) isMessage()           {}
 func (beatMsg) isMessage()           {}
 func (forceLeaveRequest) isMessage() {}
 func (setTagsRequest) isMessage()    {}
+func (setRoleRequest) isMessage()    {}
 func (leaveRequest) isMessage()      {}
 func (pingRequest) isMessage()       {}
 
 func (m forceLeaveRequest) reply() chan<- error { return m.Reply }
 func (m setTagsRequest) reply() chan<- error    { return m.Reply }
+func (m setRoleRequest) reply() chan<- error    { return m.Reply }
 func (m leaveRequest) reply() chan<- error      { return m.Reply }
 func (m pingRequest) reply() chan<- error       { return m.Reply }
 
 func (m forceLeaveRequest) at(now time.Time) request { m.Now = now; return m }
 func (m setTagsRequest) at(now time.Time) request    { m.Now = now; return m }
+func (m setRoleRequest) at(now time.Time) request    { m.Now = now; return m }
 func (m leaveRequest) at(now time.Time) request      { m.Now = now; return m }
 func (m pingRequest) at(now time.Time) request       { m.Now = now; return m }

@@ -114,6 +114,8 @@ func (s *state) step(msg message) output {
 		return s.onForceLeave(m)
 	case setTagsRequest:
 		return s.onSetTags(m)
+	case setRoleRequest:
+		return s.onSetRole(m)
 	case leaveRequest:
 		return s.onLeave(m)
 	case pingRequest:
@@ -343,6 +345,25 @@ func (s *state) onSetTags(m setTagsRequest) (out output) {
 		me.Tags = m.Tags
 		s.version++
 		out.log(slog.LevelInfo, "tags changed", "tags", m.Tags)
+	}
+	out.Beat = s.beat(m.Now)
+	out.Dirty = true
+	return out
+}
+
+// onSetRole changes our role and beats at once: a server that turns proxy
+// (a graceful leave draining its data) leaves the partition tables while it
+// stays a live member.
+func (s *state) onSetRole(m setRoleRequest) (out output) {
+	me := s.members[s.self]
+	if me.Status == Left {
+		out.Err = ErrLeft
+		return out
+	}
+	if me.Role != m.Role {
+		me.Role = m.Role
+		s.version++
+		out.log(slog.LevelInfo, "role changed", "role", m.Role)
 	}
 	out.Beat = s.beat(m.Now)
 	out.Dirty = true

@@ -403,6 +403,28 @@ func TestForcedOutMemberStillBeatingReturns(t *testing.T) {
 	}
 }
 
+// A server that turns proxy (a graceful leave draining its data) beats at
+// once; its peers see the new role and keep it alive; after Leave it cannot.
+func TestSetRole(t *testing.T) {
+	a := newTestState(t)
+	b := newTestState(t, func(c *Config) { c.Self.ID, c.Self.Name = "id-b", "b" })
+	first := tick(a, t0)
+	beat(b, *first.Beat, t0)
+	vb := b.version
+	out := a.step(setRoleRequest{Role: RoleProxy, Now: t0.Add(time.Millisecond)})
+	if out.Err != nil || out.Beat == nil || out.Beat.Role != RoleProxy || member(t, a, "a").Role != RoleProxy {
+		t.Fatalf("set role: err %v, beat %+v", out.Err, out.Beat)
+	}
+	beat(b, *out.Beat, t0.Add(2*time.Millisecond))
+	if m := member(t, b, "a"); m.Role != RoleProxy || m.Status != Alive || b.version != vb+1 {
+		t.Fatalf("peer sees role %s, status %s, version %d -> %d", m.Role, m.Status, vb, b.version)
+	}
+	a.step(leaveRequest{Now: t0.Add(3 * time.Millisecond)})
+	if out := a.step(setRoleRequest{Role: RoleServer, Now: t0.Add(4 * time.Millisecond)}); !errors.Is(out.Err, ErrLeft) {
+		t.Fatalf("set role after leave: %v, want ErrLeft", out.Err)
+	}
+}
+
 func TestSetTags(t *testing.T) {
 	a := newTestState(t)
 	b := newTestState(t, func(c *Config) { c.Self.ID, c.Self.Name = "id-b", "b" })

@@ -2,118 +2,73 @@ package replicator
 
 import (
 	"context"
-	"errors"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/roostkv/roost/actors/membership"
 	"github.com/roostkv/roost/actors/store"
 	"github.com/roostkv/roost/bus/wire"
 	"github.com/roostkv/roost/partition"
 )
 
-// Errors of Write.
-var (
-	// ErrNotPrimary: this node does not lead the partition (any more).
-	ErrNotPrimary = errors.New("replicator: not the primary of this partition")
-	// ErrNotReady: this node leads the partition but is still pulling it
-	// from the other owners; AwaitReady tells when it is done.
-	ErrNotReady = errors.New("replicator: partition still syncing")
-	// ErrAckTimeout: an ack=all write was applied by the primary but not by
-	// every live owner within Config.AckTimeout.
-	ErrAckTimeout = errors.New("replicator: not every owner applied the write in time")
-	// ErrStopped: the replicator has stopped.
-	ErrStopped = errors.New("replicator: stopped")
-)
+// Ack modes of a write.
+type AckMode uint8
 
-// Defaults of Config.
 const (
-	DefaultLogSize     = 1024
-	DefaultLogBytes    = 64 << 20
-	DefaultAckTimeout  = 5 * time.Second
-	DefaultAntiEntropy = 5 * time.Second
-	DefaultTick        = 500 * time.Millisecond
-
-	requestTimeout = 2 * time.Second // one replication request
-	chunkBytes     = 256 << 10       // a snapshot chunk, at most (plus one record)
-	retryPause     = 50 * time.Millisecond
-	fenceFor       = 5 * time.Second // how long a partition taken over is not led again on a stale table
+	AckPrimary AckMode = iota // answer once the primary applied the write
+	AckAll                    // answer once every live owner applied it
 )
 
-// Config sets up a Replicator.
-type Config struct {
-	Conn       *nats.Conn
-	Subjects   wire.Subjects
-	Store      *store.Store
-	Name       string // this node's name, as the partition table names it
-	ID         string // this node's ID: its request subjects
-	Partitions int
-
-	// Members returns the current membership view: the primaries' heads
-	// travel in their heartbeats (Member.Extra).
-	Members func() membership.View
-	// SetHeads puts this node's heads in its heartbeats.
-	SetHeads func([]byte)
-
-	LogSize     int           // entries kept per partition to serve gap fetches; default DefaultLogSize
-	LogBytes    int64         // bytes of keys and values all the partitions' logs keep, at most; default DefaultLogBytes
-	AckTimeout  time.Duration // how long an ack=all write waits for the replicas; default DefaultAckTimeout
-	AntiEntropy time.Duration // period of digest rounds; default DefaultAntiEntropy; negative = off
-	Tick        time.Duration // how often heads are announced and checked; default DefaultTick
-	Logger      *slog.Logger
-}
-
-func (c Config) withDefaults() Config {
-	if c.LogSize <= 0 {
-		c.LogSize = DefaultLogSize
-	}
-	if c.LogBytes <= 0 {
-		c.LogBytes = DefaultLogBytes
-	}
-	if c.AckTimeout <= 0 {
-		c.AckTimeout = DefaultAckTimeout
-	}
-	if c.AntiEntropy == 0 {
-		c.AntiEntropy = DefaultAntiEntropy
-	}
-	if c.Tick <= 0 {
-		c.Tick = DefaultTick
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	return c
-}
-
-// Replicator keeps this node's partitions in step with their other owners.
-// Write may be called by any number of goroutines.
+// Replicator is the shell around the partitions' cores (core.go): it feeds
+// them the node's writes, the table, the time, the peers' claims and the
+// messages from the bus, and performs the effects they return. Each
+// partition's core runs under its own mutex, its loop: one step at a time.
+// Every method may be called by any number of goroutines.
 type Replicator struct {
 	cfg   Config
 	log   *slog.Logger
 	conn  *nats.Conn
 	st    *store.Store
+	data  *storeAdapter
 	parts []*part
+	ackTo string // the subject our replicas acknowledge on
 
-	mu     sync.Mutex // guards table, ids, prev
-	table  *partition.Table
-	ids    map[string]string // live member name -> node ID
-	ackTo  string            // subject our replicas acknowledge on
-	subs   []*nats.Subscription
-	ctx    context.Context // cancelled by Stop: ends syncs, pushes and the loop
-	cancel context.CancelFunc
-	wg     sync.WaitGroup // the loop and every background sync
+	mu    sync.Mutex // guards table, ids
+	table *partition.Table
+	ids   map[string]string // live member name -> node ID
 
-	handovers   sync.WaitGroup // partitions being pushed to their new primary
-	lag         *lagRecorder   // of the entries applied in order as a replica
-	snaps       snapCache      // one pass's records, serving snapshots (snapshot.go)
-	statusCache digestCache    // the digests Status shows (status.go)
+	peers peerClaims // what the peers said in their heartbeats
+
+	subs     []*nats.Subscription
+	ctx      context.Context // cancelled by Stop
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup // the loop and every goroutine serving a message
+	writeIDs atomic.Uint64
+	keep     atomic.Bool // KeepCopies: nothing is dropped from the store any more
+
+	lag         *lagRecorder // of the entries applied in order as a replica
+	statusCache digestCache  // the digests Status shows (status.go)
 
 	dropMu    sync.Mutex // guards dropping, dropAgain (dropUnheld)
 	dropping  bool
 	dropAgain bool
+}
+
+// part is one partition on this node: its core and what the shell keeps
+// beside it.
+type part struct {
+	p       int
+	mu      sync.Mutex // the partition's loop: held while its core steps and its effects are performed
+	c       *core
+	serving atomic.Bool           // mirrors c.serving() for readers without mu
+	held    atomic.Bool           // mirrors c.holds for the drop pass
+	waits   map[uint64]chan error // ack=all writes by ID
+	sub     *nats.Subscription    // the partition's log subject, while following it
+	readyCh chan struct{}         // closed when serving turns true; replaced when it turns false
 }
 
 // New makes a replicator; Start runs it.
@@ -129,22 +84,28 @@ func New(cfg Config) *Replicator {
 		ackTo: cfg.Subjects.NodeAck(cfg.ID),
 		lag:   newLagRecorder(),
 	}
+	r.data = newStoreAdapter(cfg.Store, cfg.Partitions)
+	logBytes := int(max(cfg.LogBytes/int64(cfg.Partitions), 1))
 	for p := range r.parts {
-		r.parts[p] = newPart(p, cfg.LogSize, int(max(cfg.LogBytes/int64(cfg.Partitions), 1)))
+		cc := coreConfig{Self: cfg.Name, P: p, LogSize: cfg.LogSize, LogBytes: logBytes, ChunkBytes: cfg.ChunkBytes,
+			RequestTimeout: int64(cfg.RequestTimeout), ClaimLag: int64(2 * cfg.Heartbeat), Replicas: cfg.Replicas}
+		r.parts[p] = &part{p: p, c: newCore(cc, partStore{r.data, p}), waits: map[uint64]chan error{}, readyCh: make(chan struct{})}
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	return r
 }
 
-// Start subscribes to this node's replication subjects and starts the loop
-// that announces heads, checks the primaries' and runs anti-entropy.
+// Start subscribes to this node's replication subjects and starts the loop.
 func (r *Replicator) Start() error {
+	if err := r.cfg.Validate(); err != nil {
+		return err
+	}
 	for _, s := range []struct {
 		subject string
 		handler nats.MsgHandler
 	}{
-		{r.cfg.Subjects.NodeRepl(r.cfg.ID), r.onRequest},
-		{r.ackTo, r.onAck},
+		{r.cfg.Subjects.NodeRepl(r.cfg.ID), r.onMessage},
+		{r.ackTo, r.onAckMessage},
 	} {
 		sub, err := r.conn.Subscribe(s.subject, s.handler)
 		if err != nil {
@@ -169,147 +130,152 @@ func (r *Replicator) unsubscribe() {
 	r.subs = nil
 }
 
-// Stop ends the loop and every sync, and fails the writes that wait for acks.
+// Stop ends the loop and fails the writes that wait for acks. It returns
+// once every goroutine it started has ended.
 func (r *Replicator) Stop() {
 	r.cancel()
 	r.unsubscribe()
 	for _, pt := range r.parts {
 		pt.mu.Lock()
-		pt.leave(ErrStopped)
+		for id, ch := range pt.waits {
+			ch <- ErrStopped
+			delete(pt.waits, id)
+		}
+		if pt.sub != nil {
+			_ = pt.sub.Unsubscribe()
+			pt.sub = nil
+		}
 		pt.mu.Unlock()
 	}
 	r.wg.Wait()
 }
 
-// loop announces heads and checks the primaries' every Tick, and runs an
-// anti-entropy round every AntiEntropy.
-func (r *Replicator) loop() {
-	tick := time.NewTicker(r.cfg.Tick)
-	defer tick.Stop()
-	var ae <-chan time.Time
-	if r.cfg.AntiEntropy > 0 {
-		t := time.NewTicker(r.cfg.AntiEntropy)
-		defer t.Stop()
-		ae = t.C
-	}
-	for {
-		select {
-		case <-r.ctx.Done():
-			return
-		case <-tick.C:
-			r.announceHeads()
-			r.checkHeads()
-			r.unfence()
-		case <-ae:
-			r.antiEntropy()
-		}
-	}
+// step runs one message through partition pt's core and performs its
+// effects.
+func (r *Replicator) step(pt *part, m Message) error {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	err := pt.c.step(m)
+	r.perform(pt)
+	return err
 }
 
-// SetTable applies a new partition table: ids maps live member names to node
-// IDs. Partitions this node starts to lead are pulled from the other holders
-// before they take requests; partitions it starts to replicate are synced
-// from their primary; partitions it no longer holds are pushed to their new
-// primary and dropped.
-func (r *Replicator) SetTable(t *partition.Table, ids map[string]string) {
-	r.mu.Lock()
-	prev := r.table
-	r.table, r.ids = t, ids
-	r.mu.Unlock()
-	if prev == nil && slices.Contains(t.Members(), r.cfg.Name) {
-		// A node that joins: the partitions it takes are held where the
-		// others route them without it (its own table before has none).
-		prev = t.Without(r.cfg.Name)
-	}
-
-	for p, pt := range r.parts {
-		owners := t.Owners(p)
-		var before []string
-		if prev != nil {
-			before = prev.Owners(p)
-		}
-		pt.mu.Lock()
-		switch {
-		case len(owners) > 0 && owners[0] == r.cfg.Name:
-			r.becomePrimary(pt, owners, before)
-		case slices.Contains(owners, r.cfg.Name):
-			r.becomeReplica(pt, owners[0])
-		default:
-			r.becomeNone(pt, len(owners) > 0 && pt.holds)
-		}
-		pt.mu.Unlock()
-	}
-}
-
-// HoldAll marks every partition as possibly held here (a warm restart loaded
-// a snapshot of all of them): the first table hands over and drops those
-// this node does not own. Call it before SetTable.
-func (r *Replicator) HoldAll() {
-	for _, pt := range r.parts {
-		pt.mu.Lock()
-		pt.setHolds(true)
-		pt.mu.Unlock()
-	}
-}
-
-// unfence takes up again the partitions that another node took over while
-// this node's table named it primary, once the fence has passed, or at once
-// when the node that took over is not live any more, and the table still
-// says so: the node that took over is gone again.
-func (r *Replicator) unfence() {
-	r.mu.Lock()
-	t, ids := r.table, r.ids
-	r.mu.Unlock()
-	if t == nil {
-		return
-	}
-	now := time.Now()
-	for p, pt := range r.parts {
-		pt.mu.Lock()
-		if pt.role == roleNone && !pt.fenced.IsZero() && (now.After(pt.fenced) || ids[pt.fencedBy] == "") {
-			pt.fenced = time.Time{}
-			if owners := t.Owners(p); len(owners) > 0 && owners[0] == r.cfg.Name {
-				r.becomePrimary(pt, owners, nil)
+// perform carries out the effects of pt's core, in order, and mirrors its
+// state for readers without the lock. pt.mu is held.
+func (r *Replicator) perform(pt *part) {
+	for _, e := range pt.c.takeEffects() {
+		switch e := e.(type) {
+		case send:
+			r.send(e.To, e.Msg)
+		case publish:
+			r.publish(pt, e)
+		case follow:
+			r.follow(pt, e.On)
+		case writeDone:
+			if ch, ok := pt.waits[e.ID]; ok {
+				delete(pt.waits, e.ID)
+				ch <- e.Err
+			}
+		case dropCopy:
+			if r.ctx.Err() == nil && !r.keep.Load() {
+				r.wg.Go(r.dropUnheld)
 			}
 		}
-		pt.mu.Unlock()
+	}
+	serving := pt.c.serving()
+	if was := pt.serving.Swap(serving); serving && !was {
+		close(pt.readyCh)
+	} else if !serving && was {
+		pt.readyCh = make(chan struct{})
+	}
+	pt.held.Store(pt.c.holds)
+}
+
+// send publishes a wire message to the node named to.
+func (r *Replicator) send(to string, m Message) {
+	id := r.idOf(to)
+	if id == "" {
+		return // not live: the core's retry finds out
+	}
+	data, err := encode(m)
+	if err != nil {
+		r.log.Error("cannot encode a replication message", "err", err)
+		return
+	}
+	subject := r.cfg.Subjects.NodeRepl(id)
+	if _, ok := m.(Ack); ok {
+		subject = r.cfg.Subjects.NodeAck(id)
+	}
+	_ = r.conn.Publish(subject, data)
+}
+
+// publish sends a batch of the log to the partition's replicas.
+func (r *Replicator) publish(pt *part, e publish) {
+	data, err := wire.Marshal(&e.Batch)
+	if err != nil {
+		r.log.Error("cannot encode a log batch", "err", err)
+		return
+	}
+	msg := &nats.Msg{Subject: r.cfg.Subjects.PartitionLog(pt.p), Data: data}
+	if e.AckWanted {
+		msg.Reply = r.ackTo
+	}
+	_ = r.conn.PublishMsg(msg)
+}
+
+// follow subscribes to the partition's log, or leaves it.
+func (r *Replicator) follow(pt *part, on bool) {
+	if pt.sub != nil {
+		_ = pt.sub.Unsubscribe()
+		pt.sub = nil
+	}
+	if !on || r.ctx.Err() != nil {
+		return
+	}
+	sub, err := r.conn.Subscribe(r.cfg.Subjects.PartitionLog(pt.p), func(m *nats.Msg) { r.onLog(pt, m) })
+	if err != nil {
+		r.log.Error("cannot follow a partition's log", "partition", pt.p, "err", err)
+		return
+	}
+	_ = sub.SetPendingLimits(-1, 256<<20)
+	pt.sub = sub
+}
+
+// onLog takes a batch of a followed partition's log.
+func (r *Replicator) onLog(pt *part, msg *nats.Msg) {
+	var b Batch
+	if err := wire.Unmarshal(msg.Data, &b); err != nil || b.P != pt.p {
+		return
+	}
+	_ = r.step(pt, LogBatch{Batch: b, AckWanted: msg.Reply != ""})
+	now := time.Now()
+	for i := range b.Entries {
+		r.lag.record(b.Entries[i].Version, now)
 	}
 }
 
-// HandOver is a graceful leave: it applies t, a table without this node,
-// and waits until every partition this node held has been pushed to its new
-// primary, or ctx ends.
-func (r *Replicator) HandOver(ctx context.Context, t *partition.Table, ids map[string]string) error {
-	r.SetTable(t, ids)
-	done := make(chan struct{})
-	go func() {
-		r.handovers.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+// onMessage takes a replication message addressed to this node. Each is
+// served on its own goroutine: a snapshot chunk must not hold up others.
+func (r *Replicator) onMessage(msg *nats.Msg) {
+	m, digest, p, err := decode(msg.Data)
+	switch {
+	case err != nil:
+		r.log.Debug("malformed replication message", "err", err)
+	case digest != nil:
+		req := digest.(DigestRequest)
+		r.background(func() { r.serveDigest(msg, &req) })
+	case p >= 0 && p < len(r.parts):
+		r.background(func() { _ = r.step(r.parts[p], m) })
 	}
 }
 
-// current returns the owners of p in the current table, and the node ID of
-// each name in it (live members only).
-func (r *Replicator) current(p int) (owners []string, ids map[string]string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.table == nil {
-		return nil, r.ids
+// onAckMessage takes a replica's ack, on the subscription's goroutine.
+func (r *Replicator) onAckMessage(msg *nats.Msg) {
+	m, _, p, err := decode(msg.Data)
+	if err != nil || p < 0 || p >= len(r.parts) {
+		return
 	}
-	return r.table.Owners(p), r.ids
-}
-
-// idOf returns the node ID of member name, "" when it is not live.
-func (r *Replicator) idOf(name string) string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.ids[name]
+	_ = r.step(r.parts[p], m)
 }
 
 // background runs fn on its own goroutine until Stop.
@@ -320,17 +286,146 @@ func (r *Replicator) background(fn func()) {
 	r.wg.Go(fn)
 }
 
-// sleep pauses for d, or returns false when the replicator stops first.
-func (r *Replicator) sleep(d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-r.ctx.Done():
-		return false
+// loop ticks the cores, announces this node's claims every beat and runs
+// anti-entropy rounds.
+func (r *Replicator) loop() {
+	tick := time.NewTicker(r.cfg.Tick)
+	defer tick.Stop()
+	beat := time.NewTicker(r.cfg.Heartbeat)
+	defer beat.Stop()
+	var ae <-chan time.Time
+	if r.cfg.AntiEntropy > 0 {
+		t := time.NewTicker(r.cfg.AntiEntropy)
+		defer t.Stop()
+		ae = t.C
 	}
+	r.announce()
+	for {
+		select {
+		case <-r.ctx.Done(): // stopped
+			return
+		case now := <-tick.C: // timeouts, retries, fences, hand-offs
+			r.tick(now)
+		case <-beat.C: // our claims ride our next heartbeat
+			r.announce()
+		case <-ae: // compare the copies we lead with their replicas'
+			r.antiEntropy()
+		}
+	}
+}
+
+// tick steps every partition with the time and the peers' claims.
+func (r *Replicator) tick(now time.Time) {
+	byPart, heard := r.peerClaims()
+	for p, pt := range r.parts {
+		_ = r.step(pt, Tick{Now: now.UnixNano(), Claims: byPart[p], Heard: heard})
+	}
+}
+
+// announce puts this node's claims in its heartbeats.
+func (r *Replicator) announce() {
+	if r.cfg.SetClaims == nil {
+		return
+	}
+	cs := claims{Parts: map[int]Claim{}}
+	for _, pt := range r.parts {
+		pt.mu.Lock()
+		if cl := pt.c.claim(); cl.Role != RoleNone || cl.Holds {
+			cs.Parts[pt.p] = cl
+		}
+		pt.mu.Unlock()
+	}
+	if data, err := wire.Marshal(&cs); err == nil {
+		r.cfg.SetClaims(data)
+	}
+}
+
+// SetTable applies a new partition table: ids maps live member names to
+// node IDs.
+func (r *Replicator) SetTable(t *partition.Table, ids map[string]string) {
+	r.mu.Lock()
+	r.table, r.ids = t, ids
+	r.mu.Unlock()
+	live := slices.Sorted(maps.Keys(ids))
+	for p, pt := range r.parts {
+		_ = r.step(pt, SetOwners{Owners: t.Owners(p), Live: live})
+	}
+}
+
+// HoldAll says the store holds data of every partition (a warm restart
+// loaded a snapshot): what this node does not own is handed to the owners
+// before it is dropped. Call it before SetTable.
+func (r *Replicator) HoldAll() {
+	for _, pt := range r.parts {
+		_ = r.step(pt, HoldCopy{})
+	}
+}
+
+// KeepCopies makes the replicator drop nothing from the store from now on:
+// a node that stops keeps every copy it holds for its warm-restart
+// snapshot, while it hands them over.
+func (r *Replicator) KeepCopies() { r.keep.Store(true) }
+
+// HandOver is a graceful leave: it applies t, a table without this node,
+// and waits until the primary of every partition this node holds has its
+// copy, or ctx ends. The copies stay in the store: the node is leaving.
+func (r *Replicator) HandOver(ctx context.Context, t *partition.Table, ids map[string]string) error {
+	r.SetTable(t, ids)
+	tick := time.NewTicker(r.cfg.Tick)
+	defer tick.Stop()
+	for {
+		done := true
+		for _, pt := range r.parts {
+			pt.mu.Lock()
+			done = done && pt.c.handedOver()
+			pt.mu.Unlock()
+		}
+		if done {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// idOf returns the node ID of member name, "" when it is not live.
+func (r *Replicator) idOf(name string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ids[name]
 }
 
 // partitionOf is the partition of key.
 func (r *Replicator) partitionOf(key string) int { return partition.Of(key, r.cfg.Partitions) }
+
+// dropUnheld removes from the store every key of a partition this node
+// does not hold, in one pass over the store however many partitions were
+// handed off: a call during a pass makes the pass run once more instead.
+// A partition taken up again during the pass is safe: it is marked held
+// before anything is pulled into it, and the pass reads the mark key by key
+// under the key's shard lock.
+func (r *Replicator) dropUnheld() {
+	r.dropMu.Lock()
+	if r.dropping {
+		r.dropAgain = true
+		r.dropMu.Unlock()
+		return
+	}
+	r.dropping = true
+	r.dropMu.Unlock()
+	for {
+		n := r.st.Drop(func(key string) bool { return !r.parts[r.partitionOf(key)].held.Load() })
+		r.log.Debug("partitions handed off dropped", "keys_dropped", n)
+		r.dropMu.Lock()
+		if !r.dropAgain {
+			r.dropping = false
+			r.dropMu.Unlock()
+			return
+		}
+		r.dropAgain = false
+		r.dropMu.Unlock()
+	}
+}

@@ -16,6 +16,7 @@ type PartitionStatus struct {
 	Lag       uint64   `json:"lag"`                // replica: entries behind the primary's last announced head
 	Primary   string   `json:"primary,omitempty"`  // replica: the primary followed
 	Replicas  []string `json:"replicas,omitempty"` // primary: the other owners
+	Holds     bool     `json:"holds"`              // the store holds a copy (role none: one not handed off yet)
 	Digest    Digest   `json:"digest"`             // of this node's copy: equal digests, equal copies
 }
 
@@ -24,13 +25,18 @@ func (r *Replicator) Status() []PartitionStatus {
 	var out []PartitionStatus
 	for _, pt := range r.parts {
 		pt.mu.Lock()
-		if pt.role != roleNone {
-			ps := PartitionStatus{Partition: pt.p, Role: pt.role.String(), Ready: pt.ready, Term: pt.term,
-				Last: ID{pt.term, pt.seq}, Primary: pt.primary}
-			if pt.role == rolePrimary {
-				ps.Primary, ps.Replicas = "", append([]string(nil), pt.replicas...)
-			} else if pt.head.Term == pt.term && pt.head.Seq > pt.seq {
-				ps.Lag = pt.head.Seq - pt.seq
+		c := pt.c
+		if c.role != RoleNone || c.holds {
+			ps := PartitionStatus{Partition: pt.p, Role: c.role.String(), Ready: c.ready, Term: c.term,
+				Last: ID{c.term, c.seq}, Holds: c.holds}
+			switch c.role {
+			case RolePrimary:
+				ps.Replicas = c.replicas()
+			case RoleReplica:
+				ps.Primary = c.primary
+				if pc, ok := c.claims[c.primary]; ok && pc.Term == c.term && pc.Seq > c.seq {
+					ps.Lag = pc.Seq - c.seq
+				}
 			}
 			out = append(out, ps)
 		}
@@ -49,8 +55,8 @@ func (r *Replicator) Status() []PartitionStatus {
 // pass over the whole store.
 func (r *Replicator) statusDigests() map[int]Digest {
 	stamp := uint64(0)
-	for _, pt := range r.parts {
-		stamp += pt.mutations.Load()
+	for i := range r.data.mutations {
+		stamp += r.data.mutations[i].Load()
 	}
 	c := &r.statusCache
 	c.mu.Lock()

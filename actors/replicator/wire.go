@@ -52,41 +52,6 @@ type Ack struct {
 	Node string `msgpack:"n"`
 }
 
-// Kinds of Request.
-const (
-	kindFetch    = "fetch"    // log entries From..To of Term, from the primary's log
-	kindSnapshot = "snapshot" // one chunk of a partition's records, keys after After
-	kindPush     = "push"     // records to merge (handover, repair); the receiver applies them by version
-	kindDigest   = "digest"   // the sender's digests of partitions the receiver replicates
-)
-
-// Request is a replication request to one node (wire.Subjects.NodeRepl).
-type Request struct {
-	Kind    string         `msgpack:"kind"`
-	P       int            `msgpack:"p"`
-	From    string         `msgpack:"from"` // the sender's node name
-	Term    uint64         `msgpack:"t,omitempty"`
-	First   uint64         `msgpack:"first,omitempty"` // fetch: first seq wanted
-	Last    uint64         `msgpack:"last,omitempty"`  // fetch: last seq wanted
-	After   string         `msgpack:"after,omitempty"` // snapshot: cursor
-	Records []Entry        `msgpack:"recs,omitempty"`  // push
-	Digests map[int]Digest `msgpack:"digests,omitempty"`
-	Heads   map[int]ID     `msgpack:"heads,omitempty"`   // digest: the primary's last ID of each partition, unchanged while its digest was computed
-	Primary bool           `msgpack:"primary,omitempty"` // snapshot: only from a ready primary
-	Fence   bool           `msgpack:"fence,omitempty"`   // snapshot: the sender takes the partition over; a primary here stops serving it first
-}
-
-// Response answers a Request.
-type Response struct {
-	Error     string  `msgpack:"err,omitempty"`       // the request could not be served (not primary, not ready)
-	Truncated bool    `msgpack:"truncated,omitempty"` // fetch: the entries are no longer in the log; take a snapshot
-	Entries   []Entry `msgpack:"entries,omitempty"`   // fetch, snapshot
-	Head      ID      `msgpack:"head"`                // snapshot: the primary's last ID when the snapshot was taken
-	Next      string  `msgpack:"next,omitempty"`      // snapshot: cursor of the next chunk; "" = done
-	Differ    []int   `msgpack:"differ,omitempty"`    // digest: partitions found different
-	Applied   int     `msgpack:"applied,omitempty"`   // push: records that were newer and applied
-}
-
 // Digest summarises a partition's contents: the XOR of a hash of every
 // (key, version, deleted) it holds, and their count.
 type Digest struct {
@@ -94,8 +59,22 @@ type Digest struct {
 	Count int    `msgpack:"n" json:"count"`
 }
 
-// heads is a primary's heartbeat payload: the last ID of each partition it
-// leads.
-type heads struct {
-	Heads map[int]ID `msgpack:"heads"`
+// DigestRequest carries a primary's digests of the partitions the receiver
+// replicates, each taken at the head in Heads (anti-entropy, request-reply).
+type DigestRequest struct {
+	From    string         `msgpack:"from"`
+	Digests map[int]Digest `msgpack:"digests"`
+	Heads   map[int]ID     `msgpack:"heads"`
+}
+
+// DigestResponse names the partitions whose copies differ; the replica
+// repairs them.
+type DigestResponse struct {
+	Differ []int `msgpack:"differ,omitempty"`
+}
+
+// claims is a node's heartbeat payload: what it says of each partition it
+// has a role in or holds data of.
+type claims struct {
+	Parts map[int]Claim `msgpack:"c"`
 }

@@ -36,16 +36,15 @@ type mirrorBatch struct {
 	Entries []mirrorEntry `msgpack:"e"`
 }
 
-// mirrorResponse is Response with mirrored entries: Entry encoded inside a
-// value msgpack reflects over (EncodeMsgpack, DecodeMsgpack).
+// mirrorResponse is FetchResponse with mirrored entries: Entry encoded
+// inside a value msgpack reflects over (EncodeMsgpack, DecodeMsgpack).
 type mirrorResponse struct {
-	Error     string        `msgpack:"err,omitempty"`
-	Truncated bool          `msgpack:"truncated,omitempty"`
+	P         int           `msgpack:"p"`
+	From      string        `msgpack:"from"`
+	Req       uint64        `msgpack:"req"`
 	Entries   []mirrorEntry `msgpack:"entries,omitempty"`
-	Head      ID            `msgpack:"head"`
-	Next      string        `msgpack:"next,omitempty"`
-	Differ    []int         `msgpack:"differ,omitempty"`
-	Applied   int           `msgpack:"applied,omitempty"`
+	Truncated bool          `msgpack:"truncated,omitempty"`
+	Refused   string        `msgpack:"refused,omitempty"`
 }
 
 func toMirrorBatch(x Batch) mirrorBatch {
@@ -56,13 +55,13 @@ func fromMirrorBatch(m mirrorBatch) Batch {
 	return Batch{P: m.P, Entries: mpacktest.ConvertSlice(m.Entries, func(e mirrorEntry) Entry { return Entry(e) })}
 }
 
-func toMirrorResponse(x Response) mirrorResponse {
-	return mirrorResponse{Error: x.Error, Truncated: x.Truncated, Head: x.Head, Next: x.Next, Differ: x.Differ, Applied: x.Applied,
+func toMirrorResponse(x FetchResponse) mirrorResponse {
+	return mirrorResponse{P: x.P, From: x.From, Req: x.Req, Truncated: x.Truncated, Refused: x.Refused,
 		Entries: mpacktest.ConvertSlice(x.Entries, func(e Entry) mirrorEntry { return mirrorEntry(e) })}
 }
 
-func fromMirrorResponse(m mirrorResponse) Response {
-	return Response{Error: m.Error, Truncated: m.Truncated, Head: m.Head, Next: m.Next, Differ: m.Differ, Applied: m.Applied,
+func fromMirrorResponse(m mirrorResponse) FetchResponse {
+	return FetchResponse{P: m.P, From: m.From, Req: m.Req, Truncated: m.Truncated, Refused: m.Refused,
 		Entries: mpacktest.ConvertSlice(m.Entries, func(e mirrorEntry) Entry { return Entry(e) })}
 }
 
@@ -103,14 +102,14 @@ func TestBatchEncodesAsReflection(t *testing.T) {
 	}
 }
 
-// Entries inside a Response, which msgpack encodes by reflection, go
-// through EncodeMsgpack and DecodeMsgpack: the same bytes as before.
+// Entries inside a FetchResponse, which msgpack encodes by reflection, go
+// through EncodeMsgpack and DecodeMsgpack: the same bytes as reflection's.
 func TestResponseEntriesEncodeAsReflection(t *testing.T) {
-	for _, c := range []Response{
+	for _, c := range []FetchResponse{
 		{},
 		{Entries: []Entry{}},
-		{Entries: sampleEntries(), Head: ID{Term: 2, Seq: 9}, Next: "k", Differ: []int{1}, Applied: 3},
-		{Error: "not primary", Truncated: true},
+		{P: 3, From: "n1", Req: 9, Entries: sampleEntries()},
+		{Refused: "not primary", Truncated: true},
 	} {
 		checkEncode(t, c, toMirrorResponse, fromMirrorResponse)
 	}
