@@ -256,23 +256,41 @@ func (c *Client) writeOpts(opts []WriteOption) writeOpts {
 // batch sends ops as one BatchRequest to dest (a node's batch subject, or
 // the generic one) and returns their results, one per op. A node subject
 // nobody serves any more is routed around and the request retried once on
-// the generic subject: no node got it, so nothing ran twice.
+// the generic subject: no node got it, so nothing ran twice. A request in
+// flight to a node that turns out to be gone (see router.inFlightTo) is not
+// waited for: reads are sent again on the generic subject, since running
+// them twice changes nothing; writes fail with a 503 (ErrNotReady), their
+// outcome unknown, as when a node answers 503 after its own bounds.
 func (c *Client) batch(ctx context.Context, dest string, ops []wire.Request, ack string) ([]wire.Result, error) {
 	data, err := wire.Marshal(&wire.BatchRequest{Ops: ops, Ack: ack})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadRequest, err)
 	}
-	m, err := c.request(ctx, dest, data)
-	if err != nil && c.r != nil && dest != c.generic {
-		switch {
-		case errors.Is(err, nats.ErrNoResponders): // the node is gone
-			c.r.nodeGone(dest)
-			dest = c.generic
-			m, err = c.request(ctx, dest, data)
-		case errors.Is(err, ErrTimeout): // maybe gone; the deadline is spent, and the node may have run the ops
-			c.r.stale()
-		}
+	if c.r == nil || dest == c.generic {
+		m, err := c.request(ctx, dest, data)
+		return decodeBatch(m, err, dest, len(ops))
 	}
+	m, err := c.requestNode(ctx, dest, data)
+	switch {
+	case err == nil:
+	case errors.Is(err, nats.ErrNoResponders): // the node is gone
+		c.r.nodeGone(dest)
+		dest = c.generic
+		m, err = c.request(ctx, dest, data)
+	case errors.Is(err, errNodeGone) && readsOnly(ops):
+		dest = c.generic
+		m, err = c.request(ctx, dest, data)
+	case errors.Is(err, errNodeGone):
+		err = &Error{Code: wire.CodeUnavailable, Message: "the node " + dest + " went away with the request in flight: it may or may not have been applied"}
+	case errors.Is(err, ErrTimeout): // maybe gone; the deadline is spent, and the node may have run the ops
+		c.r.stale()
+	}
+	return decodeBatch(m, err, dest, len(ops))
+}
+
+// decodeBatch returns the results of a batch request of n ops from its
+// reply m on dest, or the request's error err.
+func decodeBatch(m *nats.Msg, err error, dest string, n int) ([]wire.Result, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -280,10 +298,34 @@ func (c *Client) batch(ctx context.Context, dest string, ops []wire.Request, ack
 	if err := wire.Unmarshal(m.Data, &resp); err != nil {
 		return nil, fmt.Errorf("%w: reply on %s: %w", ErrProtocol, dest, err)
 	}
-	if len(resp.Results) != len(ops) {
-		return nil, fmt.Errorf("%w: %d results for %d operations on %s", ErrProtocol, len(resp.Results), len(ops), dest)
+	if len(resp.Results) != n {
+		return nil, fmt.Errorf("%w: %d results for %d operations on %s", ErrProtocol, len(resp.Results), n, dest)
 	}
 	return resp.Results, nil
+}
+
+// requestNode is request on a node's own subject, ended early with
+// errNodeGone once the router knows the node is gone.
+func (c *Client) requestNode(ctx context.Context, subject string, data []byte) (*nats.Msg, error) {
+	alive := c.r.inFlightTo(subject)
+	rctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(alive, func() { cancel(context.Cause(alive)) })
+	defer func() { stop(); cancel(nil) }()
+	m, err := c.request(rctx, subject, data)
+	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(rctx), errNodeGone) {
+		return nil, errNodeGone
+	}
+	return m, err
+}
+
+// readsOnly reports whether ops are all gets, which may run twice.
+func readsOnly(ops []wire.Request) bool {
+	for i := range ops {
+		if ops[i].Op != wire.OpGet {
+			return false
+		}
+	}
+	return true
 }
 
 // destOf returns the subject that key's operations go to.

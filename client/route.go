@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -21,6 +22,13 @@ import (
 // subject, which any node serves. A node subject with no responders (the
 // node is gone) is routed around at once, the request is retried once on the
 // generic subject, and the table is fetched again.
+//
+// A request already in flight to a node that is gone gets no reply: core
+// NATS drops a request whose responder dies, and tells nobody. The router
+// ends the wait of such requests (inFlight) as soon as it knows the node is
+// gone: a request to its subject had no responders, or a table no longer
+// lists it (peers mark a killed node dead within --dead-after). See
+// Client.batch for what the caller then gets.
 
 // DefaultTableRefresh is how often a client fetches the partition table again.
 const DefaultTableRefresh = 2 * time.Second
@@ -40,9 +48,10 @@ type tableReply struct {
 // routes is one partition table as the client routes by. Immutable once
 // published.
 type routes struct {
-	partitions int      // P; 0 = no table: everything goes to generic
-	generic    string   // the generic batch subject, served by any node
-	dest       []string // per partition: its primary's node batch subject, or generic
+	partitions int             // P; 0 = no table: everything goes to generic
+	generic    string          // the generic batch subject, served by any node
+	dest       []string        // per partition: its primary's node batch subject, or generic
+	live       map[string]bool // the node batch subjects of the table's live members; nil = no table yet
 }
 
 // destOf returns the subject of key's operations.
@@ -61,25 +70,23 @@ func newRoutes(subj wire.Subjects, tr *tableReply) (*routes, error) {
 	if tr.Partitions < 1 || len(tr.Owners) != tr.Partitions {
 		return nil, fmt.Errorf("%w: table of %d partitions with owners for %d", ErrProtocol, tr.Partitions, len(tr.Owners))
 	}
-	if len(tr.IDs) < 2 {
-		return &routes{generic: subj.Batch()}, nil
+	live := make(map[string]bool, len(tr.IDs))
+	for _, id := range tr.IDs {
+		if id != "" {
+			live[subj.NodeBatch(id)] = true
+		}
 	}
-	rt := &routes{partitions: tr.Partitions, generic: subj.Batch(), dest: make([]string, tr.Partitions)}
-	subjects := make(map[string]string, len(tr.IDs)) // node name -> its batch subject, built once
+	if len(tr.IDs) < 2 {
+		return &routes{generic: subj.Batch(), live: live}, nil
+	}
+	rt := &routes{partitions: tr.Partitions, generic: subj.Batch(), dest: make([]string, tr.Partitions), live: live}
 	for p, owners := range tr.Owners {
 		rt.dest[p] = rt.generic
 		if len(owners) == 0 {
 			continue
 		}
-		s, ok := subjects[owners[0]]
-		if !ok {
-			if id := tr.IDs[owners[0]]; id != "" {
-				s = subj.NodeBatch(id)
-				subjects[owners[0]] = s
-			}
-		}
-		if s != "" {
-			rt.dest[p] = s
+		if id := tr.IDs[owners[0]]; id != "" {
+			rt.dest[p] = subj.NodeBatch(id)
 		}
 	}
 	return rt, nil
@@ -97,7 +104,7 @@ func (rt *routes) without(gone map[string]time.Time) *routes {
 			continue
 		}
 		if out == nil {
-			out = &routes{partitions: rt.partitions, generic: rt.generic, dest: append([]string(nil), rt.dest...)}
+			out = &routes{partitions: rt.partitions, generic: rt.generic, dest: append([]string(nil), rt.dest...), live: rt.live}
 		}
 		out.dest[p] = rt.generic
 	}
@@ -120,11 +127,16 @@ type router struct {
 	kick chan struct{}          // buffered 1: fetch the table now
 	done chan struct{}          // closed when run returns
 
-	mu   sync.Mutex
-	base *routes              // the last table fetched, before gone is applied
-	gone map[string]time.Time // node subjects that had no responders -> when
-	now  func() time.Time     // the clock; time.Now outside tests
+	mu       sync.Mutex
+	base     *routes                            // the last table fetched, before gone is applied
+	gone     map[string]time.Time               // node subjects that had no responders -> when
+	inFlight map[string]context.CancelCauseFunc // node subject -> ends the wait of its requests in flight (see inFlightTo)
+	alive    map[string]context.Context         // node subject -> the context those requests run under
+	now      func() time.Time                   // the clock; time.Now outside tests
 }
+
+// errNodeGone is the cause of a request's end when its node is gone.
+var errNodeGone = errors.New("client: node gone")
 
 func newRouter(subj wire.Subjects, interval, wait time.Duration, fetch func(context.Context) ([]byte, error)) *router {
 	r := &router{
@@ -136,6 +148,9 @@ func newRouter(subj wire.Subjects, interval, wait time.Duration, fetch func(cont
 		done:  make(chan struct{}),
 		gone:  map[string]time.Time{},
 		now:   time.Now,
+
+		inFlight: map[string]context.CancelCauseFunc{},
+		alive:    map[string]context.Context{},
 	}
 	r.base = &routes{generic: subj.Batch()}
 	r.cur.Store(r.base)
@@ -196,6 +211,11 @@ func (r *router) install(rt *routes) {
 	}
 	r.base = rt
 	r.cur.Store(rt.without(r.gone))
+	for s := range r.alive {
+		if !rt.live[s] {
+			r.endInFlight(s) // dead or left in the cluster's view
+		}
+	}
 }
 
 // nodeGone routes around subject, a node subject that had no responders,
@@ -204,9 +224,43 @@ func (r *router) nodeGone(subject string) {
 	r.mu.Lock()
 	r.gone[subject] = r.now()
 	r.cur.Store(r.base.without(r.gone))
+	r.endInFlight(subject)
 	r.mu.Unlock()
 	r.stale()
 }
+
+// inFlightTo returns the context a request to node subject runs under: it
+// is cancelled, with cause errNodeGone, once the router knows the node is
+// gone (nodeGone, or a table without it). Such a request would never be
+// answered.
+func (r *router) inFlightTo(subject string) context.Context {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ctx, ok := r.alive[subject]
+	if !ok {
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(context.Background())
+		r.alive[subject], r.inFlight[subject] = ctx, cancel
+	}
+	return ctx
+}
+
+// endInFlight ends the wait of the requests in flight to subject, after
+// goneGrace. Called with r.mu held.
+func (r *router) endInFlight(subject string) {
+	if cancel, ok := r.inFlight[subject]; ok {
+		time.AfterFunc(goneGrace, func() { cancel(errNodeGone) })
+		delete(r.inFlight, subject)
+		delete(r.alive, subject)
+	}
+}
+
+// goneGrace is how long requests in flight to a node known gone still wait:
+// those sent after its subscription went away get their "no responders"
+// from the client's own server within a round trip, and are then sent again
+// on the generic subject (Client.batch); only the others were lost with
+// the node. Far above a round trip to the server.
+const goneGrace = time.Second
 
 // stale asks run for a fresh table; requests made meanwhile are merged.
 func (r *router) stale() {

@@ -224,3 +224,76 @@ func TestSlowNodeDoesNotHoldUpOthers(t *testing.T) {
 		t.Errorf("held Get: %v, want ErrNotFound", err)
 	}
 }
+
+// TestInFlightToGoneNode: calls in flight to a node that leaves the table
+// (dead in the cluster's view) are not waited for until their deadline: a
+// write fails with ErrNotReady, its outcome unknown; a read is sent again
+// on the generic subject. A call in flight to a node still listed waits for
+// its answer.
+func TestInFlightToGoneNode(t *testing.T) {
+	for _, mode := range batchingModes {
+		t.Run(mode.name, func(t *testing.T) {
+			c, node := routedSetup(t, client.WithBatching(mode.on), client.WithTableRefresh(20*time.Millisecond), client.WithTimeout(time.Minute))
+			ctx := context.Background()
+			var ka, kbW, kbR string
+			for i := 0; ka == "" || kbW == "" || kbR == ""; i++ {
+				switch k := fmt.Sprint(mode.name, i); {
+				case leader(k) == "a" && ka == "":
+					ka = k
+				case leader(k) == "b" && kbW == "":
+					kbW = k
+				case leader(k) == "b" && kbR == "":
+					kbR = k
+				}
+			}
+			if _, err := c.Set(ctx, kbR, []byte("r")); err != nil {
+				t.Fatal(err)
+			}
+			release := map[string]func(){}
+			for _, k := range []string{ka, kbW, kbR} {
+				release[k] = node.hold(k)
+				defer release[k]()
+			}
+			write, read, other := make(chan error, 1), make(chan error, 1), make(chan error, 1)
+			go func() { _, err := c.Set(ctx, kbW, []byte("w")); write <- err }()
+			waitArrived(t, node, kbW)
+			go func() {
+				it, err := c.Get(ctx, kbR)
+				if err == nil && string(it.Value) != "r" {
+					err = fmt.Errorf("read %q", it.Value)
+				}
+				read <- err
+			}()
+			waitArrived(t, node, kbR)
+			go func() { _, err := c.Set(ctx, ka, []byte("a")); other <- err }()
+			waitArrived(t, node, ka)
+
+			// b dies: the cluster's table no longer lists it.
+			node.serveTable(t, routedPartitions, []string{"a", "c"})
+			if err := waitDone(t, write, 5*time.Second, "write in flight to b"); !errors.Is(err, client.ErrNotReady) {
+				t.Errorf("write in flight to the gone node: %v, want ErrNotReady", err)
+			}
+			// The read went again, to the generic subject, where it waits
+			// for its key like any other.
+			waitArrived(t, node, kbR)
+			if got := len(node.received(node.subj.Batch())); got == 0 {
+				t.Error("the read was not sent again on the generic subject")
+			}
+			for _, ch := range []chan error{read, other} {
+				select {
+				case err := <-ch:
+					t.Fatalf("a call returned before its node answered: %v", err)
+				default:
+				}
+			}
+			release[ka]()
+			release[kbR]()
+			if err := waitDone(t, read, 5*time.Second, "read sent again"); err != nil {
+				t.Errorf("read in flight to the gone node: %v", err)
+			}
+			if err := waitDone(t, other, 5*time.Second, "write to a live node"); err != nil {
+				t.Errorf("write in flight to a live node: %v", err)
+			}
+		})
+	}
+}
