@@ -20,8 +20,16 @@ import (
 // one hop. While a view change is in flight the subject may have no
 // subscriber, or the receiver may have just let go of the partition; the
 // forwarder then retries until forwardTimeout.
+//
+// Bounds (docs/cluster.md, "Bounds"): every wait of a forwarded operation
+// — for a partition this node leads to be pulled in, for a primary to
+// appear, for the primary's answer — comes out of one budget,
+// forwardTimeout, after which the operation fails with 503. An ack=all
+// write's primary may answer up to --ack-timeout after it applied the
+// write: its answer is awaited that much longer.
 
-// forwardTimeout bounds a forwarded operation, retries included.
+// forwardTimeout bounds a forwarded operation, retries included; an ack=all
+// write is awaited up to --ack-timeout more (forward).
 const forwardTimeout = 5 * time.Second
 
 // forwardRetry is the pause between attempts while a partition has no primary.
@@ -81,25 +89,40 @@ func (n *Node) forwardOne(p int, op wire.Request, ack string) wire.Result {
 }
 
 // forward sends ops, all of partition p, to p's primary and returns their
-// results in order.
+// results in order, within forwardTimeout (plus --ack-timeout for an ack=all
+// write): then it fails with 503.
 func (n *Node) forward(p int, ops []wire.Request, ack string) ([]wire.Result, error) {
-	if n.leadsSyncing(p) && n.awaitPartition(p) == nil {
-		// This node leads p and has just pulled it in: no trip over the
-		// bus back to itself.
-		return n.applyAll(ops, ack), nil
+	deadline := time.Now().Add(forwardTimeout)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	if n.leadsSyncing(p) {
+		// This node leads p and is pulling it in: no trip over the bus
+		// back to itself once it has.
+		switch err := n.repl.AwaitReady(ctx, p); {
+		case err == nil:
+			return n.applyAll(ops, ack), nil
+		case ctx.Err() != nil:
+			return nil, n.replicationError(p, err)
+		}
+		// It let go of p meanwhile: forward to the new primary.
 	}
 	data, err := wire.Marshal(&wire.BatchRequest{Ops: ops, Ack: ack})
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), forwardTimeout)
-	defer cancel()
-	subject := n.subj.PartitionBatch(p)
 	retry := retrySafe(ops)
+	answerBy := deadline // the primary's answer to a write sent now
+	if ack == wire.AckAll && !retry {
+		answerBy = deadline.Add(n.ackTimeout()) // it waits for the replicas after applying
+	}
+	subject := n.subj.PartitionBatch(p)
 	for {
-		actx, acancel := ctx, context.CancelFunc(func() {})
+		var actx context.Context
+		var acancel context.CancelFunc
 		if retry {
 			actx, acancel = context.WithTimeout(ctx, forwardAttempt)
+		} else {
+			actx, acancel = context.WithDeadline(context.Background(), answerBy)
 		}
 		resp, err := n.bus.Conn().RequestWithContext(actx, subject, data)
 		acancel()
@@ -115,11 +138,11 @@ func (n *Node) forward(p int, ops []wire.Request, ack string) ([]wire.Result, er
 			return nil, &apiError{code: code, msg: resp.Header.Get(micro.ErrorHeader)}
 		case err != nil && retry && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded):
 			// Lost on its way to a primary that just let go (the server
-			// drops a queue message whose member left meanwhile): again.
+			// drops a queue message whose member left meanwhile), or with
+			// a primary that died: again.
+		case errors.Is(err, context.DeadlineExceeded):
+			return nil, &apiError{code: wire.CodeUnavailable, msg: "partition " + strconv.Itoa(p) + "'s primary did not answer in time (it may have died): the outcome is unknown"}
 		case err != nil && !errors.Is(err, nats.ErrNoResponders):
-			if ctx.Err() != nil {
-				return nil, &apiError{code: wire.CodeUnavailable, msg: "partition " + strconv.Itoa(p) + "'s primary did not answer in time"}
-			}
 			return nil, &apiError{code: wire.CodeUnavailable, msg: err.Error()}
 		}
 		// No primary right now, or it just let go: wait for the view to settle.
@@ -144,8 +167,10 @@ func (n *Node) handlePartitionBatch(msg *nats.Msg) {
 		respondMsgError(msg, errBadRequest("malformed batch: %v", err))
 		return
 	}
-	if br.Ack == wire.AckAll {
-		// It waits for the replicas: not on the subscription's goroutine.
+	if br.Ack == wire.AckAll || len(br.Ops) > 0 && n.leadsSyncing(partition.Of(br.Ops[0].Key, n.cfg.Partitions)) {
+		// It waits for the replicas, or for the partition to be pulled in:
+		// not on the subscription's goroutine, where the partition's other
+		// requests would queue behind it.
 		n.async.Go(func() { n.servePartitionBatch(msg, &br) })
 		return
 	}
