@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,6 +39,15 @@ type Config struct {
 	// to dial for this one, when they cannot reach ClusterListen (NAT, or a
 	// test's fault-injecting proxy); "" = the address it listens on.
 	ClusterAdvertise string
+
+	// LocalSubjects are subjects whose subscriptions the embedded server
+	// keeps to itself: it does not tell its routes of them, so a request a
+	// client of this server sends on one is served here, never by a peer's
+	// subscription (NATS spreads a queue group's messages over the whole
+	// cluster). A node's public API is answered by the node its client is
+	// connected to: a peer that dies cannot take such a request with it.
+	// Ignored with ExternalURL.
+	LocalSubjects []string
 
 	// TLS of the embedded server's client port (and of its routes when
 	// TLSCA is set), or of the connection to ExternalURL. The in-process
@@ -194,6 +204,12 @@ func serverOptions(cfg Config) (*server.Options, error) {
 		}
 	}
 	o.Cluster = server.ClusterOpts{Name: ClusterName, Host: chost, Port: cport, Advertise: cfg.ClusterAdvertise}
+	if len(cfg.LocalSubjects) > 0 {
+		// Import is what this server sends interest for: everything but these.
+		o.Cluster.Permissions = &server.RoutePermissions{
+			Import: &server.SubjectPermission{Allow: []string{">"}, Deny: slices.Clone(cfg.LocalSubjects)},
+		}
+	}
 	if err := routeTLS(cfg, o); err != nil {
 		return nil, err
 	}

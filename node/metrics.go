@@ -173,15 +173,16 @@ var (
 	descPartitions  = prometheus.NewDesc("roost_partitions", "Partitions this node holds in its table, by role (primary, replica).", []string{"role"}, nil)
 	descLag         = prometheus.NewDesc("roost_replication_lag_seconds",
 		"How long after their primary this node's replicas applied the log entries they received since the previous scrape: the 99th percentile, in seconds.", nil, nil)
-	descView = prometheus.NewDesc("roost_membership_view", "Version of the membership view this node routes by.", nil, nil)
-	descInfo = prometheus.NewDesc("roost_node_info", "Always 1; the labels describe the node.", []string{"name", "id", "role", "version"}, nil)
+	descUnder = prometheus.NewDesc("roost_partitions_under_replicated", "Partitions whose owners in this node's table do not all hold them in sync (primary ready, replicas synced under its term), as the heartbeats say: 0 is the gate for a rolling restart (GET /v1/roost/ready?safe).", nil, nil)
+	descView  = prometheus.NewDesc("roost_membership_view", "Version of the membership view this node routes by.", nil, nil)
+	descInfo  = prometheus.NewDesc("roost_node_info", "Always 1; the labels describe the node.", []string{"name", "id", "role", "version"}, nil)
 )
 
 // memberStatuses are the statuses roost_members always reports, zeros included.
 var memberStatuses = []membership.Status{membership.Alive, membership.Suspect, membership.Dead, membership.Left}
 
 func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descOps, descKeys, descBytes, descMaxBytes, descHits, descMisses, descEvictions, descExpirations, descMembers, descPartitions, descLag, descView, descInfo} {
+	for _, d := range []*prometheus.Desc{descOps, descKeys, descBytes, descMaxBytes, descHits, descMisses, descEvictions, descExpirations, descMembers, descPartitions, descLag, descUnder, descView, descInfo} {
 		ch <- d
 	}
 }
@@ -221,6 +222,9 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descPartitions, prometheus.GaugeValue, float64(primary), "primary")
 	ch <- prometheus.MustNewConstMetric(descPartitions, prometheus.GaugeValue, float64(replica), "replica")
 	ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, n.replicationLag().Seconds())
+	if n.repl != nil {
+		ch <- prometheus.MustNewConstMetric(descUnder, prometheus.GaugeValue, float64(n.repl.Safety().UnderReplicated))
+	}
 	ch <- prometheus.MustNewConstMetric(descInfo, prometheus.GaugeValue, 1, n.cfg.Name, n.id, n.cfg.Role, Version)
 }
 

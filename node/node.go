@@ -102,6 +102,7 @@ func (n *Node) Start() (err error) {
 		TLSCA:         n.cfg.TLSCA,
 
 		ClusterAdvertise: n.cfg.ClusterAdvertise,
+		LocalSubjects:    n.publicSubjects(),
 	})
 	if err != nil {
 		return err
@@ -401,3 +402,9 @@ func (n *Node) ID() string { return n.id }
 
 // StoreStats are the store's counters now.
 func (n *Node) StoreStats() store.Stats { return n.store.Stats() }
+
+// publicSubjects are the subjects of the API every node answers for any key
+// (queue group "q"): served by the node a client is connected to.
+func (n *Node) publicSubjects() []string {
+	return []string{n.subj.GetAll(), n.subj.SetAll(), n.subj.DelAll(), n.subj.Batch(), n.subj.Scan(), n.subj.Status(), n.subj.Members(), n.subj.Table()}
+}

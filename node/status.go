@@ -50,6 +50,11 @@ type ClusterStatus struct {
 	// term, last entry ID, lag behind the primary and a digest of its copy
 	// (docs/replication.md).
 	Replication []replicator.PartitionStatus `json:"replication,omitempty"`
+
+	// Safety counts the partitions whose owners are not all in sync, as
+	// the heartbeats say: the gate for rolling restarts
+	// (GET /v1/roost/ready?safe, roost status --wait-safe).
+	Safety *replicator.Safety `json:"safety,omitempty"`
 }
 
 // RuntimeStats are the Go runtime's memory figures of the node's process.
@@ -137,6 +142,8 @@ func (n *Node) clusterStatus() ClusterStatus {
 	}
 	if n.repl != nil {
 		cs.Replication = n.repl.Status()
+		s := n.repl.Safety()
+		cs.Safety = &s
 	}
 	return cs
 }

@@ -388,6 +388,7 @@ func (c *core) pullMore() {
 // (or, after a catch-up, under the same term again).
 func (c *core) startTerm() {
 	if !c.pull.catchUp {
+		c.pulledBy = "" // we take writes of our own from now on
 		c.term, c.seq, c.since = c.pull.term, 0, c.now
 		c.log.reset()
 		clear(c.acked)
@@ -734,6 +735,9 @@ func (c *core) onLog(m LogBatch) {
 	}
 	if m.AckWanted {
 		c.ackOwed = true
+	}
+	if c.pulledBy != c.primary {
+		c.pulledBy = "" // another primary's writes: our copy is no longer what was pulled
 	}
 	for _, e := range m.Batch.Entries {
 		if !c.onEntry(e) {

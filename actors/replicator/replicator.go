@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/roostkv/roost/actors/membership"
 	"github.com/roostkv/roost/actors/store"
 	"github.com/roostkv/roost/bus/wire"
 	"github.com/roostkv/roost/partition"
@@ -37,9 +38,10 @@ type Replicator struct {
 	parts []*part
 	ackTo string // the subject our replicas acknowledge on
 
-	mu    sync.Mutex // guards table, ids
+	mu    sync.Mutex // guards table, ids, names
 	table *partition.Table
 	ids   map[string]string // live member name -> node ID
+	names []string          // the live members that replicate, sorted (setOwners)
 
 	peers peerClaims // what the peers said in their heartbeats
 
@@ -316,6 +318,7 @@ func (r *Replicator) loop() {
 
 // tick steps every partition with the time and the peers' claims.
 func (r *Replicator) tick(now time.Time) {
+	r.setOwners(false) // a member's first claims may make it one to ask
 	byPart, heard := r.peerClaims()
 	for p, pt := range r.parts {
 		_ = r.step(pt, Tick{Now: now.UnixNano(), Claims: byPart[p], Heard: heard})
@@ -346,10 +349,46 @@ func (r *Replicator) SetTable(t *partition.Table, ids map[string]string) {
 	r.mu.Lock()
 	r.table, r.ids = t, ids
 	r.mu.Unlock()
-	live := slices.Sorted(maps.Keys(ids))
-	for p, pt := range r.parts {
-		_ = r.step(pt, SetOwners{Owners: t.Owners(p), Live: live})
+	r.setOwners(true)
+}
+
+// setOwners hands every core the table's owners and the live members that
+// replicate (servers, and nodes draining their copies, whose heartbeats
+// carry claims; a proxy runs no replicator and is never asked anything).
+// Unless forced, only when that set of members changed.
+func (r *Replicator) setOwners(force bool) {
+	r.mu.Lock()
+	t := r.table
+	var names []string
+	if t != nil {
+		names = r.replicatingLocked()
 	}
+	changed := !slices.Equal(names, r.names)
+	r.names = names
+	r.mu.Unlock()
+	if t == nil || !force && !changed {
+		return
+	}
+	for p, pt := range r.parts {
+		_ = r.step(pt, SetOwners{Owners: t.Owners(p), Live: names})
+	}
+}
+
+// replicatingLocked returns the sorted names of the live members that run
+// a replicator. r.mu is held.
+func (r *Replicator) replicatingLocked() []string {
+	var names []string
+	if r.cfg.Members == nil {
+		names = slices.Collect(maps.Keys(r.ids))
+	} else {
+		for _, m := range r.cfg.Members().Live("") {
+			if r.ids[m.Name] != "" && (m.Role == membership.RoleServer || len(m.Extra) > 0 || m.Name == r.cfg.Name) {
+				names = append(names, m.Name)
+			}
+		}
+	}
+	slices.Sort(names)
+	return names
 }
 
 // HoldAll says the store holds data of every partition (a warm restart

@@ -140,6 +140,17 @@ func (c *shellCluster) serving(t *partition.Table) {
 	})
 }
 
+// safe waits until node name sees every partition with R copies in sync.
+func (c *shellCluster) safe(name string) {
+	c.t.Helper()
+	testkit.Eventually(c.t, 10*time.Second, func() error {
+		if s := c.nodes[name].r.Safety(); !s.Safe() {
+			return fmt.Errorf("%s: %+v", name, s)
+		}
+		return nil
+	})
+}
+
 // set writes key at its primary with ack=all.
 func (c *shellCluster) set(t *partition.Table, key, value string) uint64 {
 	c.t.Helper()
@@ -174,6 +185,7 @@ func TestShellReplicatesAndFailsOver(t *testing.T) {
 	}
 	tab := c.table()
 	c.serving(tab)
+	c.safe("b")
 	want := map[string]uint64{}
 	for i := range 40 {
 		key := fmt.Sprintf("k%d", i)
@@ -185,8 +197,12 @@ func TestShellReplicatesAndFailsOver(t *testing.T) {
 		}
 	}
 	c.kill("a")
+	if s := c.nodes["b"].r.Safety(); s.Safe() {
+		t.Fatalf("safe with a dead owner in the table: %+v", s)
+	}
 	tab = c.table()
 	c.serving(tab)
+	c.safe("b")
 	for key, v := range want {
 		p := partition.Of(key, shellPartitions)
 		for _, o := range tab.Owners(p) {
@@ -304,5 +320,31 @@ func TestConfigValidate(t *testing.T) {
 	d := DefaultConfig()
 	if d.AckTimeout != DefaultAckTimeout || d.Tick <= 0 || d.Heartbeat <= 0 {
 		t.Fatalf("defaults: %+v", d)
+	}
+}
+
+// inSync counts the primary when ready and the replicas synced under its
+// term, from claims or this node's own state.
+func TestInSync(t *testing.T) {
+	primary := Claim{Role: RolePrimary, Ready: true, Term: 7}
+	synced := Claim{Role: RoleReplica, Ready: true, Term: 7}
+	for _, tc := range []struct {
+		name   string
+		owners []string
+		own    Claim
+		claims map[string]Claim
+		want   int
+	}{
+		{"no owners", nil, Claim{}, nil, 0},
+		{"both in sync", []string{"a", "b"}, primary, map[string]Claim{"b": synced}, 2},
+		{"self replica in sync", []string{"b", "a"}, synced, map[string]Claim{"b": primary}, 2},
+		{"replica syncing", []string{"a", "b"}, primary, map[string]Claim{"b": {Role: RoleReplica, Term: 7}}, 1},
+		{"replica of an older term", []string{"a", "b"}, primary, map[string]Claim{"b": {Role: RoleReplica, Ready: true, Term: 6}}, 1},
+		{"primary still pulling", []string{"a", "b"}, Claim{Role: RolePrimary, Term: 7}, map[string]Claim{"b": synced}, 0},
+		{"replica silent", []string{"a", "b"}, primary, nil, 1},
+	} {
+		if got := inSync(tc.owners, "a", tc.own, tc.claims); got != tc.want {
+			t.Errorf("%s: %d in sync, want %d", tc.name, got, tc.want)
+		}
 	}
 }

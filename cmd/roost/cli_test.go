@@ -339,6 +339,11 @@ func TestStatus(t *testing.T) {
 		}
 	}
 
+	out = roost(t, "", "status", "--wait-safe", "--server", srv).ok(t)
+	if !strings.Contains(out, "safe         yes: every partition has 1 of 1 copies in sync\n") {
+		t.Errorf("status --wait-safe of a single node:\n%s", out)
+	}
+
 	out = roost(t, "", "status", "--json", "--server", srv).ok(t)
 	var st node.Status
 	if err := json.Unmarshal([]byte(out), &st); err != nil {

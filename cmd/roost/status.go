@@ -30,9 +30,21 @@ memory used and allowed, hits, misses, evictions, expirations and uptime.`,
 	}
 	addClientFlags(cmd, f, "print the node's status JSON as it answers it")
 	var nodeName string
+	var waitSafe bool
 	cmd.Flags().StringVar(&nodeName, "node", "", "the member to ask (default: the node --server reaches)")
+	cmd.Flags().BoolVar(&waitSafe, "wait-safe", false, "wait until every partition has its in-sync copies on live owners, the gate for a rolling restart; --timeout bounds the wait (default 60s with --wait-safe)")
 	cmd.RunE = a.withClient(f, func(ctx context.Context, c *client.Client, _ []string) error {
-		raw, err := c.StatusOf(ctx, nodeName)
+		var raw []byte
+		var err error
+		if waitSafe {
+			budget := defaultWaitSafe
+			if cmd.Flags().Changed("timeout") {
+				budget = f.timeout
+			}
+			raw, err = awaitSafe(ctx, c, nodeName, budget)
+		} else {
+			raw, err = c.StatusOf(ctx, nodeName)
+		}
 		if err != nil {
 			return err
 		}
@@ -47,6 +59,43 @@ memory used and allowed, hits, misses, evictions, expirations and uptime.`,
 		return printStatus(a.stdout, &st)
 	})
 	return cmd
+}
+
+// defaultWaitSafe bounds --wait-safe when --timeout is not given.
+const defaultWaitSafe = 60 * time.Second
+
+// awaitSafe asks the node's status until it says every partition has its
+// in-sync copies, and returns that status; after budget it fails with the
+// count of partitions still under-replicated.
+func awaitSafe(ctx context.Context, c *client.Client, nodeName string, budget time.Duration) ([]byte, error) {
+	deadline := time.Now().Add(budget)
+	var last *replicator.Safety
+	for {
+		raw, err := c.StatusOf(ctx, nodeName)
+		if err == nil {
+			var st node.Status
+			if err := json.Unmarshal(raw, &st); err != nil {
+				return nil, fmt.Errorf("unreadable status from the node: %w", err)
+			}
+			if s := st.Cluster.Safety; s != nil {
+				if s.Safe() {
+					return raw, nil
+				}
+				last = s
+			}
+		}
+		if time.Now().After(deadline) {
+			if last == nil {
+				return nil, fmt.Errorf("not safe after %s: the node reported no replication state (last error: %v)", budget, err)
+			}
+			return nil, fmt.Errorf("not safe after %s: %d of %d partitions have fewer than %d in-sync copies (first: %v)", budget, last.UnderReplicated, last.Partitions, last.Want, last.Examples)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 // printStatus writes the human summary of st.
@@ -93,6 +142,13 @@ func printStatus(w io.Writer, st *node.Status) error {
 	row("partitions", "primary of %d, replica of %d (of %d); %d owners per partition (--replicas %d)", len(c.PrimaryOf), len(c.ReplicaOf), st.Partitions, c.Replicas, st.Replicas)
 	if len(c.Replication) > 0 {
 		row("replication", "%s", replicationSummary(c.Replication))
+	}
+	if s := c.Safety; s != nil {
+		if s.Safe() {
+			row("safe", "yes: every partition has %d of %d copies in sync", s.Want, s.Want)
+		} else {
+			row("safe", "no: %d of %d partitions have fewer than %d in-sync copies", s.UnderReplicated, s.Partitions, s.Want)
+		}
 	}
 	if len(c.Refused) > 0 {
 		row("refused", "%s (another partition count)", strings.Join(c.Refused, ", "))
