@@ -17,6 +17,7 @@ import (
 
 	"github.com/roostkv/roost/bus/wire"
 	"github.com/roostkv/roost/client"
+	"github.com/roostkv/roost/internal/testkit"
 )
 
 // setup starts a NATS server, a fake node on it, and a client with opts.
@@ -32,20 +33,10 @@ func setup(t *testing.T, opts ...client.Option) (*client.Client, *fakeNode) {
 	return c, node
 }
 
-// checkFor polls cond until it returns nil or total passes.
+// checkFor polls cond until it returns nil or total passes (testkit.Eventually).
 func checkFor(t *testing.T, total time.Duration, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %v", total, err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.Eventually(t, total, cond)
 }
 
 // waitArrived waits until the fake node has received the held key.

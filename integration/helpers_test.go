@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/roostkv/roost/internal/testkit"
 	"github.com/roostkv/roost/node"
 )
 
@@ -148,20 +149,11 @@ func wantCode(t *testing.T, what string, r reply, code int) {
 	}
 }
 
-// eventually polls cond until it returns nil or the deadline passes.
+// eventually polls cond until it returns nil or the deadline passes
+// (testkit.Eventually, the helper every package's tests share).
 func eventually(t *testing.T, within time.Duration, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %v", within, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.Eventually(t, within, cond)
 }
 
 // httpGet returns the status code of a GET on the node's HTTP API.

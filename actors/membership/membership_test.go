@@ -14,24 +14,13 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
 	"github.com/roostkv/roost/bus/wire"
+	"github.com/roostkv/roost/internal/testkit"
 )
 
 // These tests run Membership actors over a real embedded NATS server, each
 // on its own TCP connection.
 
-func startServer(t *testing.T) *server.Server {
-	t.Helper()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	if !srv.ReadyForConnections(5 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(srv.Shutdown)
-	return srv
-}
+func startServer(t *testing.T) *server.Server { return testkit.StartNATS(t) }
 
 // newMember makes (without starting) the membership of name on its own
 // connection; mod may change the config.
@@ -70,21 +59,11 @@ func startMember(t *testing.T, srv *server.Server, name string, mod func(*Config
 	return m
 }
 
-// checkFor polls cond every 2ms until it returns nil; it fails the test
-// with cond's last error once total has passed.
+// checkFor polls cond until it returns nil; it fails the test with cond's
+// last error once total has passed (testkit.Eventually).
 func checkFor(t *testing.T, total time.Duration, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %v", total, err)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testkit.Eventually(t, total, cond)
 }
 
 // hasStatus is a checkFor condition: observer sees name with status want.

@@ -110,7 +110,8 @@ type core struct {
 	// us primary; we do not lead it before that node lets go.
 	fence *fence
 
-	out []effect
+	out  []effect       // effects of the steps not taken yet
+	recs []store.Record // a write's records, reused
 }
 
 // waiter is an ack=all write waiting until every replica applied seq.
@@ -212,15 +213,25 @@ func (c *core) step(m Message) error {
 }
 
 // takeEffects returns the effects of the steps so far and forgets them.
+// The slice is reused by the next step: perform them before stepping again.
 func (c *core) takeEffects() []effect {
 	out := c.out
-	c.out = nil
+	clear(c.out[len(c.out):cap(c.out)]) // let go of what the last steps' effects held
+	c.out = c.out[:0]
 	return out
 }
 
 func (c *core) emit(e effect) { c.out = append(c.out, e) }
 
 func (c *core) sendTo(to string, m Message) { c.emit(send{To: to, Msg: m}) }
+
+// busy reports whether the core waits for something a tick may have to
+// retry or decide: a pull, a sync, a fetch, a push, a fence or a copy
+// not yet handed off.
+func (c *core) busy() bool {
+	return c.pull != nil || c.sync != nil || c.fetch != nil || c.push != nil || c.fence != nil ||
+		c.role == RoleNone && c.holds
+}
 
 // serving reports whether this node takes the partition's requests.
 func (c *core) serving() bool { return c.role == RolePrimary && c.ready }
@@ -421,7 +432,7 @@ func (c *core) onWrite(w *Write) error {
 	case !c.ready:
 		return ErrNotReady
 	}
-	var recs []store.Record
+	recs := c.recs[:0]
 	for i, op := range w.Ops {
 		rec, res := c.apply(op)
 		w.Results[i] = res
@@ -429,6 +440,7 @@ func (c *core) onWrite(w *Write) error {
 			recs = append(recs, rec)
 		}
 	}
+	defer func() { clear(recs); c.recs = recs[:0] }()
 	if len(recs) == 0 {
 		if w.Ack == AckAll {
 			c.emit(writeDone{ID: w.ID})

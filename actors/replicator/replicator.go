@@ -43,7 +43,9 @@ type Replicator struct {
 	ids   map[string]string // live member name -> node ID
 	names []string          // the live members that replicate, sorted (setOwners)
 
-	peers peerClaims // what the peers said in their heartbeats
+	peers      peerClaims         // what the peers said in their heartbeats
+	lastClaims []map[string]Claim // the loop's: claims by partition at the last full tick
+	lastHeard  map[string]int64   // the loop's: when each peer's last beat arrived then
 
 	subs     []*nats.Subscription
 	ctx      context.Context // cancelled by Stop
@@ -68,6 +70,7 @@ type part struct {
 	c       *core
 	serving atomic.Bool           // mirrors c.serving() for readers without mu
 	held    atomic.Bool           // mirrors c.holds for the drop pass
+	busy    atomic.Bool           // mirrors c.busy(): ticked between beats too
 	waits   map[uint64]chan error // ack=all writes by ID
 	sub     *nats.Subscription    // the partition's log subject, while following it
 	readyCh chan struct{}         // closed when serving turns true; replaced when it turns false
@@ -191,6 +194,7 @@ func (r *Replicator) perform(pt *part) {
 		pt.readyCh = make(chan struct{})
 	}
 	pt.held.Store(pt.c.holds)
+	pt.busy.Store(pt.c.busy())
 }
 
 // send publishes a wire message to the node named to.
@@ -302,12 +306,15 @@ func (r *Replicator) loop() {
 		ae = t.C
 	}
 	r.announce()
+	perBeat := max(int(r.cfg.Heartbeat/r.cfg.Tick), 1) // ticks per full tick
+	ticks := 0
 	for {
 		select {
 		case <-r.ctx.Done(): // stopped
 			return
 		case now := <-tick.C: // timeouts, retries, fences, hand-offs
-			r.tick(now)
+			ticks++
+			r.tick(now, ticks%perBeat == 0)
 		case <-beat.C: // our claims ride our next heartbeat
 			r.announce()
 		case <-ae: // compare the copies we lead with their replicas'
@@ -316,12 +323,19 @@ func (r *Replicator) loop() {
 	}
 }
 
-// tick steps every partition with the time and the peers' claims.
-func (r *Replicator) tick(now time.Time) {
-	r.setOwners(false) // a member's first claims may make it one to ask
-	byPart, heard := r.peerClaims()
+// tick steps the partitions with the time and the peers' claims: every
+// partition on a full tick (once a heartbeat period, when claims may have
+// changed), and in between only those waiting for an answer (busy), so
+// that a steady cluster spends nothing on ticks between beats.
+func (r *Replicator) tick(now time.Time, full bool) {
+	if full || r.lastClaims == nil {
+		r.setOwners(false) // a member's first claims may make it one to ask
+		r.lastClaims, r.lastHeard = r.peerClaims()
+	}
 	for p, pt := range r.parts {
-		_ = r.step(pt, Tick{Now: now.UnixNano(), Claims: byPart[p], Heard: heard})
+		if full || pt.busy.Load() {
+			_ = r.step(pt, Tick{Now: now.UnixNano(), Claims: r.lastClaims[p], Heard: r.lastHeard})
+		}
 	}
 }
 
