@@ -311,14 +311,21 @@ func (n *Node) Stop() {
 			}
 			cancel()
 		}
+		if graceful {
+			n.handOver(3 * time.Second)
+		}
+		// The snapshot holds every copy: nothing is dropped from the store
+		// any more, and a proxy follows no partition's log, so nothing
+		// lands here after it.
+		n.saveSnapshot() // --data-dir; not after Kill
+		// The API served until now, forwarding every request to the new
+		// primaries: with embedded servers a client's requests reach only
+		// the node it is connected to, so a node that stopped serving early
+		// would leave its clients with "no responders" while it drains.
 		if n.svc != nil {
 			_ = n.svc.Stop() // drains: handlers may still run a moment (see asyncGroup)
 		}
 		n.awaitForwards(2 * time.Second)
-		if graceful {
-			n.handOver(3 * time.Second)
-		}
-		n.saveSnapshot() // --data-dir; not after Kill
 		if graceful {
 			// Tell the peers at once, so they stop routing here.
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
