@@ -320,6 +320,92 @@ func TestKeys(t *testing.T) {
 	}
 }
 
+// TestKeysQuoted: keys with control characters, spaces, non-UTF-8 bytes or
+// a leading quote are printed quoted, as roost watch prints them, so that
+// escape sequences never reach the terminal raw and every line is one key.
+func TestKeysQuoted(t *testing.T) {
+	n := startNode(t, nil)
+	srv := n.ClientURL()
+	keys := map[string]string{ // key as stored → line roost keys prints
+		"q.\x1b[31mred":   `"q.\x1b[31mred"`,
+		"q.two\nlines":    `"q.two\nlines"`,
+		"q.plain":         "q.plain",
+		"q.a space":       `"q.a space"`,
+		"q.\xff":          `"q.\xff"`,
+		"q.tab\there":     `"q.tab\there"`,
+		"q.\u00e9t\u00e9": "q.\u00e9t\u00e9",
+	}
+	for k := range keys {
+		roost(t, "", "set", k, "x", "--server", srv).ok(t)
+	}
+	// `"q` sorts before `q.`; a key that starts with a quote is quoted too.
+	roost(t, "", "set", `"q.plain"`, "x", "--server", srv).ok(t)
+	keys[`"q.plain"`] = `"\"q.plain\""`
+
+	out := roost(t, "", "keys", "--server", srv).ok(t)
+	if strings.ContainsAny(out, "\x1b\t\xff") {
+		t.Errorf("keys printed raw control characters or bytes: %q", out)
+	}
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(lines) != len(keys) {
+		t.Fatalf("keys printed %d lines for %d keys: %q", len(lines), len(keys), out)
+	}
+	want := map[string]bool{}
+	for k, line := range keys {
+		want[line] = true
+		if line != k { // a quoted line reads back as the key it stands for
+			if back, err := strconv.Unquote(line); err != nil || back != k {
+				t.Errorf("line %s unquotes to %q (%v), want %q", line, back, err, k)
+			}
+		}
+	}
+	for _, line := range lines {
+		if !want[line] {
+			t.Errorf("unexpected line %q in %q", line, out)
+		}
+		delete(want, line)
+	}
+	for line := range want {
+		t.Errorf("missing line %s in %q", line, out)
+	}
+
+	// --json carries the keys as they are (bytes that are not UTF-8 become
+	// U+FFFD, as encoding/json writes them).
+	var got []string
+	if err := json.Unmarshal([]byte(roost(t, "", "keys", "q.", "--json", "--server", srv).ok(t)), &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(keys)-1 {
+		t.Errorf("keys --json q. = %q", got)
+	}
+	for _, k := range got {
+		if _, ok := keys[k]; !ok && k != "q.\uFFFD" {
+			t.Errorf("keys --json gave %q, not a key that was set", k)
+		}
+	}
+}
+
+// TestPrintableKey: the one rule roost keys and roost watch share.
+func TestPrintableKey(t *testing.T) {
+	for key, want := range map[string]string{
+		"a.b":       "a.b",
+		"":          `""`,
+		"\x1b[2J":   `"\x1b[2J"`,
+		"a\nb":      `"a\nb"`,
+		"a\rb":      `"a\rb"`,
+		"a b":       `"a b"`,
+		"\u200bzw":  `"\u200bzw"`, // zero-width space: not printable
+		"\xc3\x28":  `"\xc3("`,
+		`"x"`:       `"\"x\""`,
+		`a"b`:       `a"b`,
+		"\u00fcber": "\u00fcber",
+	} {
+		if got := printableKey(key); got != want {
+			t.Errorf("printableKey(%q) = %s, want %s", key, got, want)
+		}
+	}
+}
+
 func TestStatus(t *testing.T) {
 	n := startNode(t, func(c *node.Config) { c.MaxMemory = 64 << 20 })
 	srv := n.ClientURL()

@@ -290,7 +290,12 @@ func (a *app) newKeysCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "keys [PREFIX]",
 		Short: "List the keys, or those starting with PREFIX",
-		Long:  `List the keys that start with PREFIX (all keys without it), one per line, sorted.`,
+		Long: `List the keys that start with PREFIX (all keys without it), one per line, sorted.
+
+A key that holds spaces, control characters or bytes that are not UTF-8, or
+that starts with a double quote, is printed as a quoted Go string ("a\nb"),
+as roost watch prints it, so that every line is one key and nothing reaches
+the terminal raw. --json prints the keys as they are, as JSON strings.`,
 		Example: `  roost keys
   roost keys session: --json`,
 		Args: rangeArgs(0, 1),
@@ -312,7 +317,7 @@ func (a *app) newKeysCmd() *cobra.Command {
 			return writeJSON(a.stdout, keys)
 		}
 		for _, k := range keys {
-			if _, err := fmt.Fprintln(a.stdout, k); err != nil {
+			if _, err := fmt.Fprintln(a.stdout, printableKey(k)); err != nil {
 				return err
 			}
 		}

@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
-	"unicode"
 
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
@@ -125,13 +123,4 @@ func (a *app) printChange(c node.Change, asJSON bool) error {
 	}
 	_, err := fmt.Fprintf(a.stdout, "%s %s version %d\n", op, printableKey(c.Key), c.Version)
 	return err
-}
-
-// printableKey is key as it is, or quoted when it holds spaces or control
-// characters that would break the one-line format.
-func printableKey(key string) string {
-	if strings.IndexFunc(key, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }) >= 0 || key == "" {
-		return strconv.Quote(key)
-	}
-	return key
 }
