@@ -101,3 +101,23 @@ func parseAck(s string) (string, error) {
 	}
 	return "", errBadRequest("bad ack mode %q: want %q or %q", s, wire.AckPrimary, wire.AckAll)
 }
+
+// wildcardToken returns the 1-based position and text of the first
+// dot-separated token of key that is a NATS wildcard, "*" or ">", or 0 when
+// there is none. Such a key is refused on every API: in a request subject
+// (roost.get.users.*) a wildcard token reads as a pattern, yet a publisher's
+// subject is always taken literally, so the request would act on one key
+// named "users.*" and, for a delete, answer success; a NATS server refuses
+// such a subject from a client in pedantic mode, and NATS's own KV refuses
+// such keys. "*" and ">" inside a token ("a*", "x>y") are ordinary characters.
+func wildcardToken(key string) (int, string) {
+	if !strings.ContainsAny(key, "*>") {
+		return 0, ""
+	}
+	for i, tok := range strings.Split(key, ".") {
+		if tok == "*" || tok == ">" {
+			return i + 1, tok
+		}
+	}
+	return 0, ""
+}

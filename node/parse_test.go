@@ -68,3 +68,30 @@ func TestSoftMemoryLimit(t *testing.T) {
 		}
 	}
 }
+
+func TestWildcardToken(t *testing.T) {
+	for _, tc := range []struct {
+		key string
+		pos int
+		tok string
+	}{
+		{"a.b", 0, ""},
+		{"a*", 0, ""},
+		{"a.b*", 0, ""},
+		{"a.*b", 0, ""},
+		{"x>y", 0, ""},
+		{"a.>>", 0, ""},
+		{"conf/*", 0, ""},
+		{"*", 1, "*"},
+		{">", 1, ">"},
+		{"a.*", 2, "*"},
+		{"a.>", 2, ">"},
+		{"users.*.name", 2, "*"},
+		{"a.b.>", 3, ">"},
+		{"*.>", 1, "*"},
+	} {
+		if pos, tok := wildcardToken(tc.key); pos != tc.pos || tok != tc.tok {
+			t.Errorf("wildcardToken(%q) = %d %q, want %d %q", tc.key, pos, tok, tc.pos, tc.tok)
+		}
+	}
+}
