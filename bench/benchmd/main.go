@@ -121,7 +121,7 @@ func header(runs int, duration, round time.Duration) string {
 }
 
 // render makes the markdown table: per workload, each run's ops/s of each
-// target, and the run's ratios (medians of per-round ratios), with their
+// target, and the run's ratios (of the median ops/s), with their
 // median across runs in bold.
 func render(results [][]*harness.Report, header string) string {
 	var b strings.Builder

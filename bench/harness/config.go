@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/roostkv/roost/bus/wire"
@@ -68,6 +69,9 @@ type Config struct {
 	Exec     string // path of the roost executable Procs runs; `roost bench` sets its own
 	HTTPAddr string // host:port of the HTTP API of a node of Server, for PathHTTP; "" = none (the nodes started here serve it on a free loopback port)
 	KVServer string // NATS URL with JetStream for the KV baseline; "" = Server if it has JetStream, or an embedded one (see doc.go)
+
+	KeyPrefix string // starts every key the run writes (Roost's and the KV baseline's); "" = "bench-", a random run id and "." (a new one each run)
+	Keep      bool   // with Server: leave the keys the run wrote in the deployment; false = delete them when the run ends, fails or is interrupted
 
 	Seed     uint64       // seeds every worker's random source; runs with one seed pick the same keys
 	Logger   *slog.Logger // logs of the nodes and servers the harness starts; nil = discard
@@ -170,6 +174,9 @@ func (c Config) Validate() error {
 			return bad("http-addr", "%q is not host:port", c.HTTPAddr)
 		}
 	}
+	if err := checkKeyPrefix(c.KeyPrefix); err != nil {
+		return bad("key-prefix", "%q: %v", c.KeyPrefix, err)
+	}
 	switch c.EchoSubject {
 	case EchoFixed, EchoKeyed:
 	default:
@@ -217,3 +224,25 @@ func (c Config) nodeHTTP(i int) string {
 // batching is the batching the Roost target really does: the text and HTTP
 // APIs never batch.
 func (c Config) batching() bool { return c.Path == PathClient && c.Batching }
+
+// maxKeyPrefix leaves room under a node's default --max-key (1024 bytes) for
+// the key's number.
+const maxKeyPrefix = 1000
+
+// checkKeyPrefix accepts a prefix that makes keys every target takes: the
+// characters NATS KV allows in a key (letters, digits, "-", "_", "=", "/",
+// "."), no empty dot-separated token, so no leading dot nor "..".
+func checkKeyPrefix(p string) error {
+	if len(p) > maxKeyPrefix {
+		return fmt.Errorf("%d bytes, at most %d", len(p), maxKeyPrefix)
+	}
+	for _, r := range p {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_=/.", r)) {
+			return fmt.Errorf("%q is not allowed: want letters, digits, and - _ = / .", r)
+		}
+	}
+	if strings.HasPrefix(p, ".") || strings.Contains(p, "..") {
+		return errors.New(`a key may not start with "." nor hold ".."`)
+	}
+	return nil
+}

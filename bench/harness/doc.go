@@ -67,6 +67,20 @@
 // one after the other until each has had Config.Duration. A row's ops/s is
 // the median of its rounds' throughputs; its latencies come from per-worker
 // HDR histograms merged at the end. Ratios (roost/echo, roost/kv, kv/echo)
-// are the median over rounds of the ratio within the round, so a slow
-// stretch of machine time cancels out instead of landing on one target.
+// divide those ops/s figures, the median rounds, so that a ratio always
+// agrees with the throughputs printed and plotted beside it; the
+// interleaving is what keeps a slow stretch of machine time from landing on
+// one target. (Before, they were medians of per-round ratios, which could
+// disagree visibly with the ops/s beside them.)
+//
+// # Keys
+//
+// Every key the run writes, in Roost and in the KV bucket, starts with
+// Config.KeyPrefix: by default "bench-", a random run id and a dot, new each
+// run, so that a run touches no key of anyone else's; the report names it
+// (Settings.KeyPrefix). Against Config.Server the run deletes its keys from
+// the deployment when it ends, fails or is interrupted, and checks that none
+// is left under the prefix; Config.Keep leaves them. Settings.Cleanup says
+// which happened. Nodes the harness starts, and the KV bucket, go with the
+// run.
 package harness

@@ -40,6 +40,11 @@ func (r *runner) setup(ctx context.Context) error {
 		return err
 	}
 	r.onClose(roost.Close)
+	if r.cfg.Server != "" {
+		// From the first preloaded key on, the deployment holds keys of
+		// this run: removed when it ends, however it ends.
+		r.onClose(r.removeKeys)
+	}
 	if err := r.preloadRoost(ctx, ep.URL); err != nil {
 		return err
 	}

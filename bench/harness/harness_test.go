@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/roostkv/roost/client"
 	"github.com/roostkv/roost/node"
 )
 
@@ -171,14 +173,81 @@ func TestRunAgainstServer(t *testing.T) {
 	if !strings.Contains(strings.Join(rep.Notes, "\n"), "kv: skipped") {
 		t.Errorf("notes %q do not say that kv was skipped", rep.Notes)
 	}
+	// The run wrote under a prefix of its own, named in the report, and
+	// removed what it wrote.
+	prefix := rep.Settings.KeyPrefix
+	if !strings.HasPrefix(prefix, "bench-") || !strings.HasSuffix(prefix, ".") || len(prefix) != len("bench-12345678.") {
+		t.Errorf("key prefix %q, want bench-, a run id and a dot", prefix)
+	}
+	if rep.Settings.Cleanup != CleanupRemoved {
+		t.Errorf("cleanup %q, want %q", rep.Settings.Cleanup, CleanupRemoved)
+	}
+	if got := n.StoreStats().Keys; got != 0 {
+		t.Errorf("node holds %d keys after the run, want none", got)
+	}
+	var table bytes.Buffer
+	if err := rep.WriteTable(&table); err != nil || !strings.Contains(table.String(), fmt.Sprintf("keys: 2 000 under %q written into the deployment and removed after the run", prefix)) {
+		t.Errorf("table does not say where the keys went (%v):\n%s", err, table.String())
+	}
+
+	// --keep leaves them, all under the prefix it was given, and says so.
+	keepCfg := cfg
+	keepCfg.Keep, keepCfg.KeyPrefix = true, "mine/bench."
+	rep, _ = run(t, keepCfg)
+	if rep.Settings.Cleanup != CleanupKept || rep.Settings.KeyPrefix != "mine/bench." {
+		t.Errorf("with Keep: cleanup %q, prefix %q", rep.Settings.Cleanup, rep.Settings.KeyPrefix)
+	}
 	if got := n.StoreStats().Keys; got != int64(cfg.Keys) {
-		t.Errorf("node holds %d keys after preload, want %d", got, cfg.Keys)
+		t.Errorf("with Keep the node holds %d keys, want %d", got, cfg.Keys)
+	}
+	if got := scanKeys(t, n, "s3cret", "mine/bench."); got != cfg.Keys {
+		t.Errorf("%d keys under mine/bench., want all %d", got, cfg.Keys)
+	}
+	table.Reset()
+	if err := rep.WriteTable(&table); err != nil || !strings.Contains(table.String(), "left in the deployment (--keep)") {
+		t.Errorf("table does not say the keys were kept (%v):\n%s", err, table.String())
+	}
+
+	// A run interrupted mid-measure still removes what it wrote (and only
+	// that: the kept keys stay).
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	intCfg := cfg
+	intCfg.KeyPrefix = "interrupted."
+	intCfg.Progress = func(e Event) {
+		if e.Phase == PhaseRound && e.End {
+			cancel()
+		}
+	}
+	if _, err := Run(ctx, intCfg); !errors.Is(err, context.Canceled) {
+		t.Errorf("interrupted Run: %v, want context.Canceled", err)
+	}
+	if got := scanKeys(t, n, "s3cret", "interrupted."); got != 0 {
+		t.Errorf("an interrupted run left %d keys", got)
+	}
+	if got := n.StoreStats().Keys; got != int64(cfg.Keys) {
+		t.Errorf("after the interrupted run the node holds %d keys, want the %d kept ones", got, cfg.Keys)
 	}
 
 	cfg.Token = "wrong"
 	if _, err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "Authorization") {
 		t.Errorf("Run with a wrong token: %v, want an authorization error", err)
 	}
+}
+
+// scanKeys counts the keys under prefix on n.
+func scanKeys(t *testing.T, n *node.Node, token, prefix string) int {
+	t.Helper()
+	c, err := client.Connect(n.ClientURL(), client.WithToken(token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	keys, err := c.Keys(context.Background(), prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(keys)
 }
 
 // TestTargetsReportFailures checks that each target counts a failed or empty

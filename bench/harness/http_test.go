@@ -101,7 +101,7 @@ func TestRunHTTPAgainstServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tg.Close()
-	if err := tg.Get(keyPrefix + "0"); err == nil || !strings.Contains(err.Error(), "403") {
+	if err := tg.Get("bench-0"); err == nil || !strings.Contains(err.Error(), "403") {
 		t.Errorf("Get with a wrong token: %v, want 403", err)
 	}
 }

@@ -1,21 +1,30 @@
 package harness
 
 import (
+	crand "crypto/rand"
+	"encoding/hex"
 	"math/rand/v2"
 	"strconv"
 )
 
-// keyPrefix starts every key the harness writes, so that a run against a
-// shared deployment is easy to tell apart (and to clean up with a scan).
-const keyPrefix = "bench-"
+// runKeyPrefix is the default Config.KeyPrefix: "bench-", a random run id
+// and a dot ("bench-3f9a1c7e."), new for every run, so that a run against a
+// shared deployment touches no key but its own, and two runs none of each
+// other's; the report names it.
+func runKeyPrefix() string {
+	var id [4]byte
+	_, _ = crand.Read(id[:])
+	return "bench-" + hex.EncodeToString(id[:]) + "."
+}
 
 // keyspace holds the names of keys 0..n-1, built once and only read after.
 type keyspace []string
 
-func newKeyspace(n int) keyspace {
+// newKeyspace names n keys: prefix followed by 0..n-1.
+func newKeyspace(prefix string, n int) keyspace {
 	ks := make(keyspace, n)
 	for i := range ks {
-		ks[i] = keyPrefix + strconv.Itoa(i)
+		ks[i] = prefix + strconv.Itoa(i)
 	}
 	return ks
 }

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -53,11 +54,41 @@ func TestZipfSkew(t *testing.T) {
 }
 
 func TestKeyspace(t *testing.T) {
-	ks := newKeyspace(3)
-	want := []string{"bench-0", "bench-1", "bench-2"}
+	ks := newKeyspace("bench-0a1b2c3d.", 3)
+	want := []string{"bench-0a1b2c3d.0", "bench-0a1b2c3d.1", "bench-0a1b2c3d.2"}
 	for i := range want {
 		if ks[i] != want[i] {
 			t.Errorf("key %d = %q, want %q", i, ks[i], want[i])
 		}
+	}
+}
+
+func TestRunKeyPrefix(t *testing.T) {
+	a, b := runKeyPrefix(), runKeyPrefix()
+	if a == b {
+		t.Errorf("two runs share the key prefix %q", a)
+	}
+	for _, p := range []string{a, b} {
+		if len(p) != len("bench-12345678.") || !strings.HasPrefix(p, "bench-") || !strings.HasSuffix(p, ".") || checkKeyPrefix(p) != nil {
+			t.Errorf("run key prefix %q, want bench-, 8 hex digits and a dot", p)
+		}
+	}
+}
+
+func TestCheckKeyPrefix(t *testing.T) {
+	for _, p := range []string{"", "bench-1.", "a/b/", "x_y=z-", "app.bench."} {
+		if err := checkKeyPrefix(p); err != nil {
+			t.Errorf("checkKeyPrefix(%q) = %v, want nil", p, err)
+		}
+	}
+	for _, p := range []string{".x", "a..b", "a b", "a.*.", "x>", "é", strings.Repeat("k", maxKeyPrefix+1)} {
+		if err := checkKeyPrefix(p); err == nil {
+			t.Errorf("checkKeyPrefix(%q) = nil, want an error", p)
+		}
+	}
+	c := DefaultConfig()
+	c.KeyPrefix = "a b"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "--key-prefix") {
+		t.Errorf("Validate with a bad key prefix: %v, want an error naming --key-prefix", err)
 	}
 }

@@ -16,6 +16,7 @@ const (
 	PhasePreload Phase = "preload" // writing the keyspace into a target
 	PhaseWarmup  Phase = "warmup"  // a target runs unmeasured
 	PhaseRound   Phase = "round"   // a target's turn in a round, measured
+	PhaseCleanup Phase = "cleanup" // deleting the run's keys from a --server deployment
 	PhaseDone    Phase = "done"    // the run is over
 )
 
@@ -39,8 +40,15 @@ func Bar(w io.Writer) (progress func(Event), finish func()) {
 	var bar *progressbar.ProgressBar
 	last := ""
 	progress = func(e Event) {
-		if e.Phase == PhasePreload {
+		switch {
+		case e.Phase == PhasePreload:
 			fmt.Fprintf(w, "\rpreloading %s...", e.Target)
+			return
+		case e.Phase == PhaseCleanup && bar != nil:
+			bar.Describe("removing the run's keys...")
+			return
+		case e.Phase == PhaseCleanup:
+			fmt.Fprint(w, "\rremoving the run's keys...")
 			return
 		}
 		if bar == nil {
@@ -76,6 +84,8 @@ func Lines(w io.Writer) func(Event) {
 		switch {
 		case e.Phase == PhasePreload:
 			fmt.Fprintf(w, "preloading %s\n", e.Target)
+		case e.Phase == PhaseCleanup:
+			fmt.Fprintf(w, "removing the run's keys from %s\n", e.Target)
 		case e.End:
 			fmt.Fprintf(w, "%s %12s ops/s\n", describe(e), Thousands(e.OpsPerSec))
 		}

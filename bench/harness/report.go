@@ -36,6 +36,8 @@ type Settings struct {
 	Path        string  `json:"path"`            // how the roost row reached Roost
 	Nodes       int     `json:"nodes"`           // nodes the harness started; 0 = an existing deployment (--server)
 	Procs       bool    `json:"procs,omitempty"` // the nodes were `roost serve` processes, not in the harness's process
+	KeyPrefix   string  `json:"key_prefix"`      // every key the run wrote starts with it
+	Cleanup     string  `json:"cleanup"`         // what became of them: CleanupRemoved, CleanupKept, CleanupNone, or "failed: " and why
 }
 
 // Row is one target's figures.
@@ -51,9 +53,10 @@ type Row struct {
 	P99       time.Duration
 	P999      time.Duration
 	Max       time.Duration
-	// Ratios of this row's throughput to a baseline's: the median over rounds
-	// of the ratio within each round, where both ran back to back. 0 = no
-	// such baseline in the run (or this row is it).
+	// Ratios of this row's throughput to a baseline's: OpsPerSec over the
+	// baseline's OpsPerSec, the ratio of the two median rounds, so that it
+	// agrees with the ops/s shown beside it. 0 = no such baseline in the
+	// run (or this row is it).
 	RatioToEcho float64
 	RatioToKV   float64
 }
@@ -82,6 +85,8 @@ func (r *runner) settings() Settings {
 		Ack:         c.Ack,
 		Batching:    onOff(c.batching()),
 		Path:        c.Path,
+		KeyPrefix:   c.KeyPrefix,
+		Cleanup:     r.cleanup,
 	}
 	switch c.Workload {
 	case WorkloadGet:
@@ -133,10 +138,10 @@ func (r *runner) report() *Report {
 			row.FirstErr = m.err.Error()
 		}
 		if e := byName[NameEcho]; e != nil && m != e {
-			row.RatioToEcho = pairedRatio(m.rounds, e.rounds)
+			row.RatioToEcho = ratio(row.OpsPerSec, Median(e.rounds))
 		}
 		if kv := byName[NameKV]; kv != nil && m.name == NameRoost {
-			row.RatioToKV = pairedRatio(m.rounds, kv.rounds)
+			row.RatioToKV = ratio(row.OpsPerSec, Median(kv.rounds))
 		}
 		rep.Rows = append(rep.Rows, row)
 	}
@@ -157,15 +162,12 @@ func Median(xs []float64) float64 {
 	}
 }
 
-// pairedRatio is the median over rounds of a[i]/b[i].
-func pairedRatio(a, b []float64) float64 {
-	var rs []float64
-	for i := range min(len(a), len(b)) {
-		if b[i] > 0 {
-			rs = append(rs, a[i]/b[i])
-		}
+// ratio is a/b, or 0 when b is not positive.
+func ratio(a, b float64) float64 {
+	if b <= 0 {
+		return 0
 	}
-	return Median(rs)
+	return a / b
 }
 
 // jsonRow is one line of --json.
@@ -256,6 +258,20 @@ func (s Settings) whereText() string {
 	return fmt.Sprintf("%d nodes in this process", s.Nodes)
 }
 
+// keysText says where the run's keys went and what became of them.
+func (s Settings) keysText() string {
+	keys := fmt.Sprintf("keys: %s under %q", Thousands(float64(s.Keys)), s.KeyPrefix)
+	switch {
+	case s.Cleanup == CleanupRemoved:
+		return keys + " written into the deployment and removed after the run (--keep leaves them)"
+	case s.Cleanup == CleanupKept:
+		return keys + fmt.Sprintf(" left in the deployment (--keep); remove them with DELETE /v1/kv/%s?recurse on a node's HTTP API", s.KeyPrefix)
+	case strings.HasPrefix(s.Cleanup, "failed: "):
+		return keys + " written into the deployment and NOT removed: " + strings.TrimPrefix(s.Cleanup, "failed: ")
+	}
+	return keys + ", in the nodes of this run only"
+}
+
 // WriteTable writes the human summary: the settings, one line per target,
 // the ratios and the notes.
 func (rep *Report) WriteTable(w io.Writer) error {
@@ -267,7 +283,8 @@ func (rep *Report) WriteTable(w io.Writer) error {
 	}
 	fmt.Fprintf(w, "%s, %s over %d keys, %d-byte values, %d workers per target, path %s (batching %s), ack %s, %s\n",
 		work, dist, s.Keys, s.ValueSize, s.Concurrency, s.Path, s.Batching, s.Ack, where)
-	fmt.Fprintf(w, "%s per target in %d interleaved rounds; ops/s is the median round, latencies over all rounds\n\n", s.Duration, rounds)
+	fmt.Fprintf(w, "%s per target in %d interleaved rounds; ops/s is the median round, × echo its ratio to echo's ops/s, latencies over all rounds\n", s.Duration, rounds)
+	fmt.Fprintf(w, "%s\n\n", s.keysText())
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "target\tops/s\tp50 µs\tp99 µs\tp999 µs\t× echo\terrors\t")
@@ -290,7 +307,7 @@ func (rep *Report) WriteTable(w io.Writer) error {
 		if roost.RatioToKV > 0 {
 			parts = append(parts, fmt.Sprintf("roost/kv %.2f", roost.RatioToKV))
 		}
-		fmt.Fprintf(w, "\n%s (medians of per-round ratios)\n", strings.Join(parts, ", "))
+		fmt.Fprintf(w, "\n%s (ratios of the median ops/s above)\n", strings.Join(parts, ", "))
 	}
 	for _, row := range rep.Rows {
 		if row.FirstErr != "" {

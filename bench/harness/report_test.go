@@ -12,7 +12,8 @@ import (
 // sampleReport is a report as a --compare run makes it.
 func sampleReport() *Report {
 	settings := Settings{Workload: "get", GetRatio: 1, Dist: "uniform", Keys: 100_000, ValueSize: 100,
-		Concurrency: 32, Duration: "6s", Round: "2s", Ack: "primary", Batching: "off", Path: "text", Nodes: 1}
+		Concurrency: 32, Duration: "6s", Round: "2s", Ack: "primary", Batching: "off", Path: "text", Nodes: 1,
+		KeyPrefix: "bench-0a1b2c3d.", Cleanup: CleanupNone}
 	row := func(name string, ops float64, p50 time.Duration, toEcho, toKV float64) Row {
 		return Row{Name: name, Server: "nats://127.0.0.1:4222", OpsPerSec: ops, Rounds: []float64{ops, ops, ops},
 			Ops: int64(ops * 6), P50: p50, P99: 4 * p50, P999: 10 * p50, Max: 20 * p50, RatioToEcho: toEcho, RatioToKV: toKV}
@@ -38,7 +39,7 @@ func TestJSONRowShape(t *testing.T) {
 		t.Fatalf("%d lines, want one per row (3):\n%s", len(lines), buf.String())
 	}
 	numbers := []string{"ops_per_sec", "p50_us", "p99_us", "p999_us", "keys", "value_size", "concurrency", "nodes"}
-	strs := []string{"name", "workload", "dist", "duration", "ack", "batching", "path"}
+	strs := []string{"name", "workload", "dist", "duration", "ack", "batching", "path", "key_prefix", "cleanup"}
 	for i, line := range lines {
 		var obj map[string]any
 		if err := json.Unmarshal([]byte(line), &obj); err != nil {
@@ -77,14 +78,15 @@ func TestTable(t *testing.T) {
 	}
 	out := buf.String()
 	for _, want := range []string{"target", "ops/s", "p50 µs", "p99 µs", "p999 µs", "× echo",
-		"90 000", "63 000", "450.0", "1800.0", "4500.0", "0.70", "roost/echo 0.70, roost/kv 2.10", "note: kv: somewhere"} {
+		"90 000", "63 000", "450.0", "1800.0", "4500.0", "0.70", "roost/echo 0.70, roost/kv 2.10 (ratios of the median ops/s above)", "note: kv: somewhere",
+		`keys: 100 000 under "bench-0a1b2c3d.", in the nodes of this run only`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
 	}
 }
 
-func TestMedianAndPairedRatio(t *testing.T) {
+func TestMedian(t *testing.T) {
 	if got := Median([]float64{3, 1, 2}); got != 2 {
 		t.Errorf("median odd = %g", got)
 	}
@@ -94,11 +96,43 @@ func TestMedianAndPairedRatio(t *testing.T) {
 	if got := Median(nil); got != 0 {
 		t.Errorf("median empty = %g", got)
 	}
-	// A slow second round halves both: the paired ratio stays 0.5, where
-	// the ratio of the medians would not.
-	roost := []float64{50, 20, 48}
-	echo := []float64{100, 40, 60}
-	if got := pairedRatio(roost, echo); math.Abs(got-0.5) > 1e-9 {
-		t.Errorf("pairedRatio = %g, want 0.5", got)
+}
+
+// TestRatiosAgreeWithOpsPerSec: the × echo column is the ratio of the
+// ops/s shown beside it, whatever the rounds did: here a slow second round
+// halves both targets, and the median rounds give 48 000 / 60 000 = 0.80
+// (the median of the per-round ratios would say 0.50).
+func TestRatiosAgreeWithOpsPerSec(t *testing.T) {
+	r := newRunner(DefaultConfig())
+	r.targets = []*measured{
+		{name: NameEcho, rounds: []float64{100_000, 40_000, 60_000}},
+		{name: NameRoost, rounds: []float64{50_000, 20_000, 48_000}},
+		{name: NameKV, rounds: []float64{30_000, 10_000, 24_000}},
+	}
+	rep := r.report()
+	echo, roost, kv := rep.Row(NameEcho), rep.Row(NameRoost), rep.Row(NameKV)
+	if roost.OpsPerSec != 48_000 || echo.OpsPerSec != 60_000 || kv.OpsPerSec != 24_000 {
+		t.Fatalf("ops/s %g %g %g, want the median rounds", echo.OpsPerSec, roost.OpsPerSec, kv.OpsPerSec)
+	}
+	for _, c := range []struct {
+		what      string
+		got, want float64
+	}{
+		{"roost × echo", roost.RatioToEcho, roost.OpsPerSec / echo.OpsPerSec},
+		{"roost × kv", roost.RatioToKV, roost.OpsPerSec / kv.OpsPerSec},
+		{"kv × echo", kv.RatioToEcho, kv.OpsPerSec / echo.OpsPerSec},
+	} {
+		if math.Abs(c.got-c.want) > 1e-9 {
+			t.Errorf("%s = %g, want %g", c.what, c.got, c.want)
+		}
+	}
+	var buf bytes.Buffer
+	if err := rep.WriteTable(&buf); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"0.80", "roost/echo 0.80, roost/kv 2.00"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, buf.String())
+		}
 	}
 }

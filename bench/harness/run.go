@@ -26,7 +26,9 @@ const tickEvery = 200 * time.Millisecond
 
 // Run measures what cfg asks for and returns the report. It takes about
 // (Warmup + Duration) for each target, plus preloading. Ending ctx stops
-// the run within a request's time and returns ctx's error.
+// the run within a request's time and returns ctx's error. With
+// Config.Server, the keys it wrote are deleted before it returns, whether
+// it succeeds, fails or is interrupted, unless Config.Keep.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -39,6 +41,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := r.measure(ctx); err != nil {
 		return nil, err
 	}
+	r.removeKeys()
 	rep := r.report()
 	r.emit(Event{Phase: PhaseDone, Elapsed: r.total, Total: r.total})
 	return rep, nil
@@ -53,6 +56,7 @@ type runner struct {
 	workers []*workerState // one per worker, reused by every phase of every target
 	targets []*measured    // in the order they take turns
 	notes   []string       // what the report should say about how it measured
+	cleanup string         // what became of the keys written into a --server deployment: Settings.Cleanup
 	closers []func()       // run in reverse order by close
 
 	total, elapsed time.Duration // scheduled time of all warmups and rounds, and how much is done
@@ -83,7 +87,10 @@ func newRunner(cfg Config) *runner {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &runner{cfg: cfg, log: log, keys: newKeyspace(cfg.Keys), value: randomValue(cfg.ValueSize)}
+	if cfg.KeyPrefix == "" {
+		cfg.KeyPrefix = runKeyPrefix()
+	}
+	r := &runner{cfg: cfg, log: log, keys: newKeyspace(cfg.KeyPrefix, cfg.Keys), value: randomValue(cfg.ValueSize)}
 	for w := range cfg.Concurrency {
 		rng := rand.New(rand.NewPCG(cfg.Seed, uint64(w)))
 		r.workers = append(r.workers, &workerState{rng: rng, picker: newPicker(cfg.Dist, cfg.ZipfS, cfg.Keys, rng)})

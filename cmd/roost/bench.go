@@ -55,10 +55,17 @@ With --compare, the same workload also runs against a raw NATS echo
 responder on the same bus (the ceiling of any NATS request-reply cache) and
 NATS JetStream KV (memory storage, one replica). Targets take turns in
 rounds of --round (echo, roost, kv, echo, roost, kv, ...) so that drift of a
-shared machine hits them alike; ops/s is the median round and the ratios
-are medians of per-round ratios. With the node started here, the KV bucket
+shared machine hits them alike; ops/s is the median round, and the "× echo"
+column and the roost/echo and roost/kv ratios divide those ops/s figures
+(ratios of the median rounds). With the node started here, the KV bucket
 lives on a second embedded nats-server with JetStream (the node's has none);
 with --server it lives on that server if it has JetStream, or --kv-server.
+
+Every key the run writes starts with --key-prefix, by default "bench-", a
+random run id and a dot (bench-3f9a1c7e.), named in the output. Against a
+deployment (--server) the run deletes its keys when it ends, fails or is
+interrupted, and checks none is left under the prefix; --keep leaves them.
+Nodes started here go with the run, keys and all.
 
 Progress goes to stderr, results to stdout: a table, or with --json one
 JSON object per target and line.`,
@@ -101,6 +108,8 @@ JSON object per target and line.`,
 	fs.BoolVar(&cfg.Compare, "compare", false, "also measure the raw NATS echo and NATS KV baselines, interleaved with roost")
 	fs.Var(f.echoSubject, "echo-subject", "subjects of the echo baseline: fixed (one per operation) or keyed (the key in the subject, as Roost's)")
 	fs.StringVar(&cfg.KVServer, "kv-server", "", "NATS URL with JetStream for the KV baseline; empty = see above")
+	fs.StringVar(&cfg.KeyPrefix, "key-prefix", "", `start of every key the run writes; empty = "bench-", a random run id and "."`)
+	fs.BoolVar(&cfg.Keep, "keep", false, "with --server: leave the run's keys in the deployment instead of deleting them at the end")
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the workers' key choices")
 	fs.BoolVar(&f.json, "json", false, "print one JSON object per target and line instead of the table")
 	fs.StringVar(&f.plot, "plot", "", "also draw throughput and latency per target into this .svg or .png file (or .pdf)")

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -469,6 +470,37 @@ func TestCannotConnect(t *testing.T) {
 	roost(t, "", "status", "--server", srv, "--timeout", "2s").fails(t, exitError, "cannot connect to "+srv+": ")
 }
 
+// TestBenchServerCleansUp: `roost bench --server` names the prefix its keys
+// went under, and leaves none of them in the deployment; --keep leaves them
+// and says so.
+func TestBenchServerCleansUp(t *testing.T) {
+	n := startNode(t, nil)
+	srv := n.ClientURL()
+	roost(t, "", "set", "mine", "x", "--server", srv).ok(t)
+	bench := []string{"bench", "--server", srv, "--keys", "300", "--concurrency", "2", "--duration", "200ms",
+		"--round", "100ms", "--warmup", "0s", "--workload", "mixed", "--compare", "--quiet"}
+
+	out := roost(t, "", bench...).ok(t)
+	m := regexp.MustCompile(`keys: 300 under "(bench-[0-9a-f]{8}\.)" written into the deployment and removed after the run`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("bench output does not name the key prefix and the removal:\n%s", out)
+	}
+	if !strings.Contains(out, "× echo its ratio to echo's ops/s") || !strings.Contains(out, "(ratios of the median ops/s above)") {
+		t.Errorf("bench output does not say what its ratios are:\n%s", out)
+	}
+	if got := roost(t, "", "keys", "--server", srv).ok(t); got != "mine\n" {
+		t.Errorf("after bench the keys are %q, want only mine", got)
+	}
+
+	out = roost(t, "", append(bench, "--keep", "--key-prefix", "kept.")...).ok(t)
+	if !strings.Contains(out, `keys: 300 under "kept." left in the deployment (--keep)`) {
+		t.Errorf("bench --keep output:\n%s", out)
+	}
+	if got := strings.Count(roost(t, "", "keys", "kept.", "--server", srv).ok(t), "\n"); got != 300 {
+		t.Errorf("bench --keep left %d keys under kept., want 300", got)
+	}
+}
+
 func TestUsageErrors(t *testing.T) {
 	tests := []struct {
 		args []string
@@ -488,6 +520,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"bench", "--server", "nats://127.0.0.1:1", "--procs"}, "--procs: meaningless with --server"},
 		{[]string{"bench", "--plot", "bench.jpg"}, "--plot bench.jpg: want a .svg, .png or .pdf file"},
 		{[]string{"bench", "--plot", "bench"}, "--plot bench: want a .svg, .png or .pdf file"},
+		{[]string{"bench", "--key-prefix", "a b."}, `--key-prefix: "a b.": ' ' is not allowed`},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
