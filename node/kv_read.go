@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 	"github.com/roostkv/roost/actors/store"
 	"github.com/roostkv/roost/bus/wire"
+	"github.com/roostkv/roost/partition"
 )
 
 // KV reads for the consul API. One key is read at its partition's primary,
@@ -100,6 +101,12 @@ func (n *Node) serveIndex(m *nats.Msg) {
 // localKVKey reads key here, after raising the clock above observe.
 func (n *Node) localKVKey(key string, observe uint64) kvResponse {
 	n.observe(observe)
+	if n.repl != nil {
+		// As a get does (Node.get): no value a pending ack=all write could
+		// take back; after the ack timeout the write's own answer has
+		// failed too, and the read answers what the store holds.
+		_ = n.repl.ReadBarrier(partition.Of(key, n.cfg.Partitions), key, n.ackTimeout())
+	}
 	e, deleted, err := n.store.Lookup(key)
 	if err != nil {
 		return kvResponse{Index: deleted}

@@ -8,6 +8,7 @@ import (
 	"github.com/roostkv/roost/actors/replicator"
 	"github.com/roostkv/roost/actors/store"
 	"github.com/roostkv/roost/bus/wire"
+	"github.com/roostkv/roost/partition"
 )
 
 // The operations every API (NATS text, NATS binary, HTTP) goes through, so
@@ -32,6 +33,13 @@ func (n *Node) get(key string) (_ store.Entry, err error) {
 	defer n.metrics.done(opGet, time.Now(), &err)
 	if err := n.checkKey(key); err != nil {
 		return store.Entry{}, err
+	}
+	if n.repl != nil {
+		// A read waits while an ack=all write of the key waits for its
+		// replicas: it never sees a value that could vanish with this node.
+		if err := n.repl.ReadBarrier(partition.Of(key, n.cfg.Partitions), key, n.ackTimeout()); err != nil {
+			return store.Entry{}, &apiError{code: wire.CodeUnavailable, msg: fmt.Sprintf("key %q: a write of it waits for its replicas; retry shortly", key)}
+		}
 	}
 	e, err := n.store.Get(key)
 	return e, explain(err, key, false, 0)

@@ -88,6 +88,12 @@ type core struct {
 	log     ring              // the term's last entries, for gap fetches
 	acked   map[string]uint64 // replica -> highest seq it acknowledged this term
 	waiters []waiter          // ack=all writes waiting for the replicas
+	// unacked holds the keys of ack=all writes not yet applied by every
+	// live replica, with the seq of the latest: a read of one waits
+	// (ReadBarrier), so that no reader sees a write that could still vanish
+	// with this primary.
+	unacked map[string]uint64
+	allSeq  uint64 // the highest seq every live replica applied
 
 	// Replica.
 	primary string           // the primary followed
@@ -171,7 +177,7 @@ var (
 
 func newCore(cfg coreConfig, st Store) *core {
 	return &core{cfg: cfg, st: st, live: map[string]bool{}, claims: map[string]Claim{},
-		acked: map[string]uint64{}, pending: map[uint64]Entry{}, log: newRing(cfg.LogSize, cfg.LogBytes)}
+		acked: map[string]uint64{}, pending: map[uint64]Entry{}, unacked: map[string]uint64{}, log: newRing(cfg.LogSize, cfg.LogBytes)}
 }
 
 // step takes one message. Its error is a Write's (ErrNotPrimary,
@@ -231,6 +237,13 @@ func (c *core) sendTo(to string, m Message) { c.emit(send{To: to, Msg: m}) }
 func (c *core) busy() bool {
 	return c.pull != nil || c.sync != nil || c.fetch != nil || c.push != nil || c.fence != nil ||
 		c.role == RoleNone && c.holds
+}
+
+// readable reports whether a read of key may be answered now: no ack=all
+// write of it waits for a replica.
+func (c *core) readable(key string) bool {
+	_, waiting := c.unacked[key]
+	return !waiting
 }
 
 // serving reports whether this node takes the partition's requests.
@@ -322,6 +335,7 @@ func (c *core) leave() {
 	c.pull, c.sync, c.fetch = nil, nil, nil
 	clear(c.pending)
 	clear(c.acked)
+	clear(c.unacked)
 	c.log.reset()
 	c.ackOwed = false
 }
@@ -400,9 +414,10 @@ func (c *core) pullMore() {
 func (c *core) startTerm() {
 	if !c.pull.catchUp {
 		c.pulledBy = "" // we take writes of our own from now on
-		c.term, c.seq, c.since = c.pull.term, 0, c.now
+		c.term, c.seq, c.since, c.allSeq = c.pull.term, 0, c.now, 0
 		c.log.reset()
 		clear(c.acked)
+		clear(c.unacked)
 		c.pulled = map[string]bool{}
 	}
 	for name, src := range c.pull.sources {
@@ -456,6 +471,9 @@ func (c *core) onWrite(w *Write) error {
 	wait := w.Ack == AckAll
 	c.emit(publish{Batch: b, AckWanted: wait})
 	if wait {
+		for _, e := range b.Entries {
+			c.unacked[e.Key] = e.Seq
+		}
 		c.waiters = append(c.waiters, waiter{id: w.ID, seq: c.seq})
 		c.releaseWaiters()
 	}
@@ -495,9 +513,22 @@ func (c *core) onAck(a Ack) {
 	c.releaseWaiters()
 }
 
-// releaseWaiters answers the writes every live replica has applied.
+// releaseWaiters answers the writes every live replica has applied, and
+// lets reads of their keys through.
 func (c *core) releaseWaiters() {
 	replicas := c.replicas()
+	all := c.seq
+	for _, r := range replicas {
+		all = min(all, c.acked[r])
+	}
+	if all > c.allSeq {
+		c.allSeq = all
+		for k, seq := range c.unacked {
+			if seq <= all {
+				delete(c.unacked, k)
+			}
+		}
+	}
 	kept := c.waiters[:0]
 	for _, w := range c.waiters {
 		all := true

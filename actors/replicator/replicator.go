@@ -71,9 +71,12 @@ type part struct {
 	serving atomic.Bool           // mirrors c.serving() for readers without mu
 	held    atomic.Bool           // mirrors c.holds for the drop pass
 	busy    atomic.Bool           // mirrors c.busy(): ticked between beats too
+	unacked atomic.Bool           // mirrors len(c.unacked) > 0: reads of p may have to wait
+	ackedCh chan struct{}         // closed when c.allSeq moves or the role changes; then replaced
 	waits   map[uint64]chan error // ack=all writes by ID
 	sub     *nats.Subscription    // the partition's log subject, while following it
 	readyCh chan struct{}         // closed when serving turns true; replaced when it turns false
+	allSeq  uint64                // c.allSeq when ackedCh was last closed
 }
 
 // New makes a replicator; Start runs it.
@@ -94,7 +97,7 @@ func New(cfg Config) *Replicator {
 	for p := range r.parts {
 		cc := coreConfig{Self: cfg.Name, P: p, LogSize: cfg.LogSize, LogBytes: logBytes, ChunkBytes: cfg.ChunkBytes,
 			RequestTimeout: int64(cfg.RequestTimeout), ClaimLag: int64(2 * cfg.Heartbeat), Replicas: cfg.Replicas}
-		r.parts[p] = &part{p: p, c: newCore(cc, partStore{r.data, p}), waits: map[uint64]chan error{}, readyCh: make(chan struct{})}
+		r.parts[p] = &part{p: p, c: newCore(cc, partStore{r.data, p}), waits: map[uint64]chan error{}, readyCh: make(chan struct{}), ackedCh: make(chan struct{})}
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	return r
@@ -195,6 +198,12 @@ func (r *Replicator) perform(pt *part) {
 	}
 	pt.held.Store(pt.c.holds)
 	pt.busy.Store(pt.c.busy())
+	if pt.unacked.Load() && (len(pt.c.unacked) == 0 || pt.c.allSeq != pt.allSeq) {
+		close(pt.ackedCh) // readers waiting for an ack look again
+		pt.ackedCh = make(chan struct{})
+	}
+	pt.allSeq = pt.c.allSeq
+	pt.unacked.Store(len(pt.c.unacked) > 0)
 }
 
 // send publishes a wire message to the node named to.

@@ -307,6 +307,21 @@ func TestShellWriteErrors(t *testing.T) {
 	if err := pw.Wait(); !errors.Is(err, ErrAckTimeout) {
 		t.Fatalf("ack=all with a silent replica: %v, want ErrAckTimeout", err)
 	}
+	// The write is not acknowledged: a read of its key waits, one of
+	// another key does not; once the silent replica leaves the owners, the
+	// read goes through.
+	if err := primary.r.ReadBarrier(p, key, 50*time.Millisecond); !errors.Is(err, ErrAckTimeout) {
+		t.Fatalf("read of a key with an unacknowledged write: %v, want ErrAckTimeout", err)
+	}
+	if err := primary.r.ReadBarrier(p, "other", 50*time.Millisecond); err != nil {
+		t.Fatalf("read of another key: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- primary.r.ReadBarrier(p, key, 5*time.Second) }()
+	primary.r.SetTable(partition.Compute([]string{primary.name}, shellPartitions, 2), map[string]string{primary.name: "id-" + primary.name})
+	if err := <-done; err != nil {
+		t.Fatalf("read after the replica left: %v", err)
+	}
 	if lag := primary.r.Lag(); lag.Entries < 0 {
 		t.Fatal("negative lag count")
 	}

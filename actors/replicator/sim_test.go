@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anishathalye/porcupine"
 	"github.com/roostkv/roost/actors/store"
 	"github.com/roostkv/roost/partition"
 )
@@ -153,12 +154,24 @@ type simMsg struct {
 	proxy    bool // it drains: no table names it
 }
 
+// simOp is one operation of the history porcupine checks: a write of
+// version Version (Write) or a read that returned Version (0: never
+// written); Return is -1 for a write whose answer never came.
+type simOp struct {
+	Key     string
+	Write   bool
+	Version uint64
+	Call    int64
+	Return  int64
+}
+
 type ackedWrite struct {
 	key     string
 	version uint64
 	at      int64
 	excused bool // every node holding it crashed
 	settled bool // acknowledged while every node saw every other (not during a split)
+	op      int  // its index in the history
 }
 
 type sim struct {
@@ -178,6 +191,9 @@ type sim struct {
 	waiting map[string]map[uint64]*ackedWrite // node -> write ID -> the write, unacknowledged
 	nextID  uint64
 	useDir  bool
+	noCuts  bool    // a crash-only schedule: its history is checked by porcupine
+	clock   int64   // orders the history's events, one tick each
+	history []simOp // every ack=all write and primary read
 	trace   []string
 	failed  []string
 }
@@ -199,6 +215,7 @@ func newSim(t *testing.T, seed uint64, nodes int) *sim {
 	s.dupP = []float64{0, 0.02}[s.rng.IntN(2)]
 	s.maxLag = int64([]time.Duration{2 * time.Millisecond, 20 * time.Millisecond, 80 * time.Millisecond}[s.rng.IntN(3)])
 	s.useDir = s.rng.IntN(2) == 0
+	s.noCuts = seed%4 == 0
 	for range nodes {
 		s.addNode()
 	}
@@ -348,6 +365,7 @@ func (s *sim) perform(n *simNode, p int, effects []effect) {
 			delete(s.waiting[n.name], e.ID)
 			if w != nil && e.Err == nil {
 				w.at, w.settled = s.now, s.settled()
+				s.history[w.op].Return = s.event()
 				s.acked = append(s.acked, w)
 			}
 		case dropCopy:
@@ -485,8 +503,8 @@ func (s *sim) write() {
 		return
 	}
 	ack := AckPrimary
-	if s.rng.IntN(4) != 0 {
-		ack = AckAll
+	if s.rng.IntN(4) != 0 || s.noCuts {
+		ack = AckAll // ack=primary writes may be lost with their primary: not linearizable
 	}
 	var op Op
 	switch s.rng.IntN(6) {
@@ -502,8 +520,11 @@ func (s *sim) write() {
 		return
 	}
 	res := w.Results[0]
-	if res.Err == nil && ack == AckAll && res.Entry.Version != 0 {
-		s.waiting[n.name][w.ID] = &ackedWrite{key: key, version: res.Entry.Version}
+	if res.Err == nil && res.Entry.Version != 0 && (op.Set != nil || op.Del != nil) {
+		s.history = append(s.history, simOp{Key: key, Write: true, Version: res.Entry.Version, Call: s.event(), Return: -1})
+		if ack == AckAll {
+			s.waiting[n.name][w.ID] = &ackedWrite{key: key, version: res.Entry.Version, op: len(s.history) - 1}
+		}
 	}
 	s.perform(n, p, c.takeEffects())
 }
@@ -514,13 +535,16 @@ func (s *sim) read() {
 	key := fmt.Sprintf("k%02d", s.rng.IntN(simKeys))
 	p := partition.Of(key, simPartitions)
 	n := s.primaryOf(p)
-	if n == nil || !n.cores[p].serving() {
-		return
+	if n == nil || !n.cores[p].serving() || !n.cores[p].readable(key) {
+		return // no primary, or the read would wait for an ack (ReadBarrier)
 	}
+	got := n.st.version0(key)
+	at := s.event()
+	s.history = append(s.history, simOp{Key: key, Version: got, Call: at, Return: at + 1})
+	s.event()
 	if !s.settled() {
 		return // a split: last writer wins once it heals
 	}
-	got := n.st.version0(key)
 	for _, w := range s.acked {
 		if w.key == key && !w.excused && w.settled && w.version > got && s.available(w) {
 			s.fail("read of %s at primary %s returned version %d, older than %d acknowledged at %.2fs", key, n.name, got, w.version, float64(w.at)/1e9)
@@ -618,7 +642,7 @@ func (s *sim) fault() {
 	case r < 7 && len(s.nodes) < 5:
 		n := s.addNode()
 		s.logf("add %s", n.name)
-	case r < 9 && len(s.nodes) > 1:
+	case r < 9 && len(s.nodes) > 1 && !s.noCuts:
 		a, b := s.nodes[s.rng.IntN(len(s.nodes))], s.nodes[s.rng.IntN(len(s.nodes))]
 		if a != b {
 			both := s.rng.IntN(2) == 0
@@ -715,6 +739,77 @@ func (s *sim) run() {
 		}
 	}
 	s.checkConverged()
+	s.checkLinearizable()
+}
+
+// event returns the next tick of the history's clock.
+func (s *sim) event() int64 {
+	s.clock++
+	return s.clock
+}
+
+// simModel is a register of versions: a write sets it, a read returns it.
+var simModel = porcupine.Model{
+	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
+		byKey := map[string][]porcupine.Operation{}
+		var keys []string
+		for _, op := range history {
+			k := op.Input.(simOp).Key
+			if byKey[k] == nil {
+				keys = append(keys, k)
+			}
+			byKey[k] = append(byKey[k], op)
+		}
+		slices.Sort(keys)
+		var out [][]porcupine.Operation
+		for _, k := range keys {
+			out = append(out, byKey[k])
+		}
+		return out
+	},
+	Init: func() any { return uint64(0) },
+	Step: func(state, input, _ any) (bool, any) {
+		op := input.(simOp)
+		if op.Write {
+			return true, op.Version
+		}
+		return op.Version == state.(uint64), state
+	},
+	DescribeOperation: func(input, _ any) string {
+		op := input.(simOp)
+		if op.Write {
+			return fmt.Sprintf("write %s@%d", op.Key, op.Version)
+		}
+		return fmt.Sprintf("read %s -> %d", op.Key, op.Version)
+	},
+}
+
+// checkLinearizable checks, for a crash-only schedule in which no
+// acknowledged write was lost with every copy, that the ack=all writes and
+// the primaries' reads are linearizable per key. A write whose answer never
+// came (or an ack=primary write) may or may not have taken effect.
+func (s *sim) checkLinearizable() {
+	if !s.noCuts {
+		return
+	}
+	for _, w := range s.acked {
+		if w.excused {
+			return // a double fault lost it: not linearizable, and allowed
+		}
+	}
+	end := s.event()
+	ops := make([]porcupine.Operation, 0, len(s.history))
+	for i, op := range s.history {
+		ret := op.Return
+		if ret < 0 {
+			ret = end
+		}
+		ops = append(ops, porcupine.Operation{ClientId: i, Input: op, Call: op.Call, Output: nil, Return: ret})
+	}
+	res := porcupine.CheckOperationsTimeout(simModel, ops, 10*time.Second)
+	if res != porcupine.Ok {
+		s.fail("history of %d operations is %s for porcupine", len(ops), res)
+	}
 }
 
 // checkConverged: every partition's owners hold the same records, and

@@ -83,6 +83,35 @@ func (r *Replicator) Write(ctx context.Context, p int, ack AckMode, ops []Op) ([
 	}
 }
 
+// ReadBarrier returns once a read of key, of partition p, may be answered:
+// no ack=all write of it is still waiting for a replica, so a reader never
+// sees a value that could vanish with this primary. After within it fails
+// with ErrAckTimeout. It costs one atomic load when no ack=all write of p
+// waits.
+func (r *Replicator) ReadBarrier(p int, key string, within time.Duration) error {
+	pt := r.parts[p]
+	var timeout <-chan time.Time
+	for pt.unacked.Load() {
+		pt.mu.Lock()
+		ok, ch := pt.c.readable(key), pt.ackedCh
+		pt.mu.Unlock()
+		if ok {
+			return nil
+		}
+		if timeout == nil {
+			t := time.NewTimer(within)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-ch: // an ack, or a role change: look again
+		case <-timeout:
+			return ErrAckTimeout
+		}
+	}
+	return nil
+}
+
 // Ready reports whether this node leads partition p and takes its requests.
 func (r *Replicator) Ready(p int) bool { return r.parts[p].serving.Load() }
 
