@@ -296,12 +296,21 @@ func TestThreeProcesses(t *testing.T) {
 		return nil
 	})
 
-	// SIGTERM n3: left on its peers within 1 s, and it exits 0 within 5 s.
+	// SIGTERM n3: out of its peers' tables within 1 s (it drains as a
+	// proxy while it hands its copies over), left on them and exited 0
+	// within 5 s.
 	termed := time.Now()
 	if err := procs["n3"].cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, time.Second, func() error {
+		if servers := serversOf(t, procs["n1"].url); strings.Contains(servers, "n3") {
+			return fmt.Errorf("n1 computes its table over %s", servers)
+		}
+		return nil
+	})
+	t.Logf("terminated n3 out of the tables after %s", time.Since(termed).Round(time.Millisecond))
+	eventually(t, 5*time.Second-time.Since(termed), func() error {
 		if s, _ := statusOf(t, procs["n1"].url, "n3"); s != "left" {
 			return fmt.Errorf("n1 sees n3 %s", s)
 		}

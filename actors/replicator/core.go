@@ -995,20 +995,7 @@ func (c *core) handOff() {
 		}
 		return
 	}
-	// Every owner must say, lately, that it holds the partition under the
-	// term that has our copy; and there must be R of them, so that a view
-	// missing some servers does not leave a single copy.
-	confirmed := 0
-	for i, name := range c.owners {
-		cl, ok := c.claims[name]
-		if !ok || c.now-cl.Seen > c.cfg.ClaimLag || cl.Term != pc.Term || !cl.Ready {
-			return
-		}
-		if i == 0 && cl.Role == RolePrimary || i > 0 && cl.Role == RoleReplica && cl.Seq >= c.handedSeq {
-			confirmed++
-		}
-	}
-	if confirmed < c.cfg.Replicas {
+	if !c.ownersConfirm() {
 		return
 	}
 	c.holds = false
@@ -1016,17 +1003,40 @@ func (c *core) handOff() {
 	c.emit(dropCopy{})
 }
 
+// ownersConfirm reports whether the owners hold what this node handed
+// over: every owner said, lately, that it holds the partition under the
+// term that has our copy (the replicas at or past the push's head), and
+// there are R of them, so that a view missing some servers does not leave
+// a single copy.
+func (c *core) ownersConfirm() bool {
+	if len(c.owners) == 0 || c.handedTo != c.owners[0] {
+		return false
+	}
+	pc, ok := c.claims[c.owners[0]]
+	if !ok || pc.Term != c.handedTerm {
+		return false
+	}
+	confirmed := 0
+	for i, name := range c.owners {
+		cl, ok := c.claims[name]
+		if !ok || c.now-cl.Seen > c.cfg.ClaimLag || cl.Term != pc.Term || !cl.Ready {
+			return false
+		}
+		if i == 0 && cl.Role == RolePrimary || i > 0 && cl.Role == RoleReplica && cl.Seq >= c.handedSeq {
+			confirmed++
+		}
+	}
+	return confirmed >= c.cfg.Replicas
+}
+
 // handedOver reports whether this node, not an owner, has nothing left to
-// hand over: it holds no copy, or the current primary holds it.
+// hand over: it holds no copy, or the owners confirm they hold it as they
+// must before a copy is dropped.
 func (c *core) handedOver() bool {
 	if c.role != RoleNone || !c.holds {
 		return true
 	}
-	if len(c.owners) == 0 {
-		return false
-	}
-	pc := c.claims[c.owners[0]]
-	return c.handedTo == c.owners[0] && c.handedTerm == pc.Term
+	return c.ownersConfirm()
 }
 
 // ---- time ----
