@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -141,35 +140,8 @@ func TestEveryRequestAnswered(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three processes and kills one under load")
 	}
-	ports := map[string][2]int{}
-	for _, n := range []string{"n1", "n2", "n3"} {
-		ports[n] = [2]int{freePort(t), freePort(t)}
-	}
-	args := func(name string) []string {
-		a := []string{
-			"--listen", fmt.Sprintf("127.0.0.1:%d", ports[name][0]),
-			"--cluster-listen", fmt.Sprintf("127.0.0.1:%d", ports[name][1]),
-			"--replicas", "2",
-		}
-		if name != "n1" {
-			a = append(a, "--join", fmt.Sprintf("nats://127.0.0.1:%d", ports["n1"][1]))
-		}
-		return a
-	}
-	mustBin(t)
-	procs := map[string]*proc{}
-	for _, n := range []string{"n1", "n2", "n3"} {
-		procs[n] = startProc(t, n, args(n)...)
-	}
-	eventually(t, 10*time.Second, func() error {
-		for _, p := range procs {
-			if s := serversOf(t, p.url); s != "[n1 n2 n3]" {
-				return fmt.Errorf("%s routes over %s", p.name, s)
-			}
-		}
-		return nil
-	})
-	url := procs["n1"].url
+	c := startProcCluster(t, procClusterOptions{Args: []string{"--replicas", "2"}})
+	url := c.url("n1")
 
 	const keys = 1000
 	key := func(i int) string { return fmt.Sprintf("answered.%d", i) }
@@ -297,10 +269,7 @@ func TestEveryRequestAnswered(t *testing.T) {
 		return nil
 	})
 	killed := time.Since(log.begin)
-	if err := procs["n2"].cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-procs["n2"].done
+	c.kill("n2")
 	// Keep the load on until n1 routes without n2, so that requests run
 	// through every stage of the failover: in flight at the kill, sent
 	// while n2 is still thought alive, while partitions move.

@@ -5,14 +5,11 @@ package integration
 // restarted; porcupine checks the history against a register with CAS.
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
-	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -289,7 +286,6 @@ func TestKillRestartLinearizable(t *testing.T) {
 // just before and the earliest it could not place next, with their times
 // on the harness's clock (begin) so that they line up with its timeline.
 func explainWith(model porcupine.Model, history []porcupine.Operation, info porcupine.LinearizationInfo, begin, start time.Time) string {
-	var b strings.Builder
 	offset := start.Sub(begin)
 	at := func(ns int64) string {
 		if ns == unknownReturn {
@@ -301,33 +297,7 @@ func explainWith(model porcupine.Model, history []porcupine.Operation, info porc
 		return fmt.Sprintf("[+%s, +%s] client %d (%v): %s", at(op.Call), at(op.Return), op.ClientId, op.Metadata,
 			model.DescribeOperation(op.Input, op.Output))
 	}
-	for _, partials := range info.PartialLinearizations() {
-		var longest []int
-		for _, l := range partials {
-			if len(l) > len(longest) {
-				longest = l
-			}
-		}
-		state := model.Init()
-		placed := make([]bool, len(history))
-		for _, id := range longest {
-			_, state = model.Step(state, history[id].Input, history[id].Output)
-			placed[id] = true
-		}
-		fmt.Fprintf(&b, "%d of %d operations linearized, then the key holds %s\n", len(longest), len(history), model.DescribeState(state))
-		for _, id := range longest[max(0, len(longest)-3):] {
-			fmt.Fprintf(&b, "  linearized  %s\n", describe(history[id]))
-		}
-		var rest []porcupine.Operation
-		for id, op := range history {
-			if !placed[id] {
-				rest = append(rest, op)
-			}
-		}
-		slices.SortFunc(rest, func(a, b porcupine.Operation) int { return cmp.Compare(a.Call, b.Call) })
-		for _, op := range rest[:min(5, len(rest))] {
-			fmt.Fprintf(&b, "  not placed  %s\n", describe(op))
-		}
-	}
-	return b.String()
+	return explainStuck(model, [][]porcupine.Operation{history}, info, describe, func(part []porcupine.Operation, placed int, state string) string {
+		return fmt.Sprintf("%d of %d operations linearized, then the key holds %s", placed, len(part), state)
+	})
 }

@@ -265,8 +265,19 @@ func visualize(t *testing.T, info porcupine.LinearizationInfo) string {
 // register's value there, the operations just before, and the earliest
 // operations it could not place next. It reads the log without the HTML.
 func explainIllegal(history []porcupine.Operation, info porcupine.LinearizationInfo) string {
-	var b strings.Builder
 	parts := registerModel.Partition(history) // in the order porcupine checked them
+	return explainStuck(registerModel, parts, info, describeOp, func(part []porcupine.Operation, placed int, state string) string {
+		return fmt.Sprintf("key %s: %d of %d operations linearized, then the register holds %s", part[0].Input.(linInput).Key, placed, len(part), state)
+	})
+}
+
+// explainStuck writes, for each partition of a history porcupine could not
+// linearize, where its longest linearization stopped: a header (from the
+// operations placed and the model's state there), the last three
+// operations placed, and the first five it could not place next.
+func explainStuck(model porcupine.Model, parts [][]porcupine.Operation, info porcupine.LinearizationInfo,
+	describe func(porcupine.Operation) string, header func(part []porcupine.Operation, placed int, state string) string) string {
+	var b strings.Builder
 	for p, partials := range info.PartialLinearizations() {
 		var longest []int // none when not even the first operation fits
 		for _, l := range partials {
@@ -278,16 +289,15 @@ func explainIllegal(history []porcupine.Operation, info porcupine.LinearizationI
 		if len(longest) == len(part) {
 			continue
 		}
-		state := registerModel.Init()
+		state := model.Init()
 		placed := make([]bool, len(part))
 		for _, id := range longest {
-			_, state = registerModel.Step(state, part[id].Input, part[id].Output)
+			_, state = model.Step(state, part[id].Input, part[id].Output)
 			placed[id] = true
 		}
-		fmt.Fprintf(&b, "key %s: %d of %d operations linearized, then the register holds %s\n",
-			part[0].Input.(linInput).Key, len(longest), len(part), registerModel.DescribeState(state))
+		fmt.Fprintf(&b, "%s\n", header(part, len(longest), model.DescribeState(state)))
 		for _, id := range longest[max(0, len(longest)-3):] {
-			fmt.Fprintf(&b, "  linearized  %s\n", describeOp(part[id]))
+			fmt.Fprintf(&b, "  linearized  %s\n", describe(part[id]))
 		}
 		var rest []porcupine.Operation
 		for id, op := range part {
@@ -297,7 +307,7 @@ func explainIllegal(history []porcupine.Operation, info porcupine.LinearizationI
 		}
 		slices.SortFunc(rest, func(a, b porcupine.Operation) int { return cmp.Compare(a.Call, b.Call) })
 		for _, op := range rest[:min(5, len(rest))] {
-			fmt.Fprintf(&b, "  not placed  %s\n", describeOp(op))
+			fmt.Fprintf(&b, "  not placed  %s\n", describe(op))
 		}
 	}
 	return b.String()

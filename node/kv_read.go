@@ -101,7 +101,7 @@ func (n *Node) serveIndex(m *nats.Msg) {
 // localKVKey reads key here, after raising the clock above observe.
 func (n *Node) localKVKey(key string, observe uint64) kvResponse {
 	n.observe(observe)
-	if n.repl != nil {
+	if n.repl != nil && n.repl.Unacked() {
 		// As a get does (Node.get): no value a pending ack=all write could
 		// take back; after the ack timeout the write's own answer has
 		// failed too, and the read answers what the store holds.

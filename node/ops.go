@@ -34,7 +34,7 @@ func (n *Node) get(key string) (_ store.Entry, err error) {
 	if err := n.checkKey(key); err != nil {
 		return store.Entry{}, err
 	}
-	if n.repl != nil {
+	if n.repl != nil && n.repl.Unacked() {
 		// A read waits while an ack=all write of the key waits for its
 		// replicas: it never sees a value that could vanish with this node.
 		if err := n.repl.ReadBarrier(partition.Of(key, n.cfg.Partitions), key, n.ackTimeout()); err != nil {

@@ -68,7 +68,6 @@ type core struct {
 
 	now    int64            // the last Tick's time
 	owners []string         // the partition's owners in this node's table, primary first
-	before []string         // the owners in the previous table
 	live   map[string]bool  // live members
 	claims map[string]Claim // what the peers last said of the partition
 	heard  map[string]int64 // when each peer's last heartbeat arrived
@@ -115,6 +114,9 @@ type core struct {
 	// fence: another node took the partition over while our table named
 	// us primary; we do not lead it before that node lets go.
 	fence *fence
+	// keep: the node is stopping; it drops no copy (its warm-restart
+	// snapshot holds them), though it still hands them over.
+	keep bool
 
 	out  []effect       // effects of the steps not taken yet
 	recs []store.Record // a write's records, reused
@@ -194,6 +196,8 @@ func (c *core) step(m Message) error {
 		c.onTick(m)
 	case HoldCopy:
 		c.holds = true
+	case KeepCopy:
+		c.keep = true
 	case Repair:
 		c.onRepair()
 	case LogBatch:
@@ -260,7 +264,7 @@ func (c *core) claim() Claim {
 // ---- the table ----
 
 func (c *core) onOwners(m SetOwners) {
-	c.before, c.owners = c.owners, slices.Clone(m.Owners)
+	c.owners = slices.Clone(m.Owners)
 	clear(c.live)
 	for _, name := range m.Live {
 		c.live[name] = true
@@ -995,7 +999,7 @@ func (c *core) handOff() {
 		}
 		return
 	}
-	if !c.ownersConfirm() {
+	if c.keep || !c.ownersConfirm() {
 		return
 	}
 	c.holds = false

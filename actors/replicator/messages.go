@@ -59,6 +59,10 @@ type Tick struct {
 // the partition's primary and dropped only once the owners hold the data.
 type HoldCopy struct{}
 
+// KeepCopy says the node is stopping: it keeps its copy whatever happens,
+// for its warm-restart snapshot, while it still hands it over.
+type KeepCopy struct{}
+
 // Repair says anti-entropy found this replica's copy different from its
 // primary's: it pushes its copy to the primary and syncs again.
 type Repair struct{}
@@ -149,6 +153,7 @@ func (CancelWrite) isMessage()      {}
 func (SetOwners) isMessage()        {}
 func (Tick) isMessage()             {}
 func (HoldCopy) isMessage()         {}
+func (KeepCopy) isMessage()         {}
 func (Repair) isMessage()           {}
 func (LogBatch) isMessage()         {}
 func (Ack) isMessage()              {}

@@ -6,9 +6,9 @@ import (
 	"github.com/roostkv/roost/bus/wire"
 )
 
-// peerClaims decodes the claims the peers' heartbeats carry, once per
-// payload.
-type peerClaims struct {
+// claimCache holds the claims the peers' heartbeats carry, decoded once
+// per payload.
+type claimCache struct {
 	mu   sync.Mutex
 	raw  map[string]string        // peer -> its last payload
 	byPe map[string]map[int]Claim // peer -> its claims, decoded

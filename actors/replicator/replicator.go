@@ -43,7 +43,7 @@ type Replicator struct {
 	ids   map[string]string // live member name -> node ID
 	names []string          // the live members that replicate, sorted (setOwners)
 
-	peers      peerClaims         // what the peers said in their heartbeats
+	peers      claimCache         // what the peers said in their heartbeats
 	lastClaims []map[string]Claim // the loop's: claims by partition at the last full tick
 	lastHeard  map[string]int64   // the loop's: when each peer's last beat arrived then
 
@@ -52,7 +52,9 @@ type Replicator struct {
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup // the loop and every goroutine serving a message
 	writeIDs atomic.Uint64
-	keep     atomic.Bool // KeepCopies: nothing is dropped from the store any more
+	// unackedParts counts the partitions with an ack=all write waiting for
+	// a replica: while 0, reads need no barrier (Unacked).
+	unackedParts atomic.Int64
 
 	lag         *lagRecorder // of the entries applied in order as a replica
 	statusCache digestCache  // the digests Status shows (status.go)
@@ -185,7 +187,7 @@ func (r *Replicator) perform(pt *part) {
 				ch <- e.Err
 			}
 		case dropCopy:
-			if r.ctx.Err() == nil && !r.keep.Load() {
+			if r.ctx.Err() == nil {
 				r.wg.Go(r.dropUnheld)
 			}
 		}
@@ -203,7 +205,13 @@ func (r *Replicator) perform(pt *part) {
 		pt.ackedCh = make(chan struct{})
 	}
 	pt.allSeq = pt.c.allSeq
-	pt.unacked.Store(len(pt.c.unacked) > 0)
+	if now := len(pt.c.unacked) > 0; pt.unacked.Swap(now) != now {
+		if now {
+			r.unackedParts.Add(1)
+		} else {
+			r.unackedParts.Add(-1)
+		}
+	}
 }
 
 // send publishes a wire message to the node named to.
@@ -426,7 +434,11 @@ func (r *Replicator) HoldAll() {
 // KeepCopies makes the replicator drop nothing from the store from now on:
 // a node that stops keeps every copy it holds for its warm-restart
 // snapshot, while it hands them over.
-func (r *Replicator) KeepCopies() { r.keep.Store(true) }
+func (r *Replicator) KeepCopies() {
+	for _, pt := range r.parts {
+		_ = r.step(pt, KeepCopy{})
+	}
+}
 
 // HandOver is a graceful leave: it applies t, a table without this node,
 // and waits until the primary of every partition this node holds has its

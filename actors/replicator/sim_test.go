@@ -403,9 +403,6 @@ func (s *sim) perform(n *simNode, p int, effects []effect) {
 				s.acked = append(s.acked, w)
 			}
 		case dropCopy:
-			if n.leave > 0 {
-				continue // a node that stops keeps every copy for its data dir (KeepCopies)
-			}
 			s.checkDrop(n, p)
 			for k := range n.st.recs {
 				if partition.Of(k, simPartitions) == p {
@@ -674,6 +671,9 @@ func (s *sim) fault() {
 		n := up[s.rng.IntN(len(up))]
 		s.logf("%s leaves gracefully", n.name)
 		n.leave = s.now + int64(3*time.Second)
+		for q := range n.cores {
+			s.step(n, q, KeepCopy{}) // as node.Stop does (Replicator.KeepCopies)
+		}
 		n.live = nil
 		s.view(n)
 	case r < 6 && len(down) > 0:

@@ -83,6 +83,11 @@ func (r *Replicator) Write(ctx context.Context, p int, ack AckMode, ops []Op) ([
 	}
 }
 
+// Unacked reports whether an ack=all write of any partition waits for a
+// replica: when it does not, no read needs ReadBarrier (one atomic load,
+// no hash of the key).
+func (r *Replicator) Unacked() bool { return r.unackedParts.Load() > 0 }
+
 // ReadBarrier returns once a read of key, of partition p, may be answered:
 // no ack=all write of it is still waiting for a replica, so a reader never
 // sees a value that could vanish with this primary. After within it fails
