@@ -15,13 +15,17 @@ import (
 // that limits and error codes are the same whichever door a request used.
 
 // checkKey refuses, with a 400, a key no API may use: empty, over
-// --max-key, or with a NATS wildcard token (wildcardToken).
+// --max-key, in the reserved key space (reserved.go), or with a NATS
+// wildcard token (wildcardToken).
 func (n *Node) checkKey(key string) error {
 	if key == "" {
 		return errBadRequest("empty key")
 	}
 	if len(key) > n.cfg.MaxKey {
 		return errBadRequest("key of %d bytes is over the limit of %d", len(key), n.cfg.MaxKey)
+	}
+	if reserved(key) {
+		return errBadRequest("key %q begins with a NUL byte, which is reserved for Roost's own keys", key)
 	}
 	if pos, tok := wildcardToken(key); pos > 0 {
 		return errBadRequest("key %q: token %d is %q, a NATS wildcard; a key may not have \"*\" or \">\" as a whole dot-separated token", key, pos, tok)
