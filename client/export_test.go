@@ -11,4 +11,4 @@ func Waiting(c *Client) int {
 
 // CutNearFeed makes c's near cache lose every change-feed message while on
 // (the data path is untouched), as a network that drops them would.
-func CutNearFeed(c *Client, on bool) { c.near.cut.Store(on) }
+func CutNearFeed(c *Client, on bool) { c.near.setCut(on) }

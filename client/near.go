@@ -104,7 +104,7 @@ type nearCache struct {
 
 	hits, misses, invalidations, drops, evictions atomic.Int64
 
-	cut  atomic.Bool   // tests: the feed's messages are dropped unread (export_test.go)
+	cut  chan nearCut  // tests: cut and restore the feed (export_test.go)
 	done chan struct{} // closed when the feed goroutine has ended
 }
 
@@ -155,7 +155,7 @@ type nearToken struct {
 }
 
 func newNearCache(maxBytes int64, ttl time.Duration) *nearCache {
-	n := &nearCache{ttl: ttl, base: time.Now(), done: make(chan struct{})}
+	n := &nearCache{ttl: ttl, base: time.Now(), cut: make(chan nearCut), done: make(chan struct{})}
 	for i := range n.shards {
 		sh := &n.shards[i]
 		sh.items = map[string]*nearEntry{}

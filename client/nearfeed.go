@@ -26,29 +26,34 @@ func (c *Client) startNear() {
 	n := c.near
 	msgs := make(chan *nats.Msg, nearFeedBuffer)
 	var subs []*nats.Subscription
-	for _, subject := range []string{c.subj.Changes(), c.subj.ChangeHeads()} {
-		sub, err := c.nc.ChanSubscribe(subject, msgs)
-		if err != nil {
-			// Without the feed nothing is ever synced: the near cache
-			// serves nothing, and every Get asks the cluster.
-			for _, s := range subs {
-				_ = s.Unsubscribe()
-			}
-			close(n.done)
-			return
+	unsubscribe := func() {
+		for _, s := range subs {
+			_ = s.Unsubscribe()
 		}
-		subs = append(subs, sub)
+		subs = nil
 	}
-	_ = c.nc.Flush()
+	subscribe := func() bool {
+		for _, subject := range []string{c.subj.Changes(), c.subj.ChangeHeads()} {
+			sub, err := c.nc.ChanSubscribe(subject, msgs)
+			if err != nil {
+				unsubscribe()
+				return false
+			}
+			subs = append(subs, sub)
+		}
+		return c.nc.Flush() == nil
+	}
+	if !subscribe() {
+		// Without the feed nothing is ever synced: the near cache serves
+		// nothing, and every Get asks the cluster.
+		close(n.done)
+		return
+	}
 	status := c.nc.StatusChanged(nats.DISCONNECTED, nats.RECONNECTING, nats.CONNECTED)
 	go func() {
 		defer close(n.done)
 		defer c.nc.RemoveStatusListener(status)
-		defer func() {
-			for _, s := range subs {
-				_ = s.Unsubscribe()
-			}
-		}()
+		defer func() { unsubscribe() }()
 		n.learnPartitions(c.life, c.fetchTable, c.cfg.timeout)
 		var dropped int
 		for {
@@ -64,13 +69,26 @@ func (c *Client) startNear() {
 					dropped = d
 					n.reconnected()
 				}
-				if n.cut.Load() {
-					continue // tests: the message is lost
-				}
 				n.onFeed(m, c.subj)
+			case cut := <-n.cut: // tests: the feed's messages are lost at the server while cut
+				unsubscribe()
+				_ = c.nc.Flush()
+				if !cut.on {
+					subscribe()
+					dropped = 0
+				}
+				close(cut.done)
 			}
 		}
 	}()
+}
+
+// nearCut asks the feed goroutine to cut the feed (unsubscribe, so that the
+// server drops its messages for this client, telling it nothing) or to
+// restore it; done is closed once that holds.
+type nearCut struct {
+	on   bool
+	done chan struct{}
 }
 
 // droppedOf sums the messages nats.go dropped for subs (a full channel).
@@ -174,4 +192,16 @@ func (n *nearCache) reconnected() {
 		part.liveUntil.Store(0)
 	}
 	n.drops.Add(1)
+}
+
+// setCut cuts the feed (on) or restores it, for tests: while cut, the
+// client is not subscribed, so the server drops the feed's messages for it
+// and nothing tells the near cache, as with a network that loses them.
+func (n *nearCache) setCut(on bool) {
+	c := nearCut{on: on, done: make(chan struct{})}
+	select {
+	case n.cut <- c:
+		<-c.done
+	case <-n.done:
+	}
 }
