@@ -88,7 +88,8 @@ func (s Subjects) Status() string { return s.prefix + "." + statusSubj }
 func (s Subjects) Heartbeat() string { return s.prefix + "." + heartbeatSubj }
 
 // Changes is the change feed: the node that applies a write (the primary of
-// its partition) publishes it there once, as a msgpack {k, ver, del}.
+// its partition) publishes it there once, as a msgpack {k, ver, del, p, t,
+// s} (p, t, s: its log ID; see FeedChange).
 // Blocking HTTP queries and `roost watch` listen to it.
 func (s Subjects) Changes() string { return s.prefix + "." + changesSubj }
 
