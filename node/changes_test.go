@@ -267,8 +267,9 @@ func TestTheFeedAnnouncesAppliedWrites(t *testing.T) {
 
 // BenchmarkSetWithFeed measures what announcing changes costs a set through
 // the NATS text API: the same node, 32 requesters, with the store's change
-// hook on (the product) and off, alternating runs within one process so that
-// the machine's noise hits both alike. Compare with benchstat.
+// hook and the replicator's announcements on (the product) and off,
+// alternating runs within one process so that the machine's noise hits both
+// alike. Compare with benchstat.
 func BenchmarkSetWithFeed(b *testing.B) {
 	const keys, concurrency = 100_000, 32
 	n := startTestNode(b, keys)
@@ -283,6 +284,8 @@ func BenchmarkSetWithFeed(b *testing.B) {
 			if mode == "feed-off" {
 				n.store.Notify(nil)
 				defer n.store.Notify(n.feed.onChange)
+				n.repl.Announce(nil) // the replicator announces the writes it logs (changes_seq.go)
+				defer n.repl.Announce(n.feed.onLogged)
 			}
 			var next atomic.Int64
 			var failed atomic.Value
