@@ -36,12 +36,15 @@ import (
 // removes an entry older than it, so a value served from the near cache is
 // never older than one the client was already answered.
 //
-// Storage is a byte-bounded LRU per shard (shards by partition), written
-// here rather than taken from a library: the cache's conditional insert (only
-// under the epoch of the read, only above the key's floor, only if newer
-// than the entry) must happen under the same lock as the lookups and the
-// feed's invalidations, which a general-purpose cache does not offer without
-// a second lock around it; an LRU with an intrusive list is fifty lines.
+// Storage is a byte-bounded CLOCK (second-chance FIFO, an approximation of
+// LRU) per shard (shards by partition), written here rather than taken from
+// a library: the cache's conditional insert (only under the epoch of the
+// read, only above the key's floor, only if newer than the entry) must
+// happen under the same lock as the lookups and the feed's invalidations,
+// which a general-purpose cache does not offer without a second lock around
+// it (docs/dependencies.md). A hit only reads under the shard's read lock
+// and sets the entry's referenced bit: Zipf-hot keys share a shard, and a
+// list move per hit under an exclusive lock made 32 readers queue on it.
 
 // WithNearCache keeps recently read values in the client's process, up to
 // maxBytes (keys, values and about 128 bytes per entry), each for at most
@@ -74,12 +77,14 @@ func (c *Client) NearCacheStats() NearCacheStats {
 	}
 	n := c.near
 	s := NearCacheStats{
-		Hits: n.hits.Load(), Misses: n.misses.Load(), Invalidations: n.invalidations.Load(),
+		Misses: n.misses.Load(), Invalidations: n.invalidations.Load(),
 		PartitionDrops: n.drops.Load(), Evictions: n.evictions.Load(),
 	}
 	for i := range n.shards {
 		sh := &n.shards[i]
 		sh.mu.Lock()
+		s.Hits += sh.hits.Load()
+		s.Misses += sh.misses.Load()
 		s.Entries += int64(len(sh.items))
 		s.Bytes += sh.bytes
 		sh.mu.Unlock()
@@ -88,7 +93,7 @@ func (c *Client) NearCacheStats() NearCacheStats {
 }
 
 const (
-	nearShards        = 16  // LRU shards, by partition
+	nearShards        = 16  // shards, by partition
 	nearEntryOverhead = 128 // accounted bytes of an entry besides its key and value
 	nearLiveBeacons   = 3   // beacon periods a partition may go unheard before its entries stop being served
 )
@@ -102,7 +107,8 @@ type nearCache struct {
 	parts  atomic.Pointer[[]nearPart] // by partition; nil until the client knows P
 	shards [nearShards]nearShard
 
-	hits, misses, invalidations, drops, evictions atomic.Int64
+	misses                          atomic.Int64 // while P is unknown; then each shard counts its own
+	invalidations, drops, evictions atomic.Int64
 
 	cut  chan nearCut  // tests: cut and restore the feed (export_test.go)
 	done chan struct{} // closed when the feed goroutine has ended
@@ -118,25 +124,28 @@ type nearPart struct {
 	st        seqState     // the feed goroutine's
 }
 
-// nearEntry is one key in a shard's LRU.
+// nearEntry is one key in a shard's queue.
 type nearEntry struct {
 	key        string
 	item       Item
 	epoch      uint64 // its partition's epoch when its read was sent
 	deadline   int64  // nanoseconds since base: when its read was sent, plus ttl
 	size       int64
+	ref        atomic.Bool // served since it was last passed by eviction: it gets a second chance
 	prev, next *nearEntry
 }
 
-// nearShard is an LRU of entries, bounded by bytes, with the floors of the
+// nearShard is a CLOCK of entries, bounded by bytes, with the floors of the
 // reads and writes in flight of its keys.
 type nearShard struct {
-	mu      sync.Mutex
+	mu      sync.RWMutex // a hit takes it shared; everything else exclusive
 	items   map[string]*nearEntry
-	lru     nearEntry // sentinel: lru.next is the most recently used
+	lru     nearEntry // sentinel of the queue: new entries at lru.next, eviction looks at lru.prev
 	bytes   int64
 	max     int64
 	flights map[string]*nearFlight
+
+	hits, misses atomic.Int64 // Gets of its keys served from it, and not
 }
 
 // nearFlight is the reads and writes of one key in flight: an answer below
@@ -203,24 +212,34 @@ func (n *nearCache) get(key string) (Item, bool) {
 	wall := time.Now()
 	now := int64(wall.Sub(n.base))
 	sh := n.shard(p)
-	sh.mu.Lock()
+	sh.mu.RLock()
 	e := sh.items[key]
-	switch {
-	case e == nil:
-	case e.epoch != part.epoch.Load(), now >= e.deadline, !e.item.Expires.IsZero() && !wall.Before(e.item.Expires):
-		sh.remove(e) // dropped with its partition, too old, or expired on the node
-	case now >= part.liveUntil.Load():
-		// The feed has not been heard of lately: keep the entry, but ask.
-	default:
-		sh.touch(e)
+	if e == nil {
+		sh.mu.RUnlock()
+		sh.misses.Add(1)
+		return Item{}, false
+	}
+	// Dropped with its partition, too old, or expired on the node:
+	stale := e.epoch != part.epoch.Load() || now >= e.deadline || !e.item.Expires.IsZero() && !wall.Before(e.item.Expires)
+	if !stale && now < part.liveUntil.Load() { // (else the feed has not been heard of lately: keep the entry, but ask)
+		if !e.ref.Load() {
+			e.ref.Store(true)
+		}
 		it := e.item
-		sh.mu.Unlock()
+		sh.mu.RUnlock()
+		sh.hits.Add(1)
 		it.Value = bytes.Clone(it.Value) // the caller's to keep or change
-		n.hits.Add(1)
 		return it, true
 	}
-	sh.mu.Unlock()
-	n.misses.Add(1)
+	sh.mu.RUnlock()
+	if stale {
+		sh.mu.Lock()
+		if sh.items[key] == e {
+			sh.remove(e)
+		}
+		sh.mu.Unlock()
+	}
+	sh.misses.Add(1)
 	return Item{}, false
 }
 
@@ -336,7 +355,12 @@ func (n *nearCache) keep(sh *nearShard, t nearToken, floor uint64, it Item) {
 		return
 	}
 	for sh.bytes+e.size > sh.max && sh.lru.prev != &sh.lru {
-		sh.remove(sh.lru.prev)
+		victim := sh.lru.prev
+		if victim.ref.Swap(false) { // served since: once more round the queue
+			sh.requeue(victim)
+			continue
+		}
+		sh.remove(victim)
 		n.evictions.Add(1)
 	}
 	sh.items[t.key] = e
@@ -382,7 +406,8 @@ func (sh *nearShard) remove(e *nearEntry) {
 	e.prev, e.next = nil, nil
 }
 
-func (sh *nearShard) touch(e *nearEntry) {
+// requeue moves e to the head of the queue.
+func (sh *nearShard) requeue(e *nearEntry) {
 	if sh.lru.next == e {
 		return
 	}
