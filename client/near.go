@@ -34,7 +34,10 @@ import (
 // change raises a floor on the key's reads in flight, and an answer below it
 // is not kept. Every answer this client gets (Get, MGet, Scan, writes)
 // removes an entry older than it, so a value served from the near cache is
-// never older than one the client was already answered.
+// never older than one the client was already answered. An entry no longer
+// served (its partition dropped, its ttl passed) stays, unserved, until the
+// answer of the next read replaces it or eviction takes it: an answer below
+// it (one overtaken, or an ack=primary write a failover lost) is not kept.
 //
 // Storage is a byte-bounded CLOCK (second-chance FIFO, an approximation of
 // LRU) per shard (shards by partition), written here rather than taken from
@@ -66,7 +69,7 @@ type NearCacheStats struct {
 	Invalidations  int64 // entries removed because the feed announced a change of their key
 	PartitionDrops int64 // times a partition's entries were dropped: a gap in its sequence, a term change, a reconnect
 	Evictions      int64 // entries removed to stay within maxBytes
-	Entries        int64 // entries held now (dropped partitions' included until evicted or looked up)
+	Entries        int64 // entries held now (those of dropped partitions included, unserved, until read again or evicted)
 	Bytes          int64 // their accounted bytes
 }
 
@@ -219,7 +222,7 @@ func (n *nearCache) get(key string) (Item, bool) {
 		sh.misses.Add(1)
 		return Item{}, false
 	}
-	// Dropped with its partition, too old, or expired on the node:
+	// Dropped with its partition (or invalidated), too old, or expired on the node:
 	stale := e.epoch != part.epoch.Load() || now >= e.deadline || !e.item.Expires.IsZero() && !wall.Before(e.item.Expires)
 	if !stale && now < part.liveUntil.Load() { // (else the feed has not been heard of lately: keep the entry, but ask)
 		if !e.ref.Load() {
@@ -232,13 +235,8 @@ func (n *nearCache) get(key string) (Item, bool) {
 		return it, true
 	}
 	sh.mu.RUnlock()
-	if stale {
-		sh.mu.Lock()
-		if sh.items[key] == e {
-			sh.remove(e)
-		}
-		sh.mu.Unlock()
-	}
+	// A stale entry stays until the answer of the read that follows
+	// replaces it (keep), or eviction: until then it is the key's floor.
 	sh.misses.Add(1)
 	return Item{}, false
 }
@@ -290,7 +288,7 @@ func (n *nearCache) endWrite(t nearToken, req *wire.Request, res *wire.Result, e
 	defer sh.mu.Unlock()
 	floor := sh.land(t.key)
 	if err != nil || res.Code != wire.CodeOK {
-		sh.drop(t.key, 0)
+		sh.invalidate(t.key) // its outcome unknown, or the key not as it was
 		return
 	}
 	sh.raise(t.key, res.Version) // reads in flight must not bring back what came before it
@@ -302,8 +300,8 @@ func (n *nearCache) endWrite(t nearToken, req *wire.Request, res *wire.Result, e
 }
 
 // observe takes an answer for key that did not go through begin (MGet,
-// MSet, MDelete, Scan): an entry older than version goes, and so does any
-// entry when the key was not found or the write failed (found false).
+// MSet, MDelete, Scan): an entry older than version goes; with found false
+// (the key was not found, or a write failed) any entry stops being served.
 func (n *nearCache) observe(key string, version uint64, found bool) {
 	p, _ := n.partOf(key)
 	sh := n.shard(p)
@@ -312,7 +310,7 @@ func (n *nearCache) observe(key string, version uint64, found bool) {
 		sh.drop(key, version)
 		sh.raise(key, version)
 	} else {
-		sh.drop(key, 0)
+		sh.invalidate(key)
 	}
 	sh.mu.Unlock()
 }
@@ -334,22 +332,23 @@ func (n *nearCache) changed(key string, version uint64) {
 // it is not older than the entry. sh.mu is held.
 func (n *nearCache) keep(sh *nearShard, t nearToken, floor uint64, it Item) {
 	old := sh.items[t.key]
-	if old != nil && old.item.Version < it.Version {
-		sh.remove(old)
-		old = nil
+	if old != nil && old.item.Version > it.Version {
+		// Never below what this client was served: an answer that was
+		// overtaken, or a version a failover lost (ack=primary). The entry,
+		// valid or not, stays as the key's floor.
+		return
 	}
 	_, part := n.partOf(t.key)
 	if part == nil || t.epoch&1 == 0 || part.epoch.Load() != t.epoch || it.Version < floor {
-		return
-	}
-	deadline := t.sent + int64(n.ttl)
-	if old != nil { // as new or newer: the answer confirms it
-		if old.item.Version == it.Version && old.epoch == t.epoch {
-			old.deadline = max(old.deadline, deadline)
+		if old != nil && old.item.Version < it.Version {
+			sh.remove(old)
 		}
 		return
 	}
-	e := &nearEntry{key: t.key, item: it, epoch: t.epoch, deadline: deadline,
+	if old != nil { // as old as the answer, or older: the answer replaces it
+		sh.remove(old)
+	}
+	e := &nearEntry{key: t.key, item: it, epoch: t.epoch, deadline: t.sent + int64(n.ttl),
 		size: int64(len(t.key)+len(it.Value)) + nearEntryOverhead}
 	if e.size > sh.max {
 		return
@@ -385,6 +384,14 @@ func (sh *nearShard) land(key string) uint64 {
 func (sh *nearShard) raise(key string, version uint64) {
 	if f := sh.flights[key]; f != nil {
 		f.floor = max(f.floor, version)
+	}
+}
+
+// invalidate stops key's entry from being served, keeping it as the key's
+// floor (see keep). sh.mu is held.
+func (sh *nearShard) invalidate(key string) {
+	if e := sh.items[key]; e != nil {
+		e.epoch = 0 // never a synced epoch
 	}
 }
 
@@ -457,7 +464,7 @@ func (c *Client) nearObserve(ops []wire.Request, results []wire.Result) {
 			c.near.observe(ops[i].Key, r.Version, true)
 		case ops[i].Op == wire.OpGet && r.Code != wire.CodeNotFound:
 			// A failed read changes nothing.
-		default:
+		default: // not found, or a write that failed or whose outcome is unknown
 			c.near.observe(ops[i].Key, 0, false)
 		}
 	}

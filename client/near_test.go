@@ -108,6 +108,26 @@ func TestNearCacheInvalidation(t *testing.T) {
 			h.heads(9, 0)
 			h.read("k", 6)
 		}, 6},
+		{"after a drop, the same version read again is kept", func(h *nearHarness) {
+			h.heads(7, 3)
+			h.read("k", 5)
+			h.heads(9, 0)
+			h.read("k", 5)
+		}, 5},
+		{"after a drop, a version below the one served (lost in a failover) is not kept", func(h *nearHarness) {
+			h.heads(7, 3)
+			h.read("k", 5)
+			h.served("k")
+			h.heads(9, 0)
+			h.read("k", 4)
+		}, 0},
+		{"a failed write keeps the entry as a floor, unserved", func(h *nearHarness) {
+			h.heads(7, 3)
+			h.read("k", 5)
+			req := wire.Request{Op: wire.OpSet, Key: "k", Value: []byte("w")}
+			h.n.endWrite(h.n.begin("k"), &req, &wire.Result{}, ErrTimeout)
+			h.read("k", 4)
+		}, 0},
 		{"a read in flight across a drop is not kept", func(h *nearHarness) {
 			h.heads(7, 3)
 			t := h.n.begin("k")
