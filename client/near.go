@@ -67,7 +67,8 @@ type NearCacheStats struct {
 	Hits           int64 // Gets answered from the near cache
 	Misses         int64 // Gets that asked the cluster
 	Invalidations  int64 // entries removed because the feed announced a change of their key
-	PartitionDrops int64 // times a partition's entries were dropped: a gap in its sequence, a term change, a reconnect
+	PartitionDrops int64 // times a partition's entries were dropped: a gap in its sequence, a term change
+	FeedLosses     int64 // times every entry was dropped: the connection lost, or feed messages nats.go dropped
 	Evictions      int64 // entries removed to stay within maxBytes
 	Entries        int64 // entries held now (those of dropped partitions included, unserved, until read again or evicted)
 	Bytes          int64 // their accounted bytes
@@ -81,7 +82,7 @@ func (c *Client) NearCacheStats() NearCacheStats {
 	n := c.near
 	s := NearCacheStats{
 		Misses: n.misses.Load(), Invalidations: n.invalidations.Load(),
-		PartitionDrops: n.drops.Load(), Evictions: n.evictions.Load(),
+		PartitionDrops: n.drops.Load(), FeedLosses: n.losses.Load(), Evictions: n.evictions.Load(),
 	}
 	for i := range n.shards {
 		sh := &n.shards[i]
@@ -110,8 +111,8 @@ type nearCache struct {
 	parts  atomic.Pointer[[]nearPart] // by partition; nil until the client knows P
 	shards [nearShards]nearShard
 
-	misses                          atomic.Int64 // while P is unknown; then each shard counts its own
-	invalidations, drops, evictions atomic.Int64
+	misses                                  atomic.Int64 // while P is unknown; then each shard counts its own
+	invalidations, drops, losses, evictions atomic.Int64
 
 	cut  chan nearCut  // tests: cut and restore the feed (export_test.go)
 	done chan struct{} // closed when the feed goroutine has ended

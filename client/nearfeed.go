@@ -191,7 +191,7 @@ func (n *nearCache) reconnected() {
 		part.epoch.Store((part.epoch.Load()>>1 + 1) << 1) // a new generation, not synced
 		part.liveUntil.Store(0)
 	}
-	n.drops.Add(1)
+	n.losses.Add(1)
 }
 
 // setCut cuts the feed (on) or restores it, for tests: while cut, the

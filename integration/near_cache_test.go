@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/roostkv/roost/client"
+	"github.com/roostkv/roost/integration/netfault"
 )
 
 // TestNearCacheAcrossFailover: a near-cached reader on n1 reads a key led by
@@ -84,5 +87,66 @@ func TestNearCacheAcrossFailover(t *testing.T) {
 	})
 	if s := reader.NearCacheStats(); s.PartitionDrops == drops {
 		t.Fatalf("the near cache dropped no partition across the failover: %+v", s)
+	}
+}
+
+// TestNearCacheAcrossAReconnect: a near-cached reader reaches its node
+// through a proxy that cuts its connection while another connection writes
+// the key, so the reader's feed loses that change. On the reconnect the
+// near cache drops every entry before it serves again, and serves the new
+// value long before the ttl.
+func TestNearCacheAcrossAReconnect(t *testing.T) {
+	n := startNode(t, nil)
+	proxy, err := netfault.NewProxy(strings.TrimPrefix(n.ClientURL(), "nats://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(proxy.Close)
+	writer := dialClient(t, n)
+	reader, err := client.Connect("nats://"+proxy.Addr(), client.WithNearCache(1<<20, time.Minute),
+		client.WithNATSOptions(nats.ReconnectWait(20*time.Millisecond), nats.MaxReconnects(-1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(reader.Close)
+	ctx := context.Background()
+	const key = "reconnecting"
+	if _, err := writer.Set(ctx, key, []byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, func() error { // until the near cache serves it
+		before := reader.NearCacheStats().Hits
+		for range 2 {
+			if _, err := reader.Get(ctx, key); err != nil {
+				return err
+			}
+		}
+		if reader.NearCacheStats().Hits == before {
+			return errors.New("the near cache serves nothing yet")
+		}
+		return nil
+	})
+
+	proxy.Cut()
+	v2, err := writer.Set(ctx, key, []byte("while the reader is away"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy.Heal()
+	eventually(t, 5*time.Second, func() error {
+		if !reader.Conn().IsConnected() {
+			return errors.New("the reader has not reconnected")
+		}
+		it, err := reader.Get(ctx, key)
+		if err != nil {
+			return err
+		}
+		if it.Version < v2 {
+			return fmt.Errorf("the reader gets version %d after its reconnect; %d was acknowledged", it.Version, v2)
+		}
+		return nil
+	})
+	if s := reader.NearCacheStats(); s.FeedLosses == 0 {
+		t.Fatalf("the near cache did not see its connection lost: %+v", s)
 	}
 }
