@@ -78,61 +78,89 @@ func clip(v []byte) []byte {
 	return v
 }
 
-// applyIncr computes and writes an increment: a set of the new value,
-// conditional on the version read (or on absence).
+// EntryStore is what an incr or a touch needs of a store: *store.Store is
+// one, for a node that runs them without a replicator.
+type EntryStore interface {
+	Get(key string) (store.Entry, error)
+	Set(store.SetRequest) (store.Entry, error)
+}
+
+// applyIncr runs an incr in the partition's step.
 func (c *core) applyIncr(r IncrRequest) (store.Record, OpResult) {
+	e, err := Incr(c.st, r)
+	if err != nil {
+		return store.Record{}, OpResult{Err: err}
+	}
+	return recordOf(e), OpResult{Entry: e}
+}
+
+// applyTouch runs a touch in the partition's step.
+func (c *core) applyTouch(r TouchRequest) (store.Record, OpResult) {
+	e, err := Touch(c.st, r)
+	if err != nil {
+		return store.Record{}, OpResult{Err: err}
+	}
+	return recordOf(e), OpResult{Entry: e}
+}
+
+// Incr computes and writes an increment in st: a set of the new value,
+// conditional on the version read (or on absence). It is atomic only
+// where st has no other writer of the key meanwhile: the primary's core,
+// or a node with no replicator.
+func Incr(st EntryStore, r IncrRequest) (store.Entry, error) {
 	var err error
 	for range incrAttempts {
-		cur, gerr := c.st.Get(r.Key)
+		cur, gerr := st.Get(r.Key)
 		req := store.SetRequest{Key: r.Key, CheckCAS: true}
 		var n int64
 		switch {
 		case errors.Is(gerr, store.ErrNotFound):
 			req.TTL = r.TTL // CAS 0: only if still absent
 		case gerr != nil:
-			return store.Record{}, OpResult{Err: gerr}
+			return store.Entry{}, gerr
 		default:
 			if n, err = ParseCounter(cur.Value); err != nil {
-				return store.Record{}, OpResult{Err: err}
+				return store.Entry{}, err
 			}
 			req.CAS, req.Flags, req.KeepTTL = cur.Version, cur.Flags, true
 		}
 		if n, err = AddCounter(n, r.Delta); err != nil {
-			return store.Record{}, OpResult{Err: err}
+			return store.Entry{}, err
 		}
 		req.Value = strconv.AppendInt(nil, n, 10)
-		e, serr := c.st.Set(req)
+		e, serr := st.Set(req)
 		if errors.Is(serr, store.ErrCASMismatch) {
 			err = serr
 			continue // expired or evicted meanwhile: read again
 		}
 		if serr != nil {
-			return store.Record{}, OpResult{Err: serr}
+			return store.Entry{}, serr
 		}
-		return recordOf(e), OpResult{Entry: e}
+		return e, nil
 	}
-	return store.Record{}, OpResult{Err: err}
+	return store.Entry{}, err
 }
 
-// applyTouch writes key's live entry again with a new expiry.
-func (c *core) applyTouch(r TouchRequest) (store.Record, OpResult) {
+// Touch writes key's live entry in st again with a new expiry; atomic as
+// Incr is.
+func Touch(st EntryStore, r TouchRequest) (store.Entry, error) {
 	var err error
 	for range incrAttempts {
-		cur, gerr := c.st.Get(r.Key)
+		cur, gerr := st.Get(r.Key)
 		if gerr != nil {
-			return store.Record{}, OpResult{Err: gerr} // store.ErrNotFound: nothing to touch
+			return store.Entry{}, gerr // store.ErrNotFound: nothing to touch
 		}
-		e, serr := c.st.Set(store.SetRequest{Key: r.Key, Value: cur.Value, Flags: cur.Flags, TTL: r.TTL, CheckCAS: true, CAS: cur.Version})
+		e, serr := st.Set(store.SetRequest{Key: r.Key, Value: cur.Value, Flags: cur.Flags, TTL: r.TTL, CheckCAS: true, CAS: cur.Version})
 		if errors.Is(serr, store.ErrCASMismatch) {
 			err = serr
 			continue
 		}
 		if serr != nil {
-			return store.Record{}, OpResult{Err: serr}
+			return store.Entry{}, serr
 		}
-		return recordOf(e), OpResult{Entry: e}
+		return e, nil
 	}
-	return store.Record{}, OpResult{Err: err}
+	return store.Entry{}, err
 }
 
 // recordOf is the log record of a set that wrote e.

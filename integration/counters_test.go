@@ -1,0 +1,207 @@
+package integration
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/roostkv/roost/node"
+)
+
+// Counters and sliding TTLs over the text API and HTTP (docs/PROTOCOL.md,
+// docs/http.md).
+
+func TestIncrTextAPI(t *testing.T) {
+	n := startNode(t, nil)
+	nc := connect(t, n)
+	incr := func(key, delta string, headers ...string) reply {
+		t.Helper()
+		return request(t, nc, "roost.incr."+key, []byte(delta), headers...)
+	}
+	for _, step := range []struct {
+		delta string
+		want  string
+	}{{"", "1"}, {"5", "6"}, {"-10", "-4"}, {" +4 ", "0"}} {
+		r := incr("hits", step.delta)
+		wantCode(t, "incr "+step.delta, r, 200)
+		if string(r.body) != step.want {
+			t.Fatalf("incr %q = %q, want %q", step.delta, r.body, step.want)
+		}
+		r.version(t)
+	}
+	r := request(t, nc, "roost.get.hits", nil)
+	if string(r.body) != "0" {
+		t.Fatalf("get after incr = %q, want 0", r.body)
+	}
+	wantCode(t, "bad delta", incr("hits", "1.5"), 400)
+	wantCode(t, "delta too large", incr("hits", "99999999999999999999"), 400)
+	wantCode(t, "set text", request(t, nc, "roost.set.name", []byte("roost")), 200)
+	r = incr("name", "1")
+	wantCode(t, "incr of text", r, 409)
+	if !strings.Contains(r.err, "does not hold a counter") {
+		t.Fatalf("incr of text: reason %q does not say why", r.err)
+	}
+	wantCode(t, "set max", request(t, nc, "roost.set.big", []byte("9223372036854775807")), 200)
+	r = incr("big", "1")
+	wantCode(t, "overflow", r, 409)
+	if !strings.Contains(r.err, "overflow") {
+		t.Fatalf("overflow: reason %q", r.err)
+	}
+	if r := request(t, nc, "roost.get.big", nil); string(r.body) != "9223372036854775807" {
+		t.Fatalf("a refused incr changed the value: %q", r.body)
+	}
+
+	// Roost-TTL applies when the counter is created, and only then.
+	wantCode(t, "incr with ttl", incr("ttl", "1", "Roost-TTL", "1h"), 200)
+	exp := request(t, nc, "roost.get.ttl", nil).hdr.Get("Roost-Expires")
+	if exp == "" {
+		t.Fatal("a counter created with Roost-TTL has no expiry")
+	}
+	wantCode(t, "incr again", incr("ttl", "1", "Roost-TTL", "5s"), 200)
+	if got := request(t, nc, "roost.get.ttl", nil).hdr.Get("Roost-Expires"); got != exp {
+		t.Fatalf("a second incr's Roost-TTL changed the expiry %s to %s", exp, got)
+	}
+}
+
+func TestTouchSlidesTTL(t *testing.T) {
+	n := startNode(t, func(c *node.Config) { c.SweepInterval = 50 * time.Millisecond })
+	nc := connect(t, n)
+	wantCode(t, "touch absent", request(t, nc, "roost.touch.none", nil, "Roost-TTL", "1s"), 404)
+	wantCode(t, "set", request(t, nc, "roost.set.sess", []byte("data"), "Roost-TTL", "1s", "Roost-Flags", "7"), 200)
+	wantCode(t, "touch without ttl", request(t, nc, "roost.touch.sess", nil), 400)
+	wantCode(t, "get with a bad touch", request(t, nc, "roost.get.sess", nil, "Roost-Touch", "soon"), 400)
+
+	// Touched every 300 ms, a key with a 1 s TTL outlives it by far.
+	start := time.Now()
+	for i := 0; time.Since(start) < 2500*time.Millisecond; i++ {
+		var r reply
+		if i%2 == 0 {
+			r = request(t, nc, "roost.touch.sess", nil, "Roost-TTL", "1s")
+			wantCode(t, "touch", r, 200)
+			if len(r.body) != 0 || r.hdr.Get("Roost-Expires") == "" {
+				t.Fatalf("touch answered %q, headers %v: want no body and Roost-Expires", r.body, r.hdr)
+			}
+		} else {
+			r = request(t, nc, "roost.get.sess", nil, "Roost-Touch", "1s")
+			wantCode(t, "get and touch", r, 200)
+			if string(r.body) != "data" || r.hdr.Get("Roost-Flags") != "7" {
+				t.Fatalf("get and touch = %q flags %s, want data flags 7", r.body, r.hdr.Get("Roost-Flags"))
+			}
+		}
+		r.version(t)
+		time.Sleep(300 * time.Millisecond) // the client's pace, not a wait for the cluster
+	}
+	// Left alone, it expires.
+	eventually(t, 3*time.Second, func() error {
+		if r := request(t, nc, "roost.get.sess", nil); r.code != 404 {
+			return fmt.Errorf("still there (code %d)", r.code)
+		}
+		return nil
+	})
+}
+
+func TestIncrTouchHTTP(t *testing.T) {
+	n := startNode(t, nil)
+	do := func(method, path, body string) (int, string, http.Header) {
+		t.Helper()
+		req, _ := http.NewRequest(method, "http://"+n.HTTPAddr()+path, strings.NewReader(body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), resp.Header
+	}
+	if code, body, h := do("PUT", "/v1/roost/incr/web/hits", ""); code != 200 || body != "1\n" || h.Get("X-Roost-Version") == "" {
+		t.Fatalf("incr = %d %q %v", code, body, h)
+	}
+	if code, body, _ := do("PUT", "/v1/roost/incr/web/hits?ack=all", "41"); code != 200 || body != "42\n" {
+		t.Fatalf("incr 41 = %d %q", code, body)
+	}
+	if code, body, _ := do("PUT", "/v1/roost/incr/web/hits", "x"); code != 400 {
+		t.Fatalf("incr x = %d %q, want 400", code, body)
+	}
+	if code, _, _ := do("PUT", "/v1/kv/web/name", "roost"); code != 200 {
+		t.Fatalf("kv put = %d", code)
+	}
+	if code, body, _ := do("PUT", "/v1/roost/incr/web/name", ""); code != 409 || !strings.Contains(body, "counter") {
+		t.Fatalf("incr of text = %d %q, want 409 with a reason", code, body)
+	}
+	if code, _, _ := do("PUT", "/v1/roost/touch/web/none?ttl=10s", ""); code != 404 {
+		t.Fatalf("touch absent = %d, want 404", code)
+	}
+	if code, _, _ := do("PUT", "/v1/roost/touch/web/hits", ""); code != 400 {
+		t.Fatalf("touch without ttl = %d, want 400", code)
+	}
+	code, _, h := do("PUT", "/v1/roost/touch/web/hits?ttl=1h", "")
+	if code != 200 || h.Get("X-Roost-Expires") == "" {
+		t.Fatalf("touch = %d %v", code, h)
+	}
+	if code, body, _ := do("GET", "/v1/kv/web/hits?raw", ""); code != 200 || body != "42" {
+		t.Fatalf("raw read of the counter = %d %q", code, body)
+	}
+	if code, _, _ := do("PUT", "/v1/roost/incr/web/../x", ""); code != 400 {
+		t.Fatalf("a path with .. = %d, want 400", code)
+	}
+}
+
+// TestIncrExactAcrossNodes: 16 clients increment one counter 1,000 times
+// each with ack=all, spread over the 3 nodes of a cluster: the count is
+// exactly 16,000 and every answer was a distinct value.
+func TestIncrExactAcrossNodes(t *testing.T) {
+	nodes := startCluster(t, 3, nil)
+	const clients, each = 16, 1000
+	conns := make([]*nats.Conn, len(nodes))
+	for i, n := range nodes {
+		conns[i] = connect(t, n)
+	}
+	seen := make([]map[int64]bool, clients)
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for c := range clients {
+		seen[c] = map[int64]bool{}
+		wg.Go(func() {
+			nc := conns[c%len(conns)]
+			for range each {
+				r, err := send(nc, "roost.incr.hits", nil, 10*time.Second, "Roost-Ack", "all")
+				if err != nil || r.code != 200 {
+					errs <- fmt.Errorf("client %d: %v code %d %s", c, err, r.code, r.err)
+					return
+				}
+				v, err := strconv.ParseInt(string(r.body), 10, 64)
+				if err != nil {
+					errs <- fmt.Errorf("client %d: answer %q: %v", c, r.body, err)
+					return
+				}
+				seen[c][v] = true
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	all := map[int64]bool{}
+	for _, s := range seen {
+		for v := range s {
+			if all[v] {
+				t.Fatalf("two increments answered the same count %d", v)
+			}
+			all[v] = true
+		}
+	}
+	for i, nc := range conns {
+		r := request(t, nc, "roost.get.hits", nil)
+		if string(r.body) != strconv.Itoa(clients*each) {
+			t.Fatalf("count read through %s = %q, want %d", nodes[i].Name(), r.body, clients*each)
+		}
+	}
+}
