@@ -1,6 +1,8 @@
 package integration
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +13,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/roostkv/roost/bus/wire"
+	"github.com/roostkv/roost/client"
 	"github.com/roostkv/roost/node"
 )
 
@@ -203,5 +207,40 @@ func TestIncrExactAcrossNodes(t *testing.T) {
 		if string(r.body) != strconv.Itoa(clients*each) {
 			t.Fatalf("count read through %s = %q, want %d", nodes[i].Name(), r.body, clients*each)
 		}
+	}
+}
+
+// TestClientIncrTouch: the Go client's Incr, Touch and Get(AndTouch), over
+// the binary API.
+func TestClientIncrTouch(t *testing.T) {
+	n := startNode(t, nil)
+	c := dialClient(t, n)
+	ctx := context.Background()
+	v, ver, err := c.Incr(ctx, "c", 3, client.TTL(time.Hour), client.Ack(wire.AckAll))
+	if err != nil || v != 3 || ver == 0 {
+		t.Fatalf("Incr = %d, %d, %v; want 3", v, ver, err)
+	}
+	if v, _, err = c.Incr(ctx, "c", -5); err != nil || v != -2 {
+		t.Fatalf("Incr -5 = %d, %v; want -2", v, err)
+	}
+	if _, err := c.Set(ctx, "s", []byte("text")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Incr(ctx, "s", 1); !errors.Is(err, client.ErrCASMismatch) || !strings.Contains(err.Error(), "counter") {
+		t.Fatalf("Incr of text: %v, want a 409 saying why", err)
+	}
+	if _, err := c.Touch(ctx, "none", time.Minute); !errors.Is(err, client.ErrNotFound) {
+		t.Fatalf("Touch of an absent key: %v, want ErrNotFound", err)
+	}
+	tv, err := c.Touch(ctx, "s", time.Minute)
+	if err != nil || tv == 0 {
+		t.Fatalf("Touch = %d, %v", tv, err)
+	}
+	it, err := c.Get(ctx, "s", client.AndTouch(2*time.Hour))
+	if err != nil || string(it.Value) != "text" || it.Version <= tv || time.Until(it.Expires) < time.Hour {
+		t.Fatalf("Get(AndTouch) = %+v, %v; want the value, a version above %d, an expiry in 2 h", it, err, tv)
+	}
+	if it, err = c.Get(ctx, "s"); err != nil || time.Until(it.Expires) < time.Hour {
+		t.Fatalf("after the touch: %+v, %v", it, err)
 	}
 }
