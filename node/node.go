@@ -42,7 +42,8 @@ type Node struct {
 	async      asyncGroup                 // goroutines answering forwarded requests
 	partSubs   map[int]*nats.Subscription // partition subjects this node serves as primary; owned by the router loop
 	svc        micro.Service
-	feed       *feed // the change feed and the blocking queries waiting on it (changes.go)
+	feed       *feed                    // the change feed and the blocking queries waiting on it (changes.go)
+	gone       atomic.Pointer[goneFeed] // expirations and evictions announced on the feed, with --feed-expiry (feed_expiry.go)
 	http       *http.Server
 	httpAddr   string // bound address, known after Start; "" when off
 	maxPayload int64  // the bus payload limit in bytes
