@@ -128,7 +128,7 @@ type feed struct {
 	observe func(version uint64) // raises the node's version clock
 	// primaryOf names the primary of a key's partition (feed_expiry.go).
 	primaryOf func(key string) string
-	waiters waiters
+	waiters   waiters
 
 	mu   sync.Mutex
 	buf  []byte // changes not published yet, encoded back to back

@@ -218,4 +218,3 @@ func (n *Node) primaryName(key string) string {
 	}
 	return r.table.Primary(partition.Of(key, n.cfg.Partitions))
 }
-
