@@ -126,9 +126,7 @@ type feed struct {
 	subject string
 	sub     *nats.Subscription
 	observe func(version uint64) // raises the node's version clock
-	// primaryOf names the primary of a key's partition (feed_expiry.go).
-	primaryOf func(key string) string
-	waiters   waiters
+	waiters waiters
 
 	mu   sync.Mutex
 	buf  []byte // changes not published yet, encoded back to back
@@ -137,6 +135,8 @@ type feed struct {
 	kick chan struct{} // buffered 1: buf has changes
 	stop chan struct{} // closed by stopFeed
 	done chan struct{} // closed when the publisher has ended
+
+	primaryOf func(key string) string // names the primary of a key's partition (feed_expiry.go)
 }
 
 // startFeed opens the feed's connection, listens to the feed and has the
