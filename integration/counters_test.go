@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/roostkv/roost/bus/wire"
 	"github.com/roostkv/roost/client"
 	"github.com/roostkv/roost/node"
+	"github.com/roostkv/roost/partition"
 )
 
 // Counters and sliding TTLs over the text API and HTTP (docs/PROTOCOL.md,
@@ -243,4 +246,105 @@ func TestClientIncrTouch(t *testing.T) {
 	if it, err = c.Get(ctx, "s"); err != nil || time.Until(it.Expires) < time.Hour {
 		t.Fatalf("after the touch: %+v, %v", it, err)
 	}
+}
+
+// TestIncrKillNode: 8 clients increment one counter with ack=all through
+// all three nodes, real processes, while the key's primary is killed with
+// SIGKILL. A client whose answer is lost (a timeout, a 503) does not know
+// whether that increment counted, and makes a new one. The final count is
+// at least the acknowledged increments (none is lost while an owner
+// survives) and at most those plus the unanswered attempts.
+func TestIncrKillNode(t *testing.T) {
+	t0 := time.Now()
+	// Fast beats: the killed node is declared dead in about a second.
+	c := startProcCluster(t, procClusterOptions{Args: []string{"--replicas", "2", "--heartbeat-interval", "150ms"}})
+	t.Logf("cluster formed in %s", time.Since(t0))
+	const clients, each = 8, 150 // 1,200 acknowledged increments in all
+	key := "hits"
+	table := procTable(t, c.url("n1"))
+	victim := table.Owners[partition.Of(key, table.Partitions)][0]
+	var acked, unanswered atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for i := range clients {
+		// Each client starts on another node and fails over to the others.
+		urls := c.names[i%3:]
+		urls = append(urls[:len(urls):len(urls)], c.names[:i%3]...)
+		var list []string
+		for _, name := range urls {
+			list = append(list, c.url(name))
+		}
+		nc, err := nats.Connect(strings.Join(list, ","), nats.DontRandomize(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		wg.Go(func() {
+			deadline := time.Now().Add(40 * time.Second)
+			for n := 0; n < each; {
+				if time.Now().After(deadline) {
+					errs <- fmt.Errorf("client %d: %d of %d increments acknowledged in 40 s", i, n, each)
+					return
+				}
+				r, err := send(nc, "roost.incr."+key, nil, 3*time.Second, "Roost-Ack", "all")
+				switch {
+				case err == nil && r.code == 200:
+					acked.Add(1)
+					n++
+				case err == nil && r.code != 503:
+					errs <- fmt.Errorf("client %d: code %d %s", i, r.code, r.err)
+					return
+				default: // lost or unavailable: it may or may not have counted
+					unanswered.Add(1)
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+		})
+	}
+	eventually(t, 20*time.Second, func() error {
+		if acked.Load() < clients*each/3 {
+			return fmt.Errorf("%d acknowledged", acked.Load())
+		}
+		return nil
+	})
+	c.kill(victim)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	var survivor string
+	for _, name := range c.up() {
+		survivor = name
+	}
+	nc := dialURL(t, c.url(survivor))
+	var final int64
+	eventually(t, 10*time.Second, func() error {
+		r, err := send(nc, "roost.get."+key, nil, 3*time.Second)
+		if err != nil || r.code != 200 {
+			return fmt.Errorf("get: %v %d %s", err, r.code, r.err)
+		}
+		final, err = strconv.ParseInt(string(r.body), 10, 64)
+		return err
+	})
+	a, u := acked.Load(), unanswered.Load()
+	t.Logf("killed %s (the key's primary): %d acknowledged, %d unanswered, final count %d", victim, a, u, final)
+	if final < a || final > a+u {
+		t.Fatalf("final count %d, want between %d acknowledged and %d (plus the unanswered)", final, a, a+u)
+	}
+}
+
+// procTable asks the node at url for its partition table.
+func procTable(t *testing.T, url string) node.TableReply {
+	t.Helper()
+	nc := dialURL(t, url)
+	m, err := nc.Request(wire.NewSubjects("").Table(), nil, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tr node.TableReply
+	if err := json.Unmarshal(m.Data, &tr); err != nil {
+		t.Fatal(err)
+	}
+	return tr
 }
