@@ -91,7 +91,7 @@ func (r *runner) settings() Settings {
 	switch c.Workload {
 	case WorkloadGet:
 		s.GetRatio = 1
-	case WorkloadSet:
+	case WorkloadSet, WorkloadIncr:
 		s.GetRatio = 0
 	}
 	if c.Dist == DistZipf {
