@@ -164,7 +164,11 @@ func TestIncrTouchHTTP(t *testing.T) {
 // exactly 16,000 and every answer was a distinct value.
 func TestIncrExactAcrossNodes(t *testing.T) {
 	nodes := startCluster(t, 3, nil)
-	const clients, each = 16, 1000
+	const clients = 16
+	each := 1000
+	if testing.Short() {
+		each = 100 // the race detector's run (.ci/run): 1,600
+	}
 	conns := make([]*nats.Conn, len(nodes))
 	for i, n := range nodes {
 		conns[i] = connect(t, n)
@@ -255,6 +259,9 @@ func TestClientIncrTouch(t *testing.T) {
 // at least the acknowledged increments (none is lost while an owner
 // survives) and at most those plus the unanswered attempts.
 func TestIncrKillNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three processes and kills one")
+	}
 	t0 := time.Now()
 	// Fast beats: the killed node is declared dead in about a second.
 	c := startProcCluster(t, procClusterOptions{Args: []string{"--replicas", "2", "--heartbeat-interval", "150ms"}})
