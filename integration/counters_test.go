@@ -355,3 +355,55 @@ func procTable(t *testing.T, url string) node.TableReply {
 	}
 	return tr
 }
+
+// TestIncrTouchBinaryAPI: OpIncr, OpTouch and OpGet with a TTL in one
+// msgpack batch, bad ones failing alone with a reason.
+func TestIncrTouchBinaryAPI(t *testing.T) {
+	n := startNode(t, nil)
+	nc := connect(t, n)
+	batch := func(ops ...wire.Request) []wire.Result {
+		t.Helper()
+		data, _ := wire.Marshal(wire.BatchRequest{Ops: ops, Ack: wire.AckAll})
+		resp, err := nc.Request("roost.bin.batch", data, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var br wire.BatchResponse
+		if err := wire.Unmarshal(resp.Data, &br); err != nil || len(br.Results) != len(ops) {
+			t.Fatalf("batch reply: %v, %+v (headers %v)", err, br, resp.Header)
+		}
+		return br.Results
+	}
+	res := batch(
+		wire.Request{Op: wire.OpIncr, Key: "c"},                              // 1
+		wire.Request{Op: wire.OpIncr, Key: "c", Value: []byte("-8")},         // -7
+		wire.Request{Op: wire.OpIncr, Key: "c", Value: []byte("x")},          // 400
+		wire.Request{Op: wire.OpTouch, Key: "c"},                             // 400: no TTL
+		wire.Request{Op: wire.OpTouch, Key: "c", TTL: 60_000},                // ok
+		wire.Request{Op: wire.OpGet, Key: "c", TTL: 120_000},                 // read and touch
+		wire.Request{Op: wire.OpTouch, Key: "absent", TTL: 1000},             // 404
+		wire.Request{Op: wire.OpSet, Key: "s", Value: []byte("text")},        // ok
+		wire.Request{Op: wire.OpIncr, Key: "s"},                              // 409
+		wire.Request{Op: wire.OpIncr, Key: "c", Value: []byte("1"), TTL: -5}, // 400
+		wire.Request{Op: wire.OpGet, Key: "c"},                               // plain get
+	)
+	want := []uint16{200, 200, 400, 400, 200, 200, 404, 200, 409, 400, 200}
+	for i, r := range res {
+		if r.Code != want[i] || r.Code != 200 && r.Error == "" {
+			t.Fatalf("op %d: %+v, want code %d with a reason if not 200", i, r, want[i])
+		}
+	}
+	if string(res[0].Value) != "1" || string(res[1].Value) != "-7" || res[1].Version <= res[0].Version {
+		t.Fatalf("incr results %+v, %+v", res[0], res[1])
+	}
+	if len(res[4].Value) != 0 || res[4].Expires == 0 || res[4].Version <= res[1].Version {
+		t.Fatalf("touch result %+v: want no value, an expiry and a new version", res[4])
+	}
+	touched := res[5]
+	if string(touched.Value) != "-7" || touched.Version <= res[4].Version || touched.Expires <= res[4].Expires {
+		t.Fatalf("get with a TTL: %+v, want the value, a newer version and a later expiry than %+v", touched, res[4])
+	}
+	if got := res[10]; got.Version != touched.Version || got.Expires != touched.Expires {
+		t.Fatalf("a plain get after it: %+v, want the touch's version and expiry", got)
+	}
+}
