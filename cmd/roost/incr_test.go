@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"testing"
 )
 
@@ -43,4 +44,15 @@ func TestIncrTouchCommands(t *testing.T) {
 	if err := json.Unmarshal([]byte(roost(t, "", "get", "name", "--json", "--server", srv).ok(t)), &it); err != nil || it.Expires == nil {
 		t.Fatalf("after get --touch: %+v, %v; want an expiry", it, err)
 	}
+}
+
+// TestFeedExpiryFlag: --feed-expiry is a serve flag, read from the
+// environment and the config file too.
+func TestFeedExpiryFlag(t *testing.T) {
+	roostEnv(t, map[string]string{"ROOST_FEED_EXPIRY": "maybe"}, "", "serve", "--http", "off").fails(t, exitUsage, "--feed-expiry")
+	cfg := t.TempDir() + "/roost.yaml"
+	if err := os.WriteFile(cfg, []byte("feed-expiry: maybe\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	roost(t, "", "serve", "--http", "off", "--config", cfg).fails(t, exitUsage, "--feed-expiry")
 }
