@@ -41,7 +41,7 @@ const goneQueueMax = 1 << 14
 type goneFeed struct {
 	mu      sync.Mutex
 	queue   []store.Gone
-	dropped atomic.Uint64 // events over goneQueueMax, not announced
+	dropped atomic.Uint64 // events over goneQueueMax since the last publish, not announced (logged)
 	kick    chan struct{} // buffered 1: the queue has events
 	stop    chan struct{}
 	done    chan struct{}
@@ -108,6 +108,9 @@ func (n *Node) publishGone(g *goneFeed, spare []store.Gone) []store.Gone {
 	events := g.queue
 	g.queue = spare[:0]
 	g.mu.Unlock()
+	if d := g.dropped.Swap(0); d > 0 {
+		n.log.Warn("--feed-expiry: events dropped, more came than the feed could take", "dropped", d, "limit", goneQueueMax)
+	}
 	var buf []byte
 	for _, e := range events {
 		primary := n.leadsKey(e.Key)
