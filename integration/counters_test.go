@@ -161,7 +161,8 @@ func TestIncrTouchHTTP(t *testing.T) {
 
 // TestIncrExactAcrossNodes: 16 clients increment one counter 1,000 times
 // each with ack=all, spread over the 3 nodes of a cluster: the count is
-// exactly 16,000 and every answer was a distinct value.
+// exactly 16,000, the answers are exactly 1..16,000, and each client's
+// answers rise.
 func TestIncrExactAcrossNodes(t *testing.T) {
 	nodes := startCluster(t, 3, nil)
 	const clients = 16
@@ -180,6 +181,7 @@ func TestIncrExactAcrossNodes(t *testing.T) {
 		seen[c] = map[int64]bool{}
 		wg.Go(func() {
 			nc := conns[c%len(conns)]
+			var last int64
 			for range each {
 				r, err := send(nc, "roost.incr.hits", nil, 10*time.Second, "Roost-Ack", "all")
 				if err != nil || r.code != 200 {
@@ -191,6 +193,11 @@ func TestIncrExactAcrossNodes(t *testing.T) {
 					errs <- fmt.Errorf("client %d: answer %q: %v", c, r.body, err)
 					return
 				}
+				if v <= last {
+					errs <- fmt.Errorf("client %d: count %d after %d: an increment went back in time", c, v, last)
+					return
+				}
+				last = v
 				seen[c][v] = true
 			}
 		})
@@ -207,6 +214,12 @@ func TestIncrExactAcrossNodes(t *testing.T) {
 				t.Fatalf("two increments answered the same count %d", v)
 			}
 			all[v] = true
+		}
+	}
+	// Linearizable: the answers are exactly 1..N, each once.
+	for v := int64(1); v <= int64(clients*each); v++ {
+		if !all[v] {
+			t.Fatalf("no increment answered %d: the %d answers are not 1..%d", v, len(all), clients*each)
 		}
 	}
 	for i, nc := range conns {
