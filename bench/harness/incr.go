@@ -10,6 +10,14 @@ import (
 // The incr workload: Roost's targets increment counters; the baselines
 // have no increment and answer a set of the same size instead.
 
+// valueSize is the bytes of the run's values: a counter's "0" for incr.
+func (c Config) valueSize() int {
+	if c.Workload == WorkloadIncr {
+		return 1
+	}
+	return c.ValueSize
+}
+
 // incrementer is a target with counters.
 type incrementer interface {
 	Incr(key string) error // adds 1 to key's counter
