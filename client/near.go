@@ -463,8 +463,8 @@ func (c *Client) nearObserve(ops []wire.Request, results []wire.Result) {
 		switch {
 		case r.Code == wire.CodeOK:
 			c.near.observe(ops[i].Key, r.Version, true)
-		case ops[i].Op == wire.OpGet && r.Code != wire.CodeNotFound:
-			// A failed read changes nothing.
+		case ops[i].Op == wire.OpGet && ops[i].TTL == 0 && r.Code != wire.CodeNotFound:
+			// A failed read changes nothing (a failed touch may have).
 		default: // not found, or a write that failed or whose outcome is unknown
 			c.near.observe(ops[i].Key, 0, false)
 		}
