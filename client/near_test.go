@@ -185,6 +185,21 @@ func TestNearCacheInvalidation(t *testing.T) {
 			h.read("k", 5)
 			h.n.observe("k", 6, true)
 		}, 0},
+		{"an Incr through the client removes the older entry", func(h *nearHarness) {
+			h.heads(7, 3)
+			h.read("k", 5)
+			(&Client{near: h.n}).nearObserve([]wire.Request{{Op: wire.OpIncr, Key: "k"}}, []wire.Result{{Code: wire.CodeOK, Version: 6}})
+		}, 0},
+		{"a touch (Get AndTouch) whose answer was lost stops the entry", func(h *nearHarness) {
+			h.heads(7, 3)
+			h.read("k", 5)
+			(&Client{near: h.n}).nearObserve([]wire.Request{{Op: wire.OpGet, Key: "k", TTL: 1000}}, []wire.Result{{}})
+		}, 0},
+		{"a plain get that failed changes nothing", func(h *nearHarness) {
+			h.heads(7, 3)
+			h.read("k", 5)
+			(&Client{near: h.n}).nearObserve([]wire.Request{{Op: wire.OpGet, Key: "k"}}, []wire.Result{{Code: wire.CodeUnavailable}})
+		}, 5},
 		{"not found removes it", func(h *nearHarness) {
 			h.heads(7, 3)
 			h.read("k", 5)
