@@ -36,6 +36,7 @@ type Config struct {
 	HTTP          string            // [--http] HTTP API address, or "off"; default 127.0.0.1:7721, port 0 = random
 	Replicas      int               // [--replicas] owners per partition; default 2, capped at the live servers
 	Partitions    int               // [--partitions] partition count P, fixed for a cluster's life; default 271
+	PlacementTag  string            // [--placement-tag] tag whose values (zones) each partition's owners are spread over, e.g. "zone"; "" = none; every node of a cluster must have the same (docs/cluster.md)
 	MaxMemory     int64             // [--max-memory] bytes for keys, values and per-entry overhead; default 1 GiB, 0 = unlimited
 	MaxValue      int64             // [--max-value] largest value in bytes; default 1 MiB
 	MaxKey        int               // [--max-key] longest key in bytes; default 1024
@@ -111,6 +112,8 @@ func DefaultConfig() Config {
 var (
 	nameRE   = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9_.-]*$`)
 	prefixRE = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
+
+	placementTagRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 )
 
 // Validate rejects nonsense with ErrConfig, naming the flag at fault.
@@ -138,6 +141,9 @@ func (c Config) Validate() error {
 	}
 	if c.Partitions < 1 || c.Partitions > 65536 {
 		return bad("partitions", "%d: need 1..65536", c.Partitions)
+	}
+	if c.PlacementTag != "" && !placementTagRE.MatchString(c.PlacementTag) {
+		return bad("placement-tag", "%q: a tag name of letters, digits, '-', '_' and '.'", c.PlacementTag)
 	}
 	if c.MaxMemory < 0 {
 		return bad("max-memory", "%d is negative", c.MaxMemory)

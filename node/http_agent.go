@@ -29,7 +29,8 @@ func (n *Node) agentRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /v1/roost/members", auth(n.httpRoostMembers))
 	mux.Handle("PUT /v1/roost/members/{node}/tags", auth(n.httpRoostTags))
 	mux.Handle("GET /v1/roost/stats", auth(n.httpRoostStats))
-	mux.Handle("GET /v1/roost/ready", auth(n.httpRoostReady)) // ready.go
+	mux.Handle("GET /v1/roost/ready", auth(n.httpRoostReady))           // ready.go
+	mux.Handle("GET /v1/roost/partitions", auth(n.httpRoostPartitions)) // placement.go
 
 	// Prometheus (metrics.go) and the dashboard's static files: open
 	mux.Handle("GET /metrics", n.metrics.handler())

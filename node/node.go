@@ -215,6 +215,7 @@ func (n *Node) startMembership() error {
 			Addr:        n.bus.ClientURL(),
 			HTTP:        n.httpAddr,
 			Partitions:  n.cfg.Partitions,
+			Placement:   n.cfg.PlacementTag,
 			Datacenter:  n.cfg.datacenter(),
 			Build:       Version,
 		},
@@ -245,7 +246,7 @@ func (n *Node) startMembership() error {
 		// it has heard its peers it routes by its own view but leads
 		// nothing (the replicator has no table), so requests go to the
 		// primaries the peers serve.
-		n.routing.Store(newRouting(m.View(), n.cfg.Name, n.cfg.Partitions, n.cfg.Replicas))
+		n.routing.Store(newRouting(m.View(), n.cfg.Name, n.cfg.Partitions, n.cfg.Replicas, n.cfg.PlacementTag))
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		n.awaitPeers(ctx, 5*n.cfg.HeartbeatInterval)

@@ -32,6 +32,7 @@ type serveFlags struct {
 	datacenter                              string
 	join                                    listValue
 	replicas, partitions                    int
+	placementTag                            string
 	maxMemory, maxValue, maxKey             sizeValue
 	tags                                    tagsValue
 	sweepInterval, heartbeatInterval        time.Duration
@@ -90,6 +91,7 @@ SIGINT or SIGTERM stops the node and exits 0.`,
 	fs.StringVar(&f.http, "http", def.HTTP, `HTTP API address, or "off"`)
 	fs.IntVar(&f.replicas, "replicas", def.Replicas, "owners per partition, capped at the live servers")
 	fs.IntVar(&f.partitions, "partitions", def.Partitions, "partition count, fixed for the cluster's life")
+	fs.StringVar(&f.placementTag, "placement-tag", def.PlacementTag, "spread each partition's owners over distinct values of this tag (e.g. zone); the same on every node")
 	fs.Var(&f.maxMemory, "max-memory", "memory for keys, values and overhead (64MiB, 1GiB, 512MB, bytes); 0 = unlimited")
 	fs.Var(&f.maxValue, "max-value", "largest value")
 	fs.Var(&f.maxKey, "max-key", "longest key")
@@ -126,6 +128,7 @@ func (f *serveFlags) nodeConfig(log *slog.Logger) node.Config {
 	cfg.HTTP = f.http
 	cfg.Replicas = f.replicas
 	cfg.Partitions = f.partitions
+	cfg.PlacementTag = f.placementTag
 	cfg.MaxMemory = int64(f.maxMemory)
 	cfg.MaxValue = int64(f.maxValue)
 	cfg.MaxKey = int(min(f.maxKey, 1<<31-1))

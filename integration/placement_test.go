@@ -1,0 +1,129 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/roostkv/roost/node"
+)
+
+// TestZoneLoss runs six `roost serve` processes in three zones (--tags
+// zone=a|b|c, two nodes each) with --placement-tag zone and R=2: every
+// node's table has each partition's two owners in two zones, and killing
+// both nodes of zone b at once (SIGKILL, with ack=all writes in flight)
+// loses no acknowledged write. Without --placement-tag about one partition
+// in fifteen has both owners in zone b, and the loss check fails:
+// ROOST_TEST_NO_PLACEMENT=1 runs it so (skipping the table check), to show
+// that it can.
+func TestZoneLoss(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills processes")
+	}
+	args := []string{"--replicas", "2", "--placement-tag", "zone"}
+	noPlacement := os.Getenv("ROOST_TEST_NO_PLACEMENT") != ""
+	if noPlacement {
+		args = []string{"--replicas", "2"}
+	}
+	c := newProcCluster(t, procClusterOptions{Size: 6, Args: args})
+	zone := map[string]string{"n1": "a", "n2": "a", "n3": "b", "n4": "b", "n5": "c", "n6": "c"}
+	for name, z := range zone {
+		c.extra[name] = []string{"--tags", "zone=" + z}
+	}
+	for _, name := range c.names {
+		c.launch(name)
+	}
+	c.waitFormed(30 * time.Second)
+
+	// Every node computes the same table, with no partition's owners in one zone.
+	var first string
+	for _, name := range c.names {
+		if noPlacement {
+			break
+		}
+		tr := tableOfURL(t, c.url(name))
+		for p, owners := range tr.Owners {
+			if len(owners) != 2 || zone[owners[0]] == zone[owners[1]] {
+				t.Errorf("%s: partition %d owners %v, zones %s and %s", name, p, owners, zone[owners[0]], zone[owners[len(owners)-1]])
+			}
+		}
+		if pl := tr.Placement; pl == nil || !pl.Spread || len(pl.Zones) != 3 || pl.Tag != "zone" {
+			t.Errorf("%s: placement %+v, want spread over 3 zones by tag zone", name, pl)
+		}
+		if s := fmt.Sprint(tr.Owners); first == "" {
+			first = s
+		} else if s != first {
+			t.Errorf("%s computes another table than n1", name)
+		}
+		if t.Failed() {
+			t.FailNow()
+		}
+	}
+
+	h := newHistory()
+	conns := map[string]*nats.Conn{}
+	for _, name := range c.names {
+		conns[name] = dialURL(t, c.url(name))
+	}
+	// writeKeys sets prefix.from..prefix.(to-1) with ack=all, 8 at a time,
+	// round robin over the nodes via, and returns how many were acked.
+	writeKeys := func(prefix string, n int, via ...string) int {
+		var acked atomic.Int64
+		var wg sync.WaitGroup
+		next := make(chan int)
+		for w := range 8 {
+			nc := conns[via[w%len(via)]]
+			wg.Go(func() {
+				for i := range next {
+					key := fmt.Sprintf("%s.%d", prefix, i)
+					if h.set(nc, key, key, faultWriteTimeout).acked {
+						acked.Add(1)
+					}
+				}
+			})
+		}
+		for i := range n {
+			next <- i
+		}
+		close(next)
+		wg.Wait()
+		return int(acked.Load())
+	}
+	if n := writeKeys("before", 2000, c.names...); n != 2000 {
+		t.Fatalf("only %d of 2000 writes acked on a healthy cluster: %s", n, h.summary())
+	}
+
+	// Zone b dies while writes go on through the other zones.
+	done := make(chan int)
+	go func() { done <- writeKeys("during", 1000, "n1", "n2", "n5", "n6") }()
+	c.kill("n3")
+	c.kill("n4")
+	during := <-done
+	t.Logf("zone b killed; %d of 1000 writes during the kill acked; %s", during, h.summary())
+
+	c.waitStatus("n1", "n3", "dead", 10*time.Second)
+	c.waitStatus("n1", "n4", "dead", 10*time.Second)
+	c.waitFormed(15 * time.Second)
+	h.waitAllRight(t, c, []string{"n1", "n5"}, 15*time.Second)
+}
+
+// tableOfURL asks the node at url for the partition table it routes by.
+func tableOfURL(t *testing.T, url string) node.TableReply {
+	t.Helper()
+	nc := dialURL(t, url)
+	defer nc.Close()
+	resp, err := nc.Request("roost.admin.table", nil, 2*time.Second)
+	if err != nil {
+		t.Fatalf("table of %s: %v", url, err)
+	}
+	var tr node.TableReply
+	if err := json.Unmarshal(resp.Data, &tr); err != nil {
+		t.Fatalf("table of %s: %v", url, err)
+	}
+	return tr
+}
