@@ -66,6 +66,19 @@ type Config struct {
 	TLSKey  string // [--tls-key] PEM private key file of --tls-cert
 	TLSCA   string // [--tls-ca] PEM CA file: clients must present a certificate it signed (mutual TLS, NATS and HTTP), and routes use TLS; "" = no client certificates
 
+	// Sources names where the settings that rules may change at run time
+	// (runtime_config.go: max_memory, log_level, tags) got their values
+	// from: "flag", "env ROOST_MAX_MEMORY", "file roost.yaml", "default".
+	// GET /v1/roost/config shows it. nil or a missing setting = "config".
+	Sources map[string]string
+	// LogLevel is the level of Logger's handler, which a pushed log_level
+	// sets; nil = the level cannot change at run time.
+	LogLevel *slog.LevelVar
+	// OnMaxMemory is called with the new limit after a pushed max_memory
+	// changed it (`roost serve` moves the Go soft memory limit along);
+	// nil = nothing more to do.
+	OnMaxMemory func(maxMemory int64)
+
 	// OnLeave is called, from a goroutine of its own, after PUT
 	// /v1/agent/leave has announced the leave: `roost serve` stops the
 	// process. nil = the node stops itself (Stop).

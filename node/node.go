@@ -56,6 +56,10 @@ type Node struct {
 	ready    chan struct{} // closed once Start has finished
 	stopOnce sync.Once
 	httpDone chan struct{} // closed when the HTTP server goroutine has ended
+
+	rc         runtimeConfig // the runtime config rules this node follows (runtime_config.go)
+	configStop func()        // ends the rule follower; nil before it started
+	configDone chan struct{} // closed when the rule follower has ended
 }
 
 // New checks cfg and returns a node that is not yet running.
@@ -76,6 +80,7 @@ func New(cfg Config) (*Node, error) {
 		partSubs: map[int]*nats.Subscription{},
 	}
 	n.metrics = newMetrics(n)
+	n.initRuntimeConfig()
 	return n, nil
 }
 
@@ -141,6 +146,9 @@ func (n *Node) Start() (err error) {
 		return err
 	}
 	if err = n.startAgent(); err != nil {
+		return err
+	}
+	if err = n.startConfig(); err != nil { // runtime_config.go: the rules that match this node apply before it is ready
 		return err
 	}
 	n.log.Info("roost node ready", "nats", n.bus.ClientURL(), "http", n.httpAddr, "max_memory", n.cfg.MaxMemory)
@@ -297,6 +305,7 @@ func (n *Node) Stop() {
 		// primaries once the peers have heard of the leave, and no read here
 		// can miss a write they take meanwhile.
 		n.leaving.Store(true)
+		n.stopConfig() // no rule applies while the node stops
 		if n.repl != nil {
 			n.repl.KeepCopies() // the snapshot below holds every copy, handed over or not
 		}
