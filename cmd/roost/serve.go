@@ -157,7 +157,7 @@ func (f *serveFlags) nodeConfig(log *slog.Logger) node.Config {
 
 // newLogger builds the slog logger of serve, writing to stderr.
 func (a *app) newLogger(level, format string) (*slog.Logger, *slog.LevelVar) {
-	lv := new(slog.LevelVar) // a pushed log_level changes it (node.Config.LogLevel)
+	lv := new(slog.LevelVar)            // a pushed log_level changes it (node.Config.LogLevel)
 	_ = lv.UnmarshalText([]byte(level)) // choiceValue admits only valid levels
 	opts := &slog.HandlerOptions{Level: lv}
 	if format == "json" {
