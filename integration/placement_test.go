@@ -3,7 +3,9 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -126,4 +128,52 @@ func tableOfURL(t *testing.T, url string) node.TableReply {
 		t.Fatalf("table of %s: %v", url, err)
 	}
 	return tr
+}
+
+// TestPlacementReportsUnspread: three in-process nodes with
+// --placement-tag zone all in zone a cannot spread R=2 owners, and every
+// surface says so (the table, GET /v1/roost/partitions, the status); a
+// pushed tag moving n3 to zone b (PUT /v1/roost/config?node=n3) lets every
+// partition spread, and every node agrees.
+func TestPlacementReportsUnspread(t *testing.T) {
+	nodes := startCluster(t, 3, func(i int, c *node.Config) {
+		c.PlacementTag = "zone"
+		c.Tags = map[string]string{"zone": "a"}
+	})
+	tr := nodes[0].Table()
+	if pl := tr.Placement; pl == nil || pl.Spread || len(pl.Unspread) != tr.Partitions || len(pl.Zones["a"]) != 3 {
+		t.Fatalf("one zone: placement %+v, want every partition unspread", pl)
+	}
+	code, body := nodeDo(t, nodes[1], http.MethodGet, "/v1/roost/partitions", "")
+	var reply node.TableReply
+	if err := json.Unmarshal(body, &reply); code != 200 || err != nil || reply.Placement == nil || reply.Placement.Spread {
+		t.Fatalf("GET /v1/roost/partitions: %d %s", code, body[:min(len(body), 200)])
+	}
+	if pl := nodes[2].Status().Cluster.Placement; pl == nil || len(pl.Unspread) != tr.Partitions {
+		t.Fatalf("status placement %+v", pl)
+	}
+
+	if code, body := nodeDo(t, nodes[0], http.MethodPut, "/v1/roost/config?node=n3", `{"tags":{"zone":"b"}}`); code != 200 {
+		t.Fatalf("push zone b to n3: %d %s", code, body)
+	}
+	eventually(t, 5*time.Second, func() error {
+		var first string
+		for _, n := range nodes {
+			tr := n.Table()
+			if pl := tr.Placement; pl == nil || !pl.Spread || len(pl.Zones) != 2 {
+				return fmt.Errorf("%s: placement %+v", n.Name(), pl)
+			}
+			if s := fmt.Sprint(tr.Owners); first == "" {
+				first = s
+			} else if s != first {
+				return fmt.Errorf("%s computes another table", n.Name())
+			}
+			for p, o := range tr.Owners {
+				if !slices.Contains(o, "n3") {
+					return fmt.Errorf("%s: partition %d owners %v: not spread over zone b", n.Name(), p, o)
+				}
+			}
+		}
+		return nil
+	})
 }
