@@ -432,6 +432,17 @@ func (n *Node) readMyRules(ctx context.Context) ([]ConfigRule, uint64, error) {
 	return rules, index, nil
 }
 
+// localReservedKey is localKVKey for Roost's own keys: no user's hit or
+// miss is counted, no loader is asked, no hot key observed.
+func (n *Node) localReservedKey(key string, observe uint64) kvResponse {
+	n.observe(observe)
+	e, deleted, err := n.store.Peek(key)
+	if err != nil {
+		return kvResponse{Index: deleted}
+	}
+	return kvResponse{Entries: []kvEntry{kvEntryOf(&e, false)}, Index: e.Version}
+}
+
 // setRules records the rules read at index and applies them.
 func (n *Node) setRules(ctx context.Context, rules []ConfigRule, index uint64) {
 	n.rc.mu.Lock()
