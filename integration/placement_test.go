@@ -1,16 +1,19 @@
 package integration
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/nats-io/nats.go"
 	"github.com/roostkv/roost/node"
 )
@@ -175,5 +178,67 @@ func TestPlacementReportsUnspread(t *testing.T) {
 			}
 		}
 		return nil
+	})
+}
+
+// TestUIDashboardPlacement: with --placement-tag and every server in one
+// zone, the dashboard shows a banner naming the partitions that could not
+// be spread; once a pushed tag puts n2 in another zone, the banner goes and
+// the summary says the owners are spread.
+func TestUIDashboardPlacement(t *testing.T) {
+	browser := chromiumPath()
+	if browser == "" {
+		if os.Getenv("ROOST_REQUIRE_BROWSER") != "" {
+			t.Fatal("no chromium binary found, and ROOST_REQUIRE_BROWSER is set")
+		}
+		t.Skip("no chromium binary found (install it: apt-get install -y chromium)")
+	}
+	nodes := startCluster(t, 2, func(_ int, c *node.Config) {
+		c.PlacementTag = "zone"
+		c.Tags = map[string]string{"zone": "a"}
+	})
+	allocOpts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(browser), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), allocOpts...)
+	defer cancelAlloc()
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	defer cancelBrowser()
+	ctx, cancel := context.WithTimeout(bctx, 60*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.Navigate(nodes[0].HTTPURL()+"/ui/")); err != nil {
+		t.Fatalf("loading the dashboard: %v", err)
+	}
+	type pageState struct{ Banner, Summary string }
+	const readState = `({
+		Banner: document.getElementById("placement").hidden ? "" : document.getElementById("placement").textContent,
+		Summary: document.getElementById("summary").textContent,
+	})`
+	waitFor := func(what string, ok func(pageState) bool) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			st, err := chromedp.Run(ctx, chromedp.Evaluate[pageState](readState))
+			if err != nil {
+				t.Fatalf("reading the page: %v", err)
+			}
+			if ok(st) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after 20s the page shows %+v; want %s", st, what)
+			}
+			time.Sleep(200 * time.Millisecond) // the page polls every second
+		}
+	}
+	waitFor("a banner of 271 unspread partitions", func(st pageState) bool {
+		return strings.Contains(st.Banner, "271 partitions could not be spread over distinct zone values") && strings.Contains(st.Banner, "Partitions 0, 1, 2")
+	})
+	if code, body := nodeDo(t, nodes[0], http.MethodPut, "/v1/roost/config?node=n2", `{"tags":{"zone":"b"}}`); code != 200 {
+		t.Fatalf("push zone b to n2: %d %s", code, body)
+	}
+	waitFor("no banner, spread in the summary", func(st pageState) bool {
+		return st.Banner == "" && strings.Contains(st.Summary, "spread by zone over 2 zones")
 	})
 }

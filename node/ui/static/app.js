@@ -204,11 +204,12 @@
     // --placement-tag: owners spread over zones, or a warning naming the
     // partitions that could not be spread.
     const pl = status.cluster && status.cluster.placement;
-    const spread = pl ? ` · spread by ${pl.tag} over ${Object.keys(pl.zones).length} zones` : "";
+    const zoneCount = pl ? Object.keys(pl.zones).length : 0;
+    const spread = !pl ? "" : pl.spread ? ` · spread by ${pl.tag} over ${zoneCount} zones` : ` · NOT spread by ${pl.tag} (${zoneCount} live)`;
     $("placement").hidden = !pl || pl.spread;
     if (pl && !pl.spread) {
       const list = pl.unspread.length > 20 ? `${pl.unspread.slice(0, 20).join(", ")}, …` : pl.unspread.join(", ");
-      $("placement").textContent = `${pl.unspread.length} partitions could not be spread over distinct ${pl.tag} values (${Object.keys(pl.zones).length} live, ${copies} copies each): losing one ${pl.tag} may lose them. Partitions ${list}.`;
+      $("placement").textContent = `${pl.unspread.length} partitions could not be spread over distinct ${pl.tag} values (${zoneCount} live, ${copies} copies each): losing one ${pl.tag} may lose them. Partitions ${list}.`;
     }
     $("summary").textContent = `node ${status.name} · Roost ${status.version} · ${status.partitions} partitions · ${owners}${capped}${spread} · view ${members.version}`;
     $("updated").textContent = `updated ${new Date(stats.time).toLocaleTimeString()}`;
