@@ -198,3 +198,39 @@ func TestConfigPushByTag(t *testing.T) {
 		return nil
 	})
 }
+
+// TestBulkForceLeaveByTag: PUT /v1/roost/members/force-leave?tag=k:v
+// forces out the dead members with that tag and skips the live ones; a
+// bulk operation without a filter is refused.
+func TestBulkForceLeaveByTag(t *testing.T) {
+	zones := []string{"a", "a", "b"}
+	nodes := startCluster(t, 3, func(i int, c *node.Config) { c.Tags = map[string]string{"zone": zones[i]} })
+	n1 := nodes[0]
+	if code, _ := nodeDo(t, n1, http.MethodPut, "/v1/roost/members/force-leave", ""); code != http.StatusBadRequest {
+		t.Errorf("bulk force-leave without a filter: %d, want 400", code)
+	}
+	if code, _ := nodeDo(t, n1, http.MethodPut, "/v1/roost/members/tags", `{"zone":"x"}`); code != http.StatusBadRequest {
+		t.Errorf("bulk re-tag without a filter: %d, want 400", code)
+	}
+	nodes[2].Kill()
+	eventually(t, 5*time.Second, func() error {
+		if s := memberStatus(n1, "n3"); s != "dead" {
+			return fmt.Errorf("n1 sees n3 %s", s)
+		}
+		return nil
+	})
+	code, body := nodeDo(t, n1, http.MethodPut, "/v1/roost/members/force-leave?tag=zone:a", "")
+	var reply node.BulkReply
+	if err := json.Unmarshal(body, &reply); code != 200 || err != nil || len(reply.Done) != 0 || len(reply.Skipped) != 2 {
+		t.Fatalf("force-leave of zone a (alive): %d %s", code, body)
+	}
+	code, body = nodeDo(t, n1, http.MethodPut, "/v1/roost/members/force-leave?tag=zone:b", "")
+	if err := json.Unmarshal(body, &reply); code != 200 || err != nil || len(reply.Done) != 1 || reply.Done[0] != "n3" {
+		t.Fatalf("force-leave of zone b: %d %s", code, body)
+	}
+	for _, n := range nodes[:2] {
+		if s := memberStatus(n, "n3"); s != "left" {
+			t.Errorf("%s sees n3 %s after the force-leave, want left", n.Name(), s)
+		}
+	}
+}
