@@ -206,3 +206,7 @@ func (s Subjects) NodeRepl(nodeID string) string {
 func (s Subjects) NodeAck(nodeID string) string {
 	return s.prefix + "." + nodeSubj + "." + nodeID + ".ack"
 }
+
+// ConfigAdmin is the subject of runtime config requests (JSON ConfigRequest
+// in, ConfigReply out; node/runtime_config_api.go), answered by any node.
+func (s Subjects) ConfigAdmin() string { return s.prefix + ".admin.config" }
