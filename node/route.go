@@ -1,0 +1,246 @@
+package node
+
+import (
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+	"github.com/roostkv/roost/bus/wire"
+)
+
+// Routing of the text API by NATS (docs/PROTOCOL.md, "Routing"). The
+// server maps "<prefix>.<op>.<key>" to "<prefix>.t.<partition>.<op>.<key>"
+// (wire.Subjects.TextMappings), and the node that serves a partition
+// subscribes to "<prefix>.t.<partition>.>" in queue group "t": a request
+// reaches its key's primary with no hop. The text API's own subjects stay
+// subscribed on every node (local to its server) for what no mapping
+// routes: keys of more tokens than wire.MaxRoutedTokens, or an external NATS
+// without the mappings.
+//
+// Which node holds a partition's subscription follows the table, and never
+// leaves the subject without a subscriber while a node can serve it:
+//   - the primary subscribes once the partition is ready (pulled in);
+//   - a node that stops leading a partition keeps its subscription, and
+//     forwards what it receives (one hop), until another node subscribes;
+//   - a primary still pulling its partition in subscribes when no other
+//     node does (its primary died): requests wait for the pull, as
+//     forwarded ones do.
+//
+// Whatever node a request reaches, serveText decides by the node's own
+// table: here, or forwarded. The subscriptions only choose where requests
+// land; they never decide an answer.
+
+// textOp is one keyed operation of the text API: "<prefix>.<name>.<key>".
+type textOp struct {
+	name    string
+	handler micro.HandlerFunc
+}
+
+// textOps are the text API's keyed operations. A new one is registered
+// here, and only here: it gets its endpoint, its mappings and the routing
+// to its key's partition.
+func (n *Node) textOps() []textOp {
+	return []textOp{
+		{"get", n.handleGet},
+		{"set", n.handleSet},
+		{"del", n.handleDel},
+	}
+}
+
+// Values of Config.TextRoute.
+const (
+	TextRoutePartition = "partition" // NATS routes each text request to its key's primary (default)
+	TextRouteLocal     = "local"     // the node a client is connected to answers, forwarding to the primary
+)
+
+// routeTick is how often the node checks its partitions' subscriptions
+// against its table and the replicator, besides on each view change.
+const routeTick = 50 * time.Millisecond
+
+// routeGrace is how long a node that stopped leading a partition keeps its
+// subscription when it cannot see the others' (an external NATS).
+const routeGrace = 3 * time.Second
+
+// textRouting reports whether this node routes the text API by partition.
+func (n *Node) textRouting() bool { return n.cfg.TextRoute != TextRouteLocal }
+
+// textMappings are the mappings the embedded server applies, or none.
+func (n *Node) textMappings() []wire.Mapping {
+	if !n.textRouting() || n.cfg.NATSURL != "" {
+		return nil
+	}
+	names := make([]string, 0, 8)
+	for _, op := range n.textOps() {
+		names = append(names, op.name)
+	}
+	return n.subj.TextMappings(names, n.cfg.Partitions)
+}
+
+// textRouter holds the routed subscriptions of a node; its loop owns them.
+type textRouter struct {
+	handlers map[string]micro.HandlerFunc // by op name
+	subs     map[int]*routedSub           // by partition
+	wake     chan struct{}                // a view changed: look now
+	stop     chan struct{}
+	done     chan struct{}
+	once     sync.Once
+}
+
+// routedSub is this node's subscription to one partition's routed subject.
+type routedSub struct {
+	sub       *nats.Subscription
+	undesired time.Time // when this node stopped being the one to serve it; zero while it is
+}
+
+// routeState is what decides whether a node holds a partition's routed
+// subscription (wantRouted).
+type routeState struct {
+	subscribed bool          // it holds it now
+	serves     bool          // it leads the partition, has pulled it in, and is not leaving
+	leads      bool          // it leads it in its table (pulled in or not) and is not leaving
+	others     int           // other nodes' subscriptions to it; -1 = unknown (external NATS)
+	undesired  time.Duration // how long it has held it without serving it
+}
+
+// wantRouted is the rule above: whether the node should hold the
+// subscription now.
+func wantRouted(s routeState) bool {
+	switch {
+	case s.serves:
+		return true
+	case s.leads && s.others == 0:
+		return true // nobody serves it: take its requests, they wait for the pull
+	case !s.subscribed:
+		return false
+	case s.others > 0:
+		return false // another node took it
+	case s.others < 0:
+		return s.undesired < routeGrace
+	}
+	return true // nobody else yet: keep forwarding its requests
+}
+
+// startTextRouter subscribes the partitions this node serves and keeps them in
+// step with the table until stopTextRouter.
+func (n *Node) startTextRouter() {
+	if !n.textRouting() {
+		return
+	}
+	rt := &textRouter{
+		handlers: map[string]micro.HandlerFunc{},
+		subs:     map[int]*routedSub{},
+		wake:     make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	for _, op := range n.textOps() {
+		rt.handlers[op.name] = op.handler
+	}
+	n.textRouter = rt
+	n.reconcileRoutes(rt)
+	go n.runTextRouter(rt)
+}
+
+// runTextRouter reconciles the subscriptions on every view change and tick.
+func (n *Node) runTextRouter(rt *textRouter) {
+	defer close(rt.done)
+	tick := time.NewTicker(routeTick)
+	defer tick.Stop()
+	for {
+		select {
+		case <-rt.stop:
+			for p, s := range rt.subs {
+				_ = s.sub.Unsubscribe()
+				delete(rt.subs, p)
+			}
+			_ = n.bus.Conn().Flush()
+			return
+		case <-rt.wake:
+		case <-tick.C:
+		}
+		n.reconcileRoutes(rt)
+	}
+}
+
+// wakeTextRouter asks the router to look at a new table now.
+func (n *Node) wakeTextRouter() {
+	if rt := n.textRouter; rt != nil {
+		select {
+		case rt.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// stopTextRouter drops every routed subscription; requests go to the nodes
+// that hold theirs.
+func (n *Node) stopTextRouter() {
+	if rt := n.textRouter; rt != nil {
+		rt.once.Do(func() { close(rt.stop) })
+		<-rt.done
+	}
+}
+
+// reconcileRoutes subscribes and unsubscribes the partitions' routed
+// subjects as wantRouted says.
+func (n *Node) reconcileRoutes(rt *textRouter) {
+	r := n.routing.Load()
+	leaving := n.leaving.Load()
+	now := time.Now()
+	changed := false
+	for p := range n.cfg.Partitions {
+		s := rt.subs[p]
+		st := routeState{subscribed: s != nil}
+		st.leads = !leaving && (r == nil || r.primary(p))
+		st.serves = st.leads && (n.repl == nil || n.repl.Ready(p))
+		if st.serves && st.subscribed && s.undesired.IsZero() {
+			continue // the common case: no need to ask the server
+		}
+		if !st.serves && !st.leads && !st.subscribed {
+			continue
+		}
+		st.others = n.bus.Interest(n.subj.Routed(p, "get", "k"))
+		if st.others > 0 && st.subscribed {
+			st.others--
+		}
+		if st.subscribed && !st.serves {
+			if s.undesired.IsZero() {
+				s.undesired = now
+			}
+			st.undesired = now.Sub(s.undesired)
+		}
+		switch want := wantRouted(st); {
+		case want && !st.subscribed:
+			sub, err := n.bus.Conn().QueueSubscribe(n.subj.RoutedPartition(p), "t", func(msg *nats.Msg) { n.handleRouted(rt, msg) })
+			if err != nil {
+				n.log.Error("cannot take partition's text requests", "partition", p, "err", err)
+				continue
+			}
+			rt.subs[p] = &routedSub{sub: sub}
+			changed = true
+		case !want && st.subscribed:
+			_ = s.sub.Unsubscribe()
+			delete(rt.subs, p)
+			changed = true
+		case want && st.serves:
+			s.undesired = time.Time{}
+		}
+	}
+	if changed {
+		_ = n.bus.Conn().Flush()
+	}
+}
+
+// handleRouted serves a text-API request the server routed to a partition
+// this node holds: as the text endpoint of its op would, with the subject
+// the client sent.
+func (n *Node) handleRouted(rt *textRouter, msg *nats.Msg) {
+	_, op, key, ok := n.subj.ParseRouted(msg.Subject)
+	h := rt.handlers[op]
+	if !ok || h == nil {
+		respondMsgError(msg, errBadRequest("%s is not a text-API operation", msg.Subject))
+		return
+	}
+	h(&detached{nc: n.bus.Conn(), subject: n.subj.Text(op, key), reply: msg.Reply, data: msg.Data, headers: micro.Headers(msg.Header)})
+}
