@@ -23,9 +23,12 @@ import (
 //   - the primary subscribes once the partition is ready (pulled in);
 //   - a node that stops leading a partition keeps its subscription, and
 //     forwards what it receives (one hop), until another node subscribes;
-//   - a primary still pulling its partition in subscribes when no other
-//     node does (its primary died): requests wait for the pull, as
-//     forwarded ones do.
+//   - when no node holds the subject (its primary was killed: the server
+//     drops a dead peer's interest at once, long before the peers mark it
+//     dead), the primary still pulling the partition in takes it, and so
+//     does the partition's first replica in the table, as a stand-in: it
+//     forwards (to the partition subject, which waits for a primary within
+//     the forwarding budget) until the new primary holds the subject.
 //
 // Whatever node a request reaches, serveText decides by the node's own
 // table: here, or forwarded. The subscriptions only choose where requests
@@ -99,6 +102,7 @@ type routeState struct {
 	subscribed bool          // it holds it now
 	serves     bool          // it leads the partition, has pulled it in, and is not leaving
 	leads      bool          // it leads it in its table (pulled in or not) and is not leaving
+	standIn    bool          // it is the partition's first replica in its table, and is not leaving
 	others     int           // other nodes' subscriptions to it; -1 = unknown (external NATS)
 	undesired  time.Duration // how long it has held it without serving it
 }
@@ -109,8 +113,8 @@ func wantRouted(s routeState) bool {
 	switch {
 	case s.serves:
 		return true
-	case s.leads && s.others == 0:
-		return true // nobody serves it: take its requests, they wait for the pull
+	case (s.leads || s.standIn) && s.others == 0:
+		return true // nobody serves it: take its requests, forward them or wait for the pull
 	case !s.subscribed:
 		return false
 	case s.others > 0:
@@ -151,7 +155,7 @@ func (n *Node) runTextRouter(rt *textRouter) {
 		select {
 		case <-rt.stop:
 			for p, s := range rt.subs {
-				_ = s.sub.Unsubscribe()
+				_ = s.sub.Drain()
 				delete(rt.subs, p)
 			}
 			_ = n.bus.Conn().Flush()
@@ -189,20 +193,31 @@ func (n *Node) reconcileRoutes(rt *textRouter) {
 	leaving := n.leaving.Load()
 	now := time.Now()
 	changed := false
+	observers := -1 // subscriptions that match every routed subject; looked up once
 	for p := range n.cfg.Partitions {
 		s := rt.subs[p]
 		st := routeState{subscribed: s != nil}
 		st.leads = !leaving && (r == nil || r.primary(p))
 		st.serves = st.leads && (n.repl == nil || n.repl.Ready(p))
+		if r != nil && !leaving {
+			owners := r.table.Owners(p)
+			st.standIn = len(owners) > 1 && owners[1] == r.self
+		}
 		if st.serves && st.subscribed && s.undesired.IsZero() {
 			continue // the common case: no need to ask the server
 		}
-		if !st.serves && !st.leads && !st.subscribed {
+		if !st.serves && !st.leads && !st.standIn && !st.subscribed {
 			continue
 		}
-		st.others = n.bus.Interest(n.subj.Routed(p, "get", "k"))
-		if st.others > 0 && st.subscribed {
-			st.others--
+		if observers < 0 {
+			observers = max(n.bus.Interest(n.subj.RoutedNowhere()), 0)
+		}
+		if st.others = n.bus.Interest(n.subj.Routed(p, "get", "k")); st.others >= 0 {
+			st.others -= observers // e.g. `nats sub 'roost.t.>'`: they answer nothing
+			if st.subscribed {
+				st.others--
+			}
+			st.others = max(st.others, 0)
 		}
 		if st.subscribed && !st.serves {
 			if s.undesired.IsZero() {
@@ -220,7 +235,9 @@ func (n *Node) reconcileRoutes(rt *textRouter) {
 			rt.subs[p] = &routedSub{sub: sub}
 			changed = true
 		case !want && st.subscribed:
-			_ = s.sub.Unsubscribe()
+			// Drain, not Unsubscribe: what the server has delivered
+			// already is still answered (forwarded), not dropped.
+			_ = s.sub.Drain()
 			delete(rt.subs, p)
 			changed = true
 		case want && st.serves:
