@@ -59,7 +59,7 @@ const (
 
 // routeTick is how often the node checks its partitions' subscriptions
 // against its table and the replicator, besides on each view change.
-const routeTick = 50 * time.Millisecond
+const routeTick = 10 * time.Millisecond
 
 // routeGrace is how long a node that stopped leading a partition keeps its
 // subscription when it cannot see the others' (an external NATS).
