@@ -11,12 +11,16 @@ package integration
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/roostkv/roost/bus/wire"
+	"github.com/roostkv/roost/internal/testkit"
 	"github.com/roostkv/roost/node"
 )
 
@@ -148,4 +152,51 @@ func TestZeroHopThroughJoinAndLeave(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestZeroHopExternalNATS: an operator's nats-server, configured from a
+// file with the block `roost mappings` prints (the one docs/PROTOCOL.md
+// shows), routes text requests to their primaries as the embedded servers
+// do.
+func TestZeroHopExternalNATS(t *testing.T) {
+	conf := wire.MappingsConf(wire.NewSubjects("").TextMappings(node.TextOps(), node.DefaultPartitions))
+	doc, err := os.ReadFile("../docs/PROTOCOL.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(doc), conf) {
+		t.Errorf("docs/PROTOCOL.md does not show the mappings `roost mappings` prints:\n%s", conf)
+	}
+	path := filepath.Join(t.TempDir(), "nats.conf")
+	if err := os.WriteFile(path, []byte("listen: 127.0.0.1:-1\n"+conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := server.ProcessConfigFile(path)
+	if err != nil {
+		t.Fatalf("nats-server does not take the mappings: %v", err)
+	}
+	opts.NoSigs, opts.NoLog = true, true
+	srv := testkit.StartNATS(t, func(o *server.Options) { *o = *opts })
+	var nodes []*node.Node
+	for _, name := range []string{"e1", "e2", "e3"} {
+		nodes = append(nodes, startNode(t, func(c *node.Config) {
+			c.Name = name
+			c.NATSURL = srv.ClientURL()
+			fastBeats(c)
+		}))
+	}
+	waitMembers(t, nodes, 3, 5*time.Second)
+	waitPrimariesReady(t, nodes, 10*time.Second)
+	nc := testkit.Connect(t, srv.ClientURL())
+	// A former primary lets go of a subject routeGrace after it stopped
+	// leading it: wait for the cluster's first tables to settle.
+	eventually(t, 8*time.Second, func() error {
+		if f := getSetRound(t, nodes, nc, 0, 50, 2); f > 0.02 {
+			return fmt.Errorf("%.2f of the operations forwarded", f)
+		}
+		return nil
+	})
+	if f := getSetRound(t, nodes, nc, 1, 300, 2); f > 0.02 {
+		t.Fatalf("%.3f of the operations forwarded, want about none", f)
+	}
 }

@@ -73,11 +73,7 @@ func (n *Node) textMappings() []wire.Mapping {
 	if !n.textRouting() || n.cfg.NATSURL != "" {
 		return nil
 	}
-	names := make([]string, 0, 8)
-	for _, op := range n.textOps() {
-		names = append(names, op.name)
-	}
-	return n.subj.TextMappings(names, n.cfg.Partitions)
+	return n.subj.TextMappings(TextOps(), n.cfg.Partitions)
 }
 
 // textRouter holds the routed subscriptions of a node; its loop owns them.
@@ -260,4 +256,15 @@ func (n *Node) handleRouted(rt *textRouter, msg *nats.Msg) {
 		return
 	}
 	h(&detached{nc: n.bus.Conn(), subject: n.subj.Text(op, key), reply: msg.Reply, data: msg.Data, headers: micro.Headers(msg.Header)})
+}
+
+// TextOps are the names of the text API's keyed operations, in the order
+// of their mappings ("roost mappings", docs/PROTOCOL.md).
+func TextOps() []string {
+	var n *Node // only the names are read
+	var names []string
+	for _, op := range n.textOps() {
+		names = append(names, op.name)
+	}
+	return names
 }

@@ -99,3 +99,20 @@ func (s Subjects) TextMappings(ops []string, partitions int) []Mapping {
 	}
 	return ms
 }
+
+// MappingsConf renders ms as the "mappings" block of a nats-server
+// configuration file, for the operator of an external NATS.
+func MappingsConf(ms []Mapping) string {
+	width := 0
+	for _, m := range ms {
+		width = max(width, len(m.Src)+3)
+	}
+	var b strings.Builder
+	b.WriteString("mappings = {\n")
+	for _, m := range ms {
+		src := strconv.Quote(m.Src) + ":"
+		b.WriteString("  " + src + strings.Repeat(" ", width-len(src)+1) + strconv.Quote(m.Dest) + "\n")
+	}
+	b.WriteString("}\n")
+	return b.String()
+}

@@ -118,6 +118,7 @@ node: "roost serve" starts one; the other commands talk to a running node.`,
 		a.newMembersCmd(),
 		a.newWatchCmd(),
 		a.newBenchCmd(),
+		a.newMappingsCmd(),
 	)
 	return root
 }
