@@ -139,6 +139,11 @@ func TestZeroHopThroughJoinAndLeave(t *testing.T) {
 	waitPrimariesReady(t, nodes, 10*time.Second)
 	tr.awaitPasses(t, 5, 10*time.Second)
 	tr.stop(t, "join and leave")
+	for why := range tr.unacked {
+		if strings.Contains(why, nats.ErrNoResponders.Error()) {
+			t.Errorf("a write found no node holding its partition's subject: %s", why)
+		}
+	}
 
 	settleWrites(t, nc, l)
 	checkAllKeys(t, nodes, l)

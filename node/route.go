@@ -61,12 +61,21 @@ const (
 // against its table and the replicator, besides on each view change.
 const routeTick = 10 * time.Millisecond
 
+// routeHandOff bounds how long a stopping node waits for other nodes to
+// take the routed subjects it holds before it drops them.
+const routeHandOff = 2 * time.Second
+
 // routeGrace is how long a node that stopped leading a partition keeps its
 // subscription when it cannot see the others' (an external NATS).
 const routeGrace = 3 * time.Second
 
-// textRouting reports whether this node routes the text API by partition.
-func (n *Node) textRouting() bool { return n.cfg.TextRoute != TextRouteLocal }
+// textRouting reports whether this node routes the text API by partition:
+// unless told not to, whenever it can have peers. An embedded server
+// started without a cluster port never gets one (bus.ErrNoCluster), so a
+// lone node keeps the text API as it is, with no mapping to match.
+func (n *Node) textRouting() bool {
+	return n.cfg.TextRoute != TextRouteLocal && (n.cfg.NATSURL != "" || n.cfg.ClusterListen != "" || len(n.cfg.Join) > 0)
+}
 
 // textMappings are the mappings the embedded server applies, or none.
 func (n *Node) textMappings() []wire.Mapping {
@@ -147,9 +156,19 @@ func (n *Node) runTextRouter(rt *textRouter) {
 	defer close(rt.done)
 	tick := time.NewTicker(routeTick)
 	defer tick.Stop()
+	stop := rt.stop
+	var deadline <-chan time.Time
 	for {
 		select {
-		case <-rt.stop:
+		case <-stop:
+			// A stopping node leads nothing (leaving): it lets go of each
+			// subject as another node takes it, as on any table change,
+			// for up to routeHandOff; then of the rest.
+			stop, deadline = nil, time.After(routeHandOff)
+			if n.killed {
+				deadline = time.After(0)
+			}
+		case <-deadline:
 			for p, s := range rt.subs {
 				_ = s.sub.Drain()
 				delete(rt.subs, p)
@@ -160,6 +179,9 @@ func (n *Node) runTextRouter(rt *textRouter) {
 		case <-tick.C:
 		}
 		n.reconcileRoutes(rt)
+		if stop == nil && len(rt.subs) == 0 {
+			return
+		}
 	}
 }
 
@@ -173,8 +195,8 @@ func (n *Node) wakeTextRouter() {
 	}
 }
 
-// stopTextRouter drops every routed subscription; requests go to the nodes
-// that hold theirs.
+// stopTextRouter hands the routed subjects this node holds over to the
+// nodes that take them (within routeHandOff), then drops the rest.
 func (n *Node) stopTextRouter() {
 	if rt := n.textRouter; rt != nil {
 		rt.once.Do(func() { close(rt.stop) })
