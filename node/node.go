@@ -42,8 +42,8 @@ type Node struct {
 	async      asyncGroup                 // goroutines answering forwarded requests
 	partSubs   map[int]*nats.Subscription // partition subjects this node serves as primary; owned by the router loop
 	svc        micro.Service
-	textRouter *textRouter // the text API's routed subscriptions (route.go); nil with --text-route local
-	feed       *feed       // the change feed and the blocking queries waiting on it (changes.go)
+	textRoutes atomic.Pointer[textRouter] // the text API's routed subscriptions (route.go); nil when not routing
+	feed       *feed                      // the change feed and the blocking queries waiting on it (changes.go)
 	http       *http.Server
 	httpAddr   string // bound address, known after Start; "" when off
 	maxPayload int64  // the bus payload limit in bytes

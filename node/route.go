@@ -146,7 +146,7 @@ func (n *Node) startTextRouter() {
 	for _, op := range n.textOps() {
 		rt.handlers[op.name] = op.handler
 	}
-	n.textRouter = rt
+	n.textRoutes.Store(rt)
 	n.reconcileRoutes(rt)
 	go n.runTextRouter(rt)
 }
@@ -187,7 +187,7 @@ func (n *Node) runTextRouter(rt *textRouter) {
 
 // wakeTextRouter asks the router to look at a new table now.
 func (n *Node) wakeTextRouter() {
-	if rt := n.textRouter; rt != nil {
+	if rt := n.textRoutes.Load(); rt != nil {
 		select {
 		case rt.wake <- struct{}{}:
 		default:
@@ -198,7 +198,7 @@ func (n *Node) wakeTextRouter() {
 // stopTextRouter hands the routed subjects this node holds over to the
 // nodes that take them (within routeHandOff), then drops the rest.
 func (n *Node) stopTextRouter() {
-	if rt := n.textRouter; rt != nil {
+	if rt := n.textRoutes.Load(); rt != nil {
 		rt.once.Do(func() { close(rt.stop) })
 		<-rt.done
 	}
