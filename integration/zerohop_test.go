@@ -83,6 +83,9 @@ func TestZeroHopTextAPI(t *testing.T) {
 		{node.TextRouteLocal, []round{{1, 0.4, 0.9}}},
 	} {
 		t.Run(tc.route, func(t *testing.T) {
+			if testing.Short() && tc.route == node.TextRouteLocal {
+				t.Skip("-short: the baseline without routing runs in the full suite")
+			}
 			nodes := startCluster(t, 3, func(_ int, c *node.Config) { c.TextRoute = tc.route })
 			nc := connect(t, nodes[1])
 			for _, r := range tc.rounds {
@@ -111,6 +114,9 @@ func TestZeroHopTextAPI(t *testing.T) {
 // sees the last acknowledged write, and afterwards every key reads back its
 // value through every node, with routing settled (nothing forwarded).
 func TestZeroHopThroughJoinAndLeave(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: a join and a leave under load take 10-20 s; the full suite runs it")
+	}
 	nodes := startCluster(t, 3, nil)
 	const keys = 200
 	l := newLedger(keys)
