@@ -91,6 +91,7 @@ func (n *Node) applyView(v membership.View) {
 		}
 	}
 	_ = n.bus.Conn().Flush()
+	n.wakeTextRouter()
 	if old == nil || !slices.Equal(old.table.Members(), r.table.Members()) {
 		primary, replica := r.table.Owned(n.cfg.Name)
 		n.log.Info("partition table", "view", v.Version, "servers", r.table.Members(), "primary_of", len(primary), "replica_of", len(replica))

@@ -47,6 +47,7 @@ type Config struct {
 	Prefix        string            // [--prefix] subject prefix of the API; default "roost"
 	Datacenter    string            // [--datacenter] datacenter name reported where consul reports one (member tag dc, /v1/agent/self); "" = "dc1"
 	SweepInterval time.Duration     // how often expired entries are swept; default 1s
+	TextRoute     string            // [--text-route] TextRouteLocal (default, ""): the node a client is connected to answers, forwarding to the primary; TextRoutePartition: NATS routes each text request to its key's primary (zero-hop; a request in flight to a primary that is killed is lost with it)
 
 	AckTimeout  time.Duration // [--ack-timeout] how long an ack=all write waits for every live owner; default 5s
 	AntiEntropy time.Duration // [--anti-entropy] period of the replicas' digest comparisons; default 5s, negative = off
@@ -153,6 +154,9 @@ func (c Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.HTTP); err != nil {
 			return bad("http", "%q is not host:port or %q", c.HTTP, HTTPOff)
 		}
+	}
+	if c.TextRoute != "" && c.TextRoute != TextRoutePartition && c.TextRoute != TextRouteLocal {
+		return bad("text-route", "%q: use %q or %q", c.TextRoute, TextRoutePartition, TextRouteLocal)
 	}
 	if c.Replicas < 1 {
 		return bad("replicas", "%d: need at least 1", c.Replicas)

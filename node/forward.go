@@ -110,6 +110,7 @@ func (n *Node) forward(p int, ops []wire.Request, ack string) ([]wire.Result, er
 	if err != nil {
 		return nil, err
 	}
+	n.metrics.forwarded.Add(uint64(len(ops)))
 	retry := retrySafe(ops)
 	answerBy := deadline // the primary's answer to a write sent now
 	if ack == wire.AckAll && !retry {

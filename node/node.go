@@ -42,8 +42,9 @@ type Node struct {
 	async      asyncGroup                 // goroutines answering forwarded requests
 	partSubs   map[int]*nats.Subscription // partition subjects this node serves as primary; owned by the router loop
 	svc        micro.Service
-	feed       *feed                    // the change feed and the blocking queries waiting on it (changes.go)
-	gone       atomic.Pointer[goneFeed] // expirations and evictions announced on the feed, with --feed-expiry (feed_expiry.go)
+	textRoutes atomic.Pointer[textRouter] // the text API's routed subscriptions (route.go); nil when not routing
+	feed       *feed                      // the change feed and the blocking queries waiting on it (changes.go)
+	gone       atomic.Pointer[goneFeed]   // expirations and evictions announced on the feed, with --feed-expiry (feed_expiry.go)
 	http       *http.Server
 	httpAddr   string // bound address, known after Start; "" when off
 	maxPayload int64  // the bus payload limit in bytes
@@ -109,6 +110,7 @@ func (n *Node) Start() (err error) {
 
 		ClusterAdvertise: n.cfg.ClusterAdvertise,
 		LocalSubjects:    n.publicSubjects(),
+		Mappings:         n.textMappings(),
 	})
 	if err != nil {
 		return err
@@ -173,16 +175,16 @@ func (n *Node) startService() error {
 		name, subject string
 		handler       micro.HandlerFunc
 	}{
-		{"get", n.subj.GetAll(), n.handleGet},
-		{"set", n.subj.SetAll(), n.handleSet},
-		{"del", n.subj.DelAll(), n.handleDel},
-		{"incr", n.subj.IncrAll(), n.handleIncr},
-		{"touch", n.subj.TouchAll(), n.handleTouch},
 		{"batch", n.subj.Batch(), n.handleBatch},
 		{"scan", n.subj.Scan(), n.handleScan},
 		{"status", n.subj.Status(), n.handleStatus},
 		{"members", n.subj.Members(), n.handleMembers},
 		{"table", n.subj.Table(), n.handleTable},
+	}
+	for _, op := range n.textOps() {
+		if err := svc.AddEndpoint(op.name, op.handler, micro.WithEndpointSubject(n.subj.Text(op.name, ">"))); err != nil {
+			return fmt.Errorf("node: endpoint %s: %w", op.name, err)
+		}
 	}
 	for _, ep := range endpoints {
 		if err := svc.AddEndpoint(ep.name, ep.handler, micro.WithEndpointSubject(ep.subject)); err != nil {
@@ -205,6 +207,7 @@ func (n *Node) startService() error {
 			return fmt.Errorf("node: endpoint %s: %w", ep.name, err)
 		}
 	}
+	n.startTextRouter()
 	// Serve only once the server holds every subscription: a client that
 	// connects right after Start must not meet "no responders".
 	if err := n.bus.Conn().Flush(); err != nil {
@@ -335,6 +338,7 @@ func (n *Node) Stop() {
 		// primaries: with embedded servers a client's requests reach only
 		// the node it is connected to, so a node that stopped serving early
 		// would leave its clients with "no responders" while it drains.
+		n.stopTextRouter() // the new primaries hold their partitions' subjects by now
 		if n.svc != nil {
 			_ = n.svc.Stop() // drains: handlers may still run a moment (see asyncGroup)
 		}
@@ -426,5 +430,9 @@ func (n *Node) StoreStats() store.Stats { return n.store.Stats() }
 // publicSubjects are the subjects of the API every node answers for any key
 // (queue group "q"): served by the node a client is connected to.
 func (n *Node) publicSubjects() []string {
-	return []string{n.subj.GetAll(), n.subj.SetAll(), n.subj.DelAll(), n.subj.IncrAll(), n.subj.TouchAll(), n.subj.Batch(), n.subj.Scan(), n.subj.Status(), n.subj.Members(), n.subj.Table()}
+	var subjects []string
+	for _, op := range n.textOps() {
+		subjects = append(subjects, n.subj.Text(op.name, ">"))
+	}
+	return append(subjects, n.subj.Batch(), n.subj.Scan(), n.subj.Status(), n.subj.Members(), n.subj.Table())
 }

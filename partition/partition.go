@@ -2,18 +2,23 @@
 // own them. It is pure: the node and the Go client both import it, and every
 // node computes the same Table from the same member set.
 //
-//	p := partition.Of("user:42", 271) // 159
+//	p := partition.Of("user:42", 271) // 48
 //	t := partition.Compute([]string{"a", "b", "c"}, 271, 2)
 //	t.Owners(p)                       // ["c" "b"]: primary first
 //	t.PrimaryOf("user:42")            // "c"
 //
 // # Keys to partitions
 //
-// Of is FNV-1a 64-bit over the key's bytes (offset basis 14695981039346656037,
-// prime 1099511628211; for each byte: h ^= byte, then h *= prime, modulo
-// 2^64), reduced as the unsigned value h mod P. It equals Go's hash/fnv New64a
-// and is easy to re-implement in any language; it must never change, since
-// clients compute it too.
+// Of is FNV-1a 32-bit over the key's bytes with every '.' (0x2E) left out
+// (offset basis 2166136261, prime 16777619; for each byte but '.': h ^= byte,
+// then h *= prime, modulo 2^32), reduced as the unsigned value h mod P. It is
+// exactly what a NATS server's subject mapping {{partition(P,1,...,k)}}
+// computes over a key of k dot-separated tokens (the tokens concatenated),
+// so that NATS itself can send a text-API request straight to its key's
+// primary (docs/PROTOCOL.md, "Routing"). It is easy to re-implement in any
+// language; it must not change again, since clients compute it too.
+// (Before 0.2 it was FNV-1a 64 over all the bytes: a cluster cannot mix
+// the two.)
 //
 // # Partitions to owners
 //
@@ -83,18 +88,36 @@ import (
 var ErrBadTable = errors.New("partition: bad table")
 
 const (
+	fnvOffset32 = 2166136261           // FNV-1a 32-bit offset basis
+	fnvPrime32  = 16777619             // FNV-1a 32-bit prime
 	fnvOffset64 = 14695981039346656037 // FNV-1a 64-bit offset basis
 	fnvPrime64  = 1099511628211        // FNV-1a 64-bit prime
 	golden64    = 0x9E3779B97F4A7C15   // splitmix64 increment
 )
 
-// Of returns the partition of key: FNV-1a 64-bit over the key's bytes, mod
-// partitions, in [0, partitions). It panics if partitions < 1.
+// Of returns the partition of key: FNV-1a 32-bit over the key's bytes
+// except '.', mod partitions, in [0, partitions). It equals NATS's
+// {{partition(partitions, ...)}} over the key's tokens. It panics if
+// partitions < 1.
 func Of(key string, partitions int) int {
 	if partitions < 1 {
 		panic(fmt.Sprintf("partition: Of with %d partitions", partitions))
 	}
-	return int(fnv1a(key) % uint64(partitions))
+	return int(keyHash(key) % uint32(partitions))
+}
+
+// keyHash is FNV-1a 32-bit over key's bytes, dots left out: NATS hashes a
+// subject's tokens concatenated.
+func keyHash(key string) uint32 {
+	h := uint32(fnvOffset32)
+	for i := 0; i < len(key); i++ {
+		if key[i] == '.' {
+			continue
+		}
+		h ^= uint32(key[i])
+		h *= fnvPrime32
+	}
+	return h
 }
 
 func fnv1a(s string) uint64 {

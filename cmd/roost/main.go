@@ -121,6 +121,7 @@ node: "roost serve" starts one; the other commands talk to a running node.`,
 		a.newConfigCmd(), // configcmd.go
 		a.newWatchCmd(),
 		a.newBenchCmd(),
+		a.newMappingsCmd(),
 	)
 	return root
 }
