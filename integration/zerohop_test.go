@@ -120,7 +120,7 @@ func TestZeroHopThroughJoinAndLeave(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: a join and a leave under load take 10-20 s; the full suite runs it")
 	}
-	nodes := startCluster(t, 3, nil)
+	nodes := startCluster(t, 3, func(_ int, c *node.Config) { c.TextRoute = node.TextRoutePartition })
 	const keys = 200
 	l := newLedger(keys)
 	nc := connect(t, nodes[0])
@@ -136,6 +136,7 @@ func TestZeroHopThroughJoinAndLeave(t *testing.T) {
 		c.Name = "n4"
 		c.ClusterListen = "127.0.0.1:-1"
 		c.Join = []string{nodes[0].Bus().ClusterAddr()}
+		c.TextRoute = node.TextRoutePartition
 		fastBeats(c)
 	})
 	all := append(nodes[:3:3], n4)
@@ -196,6 +197,7 @@ func TestZeroHopExternalNATS(t *testing.T) {
 		nodes = append(nodes, startNode(t, func(c *node.Config) {
 			c.Name = name
 			c.NATSURL = srv.ClientURL()
+			c.TextRoute = node.TextRoutePartition
 			fastBeats(c)
 		}))
 	}
