@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -68,6 +69,7 @@ type Bus struct {
 	token   string          // route credentials for AddRoute
 
 	closeOnce sync.Once
+	gacc      atomic.Pointer[server.Account] // the embedded server's global account, once looked up (interest.go)
 }
 
 // Open starts the embedded server (or dials the external one) and returns the

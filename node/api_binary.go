@@ -35,7 +35,7 @@ func (n *Node) handleBatch(req micro.Request) {
 		respondError(req, err)
 		return
 	}
-	if n.allLocal(br.Ops) && br.Ack != wire.AckAll {
+	if n.allLocal(br.Ops) && br.Ack != wire.AckAll && !n.mayLoadAny(br.Ops) {
 		n.respondBatch(req, n.executeBatch(br.Ops, br.Ack))
 		return
 	}

@@ -167,8 +167,9 @@ func (n *Node) handlePartitionBatch(msg *nats.Msg) {
 		respondMsgError(msg, errBadRequest("malformed batch: %v", err))
 		return
 	}
-	if br.Ack == wire.AckAll || len(br.Ops) > 0 && n.leadsSyncing(partition.Of(br.Ops[0].Key, n.cfg.Partitions)) {
-		// It waits for the replicas, or for the partition to be pulled in:
+	if br.Ack == wire.AckAll || len(br.Ops) > 0 && n.leadsSyncing(partition.Of(br.Ops[0].Key, n.cfg.Partitions)) || n.mayLoadAny(br.Ops) {
+		// It waits for the replicas, for the partition to be pulled in, or
+		// for a loader (load.go):
 		// not on the subscription's goroutine, where the partition's other
 		// requests would queue behind it.
 		n.async.Go(func() { n.servePartitionBatch(msg, &br) })

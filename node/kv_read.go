@@ -109,7 +109,15 @@ func (n *Node) localKVKey(key string, observe uint64) kvResponse {
 	}
 	e, deleted, err := n.store.Lookup(key)
 	if err != nil {
-		return kvResponse{Index: deleted}
+		// A loader may have it (load.go).
+		if e, err = n.readThrough(key, err); err != nil {
+			if codeOf(err) == wire.CodeUnavailable {
+				return kvResponse{Index: deleted, LoadErr: err.Error()}
+			}
+			return kvResponse{Index: deleted}
+		}
+	} else {
+		n.afterHit(key, &e)
 	}
 	return kvResponse{Entries: []kvEntry{kvEntryOf(&e, false)}, Index: e.Version}
 }
@@ -166,12 +174,14 @@ func (n *Node) kvKey(ctx context.Context, key string, observe uint64) (kvRespons
 	for {
 		p, local := n.locate(key)
 		if local {
-			return n.localKVKey(key, observe), nil
+			return loadFailure(n.localKVKey(key, observe))
 		}
 		var resp kvResponse
 		err := errNoPrimary(p)
 		if id := n.primaryID(p); id != "" {
-			err = n.askNode(ctx, n.subj.NodeKV(id), &req, &resp)
+			if err = n.askNode(ctx, n.subj.NodeKV(id), &req, &resp); err == nil {
+				return loadFailure(resp)
+			}
 		}
 		if codeOf(err) != wire.CodeUnavailable || ctx.Err() != nil {
 			return resp, err
@@ -183,6 +193,14 @@ func (n *Node) kvKey(ctx context.Context, key string, observe uint64) (kvRespons
 		case <-time.After(forwardRetry):
 		}
 	}
+}
+
+// loadFailure turns a one-key answer whose loader failed into its 503.
+func loadFailure(resp kvResponse) (kvResponse, error) {
+	if resp.LoadErr != "" {
+		return kvResponse{}, &apiError{code: wire.CodeUnavailable, msg: resp.LoadErr}
+	}
+	return resp, nil
 }
 
 // primaryID is the node ID of partition p's primary, "" when unknown.

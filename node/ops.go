@@ -46,6 +46,11 @@ func (n *Node) get(key string) (_ store.Entry, err error) {
 		}
 	}
 	e, err := n.store.Get(key)
+	if err != nil {
+		e, err = n.readThrough(key, err) // a loader may have it (load.go)
+	} else {
+		n.afterHit(key, &e)
+	}
 	return e, explain(err, key, false, 0)
 }
 
@@ -58,6 +63,7 @@ func (n *Node) writeOp(op *wire.Request, ack string) (replicator.Op, error) {
 	if _, err := parseAck(ack); err != nil {
 		return replicator.Op{}, err
 	}
+	n.forgetLoad(op.Key) // its loader's 404 or refresh schedule no longer holds (load.go)
 	switch op.Op {
 	case wire.OpSet:
 		switch {

@@ -18,6 +18,7 @@ const (
 	getOp      = "get"          // text API: get a key
 	setOp      = "set"          // text API: set a key
 	delOp      = "del"          // text API: delete a key
+	loadOp     = "load"         // loaders: "<prefix>.load.<key>", answered by a loader, asked by the key's primary on a miss
 	batchSubj  = "bin.batch"    // binary API: a batch of get/set/delete operations
 	scanSubj   = "bin.scan"     // binary API: one page of a prefix scan
 	statusSubj = "admin.status" // node status as JSON
@@ -38,6 +39,7 @@ type Subjects struct {
 	prefix string // e.g. "roost", never empty, no trailing dot
 
 	getBase, setBase, delBase string // "roost.get." etc., precomputed for the hot path
+	loadBase                  string // "roost.load."
 }
 
 // NewSubjects returns the subjects under prefix; "" means DefaultPrefix.
@@ -50,6 +52,8 @@ func NewSubjects(prefix string) Subjects {
 		getBase: prefix + "." + getOp + ".",
 		setBase: prefix + "." + setOp + ".",
 		delBase: prefix + "." + delOp + ".",
+
+		loadBase: prefix + "." + loadOp + ".",
 	}
 }
 
@@ -64,6 +68,29 @@ func (s Subjects) Set(key string) string { return s.setBase + key }
 
 // Del is the text-API subject that deletes key.
 func (s Subjects) Del(key string) string { return s.delBase + key }
+
+// Load is the subject a loader answers for key (docs/PROTOCOL.md,
+// "Loaders"): the key's primary asks it when a get misses.
+func (s Subjects) Load(key string) string { return s.loadBase + key }
+
+// LoadPattern is the subject a loader subscribes to for the keys matching
+// pattern, a key with NATS wildcards ("users.>", "*.avatar"); "" = every key.
+func (s Subjects) LoadPattern(pattern string) string {
+	if pattern == "" {
+		pattern = ">"
+	}
+	return s.loadBase + pattern
+}
+
+// LoadKey returns the key of a loader subject ("<prefix>.load.<key>"), or
+// ok=false when subject is not of that form.
+func (s Subjects) LoadKey(subject string) (key string, ok bool) {
+	key, ok = strings.CutPrefix(subject, s.loadBase)
+	if !ok || key == "" {
+		return "", false
+	}
+	return key, true
+}
 
 // GetAll, SetAll and DelAll are the wildcard subjects the API subscribes to.
 func (s Subjects) GetAll() string { return s.getBase + ">" }

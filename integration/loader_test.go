@@ -1,0 +1,299 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+	"github.com/nats-io/nats.go"
+	"github.com/roostkv/roost/client"
+	"github.com/roostkv/roost/node"
+)
+
+// plainLoader is a loader written with nothing but nats.go, as a user in
+// any language would write one (docs/PROTOCOL.md, "Loaders"): a queue
+// subscription on roost.load.lt.>, answering by the key's second token:
+//
+//	lt.ok.*      the value "v:<key>" after delay, with Roost-TTL ttl
+//	lt.missing.* a micro 404 after delay
+//	lt.slow.*    nothing (the node's --load-timeout passes), unless answer is set
+//
+// and counting its calls per key.
+type plainLoader struct {
+	delay  time.Duration
+	ttl    string
+	answer atomic.Bool // lt.slow.* answers at once
+
+	mu    sync.Mutex
+	calls map[string]int
+}
+
+func startPlainLoader(t *testing.T, nc *nats.Conn, delay time.Duration, ttl string) *plainLoader {
+	t.Helper()
+	l := &plainLoader{delay: delay, ttl: ttl, calls: map[string]int{}}
+	_, err := nc.QueueSubscribe("roost.load.lt.>", "loaders", func(m *nats.Msg) {
+		key := strings.TrimPrefix(m.Subject, "roost.load.")
+		l.mu.Lock()
+		l.calls[key]++
+		l.mu.Unlock()
+		go func() {
+			reply := nats.NewMsg(m.Reply)
+			switch {
+			case strings.HasPrefix(key, "lt.ok."):
+				time.Sleep(l.delay) // a slow backend, so that every get waits for this one load
+				reply.Data = []byte("v:" + key)
+				reply.Header.Set("Roost-TTL", l.ttl)
+				reply.Header.Set("Roost-Flags", "7")
+			case strings.HasPrefix(key, "lt.missing."):
+				time.Sleep(l.delay)
+				reply.Header.Set("Nats-Service-Error-Code", "404")
+				reply.Header.Set("Nats-Service-Error", "no such user")
+			case strings.HasPrefix(key, "lt.slow.") && l.answer.Load():
+				reply.Data = []byte("late:" + key)
+			default:
+				return // never answers: the node times out
+			}
+			_ = m.RespondMsg(reply)
+		}()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func (l *plainLoader) count(key string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.calls[key]
+}
+
+// waitLoaderInterest waits until every node's server knows of a loader for
+// key (a subscription reaches the other servers over the routes).
+func waitLoaderInterest(t *testing.T, nodes []*node.Node, key string) {
+	t.Helper()
+	eventually(t, 5*time.Second, func() error {
+		for _, n := range nodes {
+			if ok, _ := n.Bus().Interest("roost.load." + key); !ok {
+				return fmt.Errorf("%s does not see the loader yet", n.Name())
+			}
+		}
+		return nil
+	})
+}
+
+// getOutcome is what one get of the storm answered: code and value.
+type getOutcome struct {
+	via   string
+	code  int
+	value string
+	err   string
+}
+
+// storm gets key count times at once, spread over the nodes and over the
+// text API (NATS requests), the Go client and the consul HTTP client.
+func storm(t *testing.T, nodes []*node.Node, key string, count int) []getOutcome {
+	t.Helper()
+	type door struct {
+		name string
+		get  func() getOutcome
+	}
+	var doors []door
+	for _, n := range nodes {
+		nc := connect(t, n)
+		c, err := client.New(nc, client.WithTimeout(5*time.Second), client.WithBatching(false)) // every get its own request, all at once
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		cc, err := api.NewClient(&api.Config{Address: n.HTTPAddr()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		kv := cc.KV()
+		doors = append(doors,
+			door{"text@" + n.Name(), func() getOutcome {
+				r, err := send(nc, "roost.get."+key, nil, 5*time.Second)
+				if err != nil {
+					return getOutcome{code: -1, err: err.Error()}
+				}
+				return getOutcome{code: r.code, value: string(r.body), err: r.err}
+			}},
+			door{"client@" + n.Name(), func() getOutcome {
+				it, err := c.Get(context.Background(), key)
+				switch {
+				case err == nil:
+					return getOutcome{code: 200, value: string(it.Value)}
+				case errors.Is(err, client.ErrNotFound):
+					return getOutcome{code: 404, err: err.Error()}
+				case errors.Is(err, client.ErrNotReady):
+					return getOutcome{code: 503, err: err.Error()}
+				}
+				return getOutcome{code: -1, err: err.Error()}
+			}},
+			door{"consul@" + n.Name(), func() getOutcome {
+				pair, _, err := kv.Get(key, nil)
+				switch {
+				case err != nil && strings.Contains(err.Error(), "503"):
+					return getOutcome{code: 503, err: err.Error()}
+				case err != nil:
+					return getOutcome{code: -1, err: err.Error()}
+				case pair == nil:
+					return getOutcome{code: 404}
+				}
+				return getOutcome{code: 200, value: string(pair.Value)}
+			}},
+		)
+	}
+	out := make([]getOutcome, count)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range count {
+		d := doors[i%len(doors)]
+		wg.Go(func() {
+			<-start
+			out[i] = d.get()
+			out[i].via = d.name
+		})
+	}
+	close(start)
+	wg.Wait()
+	return out
+}
+
+// wantAll fails unless every getOutcome has code (and value, for a 200).
+func wantAll(t *testing.T, what string, outs []getOutcome, code int, value string) {
+	t.Helper()
+	bad := 0
+	for _, o := range outs {
+		if o.code != code || code == 200 && o.value != value {
+			if bad < 5 {
+				t.Errorf("%s: via %s: code %d value %q (%s), want %d %q", what, o.via, o.code, o.value, o.err, code, value)
+			}
+			bad++
+		}
+	}
+	if bad > 0 {
+		t.Fatalf("%s: %d of %d gets answered otherwise", what, bad, len(outs))
+	}
+}
+
+func TestLoaderSingleFlightAcrossTheCluster(t *testing.T) {
+	nodes := startCluster(t, 3, func(_ int, c *node.Config) {
+		c.LoadTimeout = 400 * time.Millisecond
+		c.NegativeTTL = 30 * time.Second
+	})
+	loader := startPlainLoader(t, connect(t, nodes[1]), 200*time.Millisecond, "1s")
+	waitLoaderInterest(t, nodes, "lt.ok.k")
+
+	t.Run("stampede", func(t *testing.T) {
+		key := "lt.ok.k"
+		wantAll(t, "first wave", storm(t, nodes, key, 500), 200, "v:"+key)
+		if got := loader.count(key); got != 1 {
+			t.Fatalf("loader called %d times for 500 concurrent gets, want 1", got)
+		}
+		// The value is stored and replicated like a set: the next get is a hit.
+		r := request(t, connect(t, nodes[0]), "roost.get."+key, nil)
+		wantCode(t, "get after the load", r, 200)
+		if r.hdr.Get("Roost-Flags") != "7" || r.hdr.Get("Roost-Expires") == "" {
+			t.Fatalf("loaded entry: flags %q expires %q, want the loader's 7 and a TTL", r.hdr.Get("Roost-Flags"), r.hdr.Get("Roost-Expires"))
+		}
+		if got := loader.count(key); got != 1 {
+			t.Fatalf("a hit asked the loader: %d calls", got)
+		}
+		// Past the loader's Roost-TTL of 1s the value is gone (a key listing
+		// reads the store without loading), and the next wave loads it once more.
+		cc, err := api.NewClient(&api.Config{Address: nodes[0].HTTPAddr()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 3*time.Second, func() error {
+			keys, _, err := cc.KV().Keys(key, "", nil)
+			if err != nil || len(keys) > 0 {
+				return fmt.Errorf("still stored: %v %v", keys, err)
+			}
+			return nil
+		})
+		before := loader.count(key)
+		wantAll(t, "second wave", storm(t, nodes, key, 500), 200, "v:"+key)
+		if got := loader.count(key) - before; got != 1 {
+			t.Fatalf("second wave after the TTL: %d loader calls, want 1", got)
+		}
+	})
+
+	t.Run("not found", func(t *testing.T) {
+		key := "lt.missing.m"
+		outs := storm(t, nodes, key, 150)
+		wantAll(t, "loader 404", outs, 404, "")
+		if got := loader.count(key); got != 1 {
+			t.Fatalf("loader called %d times for a key it said is missing, want 1", got)
+		}
+		wantAll(t, "within --negative-ttl", storm(t, nodes, key, 60), 404, "")
+		if got := loader.count(key); got != 1 {
+			t.Fatalf("gets within --negative-ttl asked the loader again: %d calls", got)
+		}
+		// A set clears the negative entry: the value is served, and after a
+		// delete the loader is asked again.
+		nc := connect(t, nodes[0])
+		wantCode(t, "set", request(t, nc, "roost.set."+key, []byte("now")), 200)
+		if r := request(t, nc, "roost.get."+key, nil); r.code != 200 || string(r.body) != "now" {
+			t.Fatalf("get after set: %d %q", r.code, r.body)
+		}
+		wantCode(t, "del", request(t, nc, "roost.del."+key, nil), 200)
+		wantCode(t, "get after del", request(t, nc, "roost.get."+key, nil), 404)
+		if got := loader.count(key); got != 2 {
+			t.Fatalf("after a delete the loader was called %d times in all, want 2", got)
+		}
+	})
+
+	t.Run("timeout", func(t *testing.T) {
+		key := "lt.slow.s"
+		outs := storm(t, nodes, key, 150)
+		wantAll(t, "loader timeout", outs, 503, "")
+		for _, o := range outs {
+			if o.via[:4] == "text" && !strings.Contains(o.err, "did not answer within") {
+				t.Fatalf("503 via %s without the reason: %q", o.via, o.err)
+			}
+		}
+		if got := loader.count(key); got != 1 {
+			t.Fatalf("loader called %d times, want 1", got)
+		}
+		// Nothing was cached, neither value nor 404: the next get asks again.
+		loader.answer.Store(true)
+		r := request(t, connect(t, nodes[2]), "roost.get."+key, nil)
+		if r.code != 200 || string(r.body) != "late:"+key {
+			t.Fatalf("get once the loader answers: %d %q (%s)", r.code, r.body, r.err)
+		}
+		if got := loader.count(key); got != 2 {
+			t.Fatalf("loader called %d times in all, want 2", got)
+		}
+	})
+
+	t.Run("no loader", func(t *testing.T) {
+		// A key no loader listens for is a plain miss: nothing is asked.
+		r := request(t, connect(t, nodes[0]), "roost.get.other.k", nil)
+		wantCode(t, "miss without a loader", r, 404)
+		if strings.Contains(r.err, "loader") {
+			t.Fatalf("plain miss mentions a loader: %q", r.err)
+		}
+		var stats node.LoadStats
+		for _, n := range nodes {
+			s := n.LoadStats()
+			stats.Started += s.Started
+			stats.NegativeHits += s.NegativeHits
+			stats.Joined += s.Joined
+		}
+		if stats.NegativeHits == 0 || stats.Joined == 0 {
+			t.Fatalf("load stats: %+v, want negative hits and joined gets", stats)
+		}
+	})
+}
