@@ -56,10 +56,10 @@ type refreshPolicy struct {
 type loadOutcome uint8
 
 const (
-	loadedValue   loadOutcome = iota // the loader answered a value, now stored
-	loadNotFound                     // the loader answered 404
-	loadNoLoader                     // nobody answered: a plain miss, nothing remembered
-	loadFailed                       // timeout, loader error, or the store refused the value
+	loadedValue  loadOutcome = iota // the loader answered a value, now stored
+	loadNotFound                    // the loader answered 404
+	loadNoLoader                    // nobody answered: a plain miss, nothing remembered
+	loadFailed                      // timeout, loader error, or the store refused the value
 )
 
 // missAction is what a get that missed the store does.
