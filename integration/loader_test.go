@@ -297,3 +297,85 @@ func TestLoaderSingleFlightAcrossTheCluster(t *testing.T) {
 		}
 	})
 }
+
+func TestServeLoader(t *testing.T) {
+	n := startNode(t, func(c *node.Config) { c.LoadTimeout = time.Second })
+	var calls sync.Map // key → *atomic.Int32
+	count := func(key string) int32 {
+		v, _ := calls.LoadOrStore(key, new(atomic.Int32))
+		return v.(*atomic.Int32).Load()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	loader, err := client.ServeLoader(ctx, connect(t, n), "users.>", func(ctx context.Context, key string) ([]byte, client.LoadOptions, error) {
+		v, _ := calls.LoadOrStore(key, new(atomic.Int32))
+		c := v.(*atomic.Int32).Add(1)
+		switch key {
+		case "users.missing":
+			return nil, client.LoadOptions{}, fmt.Errorf("user lookup: %w", client.ErrLoadNotFound)
+		case "users.err":
+			return nil, client.LoadOptions{}, errors.New("db down")
+		case "users.r":
+			return []byte(fmt.Sprintf("r:%d", c)), client.LoadOptions{Refresh: 300 * time.Millisecond, TTL: time.Minute}, nil
+		}
+		return []byte("u:" + key), client.LoadOptions{Flags: 3, NoExpiry: true}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc := connect(t, n)
+
+	r := request(t, nc, "roost.get.users.1", nil)
+	if r.code != 200 || string(r.body) != "u:users.1" || r.hdr.Get("Roost-Flags") != "3" || r.hdr.Get("Roost-Expires") != "" {
+		t.Fatalf("loaded get: %d %q flags %q expires %q", r.code, r.body, r.hdr.Get("Roost-Flags"), r.hdr.Get("Roost-Expires"))
+	}
+	if r := request(t, nc, "roost.get.users.missing", nil); r.code != 404 || !strings.Contains(r.err, "loader answered 404") {
+		t.Fatalf("ErrLoadNotFound: %d %q", r.code, r.err)
+	}
+	if r := request(t, nc, "roost.get.users.err", nil); r.code != 503 || !strings.Contains(r.err, "db down") {
+		t.Fatalf("loader error: %d %q", r.code, r.err)
+	}
+	if r := request(t, nc, "roost.get.other", nil); r.code != 404 || count("other") != 0 {
+		t.Fatalf("a key outside the pattern: %d, %d loads", r.code, count("other"))
+	}
+
+	// Refresh-ahead: reads go on answering the loaded value without
+	// waiting; the first read after 300ms reloads it in the background.
+	loadedAt := time.Now()
+	if r := request(t, nc, "roost.get.users.r", nil); string(r.body) != "r:1" {
+		t.Fatalf("first load: %d %q", r.code, r.body)
+	}
+	eventually(t, 3*time.Second, func() error {
+		r := request(t, nc, "roost.get.users.r", nil)
+		switch string(r.body) {
+		case "r:1":
+			return errors.New("not reloaded yet")
+		case "r:2":
+			if time.Since(loadedAt) < 300*time.Millisecond {
+				t.Fatalf("reloaded before its Roost-Refresh of 300ms")
+			}
+			return nil
+		}
+		t.Fatalf("refresh-ahead read: %d %q %q", r.code, r.body, r.err)
+		return nil
+	})
+	if got := n.LoadStats().Refreshes; got == 0 {
+		t.Fatal("no refresh counted")
+	}
+
+	// Found by micro discovery, as `roost loaders` and `nats micro ls` do.
+	resp, err := nc.Request("$SRV.INFO."+client.DefaultLoaderService, nil, time.Second)
+	if err != nil || !strings.Contains(string(resp.Data), `"subject":"roost.load.users.\u003e"`) && !strings.Contains(string(resp.Data), `"subject":"roost.load.users.>"`) {
+		t.Fatalf("$SRV.INFO: %v %s", err, resp.Data)
+	}
+
+	loader.Stop()
+	attempt := 0
+	eventually(t, 2*time.Second, func() error {
+		attempt++ // a new key each time: one loaded while the unsubscribe travels stays loaded
+		if r := request(t, nc, fmt.Sprintf("roost.get.users.after%d", attempt), nil); r.code != 404 || strings.Contains(r.err, "loader") {
+			return fmt.Errorf("after Stop: %d %q", r.code, r.err)
+		}
+		return nil
+	})
+}

@@ -188,9 +188,19 @@ func (n *Node) mayLoadAny(ops []wire.Request) bool {
 func (n *Node) startLoad(key string, f *flight) {
 	l := n.loads
 	l.running.Add(1)
-	l.started.Add(1)
 	go func() {
 		defer l.running.Done()
+		if !f.refresh {
+			// A get that missed just before the previous load of key stored
+			// its value, and took the table's lock just after that load
+			// left it, starts this one: the store has the answer.
+			if e, err := n.store.Get(key); err == nil {
+				f.entry = e
+				n.endLoad(key, f, loadSkipped, 0, time.Time{})
+				return
+			}
+		}
+		l.started.Add(1)
 		start := time.Now()
 		ld, err := n.askLoader(key)
 		took := time.Since(start)
@@ -221,12 +231,19 @@ func (n *Node) startLoad(key string, f *flight) {
 			l.failed.Add(1)
 			n.log.Warn("loader failed", "key", key, "err", err)
 		}
-		l.mu.Lock()
-		l.table.finish(key, f, out, ld.every, expires, time.Now())
-		l.known.Store(int64(l.table.size()))
-		l.mu.Unlock()
-		close(f.done)
+		n.endLoad(key, f, out, ld.every, expires)
 	}()
+}
+
+// endLoad settles the table once f, the load of key, has its result, and
+// wakes f's waiters.
+func (n *Node) endLoad(key string, f *flight, out loadOutcome, every time.Duration, expires time.Time) {
+	l := n.loads
+	l.mu.Lock()
+	l.table.finish(key, f, out, every, expires, time.Now())
+	l.known.Store(int64(l.table.size()))
+	l.mu.Unlock()
+	close(f.done)
 }
 
 // askLoader requests key's value from its loader, within --load-timeout.

@@ -60,6 +60,7 @@ const (
 	loadNotFound                    // the loader answered 404
 	loadNoLoader                    // nobody answered: a plain miss, nothing remembered
 	loadFailed                      // timeout, loader error, or the store refused the value
+	loadSkipped                     // the key had a value by the time the load began: nothing asked
 )
 
 // missAction is what a get that missed the store does.
