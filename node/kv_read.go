@@ -108,6 +108,7 @@ func (n *Node) localKVKey(key string, observe uint64) kvResponse {
 		_ = n.repl.ReadBarrier(partition.Of(key, n.cfg.Partitions), key, n.ackTimeout())
 	}
 	e, deleted, err := n.store.Lookup(key)
+	n.hot.observe(key)
 	if err != nil {
 		// A loader may have it (load.go).
 		if e, err = n.readThrough(key, err); err != nil {

@@ -89,6 +89,18 @@ type loaded struct {
 // errNoLoader is a miss no loader answered for.
 var errNoLoader = errors.New("no loader")
 
+// afterRead is what a get at key's primary does once the store answered:
+// it counts the read for the hot keys (hotkeys.go), tries a loader on a
+// miss, and refreshes ahead on a hit.
+func (n *Node) afterRead(key string, e store.Entry, err error) (store.Entry, error) {
+	n.hot.observe(key)
+	if err != nil {
+		return n.readThrough(key, err)
+	}
+	n.afterHit(key, &e)
+	return e, nil
+}
+
 // readThrough is a get's miss at key's primary: a plain 404 unless a loader
 // listens or a load or negative entry of key is known. It may wait for a
 // load, up to --load-timeout and the store write after it.

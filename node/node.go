@@ -49,6 +49,7 @@ type Node struct {
 	started    time.Time
 	metrics    *metrics             // operation counters and the registry of /metrics (metrics.go)
 	loads      *loads               // read-through loads at the primary (load.go)
+	hot        *hotKeys             // the keys read most here (hotkeys.go)
 	agentSubs  []*nats.Subscription // force-leave and admin subscriptions (agent_cluster.go)
 
 	leaving  atomic.Bool   // set first thing by Stop: this node serves no partition any more
@@ -78,6 +79,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.metrics = newMetrics(n)
 	n.loads = newLoads(cfg.NegativeTTL, n.metrics.reg)
+	n.hot = newHotKeys()
 	return n, nil
 }
 

@@ -46,11 +46,7 @@ func (n *Node) get(key string) (_ store.Entry, err error) {
 		}
 	}
 	e, err := n.store.Get(key)
-	if err != nil {
-		e, err = n.readThrough(key, err) // a loader may have it (load.go)
-	} else {
-		n.afterHit(key, &e)
-	}
+	e, err = n.afterRead(key, e, err) // hot keys; a loader on a miss (load.go)
 	return e, explain(err, key, false, 0)
 }
 
