@@ -314,9 +314,14 @@ func parseLoaderReply(key string, resp *nats.Msg, defaultTTL time.Duration, maxV
 	return ld, nil
 }
 
+// LoaderSaidNotFound ends the message of a 404 that a loader gave (or a
+// negative entry remembers): a plain miss, with no loader listening, says
+// only `key "k" not found`. `roost get --load` tells the two apart by it.
+const LoaderSaidNotFound = "its loader answered 404"
+
 // errLoaderNotFound is the 404 of a key its loader said does not exist.
 func errLoaderNotFound(key string) error {
-	return &apiError{code: wire.CodeNotFound, msg: fmt.Sprintf("key %q not found: its loader answered 404", key)}
+	return &apiError{code: wire.CodeNotFound, msg: fmt.Sprintf("key %q not found: %s", key, LoaderSaidNotFound)}
 }
 
 // storeLoaded writes a loaded value as a set through the replicator:

@@ -165,9 +165,14 @@ an error (exit code 1).`,
 		Args: exactArgs(1),
 	}
 	addClientFlags(cmd, f, `print {"key","value","value_base64","version","flags","expires"}; "value" only when the value is UTF-8`)
+	var load bool
+	cmd.Flags().BoolVar(&load, "load", false, "read through a loader: a missing key fails saying whether a loader was asked (loaders.go)")
 	cmd.RunE = a.withClient(f, func(ctx context.Context, c *client.Client, args []string) error {
 		key := args[0]
 		it, err := c.Get(ctx, key)
+		if err != nil && load {
+			return loadErr(key, f.prefix, err)
+		}
 		if err != nil {
 			return opErr(key, err)
 		}

@@ -117,6 +117,8 @@ node: "roost serve" starts one; the other commands talk to a running node.`,
 		a.newStatusCmd(),
 		a.newMembersCmd(),
 		a.newWatchCmd(),
+		a.newLoadersCmd(),
+		a.newHotKeysCmd(),
 		a.newBenchCmd(),
 	)
 	return root
