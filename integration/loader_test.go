@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -89,6 +91,21 @@ func waitLoaderInterest(t *testing.T, nodes []*node.Node, key string) {
 		}
 		return nil
 	})
+}
+
+// httpBody GETs url and returns its body.
+func httpBody(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d %v", url, resp.StatusCode, err)
+	}
+	return string(b)
 }
 
 // getOutcome is what one get of the storm answered: code and value.
@@ -361,6 +378,20 @@ func TestServeLoader(t *testing.T) {
 	})
 	if got := n.LoadStats().Refreshes; got == 0 {
 		t.Fatal("no refresh counted")
+	}
+	request(t, nc, "roost.get.users.missing", nil) // answered from the negative entry
+	metrics := httpBody(t, "http://"+n.HTTPAddr()+"/metrics")
+	for _, want := range []string{
+		`roost_loads_total{result="loaded"} 3`, // users.1, users.r and its refresh
+		`roost_loads_total{result="not_found"} 1`,
+		`roost_loads_total{result="failed"} 1`,
+		`roost_load_negative_hits_total 1`,
+		`roost_load_refreshes_total 1`,
+		`roost_load_duration_seconds_count 5`,
+	} {
+		if !strings.Contains(metrics, want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
 
 	// Found by micro discovery, as `roost loaders` and `nats micro ls` do.
