@@ -206,10 +206,12 @@ func wantAll(t *testing.T, what string, outs []getOutcome, code int, value strin
 
 func TestLoaderSingleFlightAcrossTheCluster(t *testing.T) {
 	nodes := startCluster(t, 3, func(_ int, c *node.Config) {
-		c.LoadTimeout = 400 * time.Millisecond
+		c.LoadTimeout = time.Second // room for a loaded machine; the slow key waits it out
 		c.NegativeTTL = 30 * time.Second
 	})
-	loader := startPlainLoader(t, connect(t, nodes[1]), 200*time.Millisecond, "1s")
+	// A TTL long enough that a wave of gets on a loaded machine ends before
+	// the value expires, short enough to wait for.
+	loader := startPlainLoader(t, connect(t, nodes[1]), 100*time.Millisecond, "2s")
 	waitLoaderInterest(t, nodes, "lt.ok.k")
 
 	t.Run("stampede", func(t *testing.T) {
@@ -227,13 +229,13 @@ func TestLoaderSingleFlightAcrossTheCluster(t *testing.T) {
 		if got := loader.count(key); got != 1 {
 			t.Fatalf("a hit asked the loader: %d calls", got)
 		}
-		// Past the loader's Roost-TTL of 1s the value is gone (a key listing
+		// Past the loader's Roost-TTL of 2s the value is gone (a key listing
 		// reads the store without loading), and the next wave loads it once more.
 		cc, err := api.NewClient(&api.Config{Address: nodes[0].HTTPAddr()})
 		if err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 3*time.Second, func() error {
+		eventually(t, 5*time.Second, func() error {
 			keys, _, err := cc.KV().Keys(key, "", nil)
 			if err != nil || len(keys) > 0 {
 				return fmt.Errorf("still stored: %v %v", keys, err)

@@ -116,11 +116,17 @@ func (n *Node) forward(p int, ops []wire.Request, ack string) ([]wire.Result, er
 		answerBy = deadline.Add(n.ackTimeout()) // it waits for the replicas after applying
 	}
 	subject := n.subj.PartitionBatch(p)
+	attempt := forwardAttempt
+	if retry && n.mayLoadAny(ops) {
+		// The primary may wait for a loader up to --load-timeout: an
+		// attempt sent again before would start a second load (load.go).
+		attempt += n.cfg.LoadTimeout
+	}
 	for {
 		var actx context.Context
 		var acancel context.CancelFunc
 		if retry {
-			actx, acancel = context.WithTimeout(ctx, forwardAttempt)
+			actx, acancel = context.WithTimeout(ctx, attempt)
 		} else {
 			actx, acancel = context.WithDeadline(context.Background(), answerBy)
 		}
