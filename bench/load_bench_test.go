@@ -50,20 +50,37 @@ func BenchmarkMiss(b *testing.B) {
 }
 
 // BenchmarkLoaderStampede sends 1,000 concurrent gets of 10 absent keys
-// (100 each) to a node whose loader takes 1 ms per load, and reports the
-// loads per key (1 is single-flight) and the 99th percentile latency of a
-// get. Each iteration is one stampede on 10 new keys.
+// (100 each) whose loader takes 1 ms per load, to one node and to a
+// 3-node cluster (the gets spread over the nodes, the loader on n1), and
+// reports the loads per key (1 is single-flight) and the 50th and 99th
+// percentile latency of a get. Each iteration is one stampede on 10 new
+// keys.
 //
 //	go test -run '^$' -bench 'LoaderStampede' -benchtime 20x -count 3 ./bench/
 func BenchmarkLoaderStampede(b *testing.B) {
+	b.Run("1node", func(b *testing.B) {
+		runStampede(b, []*node.Node{launch(b, benchConfig("stampede"))})
+	})
+	b.Run("3nodes", func(b *testing.B) {
+		nodes := make([]*node.Node, clusterSize)
+		nodes[0] = startClusterNode(b, "n1", "")
+		for i := 1; i < clusterSize; i++ {
+			nodes[i] = startClusterNode(b, fmt.Sprintf("n%d", i+1), nodes[0].Bus().ClusterAddr())
+		}
+		waitClusterFormed(b, nodes)
+		runStampede(b, nodes)
+	})
+}
+
+// runStampede is BenchmarkLoaderStampede on nodes.
+func runStampede(b *testing.B, nodes []*node.Node) {
 	const (
 		gets  = 1000
 		keys  = 10
-		conns = 4
+		conns = 6
 	)
-	n := launch(b, benchConfig("stampede"))
 	var loads atomic.Int64
-	lc := dial(b, n.ClientURL())
+	lc := dial(b, nodes[0].ClientURL())
 	if _, err := lc.QueueSubscribe("roost.load.st.>", "loaders", func(m *nats.Msg) {
 		loads.Add(1)
 		go func() {
@@ -76,10 +93,27 @@ func BenchmarkLoaderStampede(b *testing.B) {
 	if err := lc.Flush(); err != nil {
 		b.Fatal(err)
 	}
+	// Every node's server must know of the loader (its interest travels
+	// over the routes) before the first stampede.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		all := true
+		for _, n := range nodes {
+			if ok, _ := n.Bus().Interest("roost.load.st.x"); !ok {
+				all = false
+			}
+		}
+		if all {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatal("the nodes do not see the loader")
+		}
+	}
 	ncs := make([]*nats.Conn, conns)
 	for i := range ncs {
-		ncs[i] = dial(b, n.ClientURL())
+		ncs[i] = dial(b, nodes[i%len(nodes)].ClientURL())
 	}
+	loads.Store(0)
 	var lat []time.Duration
 	b.ResetTimer()
 	for round := range b.N {
