@@ -12,10 +12,13 @@ import (
 // The hottest key of a node's reads heads its hot list, over HTTP and for
 // every node of the cluster; the counts are the sampled reads scaled up.
 func TestHotKeys(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: thousands of sequential requests; runs in the full suite")
+	}
 	nodes := startCluster(t, 2, nil)
 	nc := connect(t, nodes[0])
 	wantCode(t, "set", request(t, nc, "roost.set.hot", []byte("x")), 200)
-	for i := range 3000 {
+	for i := range 1600 {
 		request(t, nc, "roost.get.hot", nil)
 		if i%10 == 0 {
 			request(t, nc, fmt.Sprintf("roost.get.cold%d", i), nil) // misses count as reads too
@@ -42,10 +45,10 @@ func TestHotKeys(t *testing.T) {
 			top = nh.Keys[0]
 		}
 	}
-	// 3000 reads sampled one in 16: about 190 samples, so well over 1000
-	// scaled reads, and far above any cold key's.
-	if top.Key != "hot" || top.Reads < 1000 || top.Reads > 6000 {
-		t.Fatalf("hottest key %+v, want \"hot\" with about 3000 reads", top)
+	// 1600 reads sampled one in 16: about 100 samples, so about 1600
+	// scaled reads, and far above any cold key's (each read once).
+	if top.Key != "hot" || top.Reads < 600 || top.Reads > 3200 {
+		t.Fatalf("hottest key %+v, want \"hot\" with about 1600 reads", top)
 	}
 	if code := httpGet(t, nodes[0], "/v1/roost/hotkeys?n=0"); code != 400 {
 		t.Fatalf("?n=0: %d, want 400", code)

@@ -15,6 +15,9 @@ import (
 
 // The dashboard shows each node's load counters and hot keys.
 func TestUIDashboardLoadsAndHotKeys(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: a browser run; it runs in the full suite")
+	}
 	n := startNode(t, nil)
 	nc := connect(t, n)
 	if _, err := nc.Subscribe("roost.load.ui.>", func(m *nats.Msg) { _ = m.Respond([]byte("loaded")) }); err != nil {
