@@ -212,8 +212,11 @@ func TestLoaderSingleFlightAcrossTheCluster(t *testing.T) {
 		t.Skip("-short: the cluster stampede runs in the full suite")
 	}
 	nodes := startCluster(t, 3, func(_ int, c *node.Config) {
-		c.LoadTimeout = 3 * time.Second // room for a loaded machine and -race; the slow key waits it out
+		c.LoadTimeout = 2 * time.Second // room for a loaded machine; the slow key waits it out
 		c.NegativeTTL = 30 * time.Second
+		// Slower beats than the helper's 100 ms: 500 gets at once on a busy
+		// machine must not delay heartbeats into a primary change.
+		c.HeartbeatInterval = 250 * time.Millisecond
 	})
 	// A TTL long enough that a wave of gets on a loaded machine ends before
 	// the value expires, short enough to wait for.
