@@ -54,6 +54,10 @@ type Config struct {
 	LoadTimeout time.Duration // [--load-timeout] how long a key's primary waits for a loader's answer before the waiting gets fail with 503; default 2s
 	LoadTTL     time.Duration // [--load-ttl] TTL of a loaded value whose loader sent no Roost-TTL; default 10m, 0 = no expiry
 	NegativeTTL time.Duration // [--negative-ttl] how long a loader's 404 is remembered (answered 404 without asking again); default 30s, 0 = off
+	// FeedExpiry [--feed-expiry] announces on the change feed the keys
+	// that expire (by the primary of their partition) and those this node
+	// evicts, so that roost watch and blocking queries see them; default off.
+	FeedExpiry bool
 
 	// ClusterAdvertise [--cluster-advertise] is the route address host:port
 	// peers are told to dial for this node, when they cannot reach

@@ -19,6 +19,8 @@ const (
 	setOp      = "set"          // text API: set a key
 	delOp      = "del"          // text API: delete a key
 	loadOp     = "load"         // loaders: "<prefix>.load.<key>", answered by a loader, asked by the key's primary on a miss
+	incrOp     = "incr"         // text API: add to a counter
+	touchOp    = "touch"        // text API: reset a key's expiry
 	batchSubj  = "bin.batch"    // binary API: a batch of get/set/delete operations
 	scanSubj   = "bin.scan"     // binary API: one page of a prefix scan
 	statusSubj = "admin.status" // node status as JSON
@@ -40,6 +42,7 @@ type Subjects struct {
 
 	getBase, setBase, delBase string // "roost.get." etc., precomputed for the hot path
 	loadBase                  string // "roost.load."
+	incrBase, touchBase       string
 }
 
 // NewSubjects returns the subjects under prefix; "" means DefaultPrefix.
@@ -53,7 +56,9 @@ func NewSubjects(prefix string) Subjects {
 		setBase: prefix + "." + setOp + ".",
 		delBase: prefix + "." + delOp + ".",
 
-		loadBase: prefix + "." + loadOp + ".",
+		loadBase:  prefix + "." + loadOp + ".",
+		incrBase:  prefix + "." + incrOp + ".",
+		touchBase: prefix + "." + touchOp + ".",
 	}
 }
 
@@ -91,6 +96,18 @@ func (s Subjects) LoadKey(subject string) (key string, ok bool) {
 	}
 	return key, true
 }
+
+// Incr is the text-API subject that adds to the counter key.
+func (s Subjects) Incr(key string) string { return s.incrBase + key }
+
+// Touch is the text-API subject that resets key's expiry.
+func (s Subjects) Touch(key string) string { return s.touchBase + key }
+
+// IncrAll is the wildcard subject of every text-API incr.
+func (s Subjects) IncrAll() string { return s.incrBase + ">" }
+
+// TouchAll is the wildcard subject of every text-API touch.
+func (s Subjects) TouchAll() string { return s.touchBase + ">" }
 
 // GetAll, SetAll and DelAll are the wildcard subjects the API subscribes to.
 func (s Subjects) GetAll() string { return s.getBase + ">" }
@@ -168,7 +185,7 @@ func (s Subjects) PartitionBatch(partition int) string {
 }
 
 // TextKey returns the key of a text-API subject ("<prefix>.<op>.<key>") for
-// op "get", "set" or "del", or ok=false when subject is not of that form.
+// op "get", "set", "del", "incr" or "touch", or ok=false when subject is not of that form.
 func (s Subjects) TextKey(op, subject string) (key string, ok bool) {
 	var base string
 	switch op {
@@ -178,6 +195,10 @@ func (s Subjects) TextKey(op, subject string) (key string, ok bool) {
 		base = s.setBase
 	case delOp:
 		base = s.delBase
+	case incrOp:
+		base = s.incrBase
+	case touchOp:
+		base = s.touchBase
 	default:
 		return "", false
 	}

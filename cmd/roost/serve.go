@@ -37,6 +37,7 @@ type serveFlags struct {
 	sweepInterval, heartbeatInterval        time.Duration
 	ackTimeout, antiEntropy                 time.Duration
 	loadTimeout, loadTTL, negativeTTL       time.Duration
+	feedExpiry                              bool
 	suspectAfter, deadAfter                 int
 	logLevel, logFormat                     *choiceValue
 	config                                  string
@@ -107,6 +108,7 @@ SIGINT or SIGTERM stops the node and exits 0.`,
 	fs.DurationVar(&f.loadTimeout, "load-timeout", def.LoadTimeout, "how long a key's primary waits for a loader (roost.load.<key>) before the gets waiting on it fail with 503")
 	fs.DurationVar(&f.loadTTL, "load-ttl", def.LoadTTL, "TTL of a loaded value whose loader sent no Roost-TTL (0 = no expiry)")
 	fs.DurationVar(&f.negativeTTL, "negative-ttl", def.NegativeTTL, "how long a loader's 404 is remembered and answered without asking again (0 = off)")
+	fs.BoolVar(&f.feedExpiry, "feed-expiry", def.FeedExpiry, "announce keys that expire or are evicted on the change feed (roost watch, blocking queries)")
 	fs.IntVar(&f.suspectAfter, "suspect-after", def.SuspectAfter, "missed heartbeats before a peer is suspect")
 	fs.IntVar(&f.deadAfter, "dead-after", def.DeadAfter, "missed heartbeats before a peer is dead")
 	fs.StringVar(&f.tlsCert, "tls-cert", def.TLSCert, "PEM certificate file: serve NATS clients and HTTP over TLS")
@@ -145,6 +147,7 @@ func (f *serveFlags) nodeConfig(log *slog.Logger) node.Config {
 	cfg.HeartbeatInterval = f.heartbeatInterval
 	cfg.AckTimeout, cfg.AntiEntropy = f.ackTimeout, f.antiEntropy
 	cfg.LoadTimeout, cfg.LoadTTL, cfg.NegativeTTL = f.loadTimeout, f.loadTTL, f.negativeTTL
+	cfg.FeedExpiry = f.feedExpiry
 	cfg.SuspectAfter = f.suspectAfter
 	cfg.DeadAfter = f.deadAfter
 	cfg.TLSCert, cfg.TLSKey, cfg.TLSCA = f.tlsCert, f.tlsKey, f.tlsCA
