@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
@@ -185,10 +186,34 @@ func (n *Node) mayLoad(key string) bool {
 	return n.loads.known.Load() != 0 || n.loaderListens(key)
 }
 
-// mayLoadAny is mayLoad for the gets among ops.
+// mayLoadAny is mayLoad for the gets among ops. It builds their load
+// subjects in one buffer, sized first so that it never moves: a batch of
+// gets costs one allocation, not one per key (each subject's bytes are
+// written once and never changed, so the strings over them stay valid).
 func (n *Node) mayLoadAny(ops []wire.Request) bool {
+	size, gets := 0, 0
+	base := n.subj.LoadPattern("")
+	base = base[:len(base)-1] // "<prefix>.load."
 	for i := range ops {
-		if ops[i].Op == wire.OpGet && n.mayLoad(ops[i].Key) {
+		if ops[i].Op == wire.OpGet {
+			size += len(base) + len(ops[i].Key)
+			gets++
+		}
+	}
+	if gets == 0 {
+		return false
+	}
+	if n.loads.known.Load() != 0 {
+		return true
+	}
+	buf := make([]byte, 0, size)
+	for i := range ops {
+		if ops[i].Op != wire.OpGet {
+			continue
+		}
+		start := len(buf)
+		buf = append(append(buf, base...), ops[i].Key...)
+		if listens, known := n.bus.Interest(unsafe.String(&buf[start], len(buf)-start)); listens || !known {
 			return true
 		}
 	}
