@@ -335,9 +335,17 @@ func TestServeLoader(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	var running, most atomic.Int32 // loads of users.batch.* at once, and the most seen
 	loader, err := client.ServeLoader(ctx, connect(t, n), "users.>", func(ctx context.Context, key string) ([]byte, client.LoadOptions, error) {
 		v, _ := calls.LoadOrStore(key, new(atomic.Int32))
 		c := v.(*atomic.Int32).Add(1)
+		if strings.HasPrefix(key, "users.batch.") {
+			now := running.Add(1)
+			defer running.Add(-1)
+			for m := most.Load(); now > m && !most.CompareAndSwap(m, now); m = most.Load() {
+			}
+			time.Sleep(100 * time.Millisecond) // a slow backend
+		}
 		switch key {
 		case "users.missing":
 			return nil, client.LoadOptions{}, fmt.Errorf("user lookup: %w", client.ErrLoadNotFound)
@@ -376,6 +384,25 @@ func TestServeLoader(t *testing.T) {
 	if got := count("users.many"); got != 1 {
 		t.Fatalf("50 concurrent gets made %d loads, want 1", got)
 	}
+	// The missing keys of one batch load at once, not one after another.
+	c, err := client.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	keys := []string{"users.batch.1", "users.batch.2", "users.batch.3", "users.batch.4", "users.batch.5"}
+	items, err := c.MGet(context.Background(), keys...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, it := range items {
+		if string(it.Value) != "u:"+keys[i] {
+			t.Fatalf("MGet[%d] = %q", i, it.Value)
+		}
+	}
+	if most.Load() < 2 {
+		t.Fatalf("the 5 loads of one batch ran one at a time (at most %d at once)", most.Load())
+	}
 	if r := request(t, nc, "roost.get.other", nil); r.code != 404 || count("other") != 0 {
 		t.Fatalf("a key outside the pattern: %d, %d loads", r.code, count("other"))
 	}
@@ -406,12 +433,12 @@ func TestServeLoader(t *testing.T) {
 	request(t, nc, "roost.get.users.missing", nil) // answered from the negative entry
 	metrics := httpBody(t, "http://"+n.HTTPAddr()+"/metrics")
 	for _, want := range []string{
-		`roost_loads_total{result="loaded"} 4`, // users.1, users.many, users.r and its refresh
+		`roost_loads_total{result="loaded"} 9`, // users.1, users.many, 5 users.batch.*, users.r and its refresh
 		`roost_loads_total{result="not_found"} 1`,
 		`roost_loads_total{result="failed"} 1`,
 		`roost_load_negative_hits_total 1`,
 		`roost_load_refreshes_total 1`,
-		`roost_load_duration_seconds_count 6`,
+		`roost_load_duration_seconds_count 11`,
 	} {
 		if !strings.Contains(metrics, want+"\n") {
 			t.Errorf("/metrics lacks %q", want)

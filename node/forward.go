@@ -173,12 +173,18 @@ func (n *Node) handlePartitionBatch(msg *nats.Msg) {
 		respondMsgError(msg, errBadRequest("malformed batch: %v", err))
 		return
 	}
-	if br.Ack == wire.AckAll || len(br.Ops) > 0 && n.leadsSyncing(partition.Of(br.Ops[0].Key, n.cfg.Partitions)) || n.mayLoadAny(br.Ops) {
+	loading := n.mayLoadAny(br.Ops)
+	if br.Ack == wire.AckAll || len(br.Ops) > 0 && n.leadsSyncing(partition.Of(br.Ops[0].Key, n.cfg.Partitions)) || loading {
 		// It waits for the replicas, for the partition to be pulled in, or
 		// for a loader (load.go):
 		// not on the subscription's goroutine, where the partition's other
 		// requests would queue behind it.
-		n.async.Go(func() { n.servePartitionBatch(msg, &br) })
+		n.async.Go(func() {
+			if loading {
+				n.prefetchLoads(br.Ops) // the batch's missing keys load at once (load.go)
+			}
+			n.servePartitionBatch(msg, &br)
+		})
 		return
 	}
 	n.servePartitionBatch(msg, &br)

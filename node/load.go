@@ -220,6 +220,39 @@ func (n *Node) mayLoadAny(ops []wire.Request) bool {
 	return false
 }
 
+// prefetchLoads starts, without waiting, the loads of the gets among ops
+// that miss here as their primary: a batch's gets then run in order as
+// before, each joining its load, but the loads overlap instead of running
+// one after another. Order within the batch is kept: a get still waits for
+// its own load before the next operation runs, and a load only stores its
+// value if the key is still absent by then.
+func (n *Node) prefetchLoads(ops []wire.Request) {
+	l := n.loads
+	for i := range ops {
+		op := &ops[i]
+		if op.Op != wire.OpGet || op.TTL != 0 {
+			continue // a get with a TTL touches: a write, never loaded
+		}
+		if _, local := n.locate(op.Key); !local || n.checkKey(op.Key) != nil {
+			continue
+		}
+		if _, err := n.store.Get(op.Key); err == nil {
+			continue
+		}
+		listening := n.loaderListens(op.Key)
+		if !listening && l.known.Load() == 0 {
+			continue
+		}
+		l.mu.Lock()
+		act, f := l.table.miss(op.Key, time.Now(), listening)
+		l.known.Store(int64(l.table.size()))
+		l.mu.Unlock()
+		if act == missStart {
+			n.startLoad(op.Key, f)
+		}
+	}
+}
+
 // startLoad runs the load f of key on a goroutine of its own: it asks the
 // loader, stores the value, settles the table and wakes f's waiters.
 func (n *Node) startLoad(key string, f *flight) {
