@@ -130,5 +130,5 @@ func (n *Node) BlockingQueries() int {
 	if n.feed == nil {
 		return 0
 	}
-	return int(n.feed.waiters.count.Load())
+	return int(n.feed.waiters.count.Load()) - int(n.rc.waiting.Load()) // not the runtime config's own (runtime_config.go)
 }

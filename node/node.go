@@ -59,6 +59,10 @@ type Node struct {
 	ready    chan struct{} // closed once Start has finished
 	stopOnce sync.Once
 	httpDone chan struct{} // closed when the HTTP server goroutine has ended
+
+	rc         runtimeConfig // the runtime config rules this node follows (runtime_config.go)
+	configStop func()        // ends the rule follower; nil before it started
+	configDone chan struct{} // closed when the rule follower has ended
 }
 
 // New checks cfg and returns a node that is not yet running.
@@ -81,6 +85,7 @@ func New(cfg Config) (*Node, error) {
 	n.metrics = newMetrics(n)
 	n.loads = newLoads(cfg.NegativeTTL, n.metrics.reg)
 	n.hot = newHotKeys()
+	n.initRuntimeConfig()
 	return n, nil
 }
 
@@ -146,6 +151,9 @@ func (n *Node) Start() (err error) {
 		return err
 	}
 	if err = n.startAgent(); err != nil {
+		return err
+	}
+	if err = n.startConfig(); err != nil { // runtime_config.go: the rules that match this node apply before it is ready
 		return err
 	}
 	n.log.Info("roost node ready", "nats", n.bus.ClientURL(), "http", n.httpAddr, "max_memory", n.cfg.MaxMemory)
@@ -222,6 +230,7 @@ func (n *Node) startMembership() error {
 			Addr:        n.bus.ClientURL(),
 			HTTP:        n.httpAddr,
 			Partitions:  n.cfg.Partitions,
+			Placement:   n.cfg.PlacementTag,
 			Datacenter:  n.cfg.datacenter(),
 			Build:       Version,
 		},
@@ -252,7 +261,7 @@ func (n *Node) startMembership() error {
 		// it has heard its peers it routes by its own view but leads
 		// nothing (the replicator has no table), so requests go to the
 		// primaries the peers serve.
-		n.routing.Store(newRouting(m.View(), n.cfg.Name, n.cfg.Partitions, n.cfg.Replicas))
+		n.routing.Store(newRouting(m.View(), n.cfg.Name, n.cfg.Partitions, n.cfg.Replicas, n.cfg.PlacementTag))
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		n.awaitPeers(ctx, 5*n.cfg.HeartbeatInterval)
@@ -303,6 +312,7 @@ func (n *Node) Stop() {
 		// primaries once the peers have heard of the leave, and no read here
 		// can miss a write they take meanwhile.
 		n.leaving.Store(true)
+		n.stopConfig() // no rule applies while the node stops
 		if n.repl != nil {
 			n.repl.KeepCopies() // the snapshot below holds every copy, handed over or not
 		}

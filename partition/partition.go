@@ -61,6 +61,14 @@
 // under 82 % of the 2P/N bound. And 88–96 % of the partitions whose primary
 // left get one of their old replicas as the new primary, so no copy is
 // needed before it serves.
+//
+// # Zones
+//
+// ComputeZoned adds a zone per member (the value of the node's placement
+// tag) and spreads each partition's owners over distinct zones while there
+// are at least R of them; Table.Unspread lists the partitions it could not
+// spread. Compute is ComputeZoned without zones and is unchanged by it. See
+// zones.go.
 package partition
 
 import (
@@ -121,6 +129,8 @@ type Table struct {
 	replicas   int        // owners per partition: the requested R capped at len(members); 0 with no members
 	members    []string   // distinct names, sorted
 	owners     [][]string // per partition, replicas names, primary first
+	zones      []string   // placement-tag value per member (same order as members); nil = no zone-aware placement
+	unspread   []int      // partitions whose owners could not be spread over replicas distinct zones, ascending; nil without zones
 }
 
 // Compute returns the table of members (names of the live data-holding
@@ -128,6 +138,12 @@ type Table struct {
 // replicas owners each, capped at the member count. With no members every
 // partition has no owners. It panics if partitions < 1 or replicas < 1.
 func Compute(members []string, partitions, replicas int) *Table {
+	return compute(members, nil, partitions, replicas)
+}
+
+// compute is Compute and ComputeZoned: zoneOf nil means no zone-aware
+// placement (the frozen scheme of the package doc).
+func compute(members []string, zoneOf map[string]string, partitions, replicas int) *Table {
 	if partitions < 1 || replicas < 1 {
 		panic(fmt.Sprintf("partition: Compute with %d partitions, %d replicas", partitions, replicas))
 	}
@@ -141,7 +157,15 @@ func Compute(members []string, partitions, replicas int) *Table {
 	r := min(replicas, n)
 	t := &Table{partitions: partitions, replicas: r, members: ms, owners: make([][]string, partitions)}
 
-	own := assign(ms, partitions, r)
+	var zone []int // zone index per member, nil without zones
+	if zoneOf != nil {
+		t.zones = make([]string, n)
+		for i, m := range ms {
+			t.zones[i] = zoneOf[m]
+		}
+		zone = zoneIndex(t.zones)
+	}
+	own := assign(ms, zone, partitions, r)
 	flat := make([]string, partitions*r)
 	for i, m := range own {
 		flat[i] = ms[m]
@@ -149,18 +173,23 @@ func Compute(members []string, partitions, replicas int) *Table {
 	for p := range t.owners {
 		t.owners[p] = flat[p*r : (p+1)*r : (p+1)*r]
 	}
+	if zone != nil {
+		t.unspread = unspread(own, zone, partitions, r)
+	}
 	return t
 }
 
 // assign runs the bounded-load rendezvous rounds (see the package doc) and
 // returns member indices, r per partition, primary first.
-func assign(ms []string, partitions, r int) []int {
+func assign(ms []string, zone []int, partitions, r int) []int {
 	if len(ms) == 0 {
 		return nil
 	}
 	a := &assigner{
 		n:         len(ms),
 		r:         r,
+		zone:      zone,
+		spread:    min(r, zoneCount(zone)),
 		hash:      make([]uint64, len(ms)),
 		pmix:      make([]uint64, partitions),
 		own:       make([]int, partitions*r),
@@ -180,7 +209,10 @@ func assign(ms []string, partitions, r int) []int {
 			if m < 0 { // every member with room owns p already (k ≥ 1)
 				m = a.swap(p)
 			}
-			if m < 0 { // last resort, over quota
+			if m < 0 { // last resort, over quota (zones: in a zone p lacks, if any)
+				m = a.bestOf(p, func(i int) bool { return !slices.Contains(a.owners(p, p), i) && !a.zoneTaken(p, i) })
+			}
+			if m < 0 {
 				m = a.bestOf(p, func(i int) bool { return !slices.Contains(a.owners(p, p), i) })
 			}
 			a.own[p*r+k] = m
@@ -202,6 +234,8 @@ type assigner struct {
 	own       []int    // member index per (partition, slot), r per partition
 	primaries *quota   // primaries per member, over P
 	total     *quota   // ownerships per member, over P·r
+	zone      []int    // zone index per member; nil = no zone-aware placement
+	spread    int      // slots 0..spread-1 of a partition must be in distinct zones (zones only)
 }
 
 // owners returns the filled slots of partition p: round+1 of them before the
@@ -221,7 +255,7 @@ func (a *assigner) best(p int, primary bool) int {
 	mine := a.owners(p, p)
 	b, bs := -1, uint64(0)
 	for i := 0; i < a.n; i++ {
-		if !a.total.room(i) || (primary && !a.primaries.room(i)) || slices.Contains(mine, i) {
+		if !a.total.room(i) || (primary && !a.primaries.room(i)) || slices.Contains(mine, i) || a.zoneTaken(p, i) {
 			continue
 		}
 		if s := score(a.pmix[p], a.hash[i]); b < 0 || s > bs {
@@ -255,7 +289,7 @@ func (a *assigner) bestOf(p int, ok func(int) bool) int {
 func (a *assigner) swap(p int) int {
 	mine := a.owners(p, p)
 	for _, c := range a.byScore(p) {
-		if slices.Contains(mine, c) {
+		if slices.Contains(mine, c) || a.zoneTaken(p, c) {
 			continue
 		}
 		for q := range len(a.pmix) {
@@ -264,7 +298,9 @@ func (a *assigner) swap(p int) int {
 			if q == p || j < 1 {
 				continue
 			}
-			m := a.bestOf(q, func(i int) bool { return a.total.room(i) && !slices.Contains(theirs, i) })
+			m := a.bestOf(q, func(i int) bool {
+				return a.total.room(i) && !slices.Contains(theirs, i) && !a.zoneClash(theirs, j, i)
+			})
 			if m < 0 {
 				continue
 			}
@@ -368,7 +404,7 @@ func (t *Table) Without(name string) *Table {
 	if len(others) == 0 {
 		return nil
 	}
-	return Compute(others, t.partitions, t.replicas)
+	return compute(others, t.zoneMap(), t.partitions, t.replicas)
 }
 
 // Members returns the member names, sorted.
@@ -409,6 +445,9 @@ type tableJSON struct {
 	Members    []string   `json:"members"`
 	Owners     [][]string `json:"owners"` // per partition, primary first
 	Version    uint64     `json:"version"`
+
+	Zones    map[string]string `json:"zones,omitempty"`    // member → zone, zoned tables only
+	Unspread []int             `json:"unspread,omitempty"` // partitions not spread over replicas zones, zoned tables only
 }
 
 // MarshalJSON encodes the table as {"partitions", "replicas", "members",
@@ -420,6 +459,8 @@ func (t Table) MarshalJSON() ([]byte, error) {
 		Members:    t.Members(),
 		Owners:     t.owners,
 		Version:    t.Version,
+		Zones:      t.zoneMap(),
+		Unspread:   t.unspread,
 	})
 }
 
@@ -461,6 +502,27 @@ func (t *Table) UnmarshalJSON(b []byte) error {
 	if j.Members == nil {
 		j.Members = []string{}
 	}
-	*t = Table{Version: j.Version, partitions: j.Partitions, replicas: j.Replicas, members: j.Members, owners: j.Owners}
+	var zones []string
+	if j.Zones != nil {
+		zones = make([]string, len(j.Members))
+		for m, z := range j.Zones {
+			i, found := slices.BinarySearch(j.Members, m)
+			if !found {
+				return bad("zone of %q, not a member", m)
+			}
+			zones[i] = z
+		}
+		if !slices.IsSorted(j.Unspread) || len(slices.Compact(slices.Clone(j.Unspread))) != len(j.Unspread) ||
+			len(j.Unspread) > 0 && (j.Unspread[0] < 0 || j.Unspread[len(j.Unspread)-1] >= j.Partitions) {
+			return bad("unspread partitions not ascending, distinct and in range")
+		}
+		if j.Unspread == nil {
+			j.Unspread = []int{}
+		}
+	} else if len(j.Unspread) > 0 {
+		return bad("unspread partitions without zones")
+	}
+	*t = Table{Version: j.Version, partitions: j.Partitions, replicas: j.Replicas, members: j.Members, owners: j.Owners,
+		zones: zones, unspread: j.Unspread}
 	return nil
 }

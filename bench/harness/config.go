@@ -61,6 +61,8 @@ type Config struct {
 	Timeout     time.Duration // per request; a request that takes longer counts as an error
 	Ack         string        // wire.AckPrimary or wire.AckAll, for Roost's writes
 	Batching    bool          // PathClient: batch concurrent calls (client.WithBatching)
+	NearCache   int64         // PathClient: bytes of the client's near cache (client.WithNearCache); 0 = off
+	NearTTL     time.Duration // PathClient with NearCache: the near cache's ttl
 	Path        string        // PathText, PathClient or PathHTTP
 	Compare     bool          // also measure the echo and NATS KV baselines in the same run
 	EchoSubject string        // EchoFixed or EchoKeyed: subject layout of the echo baseline
@@ -99,6 +101,7 @@ func DefaultConfig() Config {
 		Timeout:     5 * time.Second,
 		Ack:         wire.AckPrimary,
 		Batching:    true,
+		NearTTL:     time.Minute,
 		Path:        PathText,
 		EchoSubject: EchoFixed,
 		Prefix:      wire.DefaultPrefix,
@@ -161,6 +164,14 @@ func (c Config) Validate() error {
 	case wire.AckPrimary, wire.AckAll:
 	default:
 		return bad("ack", "%q: want primary or all", c.Ack)
+	}
+	switch {
+	case c.NearCache < 0:
+		return bad("near-cache", "%d: want a size, or 0 for none", c.NearCache)
+	case c.NearCache > 0 && c.Path != PathClient:
+		return bad("near-cache", "only with --path client: the near cache is the Go client's")
+	case c.NearCache > 0 && c.NearTTL <= 0:
+		return bad("near-ttl", "%s must be positive", c.NearTTL)
 	}
 	switch c.Path {
 	case PathText, PathClient:

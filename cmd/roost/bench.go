@@ -104,6 +104,8 @@ JSON object per target and line.`,
 	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "per request; a request that takes longer counts as an error")
 	fs.Var(f.ack, "ack", "ack mode of Roost's writes: primary or all")
 	fs.Var(f.batching, "batching", "--path client: batch concurrent calls (on) or send each alone (off)")
+	fs.Var((*sizeValue)(&cfg.NearCache), "near-cache", "--path client: the client's near cache (client.WithNearCache), e.g. 64MiB; 0 = off")
+	fs.DurationVar(&cfg.NearTTL, "near-ttl", cfg.NearTTL, "--path client with --near-cache: the oldest value the near cache serves")
 	fs.Var(f.path, "path", "how to reach Roost: text (NATS text API, raw nats.go), client (the Go client) or http (consul KV API, keep-alive; needs --http-addr with --server, and --ack primary)")
 	fs.BoolVar(&cfg.Compare, "compare", false, "also measure the raw NATS echo and NATS KV baselines, interleaved with roost")
 	fs.Var(f.echoSubject, "echo-subject", "subjects of the echo baseline: fixed (one per operation) or keyed (the key in the subject, as Roost's)")

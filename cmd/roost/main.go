@@ -118,6 +118,7 @@ node: "roost serve" starts one; the other commands talk to a running node.`,
 		a.newKeysCmd(),
 		a.newStatusCmd(),
 		a.newMembersCmd(),
+		a.newConfigCmd(), // configcmd.go
 		a.newWatchCmd(),
 		a.newLoadersCmd(),
 		a.newHotKeysCmd(),
