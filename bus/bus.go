@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -74,7 +75,9 @@ type Bus struct {
 	opts    *server.Options // the embedded server's options as given (random ports unresolved), for reloads; guarded by routeMu
 	token   string          // route credentials for AddRoute
 
-	closeOnce sync.Once
+	closeOnce    sync.Once
+	gacc         atomic.Pointer[server.Account] // the embedded server's global account, once looked up (interest.go)
+	loadPatterns loadPatterns                   // loader subscriptions, listed when observers are about (interest.go)
 }
 
 // Open starts the embedded server (or dials the external one) and returns the

@@ -42,6 +42,7 @@ func (n *Node) startAgent() error {
 		{n.subj.ForceLeave(), n.onForceLeave},
 		{n.subj.NodeAdmin(n.id, adminTags), n.onAdminTags},
 		{n.subj.NodeAdmin(n.id, adminStats), n.onAdminStats},
+		{n.subj.NodeAdmin(n.id, adminHotKeys), n.onAdminHotKeys},
 	}
 	for _, s := range subs {
 		sub, err := nc.Subscribe(s.subject, s.handler)

@@ -48,6 +48,7 @@ type NodeStats struct {
 	Replica               int               `json:"replica"` // partitions it holds a copy of
 	ReplicationLagSeconds float64           `json:"replication_lag_seconds"`
 	UptimeSeconds         float64           `json:"uptime_seconds"`
+	Loads                 *LoadStats        `json:"loads,omitempty"` // read-through counters (load.go)
 	Error                 string            `json:"error,omitempty"`
 }
 
@@ -78,6 +79,8 @@ func (n *Node) localStats() NodeStats {
 		ReplicationLagSeconds: n.replicationLag().Seconds(),
 		UptimeSeconds:         time.Since(n.started).Seconds(),
 	}
+	ls := n.LoadStats()
+	s.Loads = &ls
 	if r := n.routing.Load(); r != nil {
 		p, rp := r.table.Owned(n.cfg.Name)
 		s.Primary, s.Replica = len(p), len(rp)

@@ -35,14 +35,20 @@ func (n *Node) handleBatch(req micro.Request) {
 		respondError(req, err)
 		return
 	}
-	if n.allLocal(br.Ops) && br.Ack != wire.AckAll {
+	loading := n.allLocal(br.Ops) && br.Ack != wire.AckAll && n.mayLoadAny(br.Ops)
+	if n.allLocal(br.Ops) && br.Ack != wire.AckAll && !loading {
 		n.respondBatch(req, n.executeBatch(br.Ops, br.Ack))
 		return
 	}
-	// Some operations are forwarded: answer from a goroutine of its own so
-	// that this subscription keeps serving meanwhile.
+	// Some operations are forwarded, or may wait for loaders: answer from a
+	// goroutine of its own so that this subscription keeps serving meanwhile.
 	d := n.detach(req)
-	n.async.Go(func() { n.respondBatch(d, n.executeBatch(br.Ops, br.Ack)) })
+	n.async.Go(func() {
+		if loading {
+			n.prefetchLoads(br.Ops) // the batch's missing keys load at once (load.go)
+		}
+		n.respondBatch(d, n.executeBatch(br.Ops, br.Ack))
+	})
 }
 
 // allLocal reports whether this node leads the partitions of every op.

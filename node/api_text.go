@@ -77,6 +77,10 @@ func (n *Node) serveText(req micro.Request, op wire.Request, ack string) {
 	case !local:
 		d := n.detach(req)
 		n.async.Go(func() { respondText(d, &op, n.forwardOne(p, op, ack)) })
+	case op.Op == wire.OpGet && n.mayLoad(op.Key):
+		// It may wait for a loader (load.go): not on the subscription's goroutine.
+		d := n.detach(req)
+		n.async.Go(func() { respondText(d, &op, n.apply(&op, ack)) })
 	case mode == wire.AckAll && (op.Op != wire.OpGet || op.TTL > 0):
 		// It waits for the replicas: not on the subscription's goroutine.
 		d := n.detach(req)

@@ -52,6 +52,10 @@ type Config struct {
 	AckTimeout  time.Duration // [--ack-timeout] how long an ack=all write waits for every live owner; default 5s
 	AntiEntropy time.Duration // [--anti-entropy] period of the replicas' digest comparisons; default 5s, negative = off
 
+	// Loaders (load.go, docs/PROTOCOL.md "Loaders").
+	LoadTimeout time.Duration // [--load-timeout] how long a key's primary waits for a loader's answer before the waiting gets fail with 503; default 2s
+	LoadTTL     time.Duration // [--load-ttl] TTL of a loaded value whose loader sent no Roost-TTL; default 10m, 0 = no expiry
+	NegativeTTL time.Duration // [--negative-ttl] how long a loader's 404 is remembered (answered 404 without asking again); default 30s, 0 = off
 	// FeedExpiry [--feed-expiry] announces on the change feed the keys
 	// that expire (by the primary of their partition) and those this node
 	// evicts, so that roost watch and blocking queries see them; default off.
@@ -101,6 +105,10 @@ const (
 	DefaultMaxValue   = 1 << 20 // 1 MiB, the NATS default payload
 	DefaultMaxKey     = 1024
 	maxHeaderBytes    = 64 << 10 // room above MaxValue for headers and batch framing
+
+	DefaultLoadTimeout = 2 * time.Second  // a loader's answer
+	DefaultLoadTTL     = 10 * time.Minute // a loaded value without Roost-TTL
+	DefaultNegativeTTL = 30 * time.Second // a loader's 404
 )
 
 // DefaultConfig returns the configuration of `roost serve` with no flags.
@@ -125,6 +133,10 @@ func DefaultConfig() Config {
 
 		AckTimeout:  5 * time.Second,
 		AntiEntropy: 5 * time.Second,
+
+		LoadTimeout: DefaultLoadTimeout,
+		LoadTTL:     DefaultLoadTTL,
+		NegativeTTL: DefaultNegativeTTL,
 	}
 }
 
@@ -206,6 +218,15 @@ func (c Config) Validate() error {
 	}
 	if c.SuspectAfter < 1 || c.DeadAfter <= c.SuspectAfter {
 		return bad("dead-after", "need 1 <= --suspect-after (%d) < --dead-after (%d)", c.SuspectAfter, c.DeadAfter)
+	}
+	if c.LoadTimeout <= 0 || c.LoadTimeout > forwardTimeout {
+		return bad("load-timeout", "%s: need more than 0 and at most %s (a forwarded get waits no longer)", c.LoadTimeout, forwardTimeout)
+	}
+	if c.LoadTTL < 0 || c.LoadTTL > MaxTTL {
+		return bad("load-ttl", "%s: need 0 (no expiry) up to %s", c.LoadTTL, MaxTTL)
+	}
+	if c.NegativeTTL < 0 {
+		return bad("negative-ttl", "%s is negative (0 = off)", c.NegativeTTL)
 	}
 	if err := c.validateTLS(); err != nil {
 		return err

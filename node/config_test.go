@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestDefaultConfigIsValid(t *testing.T) {
@@ -36,6 +37,10 @@ func TestValidateNamesTheFlag(t *testing.T) {
 		{"--nats", func(c *Config) { c.NATSURL = "nats://x:4222"; c.Join = []string{"y:6222"} }, ErrConfig},
 		{"--heartbeat-interval", func(c *Config) { c.HeartbeatInterval = 0 }, ErrConfig},
 		{"--dead-after", func(c *Config) { c.DeadAfter = 2 }, ErrConfig},
+		{"--load-timeout", func(c *Config) { c.LoadTimeout = 0 }, ErrConfig},
+		{"--load-timeout", func(c *Config) { c.LoadTimeout = time.Minute }, ErrConfig},
+		{"--load-ttl", func(c *Config) { c.LoadTTL = -time.Second }, ErrConfig},
+		{"--negative-ttl", func(c *Config) { c.NegativeTTL = -time.Second }, ErrConfig},
 	}
 	for _, tt := range tests {
 		cfg := DefaultConfig()

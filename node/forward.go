@@ -117,11 +117,17 @@ func (n *Node) forward(p int, ops []wire.Request, ack string) ([]wire.Result, er
 		answerBy = deadline.Add(n.ackTimeout()) // it waits for the replicas after applying
 	}
 	subject := n.subj.PartitionBatch(p)
+	attempt := forwardAttempt
+	if retry && n.mayLoadAny(ops) {
+		// The primary may wait for a loader up to --load-timeout: an
+		// attempt sent again before would start a second load (load.go).
+		attempt += n.cfg.LoadTimeout
+	}
 	for {
 		var actx context.Context
 		var acancel context.CancelFunc
 		if retry {
-			actx, acancel = context.WithTimeout(ctx, forwardAttempt)
+			actx, acancel = context.WithTimeout(ctx, attempt)
 		} else {
 			actx, acancel = context.WithDeadline(context.Background(), answerBy)
 		}
@@ -172,11 +178,18 @@ func (n *Node) handlePartitionBatch(msg *nats.Msg) {
 		respondMsgError(msg, errBadRequest("malformed batch: %v", err))
 		return
 	}
-	if br.Ack == wire.AckAll || len(br.Ops) > 0 && n.leadsSyncing(partition.Of(br.Ops[0].Key, n.cfg.Partitions)) {
-		// It waits for the replicas, or for the partition to be pulled in:
+	loading := n.mayLoadAny(br.Ops)
+	if br.Ack == wire.AckAll || len(br.Ops) > 0 && n.leadsSyncing(partition.Of(br.Ops[0].Key, n.cfg.Partitions)) || loading {
+		// It waits for the replicas, for the partition to be pulled in, or
+		// for a loader (load.go):
 		// not on the subscription's goroutine, where the partition's other
 		// requests would queue behind it.
-		n.async.Go(func() { n.servePartitionBatch(msg, &br) })
+		n.async.Go(func() {
+			if loading {
+				n.prefetchLoads(br.Ops) // the batch's missing keys load at once (load.go)
+			}
+			n.servePartitionBatch(msg, &br)
+		})
 		return
 	}
 	n.servePartitionBatch(msg, &br)

@@ -18,6 +18,7 @@ func (n *Node) httpHandler() http.Handler {
 	n.kvRoutes(mux)        // http_kv.go: consul KV
 	n.counterRoutes(mux)   // ops_incr.go: /v1/roost/incr and /v1/roost/touch
 	n.agentRoutes(mux)     // http_agent.go: consul agent and health, Roost members, metrics, dashboard
+	n.hotKeyRoutes(mux)    // hotkeys.go: the keys read most
 	return guardPaths(mux) // http_paths.go: no path is cleaned, none redirected
 }
 

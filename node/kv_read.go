@@ -111,8 +111,17 @@ func (n *Node) localKVKey(key string, observe uint64) kvResponse {
 		_ = n.repl.ReadBarrier(partition.Of(key, n.cfg.Partitions), key, n.ackTimeout())
 	}
 	e, deleted, err := n.store.Lookup(key)
+	n.hot.observe(key)
 	if err != nil {
-		return kvResponse{Index: deleted}
+		// A loader may have it (load.go).
+		if e, err = n.readThrough(key, err); err != nil {
+			if codeOf(err) == wire.CodeUnavailable {
+				return kvResponse{Index: deleted, LoadErr: err.Error()}
+			}
+			return kvResponse{Index: deleted}
+		}
+	} else {
+		n.afterHit(key, &e)
 	}
 	return kvResponse{Entries: []kvEntry{kvEntryOf(&e, false)}, Index: e.Version}
 }
@@ -169,12 +178,14 @@ func (n *Node) kvKey(ctx context.Context, key string, observe uint64) (kvRespons
 	for {
 		p, local := n.locate(key)
 		if local {
-			return n.localKVKey(key, observe), nil
+			return loadFailure(n.localKVKey(key, observe))
 		}
 		var resp kvResponse
 		err := errNoPrimary(p)
 		if id := n.primaryID(p); id != "" {
-			err = n.askNode(ctx, n.subj.NodeKV(id), &req, &resp)
+			if err = n.askNode(ctx, n.subj.NodeKV(id), &req, &resp); err == nil {
+				return loadFailure(resp)
+			}
 		}
 		if codeOf(err) != wire.CodeUnavailable || ctx.Err() != nil {
 			return resp, err
@@ -186,6 +197,14 @@ func (n *Node) kvKey(ctx context.Context, key string, observe uint64) (kvRespons
 		case <-time.After(forwardRetry):
 		}
 	}
+}
+
+// loadFailure turns a one-key answer whose loader failed into its 503.
+func loadFailure(resp kvResponse) (kvResponse, error) {
+	if resp.LoadErr != "" {
+		return kvResponse{}, &apiError{code: wire.CodeUnavailable, msg: resp.LoadErr}
+	}
+	return resp, nil
 }
 
 // primaryID is the node ID of partition p's primary, "" when unknown.

@@ -25,9 +25,10 @@ type kvEntry struct {
 
 // kvResponse answers a kvRequest.
 type kvResponse struct {
-	Entries []kvEntry `msgpack:"e"`           // the key (none when absent), or the page in key order
-	Index   uint64    `msgpack:"i,omitempty"` // one key: its version, or its tombstone's (0 = none)
-	More    bool      `msgpack:"m,omitempty"` // Prefix: ask again after the last key
+	Entries []kvEntry `msgpack:"e"`            // the key (none when absent), or the page in key order
+	Index   uint64    `msgpack:"i,omitempty"`  // one key: its version, or its tombstone's (0 = none)
+	More    bool      `msgpack:"m,omitempty"`  // Prefix: ask again after the last key
+	LoadErr string    `msgpack:"le,omitempty"` // one key: its loader failed (a 503 not to retry)
 }
 
 // indexRequest asks one node for its index of a prefix: the highest version

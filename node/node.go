@@ -50,6 +50,8 @@ type Node struct {
 	maxPayload int64  // the bus payload limit in bytes
 	started    time.Time
 	metrics    *metrics             // operation counters and the registry of /metrics (metrics.go)
+	loads      *loads               // read-through loads at the primary (load.go)
+	hot        *hotKeys             // the keys read most here (hotkeys.go)
 	agentSubs  []*nats.Subscription // force-leave and admin subscriptions (agent_cluster.go)
 
 	leaving  atomic.Bool   // set first thing by Stop: this node serves no partition any more
@@ -82,6 +84,8 @@ func New(cfg Config) (*Node, error) {
 		partSubs: map[int]*nats.Subscription{},
 	}
 	n.metrics = newMetrics(n)
+	n.loads = newLoads(cfg.NegativeTTL, n.metrics.reg)
+	n.hot = newHotKeys()
 	n.initRuntimeConfig()
 	return n, nil
 }
@@ -343,6 +347,7 @@ func (n *Node) Stop() {
 			_ = n.svc.Stop() // drains: handlers may still run a moment (see asyncGroup)
 		}
 		n.awaitForwards(2 * time.Second)
+		n.awaitLoads(n.cfg.LoadTimeout + time.Second)
 		if graceful {
 			// Tell the peers at once, so they stop routing here.
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)

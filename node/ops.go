@@ -46,6 +46,7 @@ func (n *Node) get(key string) (_ store.Entry, err error) {
 		}
 	}
 	e, err := n.store.Get(key)
+	e, err = n.afterRead(key, e, err) // hot keys; a loader on a miss (load.go)
 	return e, explain(err, key, false, 0)
 }
 
@@ -57,6 +58,9 @@ func (n *Node) writeOp(op *wire.Request, ack string) (replicator.Op, error) {
 	}
 	if _, err := parseAck(ack); err != nil {
 		return replicator.Op{}, err
+	}
+	if op.Op == wire.OpSet || op.Op == wire.OpDel || op.Op == wire.OpIncr {
+		n.forgetLoad(op.Key) // its loader's 404 or refresh schedule no longer holds (load.go)
 	}
 	switch op.Op {
 	case wire.OpSet:

@@ -18,6 +18,7 @@ const (
 	getOp      = "get"          // text API: get a key
 	setOp      = "set"          // text API: set a key
 	delOp      = "del"          // text API: delete a key
+	loadOp     = "load"         // loaders: "<prefix>.load.<key>", answered by a loader, asked by the key's primary on a miss
 	incrOp     = "incr"         // text API: add to a counter
 	touchOp    = "touch"        // text API: reset a key's expiry
 	batchSubj  = "bin.batch"    // binary API: a batch of get/set/delete operations
@@ -41,6 +42,7 @@ type Subjects struct {
 	prefix string // e.g. "roost", never empty, no trailing dot
 
 	getBase, setBase, delBase string // "roost.get." etc., precomputed for the hot path
+	loadBase                  string // "roost.load."
 	incrBase, touchBase       string
 }
 
@@ -55,6 +57,7 @@ func NewSubjects(prefix string) Subjects {
 		setBase: prefix + "." + setOp + ".",
 		delBase: prefix + "." + delOp + ".",
 
+		loadBase:  prefix + "." + loadOp + ".",
 		incrBase:  prefix + "." + incrOp + ".",
 		touchBase: prefix + "." + touchOp + ".",
 	}
@@ -71,6 +74,39 @@ func (s Subjects) Set(key string) string { return s.setBase + key }
 
 // Del is the text-API subject that deletes key.
 func (s Subjects) Del(key string) string { return s.delBase + key }
+
+// Load is the subject a loader answers for key (docs/PROTOCOL.md,
+// "Loaders"): the key's primary asks it when a get misses.
+func (s Subjects) Load(key string) string { return s.loadBase + key }
+
+// LoadProbe is the subject beside key's load subject that no loader
+// subscribes to: "<prefix>.noload.<key>". The subscriptions it matches are
+// observers' ("<prefix>.>", ">", "<prefix>.*.<key>"), which match the load
+// subject too; a node discounts them when it asks whether a loader listens,
+// so a `nats sub 'roost.>'` is not taken for a loader.
+func (s Subjects) LoadProbe(key string) string { return s.LoadProbeBase() + key }
+
+// LoadProbeBase is LoadProbe's subject without the key.
+func (s Subjects) LoadProbeBase() string { return s.prefix + ".noload." }
+
+// LoadPattern is the subject a loader subscribes to for the keys matching
+// pattern, a key with NATS wildcards ("users.>", "*.avatar"); "" = every key.
+func (s Subjects) LoadPattern(pattern string) string {
+	if pattern == "" {
+		pattern = ">"
+	}
+	return s.loadBase + pattern
+}
+
+// LoadKey returns the key of a loader subject ("<prefix>.load.<key>"), or
+// ok=false when subject is not of that form.
+func (s Subjects) LoadKey(subject string) (key string, ok bool) {
+	key, ok = strings.CutPrefix(subject, s.loadBase)
+	if !ok || key == "" {
+		return "", false
+	}
+	return key, true
+}
 
 // Incr is the text-API subject that adds to the counter key.
 func (s Subjects) Incr(key string) string { return s.incrBase + key }

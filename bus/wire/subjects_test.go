@@ -25,6 +25,15 @@ func TestSubjects(t *testing.T) {
 			t.Errorf("TextKey(%s, %s) = %q, %v; want %q, %v", tc.op, tc.subject, key, ok, tc.key, tc.ok)
 		}
 	}
+	if s.Load("users.42") != "roost.load.users.42" || s.LoadPattern("users.>") != "roost.load.users.>" || s.LoadPattern("") != "roost.load.>" {
+		t.Fatalf("load subjects: %s %s %s", s.Load("users.42"), s.LoadPattern("users.>"), s.LoadPattern(""))
+	}
+	if k, ok := s.LoadKey("roost.load.a.b"); k != "a.b" || !ok {
+		t.Fatalf("LoadKey = %q, %v", k, ok)
+	}
+	if _, ok := s.LoadKey("roost.get.a"); ok {
+		t.Fatal("LoadKey took a get subject")
+	}
 	if s.Incr("c") != "roost.incr.c" || s.IncrAll() != "roost.incr.>" || s.Touch("c") != "roost.touch.c" || s.TouchAll() != "roost.touch.>" {
 		t.Fatalf("counter subjects: %s %s %s %s", s.Incr("c"), s.IncrAll(), s.Touch("c"), s.TouchAll())
 	}

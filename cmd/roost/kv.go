@@ -168,6 +168,8 @@ an error (exit code 1).`,
 	addClientFlags(cmd, f, `print {"key","value","value_base64","version","flags","expires"}; "value" only when the value is UTF-8`)
 	var touch ttlValue
 	cmd.Flags().Var(&touch, "touch", "also reset the key's expiry to this long from now (a write at its primary; see roost touch)")
+	var load bool
+	cmd.Flags().BoolVar(&load, "load", false, "read through a loader: a missing key fails saying whether a loader was asked (loaders.go)")
 	cmd.RunE = a.withClient(f, func(ctx context.Context, c *client.Client, args []string) error {
 		key := args[0]
 		var opts []client.GetOption
@@ -175,6 +177,9 @@ an error (exit code 1).`,
 			opts = append(opts, client.AndTouch(time.Duration(touch)))
 		}
 		it, err := c.Get(ctx, key, opts...)
+		if err != nil && load {
+			return loadErr(key, f.prefix, err)
+		}
 		if err != nil {
 			return opErr(key, err)
 		}

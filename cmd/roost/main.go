@@ -120,6 +120,8 @@ node: "roost serve" starts one; the other commands talk to a running node.`,
 		a.newMembersCmd(),
 		a.newConfigCmd(), // configcmd.go
 		a.newWatchCmd(),
+		a.newLoadersCmd(),
+		a.newHotKeysCmd(),
 		a.newBenchCmd(),
 		a.newMappingsCmd(),
 	)

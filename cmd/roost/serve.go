@@ -38,6 +38,7 @@ type serveFlags struct {
 	tags                                    tagsValue
 	sweepInterval, heartbeatInterval        time.Duration
 	ackTimeout, antiEntropy                 time.Duration
+	loadTimeout, loadTTL, negativeTTL       time.Duration
 	feedExpiry                              bool
 	suspectAfter, deadAfter                 int
 	logLevel, logFormat                     *choiceValue
@@ -111,6 +112,9 @@ SIGINT or SIGTERM stops the node and exits 0.`,
 	fs.DurationVar(&f.heartbeatInterval, "heartbeat-interval", def.HeartbeatInterval, "how often the node tells its peers it lives")
 	fs.DurationVar(&f.ackTimeout, "ack-timeout", def.AckTimeout, "how long an ack=all write waits for every live owner before it fails with 503")
 	fs.DurationVar(&f.antiEntropy, "anti-entropy", def.AntiEntropy, "period of the replicas' digest comparisons (negative = off)")
+	fs.DurationVar(&f.loadTimeout, "load-timeout", def.LoadTimeout, "how long a key's primary waits for a loader (roost.load.<key>) before the gets waiting on it fail with 503")
+	fs.DurationVar(&f.loadTTL, "load-ttl", def.LoadTTL, "TTL of a loaded value whose loader sent no Roost-TTL (0 = no expiry)")
+	fs.DurationVar(&f.negativeTTL, "negative-ttl", def.NegativeTTL, "how long a loader's 404 is remembered and answered without asking again (0 = off)")
 	fs.BoolVar(&f.feedExpiry, "feed-expiry", def.FeedExpiry, "announce keys that expire or are evicted on the change feed (roost watch, blocking queries)")
 	fs.IntVar(&f.suspectAfter, "suspect-after", def.SuspectAfter, "missed heartbeats before a peer is suspect")
 	fs.IntVar(&f.deadAfter, "dead-after", def.DeadAfter, "missed heartbeats before a peer is dead")
@@ -151,6 +155,7 @@ func (f *serveFlags) nodeConfig(log *slog.Logger) node.Config {
 	cfg.SweepInterval = f.sweepInterval
 	cfg.HeartbeatInterval = f.heartbeatInterval
 	cfg.AckTimeout, cfg.AntiEntropy = f.ackTimeout, f.antiEntropy
+	cfg.LoadTimeout, cfg.LoadTTL, cfg.NegativeTTL = f.loadTimeout, f.loadTTL, f.negativeTTL
 	cfg.FeedExpiry = f.feedExpiry
 	cfg.SuspectAfter = f.suspectAfter
 	cfg.DeadAfter = f.deadAfter

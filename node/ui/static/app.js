@@ -182,6 +182,24 @@
     return 10 * p;
   }
 
+  // renderLoads shows each node's read-through counters (GET /v1/roost/stats).
+  function renderLoads(stats) {
+    const rows = stats.nodes.filter((s) => s.loads).map((s) => {
+      const l = s.loads;
+      return el("tr", { "data-loads": s.name }, el("td", {}, s.name),
+        ...[l.loaded, l.not_found, l.failed, l.joined, l.negative_hits].map((v) => el("td", { class: "num" }, fmtNum(v))),
+        el("td", { class: "num" }, l.mean_seconds ? `${(l.mean_seconds * 1000).toFixed(1)} ms` : "–"));
+    });
+    $("loads").querySelector("tbody").replaceChildren(...rows);
+  }
+
+  // renderHot lists each node's hottest keys (GET /v1/roost/hotkeys).
+  function renderHot(hot) {
+    const lists = hot.nodes.map((n) => el("div", { class: "hot", "data-hot": n.name }, el("strong", {}, n.name),
+      el("ol", {}, ...(n.keys || []).map((k) => el("li", { title: `±${fmtNum(k.error)}` }, `${k.key} `, el("span", { class: "num" }, fmtNum(k.reads)))))));
+    $("hotkeys").replaceChildren(...lists);
+  }
+
   function render(members, stats, status) {
     const rates = sample(stats);
     renderMembers(members, stats, rates);
@@ -221,9 +239,11 @@
     if (inFlight || waitingForToken) return;
     inFlight = true;
     try {
-      const [members, stats, status] = await Promise.all([api("../v1/roost/members"), api("../v1/roost/stats"), api("../v1/status")]);
+      const [members, stats, status, hot] = await Promise.all([api("../v1/roost/members"), api("../v1/roost/stats"), api("../v1/status"), api("../v1/roost/hotkeys?n=5")]);
       $("error").hidden = true;
       render(members, stats, status);
+      renderLoads(stats);
+      renderHot(hot);
     } catch (err) {
       if (err instanceof TokenError) {
         askToken(token !== "");

@@ -1,0 +1,92 @@
+package bus
+
+import (
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// LoadInterest reports whether a responder anywhere in the NATS cluster
+// subscribes to the load subject subject, without sending anything. known is
+// false with an external NATS, whose subscriptions this process cannot see:
+// the caller must ask (a request answers "no responders" in one round trip
+// when nobody listens).
+//
+// With an embedded server it is a lookup in the server's subscription list
+// (its own clients, and the interest its routes announced), well under a
+// microsecond. An observer — `nats sub 'roost.>'`, or '>' — matches every
+// load subject too, yet never answers: taken for a loader, it would make
+// every miss wait out the load timeout. probe is a subject beside subject
+// that no loader subscribes to ("<prefix>.noload.<key>"): when nothing
+// matches it, every match of subject is a loader. When something does,
+// observers are about, and the node looks at the subscriptions' own
+// subjects: a loader's names the load token literally (starts with
+// loadBase, "<prefix>.load."). Those are listed from the server's local
+// subscriptions and its routes' (what peers' clients subscribed to), at
+// most every loadPatternsEvery, and again when the count of subscriptions
+// changes.
+func (b *Bus) LoadInterest(subject, probe, loadBase string) (listens, known bool) {
+	if b.srv == nil {
+		return false, false
+	}
+	acc := b.gacc.Load()
+	if acc == nil {
+		acc = b.srv.GlobalAccount() // the account of every client: Roost configures no others
+		b.gacc.Store(acc)
+	}
+	if !acc.SubscriptionInterest(subject) {
+		return false, true
+	}
+	if !acc.SubscriptionInterest(probe) {
+		return true, true
+	}
+	for _, p := range b.loadPatterns.get(b.srv, acc, loadBase) {
+		if server.SubjectMatchesFilter(subject, p) {
+			return true, true
+		}
+	}
+	return false, true
+}
+
+// loadPatternsEvery bounds how often the loader subscriptions are listed
+// again while the count of subscriptions keeps changing.
+const loadPatternsEvery = 100 * time.Millisecond
+
+// loadPatterns caches the subjects of the subscriptions under a load base.
+type loadPatterns struct {
+	mu       sync.Mutex
+	base     string
+	subs     int       // the account's subscription count when listed
+	listed   time.Time // when listed
+	patterns []string  // subjects of subscriptions under base, local and routed
+}
+
+func (lp *loadPatterns) get(srv *server.Server, acc *server.Account, base string) []string {
+	lp.mu.Lock()
+	defer lp.mu.Unlock()
+	total := acc.TotalSubs()
+	now := time.Now()
+	if lp.base == base && !lp.listed.IsZero() && (total == lp.subs || now.Sub(lp.listed) < loadPatternsEvery) && now.Sub(lp.listed) < time.Second {
+		return lp.patterns
+	}
+	lp.base, lp.subs, lp.listed, lp.patterns = base, total, now, lp.patterns[:0]
+	if sz, err := srv.Subsz(&server.SubszOptions{Subscriptions: true, Limit: 1 << 20}); err == nil {
+		for _, s := range sz.Subs {
+			if strings.HasPrefix(s.Subject, base) {
+				lp.patterns = append(lp.patterns, s.Subject)
+			}
+		}
+	}
+	if rz, err := srv.Routez(&server.RoutezOptions{Subscriptions: true}); err == nil {
+		for _, r := range rz.Routes {
+			for _, s := range r.Subs {
+				if strings.HasPrefix(s, base) {
+					lp.patterns = append(lp.patterns, s)
+				}
+			}
+		}
+	}
+	return lp.patterns
+}
