@@ -162,6 +162,10 @@ func (n *Node) forward(p int, ops []wire.Request, ack string) ([]wire.Result, er
 // subject: applied here if this node leads the partition in its own view,
 // else a 503 so that the forwarder retries.
 func (n *Node) handlePartitionBatch(msg *nats.Msg) {
+	if msg.Header.Get(reservedHeader) != "" {
+		n.async.Go(func() { n.serveReserved(msg) }) // Roost's own keys (catalog_store.go)
+		return
+	}
 	var br wire.BatchRequest
 	if err := wire.Unmarshal(msg.Data, &br); err != nil {
 		respondMsgError(msg, errBadRequest("malformed batch: %v", err))

@@ -17,6 +17,7 @@ func (n *Node) httpHandler() http.Handler {
 	mux.Handle("GET /v1/status", n.requireToken(http.HandlerFunc(n.httpStatus)))
 	n.kvRoutes(mux)        // http_kv.go: consul KV
 	n.agentRoutes(mux)     // http_agent.go: consul agent and health, Roost members, metrics, dashboard
+	n.catalogRoutes(mux)   // catalog_http.go: consul's service catalog
 	return guardPaths(mux) // http_paths.go: no path is cleaned, none redirected
 }
 

@@ -49,6 +49,7 @@ type Node struct {
 	started    time.Time
 	metrics    *metrics             // operation counters and the registry of /metrics (metrics.go)
 	agentSubs  []*nats.Subscription // force-leave and admin subscriptions (agent_cluster.go)
+	agent      *catalogAgent        // the services registered on this node (catalog_agent.go)
 
 	leaving  atomic.Bool   // set first thing by Stop: this node serves no partition any more
 	killed   bool          // Kill: stop without telling anyone
@@ -116,6 +117,7 @@ func (n *Node) Start() (err error) {
 	scfg := store.DefaultConfig()
 	scfg.MaxMemory = n.cfg.MaxMemory
 	scfg.SweepInterval = n.cfg.SweepInterval
+	scfg.Pinned = "\x00" // Roost's own keys (reserved.go) are never evicted
 	if n.store, err = store.New(scfg); err != nil {
 		return fmt.Errorf("node: store: %w", err)
 	}
@@ -131,6 +133,7 @@ func (n *Node) Start() (err error) {
 		return err
 	}
 
+	n.agent = newCatalogAgent() // before HTTP, whose catalog routes use it
 	if err = n.startHTTP(); err != nil {
 		return err
 	}
@@ -141,6 +144,9 @@ func (n *Node) Start() (err error) {
 		return err
 	}
 	if err = n.startAgent(); err != nil {
+		return err
+	}
+	if err = n.startCatalog(); err != nil {
 		return err
 	}
 	n.log.Info("roost node ready", "nats", n.bus.ClientURL(), "http", n.httpAddr, "max_memory", n.cfg.MaxMemory)
@@ -335,6 +341,7 @@ func (n *Node) Stop() {
 			cancel()
 		}
 		n.stopAgent()
+		n.stopCatalog()
 		if n.http != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			_ = n.http.Shutdown(ctx)

@@ -292,6 +292,9 @@ func (sh *shard) makeRoom(size int64) {
 			continue
 		}
 		i := sh.pol.victim(&sh.sl)
+		if i == 0 && sh.pol.pinned.n > 0 {
+			return // what is left is pinned: over budget by pinned bytes (pin.go)
+		}
 		if i == 0 {
 			panic("store: shard over budget with nothing to evict")
 		}

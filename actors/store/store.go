@@ -50,6 +50,7 @@ func New(cfg Config) (*Store, error) {
 	for i := range s.shards {
 		s.shards[i] = newShard(budget)
 		s.shards[i].tombTTL = max(cfg.TombstoneTTL, 0)
+		s.shards[i].pol.pin = cfg.Pinned
 	}
 	return s, nil
 }
