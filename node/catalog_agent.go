@@ -102,11 +102,11 @@ type catalogAgent struct {
 	writeMu sync.Mutex    // one catalog write at a time, so that the last written is the latest
 	kick    chan struct{} // wakes the loop: something is due
 
-	ctx    context.Context    // ends when the agent stops: its writes and HTTP polls give up
-	cancel context.CancelFunc // ends ctx
-	polls  sync.WaitGroup     // HTTP checks being polled
-	done   chan struct{}      // closed when the loop has ended
-	running bool              // the loop was started (startCatalog)
+	ctx     context.Context    // ends when the agent stops: its writes and HTTP polls give up
+	cancel  context.CancelFunc // ends ctx
+	polls   sync.WaitGroup     // HTTP checks being polled
+	done    chan struct{}      // closed when the loop has ended
+	running bool               // the loop was started (startCatalog)
 	pickSub *nats.Subscription // the pick subject (catalog_pick.go)
 }
 

@@ -29,11 +29,11 @@ const (
 
 // Queue ids kept in entry.queue.
 const (
-	queueNone  uint8 = iota // free slab slot
-	queueSmall              // in the small FIFO
-	queueMain               // in the main FIFO
-	queueTomb               // a tombstone, in its shard's tombstone FIFO (not the policy's)
-	queuePinned             // never evicted: in the policy's pinned FIFO (pin.go)
+	queueNone   uint8 = iota // free slab slot
+	queueSmall               // in the small FIFO
+	queueMain                // in the main FIFO
+	queueTomb                // a tombstone, in its shard's tombstone FIFO (not the policy's)
+	queuePinned              // never evicted: in the policy's pinned FIFO (pin.go)
 )
 
 // fifo is a queue of slab entries linked through entry.prev/next: new entries
@@ -157,8 +157,8 @@ func (g *ghost) fit(n int) {
 type s3fifo struct {
 	small, main fifo
 	ghost       ghost
-	smallTarget int64 // bytes small may hold before it is evicted from first
-	remember    bool  // keep a ghost (only bounded shards evict)
+	smallTarget int64  // bytes small may hold before it is evicted from first
+	remember    bool   // keep a ghost (only bounded shards evict)
 	pinned      fifo   // entries never evicted (pin.go)
 	pin         string // key prefix of the pinned entries; "" = none
 }
