@@ -84,6 +84,8 @@ func (n *Node) runCatalog() {
 	defer tick.Stop()
 	sweep := time.NewTicker(catalogSweepEvery)
 	defer sweep.Stop()
+	views, unsubscribe := n.members.Subscribe()
+	defer unsubscribe()
 	for {
 		select {
 		case <-a.ctx.Done(): // the node stops
@@ -94,7 +96,13 @@ func (n *Node) runCatalog() {
 			a.expire(now)
 			n.pollChecks(now)
 			n.syncDue()
-		case <-sweep.C: // forget dead nodes' records
+		case _, ok := <-views: // a membership change: a node may have died or left
+			if !ok {
+				views = nil // the membership stopped
+				continue
+			}
+			n.sweepCatalog()
+		case <-sweep.C: // forget dead nodes' records (again, in case a primary moved meanwhile)
 			n.sweepCatalog()
 		}
 	}
@@ -200,10 +208,10 @@ func staleRecord(view membership.View, rec *svcRecord, settled bool) bool {
 // delete is conditional on the version read, so a record written anew
 // meanwhile (its node restarted and registered again) stays.
 func (n *Node) sweepCatalog() {
-	r := n.routing.Load()
-	if r == nil || n.leaving.Load() {
+	if n.routing.Load() == nil || n.leaving.Load() {
 		return
 	}
+	view := n.members.View() // the freshest, maybe ahead of the routing's
 	settled := time.Since(n.started) > time.Duration(n.cfg.DeadAfter)*n.cfg.HeartbeatInterval
 	entries, _ := n.store.Scan(svcPrefix, "", 0, false)
 	for i := range entries {
@@ -212,7 +220,7 @@ func (n *Node) sweepCatalog() {
 			continue
 		}
 		var rec svcRecord
-		if err := json.Unmarshal(e.Value, &rec); err == nil && !staleRecord(r.view, &rec, settled) {
+		if err := json.Unmarshal(e.Value, &rec); err == nil && !staleRecord(view, &rec, settled) {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(n.agent.ctx, catalogWriteWait)

@@ -167,7 +167,7 @@ func (n *Node) serveReserved(msg *nats.Msg) {
 // and returns them with the catalog's index: the highest version under its
 // prefix, deletes included.
 func (n *Node) readCatalog(ctx context.Context, b blocking) ([]catalogEntry, uint64, error) {
-	res, err := n.queryKV(ctx, kvQuery{key: svcPrefix, prefix: true}, b)
+	res, err := n.queryCatalog(ctx, b)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -189,4 +189,57 @@ func (n *Node) readCatalog(ctx context.Context, b blocking) ([]catalogEntry, uin
 		out = append(out, catalogEntry{rec: rec, member: m, created: e.Created, version: e.Version})
 	}
 	return out, res.index, nil
+}
+
+// catalogReadAttempt bounds one read of the catalog's keys across the
+// nodes. A node that dies while it is asked never answers; the read is
+// tried again, with the nodes alive then, rather than wait the whole
+// forwardTimeout for it: so a reader learns of a node's death at about the
+// time the cluster does.
+const catalogReadAttempt = time.Second
+
+// queryCatalog reads the catalog's keys as a blocking KV prefix query does
+// (kv_block.go's queryKV), each read tried in attempts of
+// catalogReadAttempt for up to forwardTimeout.
+func (n *Node) queryCatalog(ctx context.Context, b blocking) (kvResult, error) {
+	q := kvQuery{key: svcPrefix, prefix: true}
+	w := n.feed.waiters.add(q.key, q.prefix) // before reading: no change after the read goes unheard
+	defer n.feed.waiters.remove(w)
+	timer := time.NewTimer(b.wait)
+	defer timer.Stop()
+	final := b.index == 0
+	for {
+		res, ready, err := n.readCatalogKeys(ctx, q, b.index, final)
+		if err != nil || ready {
+			return res, err
+		}
+		select {
+		case <-w.wake: // a change of the catalog: read again
+		case <-timer.C: // the wait is over: answer with what there is
+			final = true
+		case <-n.feed.waiters.stopping(): // the node stops: answer now
+			final = true
+		case <-ctx.Done(): // the client went away
+			return kvResult{}, ctx.Err()
+		}
+	}
+}
+
+// readCatalogKeys is readKV in attempts of catalogReadAttempt, again while
+// a node does not answer, for up to forwardTimeout.
+func (n *Node) readCatalogKeys(ctx context.Context, q kvQuery, min uint64, final bool) (kvResult, bool, error) {
+	deadline := time.Now().Add(forwardTimeout)
+	for {
+		actx, cancel := context.WithTimeout(ctx, catalogReadAttempt)
+		res, ready, err := n.readKV(actx, q, min, final)
+		cancel()
+		if codeOf(err) != wire.CodeUnavailable || ctx.Err() != nil || time.Now().After(deadline) {
+			return res, ready, err
+		}
+		select {
+		case <-ctx.Done():
+			return res, ready, err
+		case <-time.After(forwardRetry):
+		}
+	}
 }

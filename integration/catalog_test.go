@@ -1,0 +1,195 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+)
+
+// catalogHeartbeat and catalogDeadAfter make the catalog test's nodes
+// declare a silent peer dead within 1.2 s.
+const (
+	catalogHeartbeat = 200 * time.Millisecond
+	catalogDeadAfter = 6
+)
+
+// catalogCluster starts size `roost serve` processes with their HTTP APIs
+// on, and returns a consul client per node.
+func catalogCluster(t *testing.T, size int) (*procCluster, map[string]*api.Client) {
+	t.Helper()
+	c := newProcCluster(t, procClusterOptions{Size: size, Args: []string{
+		"--heartbeat-interval", catalogHeartbeat.String(), "--dead-after", fmt.Sprint(catalogDeadAfter)}})
+	clients := map[string]*api.Client{}
+	for _, name := range c.names {
+		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		c.extra[name] = []string{"--http", addr}
+		cl, err := api.NewClient(&api.Config{Address: addr})
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients[name] = cl
+	}
+	for _, name := range c.names {
+		c.launch(name)
+	}
+	c.waitFormed(20 * time.Second)
+	return c, clients
+}
+
+// ids lists the service IDs of health entries, sorted, with their
+// aggregated status: "web-1:passing".
+func ids(es []*api.ServiceEntry) []string {
+	var out []string
+	for _, e := range es {
+		out = append(out, e.Service.ID+":"+e.Checks.AggregatedStatus())
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestCatalogConsul, with the official consul client: two instances of
+// web on two nodes with TTL checks are listed passing; one stops passing
+// and ?passing lists the other; its node is killed (a real process) and it
+// leaves the catalog within the dead-after time; a blocking
+// Health().Service on a third node wakes on each change.
+func TestCatalogConsul(t *testing.T) {
+	c, cl := catalogCluster(t, 3)
+	for i, name := range []string{"n1", "n2"} {
+		reg := &api.AgentServiceRegistration{
+			ID: fmt.Sprintf("web-%d", i+1), Name: "web", Port: 8080 + i, Address: "127.0.0.1", Tags: []string{"v1"},
+			Meta: map[string]string{"node": name}, Check: &api.AgentServiceCheck{TTL: "30s"},
+		}
+		if err := cl[name].Agent().ServiceRegister(reg); err != nil {
+			t.Fatalf("register %s on %s: %v", reg.ID, name, err)
+		}
+		if err := cl[name].Agent().UpdateTTL("service:"+reg.ID, "ready", api.HealthPassing); err != nil {
+			t.Fatalf("pass %s: %v", reg.ID, err)
+		}
+	}
+	health := cl["n3"].Health()
+	eventually(t, 5*time.Second, func() error {
+		es, _, err := health.Service("web", "", true, nil)
+		if got := ids(es); err != nil || !slices.Equal(got, []string{"web-1:passing", "web-2:passing"}) {
+			return fmt.Errorf("passing web: %v, %v", got, err)
+		}
+		return nil
+	})
+	// The agent and catalog views agree.
+	if svcs, err := cl["n1"].Agent().Services(); err != nil || len(svcs) != 1 || svcs["web-1"] == nil || svcs["web-1"].Port != 8080 {
+		t.Fatalf("n1's agent services: %v, %v", svcs, err)
+	}
+	cs, _, err := cl["n3"].Catalog().Service("web", "v1", nil)
+	if err != nil || len(cs) != 2 || cs[0].Node != "n1" || cs[0].ServiceID != "web-1" || cs[1].ServicePort != 8081 {
+		t.Fatalf("catalog service web?tag=v1: %+v, %v", cs, err)
+	}
+	names, _, err := cl["n2"].Catalog().Services(nil)
+	if err != nil || !slices.Equal(names["web"], []string{"v1"}) || names["roost"] == nil {
+		t.Fatalf("catalog services: %v, %v", names, err)
+	}
+
+	// A blocking reader on n3 records every answer.
+	_, meta, err := health.Service("web", "", false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type answer struct {
+		ids   []string
+		index uint64
+		took  time.Duration
+	}
+	answers := make(chan answer, 16)
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop) })
+	go func() {
+		index := meta.LastIndex
+		for {
+			start := time.Now()
+			es, qm, err := health.Service("web", "", false, &api.QueryOptions{WaitIndex: index, WaitTime: 20 * time.Second})
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err != nil {
+				t.Logf("blocking query: %v after %s", err, time.Since(start))
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+			index = qm.LastIndex
+			answers <- answer{ids(es), qm.LastIndex, time.Since(start)}
+		}
+	}()
+	// next waits for the blocking reader's answer that shows want.
+	next := func(what string, want []string) {
+		t.Helper()
+		deadline := time.After(10 * time.Second)
+		for {
+			select {
+			case a := <-answers:
+				if a.took > 15*time.Second {
+					t.Fatalf("%s: the blocking query answered only at its wait (%s)", what, a.took)
+				}
+				if slices.Equal(a.ids, want) {
+					t.Logf("%s: blocking query woke after %s with %v (index %d)", what, a.took.Round(time.Millisecond), a.ids, a.index)
+					return
+				}
+			case <-deadline:
+				t.Fatalf("%s: the blocking query did not wake with %v", what, want)
+			}
+		}
+	}
+
+	// web-2 stops passing.
+	if err := cl["n2"].Agent().FailTTL("service:web-2", "overloaded"); err != nil {
+		t.Fatal(err)
+	}
+	next("web-2 fails", []string{"web-1:passing", "web-2:critical"})
+	es, _, err := health.Service("web", "", true, nil)
+	if got := ids(es); err != nil || !slices.Equal(got, []string{"web-1:passing"}) {
+		t.Fatalf("passing after web-2 failed: %v, %v", got, err)
+	}
+	// The pick subject answers the one passing instance.
+	nc := dialURL(t, c.url("n3"))
+	for range 3 {
+		msg, err := nc.Request("roost.svc.pick.web", nil, 5*time.Second)
+		var picked api.ServiceEntry
+		if err != nil || json.Unmarshal(msg.Data, &picked) != nil || picked.Service == nil || picked.Service.ID != "web-1" {
+			t.Fatalf("pick web: %v %v", msg, err)
+		}
+	}
+	if msg, err := nc.Request("roost.svc.pick.nope", nil, 5*time.Second); err != nil || msg.Header.Get("Nats-Service-Error-Code") != "404" {
+		t.Fatalf("pick of a service with no instance: %v %v, want a 404", msg, err)
+	}
+
+	// web-2 passes again, then its node dies.
+	if err := cl["n2"].Agent().PassTTL("service:web-2", ""); err != nil {
+		t.Fatal(err)
+	}
+	next("web-2 passes", []string{"web-1:passing", "web-2:passing"})
+	killed := time.Now()
+	c.kill("n2")
+	next("n2 killed", []string{"web-1:passing"})
+	deadAfter := catalogDeadAfter * catalogHeartbeat
+	if took := time.Since(killed); took > deadAfter+time.Second {
+		t.Errorf("web-2 left the catalog %s after its node was killed; dead-after is %s", took, deadAfter)
+	} else {
+		t.Logf("web-2 left the catalog %s after its node was killed (dead-after %s)", took.Round(time.Millisecond), deadAfter)
+	}
+	names, _, err = cl["n1"].Catalog().Services(nil)
+	if err != nil || len(names) != 2 {
+		t.Fatalf("catalog services after the kill: %v, %v", names, err)
+	}
+	roosts, _, err := cl["n1"].Catalog().Service("roost", "", nil)
+	var nodes []string
+	for _, s := range roosts {
+		nodes = append(nodes, s.Node)
+	}
+	if err != nil || strings.Join(nodes, ",") != "n1,n3" {
+		t.Fatalf("roost's own services after the kill: %v, %v", nodes, err)
+	}
+}
