@@ -108,6 +108,7 @@ type catalogAgent struct {
 	done    chan struct{}      // closed when the loop has ended
 	running bool               // the loop was started (startCatalog)
 	pickSub *nats.Subscription // the pick subject (catalog_pick.go)
+	cache   catalogCache       // the last read of the catalog (catalog_cache.go)
 }
 
 func newCatalogAgent() *catalogAgent {
@@ -466,6 +467,7 @@ func (n *Node) syncService(ctx context.Context, id string) error {
 	if err := n.writeReserved(ctx, w); err != nil {
 		return err
 	}
+	a.cache.drop() // read your own write here, feed or not
 	a.written(id, seq)
 	return nil
 }

@@ -227,6 +227,7 @@ func (n *Node) sweepCatalog() {
 		err := n.writeReserved(ctx, reservedWrite{key: e.Key, del: true, cas: e.Version, checkCAS: true})
 		cancel()
 		if err == nil {
+			n.agent.cache.drop()
 			n.log.Info("catalog: removed the service of a node that is gone", "node", rec.Node, "service", rec.Service.ID)
 		}
 	}

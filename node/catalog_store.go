@@ -228,11 +228,18 @@ func (n *Node) queryCatalog(ctx context.Context, b blocking) (kvResult, error) {
 // readCatalogKeys is readKV in attempts of catalogReadAttempt, again while
 // a node does not answer, for up to forwardTimeout.
 func (n *Node) readCatalogKeys(ctx context.Context, q kvQuery, min uint64, final bool) (kvResult, bool, error) {
-	deadline := time.Now().Add(forwardTimeout)
+	start := time.Now()
+	if res, ok := n.agent.cache.get(start); ok { // catalog_cache.go
+		return res, final || res.index > min, nil
+	}
+	deadline := start.Add(forwardTimeout)
 	for {
 		actx, cancel := context.WithTimeout(ctx, catalogReadAttempt)
 		res, ready, err := n.readKV(actx, q, min, final)
 		cancel()
+		if err == nil && ready {
+			n.agent.cache.put(res, start)
+		}
 		if codeOf(err) != wire.CodeUnavailable || ctx.Err() != nil || time.Now().After(deadline) {
 			return res, ready, err
 		}

@@ -129,5 +129,5 @@ func (n *Node) BlockingQueries() int {
 	if n.feed == nil {
 		return 0
 	}
-	return int(n.feed.waiters.count.Load())
+	return int(n.feed.waiters.count.Load()) - n.internalWaiters() // the catalog cache's is no query
 }

@@ -134,6 +134,7 @@ func (n *Node) Start() (err error) {
 	}
 
 	n.agent = newCatalogAgent() // before HTTP, whose catalog routes use it
+	n.startCatalogCache()
 	if err = n.startHTTP(); err != nil {
 		return err
 	}

@@ -23,6 +23,9 @@ func TestPinnedNeverEvicted(t *testing.T) {
 			mustSet(t, s, SetRequest{Key: fmt.Sprintf("user-%03d", i), Value: make([]byte, 10)})
 		}
 		checkInvariants(t, s)
+		if st := s.Stats(); tc.kept && (st.Pinned != 1 || st.Keys+st.Pinned > 20) {
+			t.Errorf("stats: %d keys and %d pinned, want the pinned one apart", st.Keys, st.Pinned)
+		}
 		if _, err := s.Get("\x00svc/web"); (err == nil) != tc.kept {
 			t.Errorf("pinned %q: get of the pinned key: %v, want kept=%v", tc.pinned, err, tc.kept)
 		}

@@ -412,7 +412,8 @@ func (sh *shard) scan(out []Entry, prefix, after string, withValue bool, now int
 func (sh *shard) stats(st *Stats) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	st.Keys += int64(sh.sl.used - sh.tombs.n)
+	st.Keys += int64(sh.sl.used - sh.tombs.n - sh.pol.pinned.n)
+	st.Pinned += int64(sh.pol.pinned.n)
 	st.Bytes += sh.bytes - sh.tombs.bytes
 	st.Tombstones += int64(sh.tombs.n)
 	st.TombstoneBytes += sh.tombs.bytes
