@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+	"github.com/roostkv/roost/node"
 )
 
 // catalogHeartbeat and catalogDeadAfter make the catalog test's nodes
@@ -191,5 +193,54 @@ func TestCatalogConsul(t *testing.T) {
 	}
 	if err != nil || strings.Join(nodes, ",") != "n1,n3" {
 		t.Fatalf("roost's own services after the kill: %v, %v", nodes, err)
+	}
+}
+
+// TestCatalogKeysApart: the catalog's records live in the store under the
+// reserved prefix, yet no user listing shows them (consul KV recurse and
+// keys, binary scans), a KV prefix in the reserved space is refused, and a
+// store full of user data under --max-memory never evicts them.
+func TestCatalogKeysApart(t *testing.T) {
+	n := startNode(t, func(c *node.Config) { c.MaxMemory = 8 << 20 })
+	cl := agentConsul(t, n, "")
+	if err := cl.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: "web-1", Name: "web", Check: &api.AgentServiceCheck{TTL: "1h", Status: "passing"}}); err != nil {
+		t.Fatal(err)
+	}
+	if n.StoreStats().Pinned != 2 { // web-1 and the node's own "roost"
+		t.Fatalf("pinned entries: %+v, want the 2 catalog records", n.StoreStats())
+	}
+	kv := cl.KV()
+	mustPut(t, kv, &api.KVPair{Key: "user", Value: []byte("x")})
+	pairs, _, err := kv.List("", nil)
+	if err != nil || len(pairs) != 1 || pairs[0].Key != "user" {
+		t.Fatalf("KV list of everything: %v, %v; want only the user key", pairs, err)
+	}
+	keys, _, err := kv.Keys("", "", nil)
+	if err != nil || !slices.Equal(keys, []string{"user"}) {
+		t.Fatalf("KV keys: %v, %v", keys, err)
+	}
+	if code, body := agentDo(t, n, "GET", "/v1/kv/%00roost/?recurse", ""); code != 400 {
+		t.Fatalf("KV recurse of the reserved prefix: %d %s, want 400", code, body)
+	}
+	c := dialClient(t, n)
+	items, err := c.Keys(context.Background(), "")
+	if err != nil || !slices.Equal(items, []string{"user"}) {
+		t.Fatalf("scan keys: %v, %v", items, err)
+	}
+
+	// 32 MiB of user data into 8 MiB: evictions, and the catalog stays.
+	nc := connect(t, n)
+	value := make([]byte, 64<<10)
+	for i := range 512 {
+		if r := request(t, nc, fmt.Sprintf("roost.set.fill-%d", i), value); r.code != 200 {
+			t.Fatalf("set fill-%d: %d %s", i, r.code, r.err)
+		}
+	}
+	if st := n.StoreStats(); st.Evictions == 0 || st.Pinned != 2 {
+		t.Fatalf("after the fill: %+v; want evictions and the 2 pinned records", st)
+	}
+	es, _, err := cl.Health().Service("web", "", true, nil)
+	if err != nil || len(es) != 1 || es[0].Service.ID != "web-1" {
+		t.Fatalf("web after the fill: %v, %v", es, err)
 	}
 }
