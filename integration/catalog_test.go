@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -242,5 +245,76 @@ func TestCatalogKeysApart(t *testing.T) {
 	es, _, err := cl.Health().Service("web", "", true, nil)
 	if err != nil || len(es) != 1 || es[0].Service.ID != "web-1" {
 		t.Fatalf("web after the fill: %v, %v", es, err)
+	}
+}
+
+// TestCatalogChecks: a TTL check lapses to critical by itself, an HTTP check
+// follows what its endpoint answers, a deregistered service leaves, and bad
+// registrations are refused with a reason.
+func TestCatalogChecks(t *testing.T) {
+	n := startNode(t, nil)
+	cl := agentConsul(t, n, "")
+	var status atomic.Int32
+	status.Store(http.StatusOK)
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(int(status.Load())) }))
+	t.Cleanup(target.Close)
+	for _, reg := range []*api.AgentServiceRegistration{
+		{ID: "ttl-1", Name: "ttl", Check: &api.AgentServiceCheck{TTL: "2s", Status: "passing"}},
+		{ID: "http-1", Name: "http", Check: &api.AgentServiceCheck{HTTP: target.URL, Interval: "1s", Timeout: "1s"}},
+	} {
+		if err := cl.Agent().ServiceRegister(reg); err != nil {
+			t.Fatalf("register %s: %v", reg.ID, err)
+		}
+	}
+	statusOf := func(name string) string {
+		es, _, err := cl.Health().Service(name, "", false, nil)
+		if err != nil || len(es) != 1 {
+			return fmt.Sprintf("%v %v", es, err)
+		}
+		return es[0].Checks.AggregatedStatus()
+	}
+	want := func(name, status string, within time.Duration) {
+		t.Helper()
+		eventually(t, within, func() error {
+			if got := statusOf(name); got != status {
+				return fmt.Errorf("%s is %s, want %s", name, got, status)
+			}
+			return nil
+		})
+	}
+	if got := statusOf("ttl"); got != "passing" {
+		t.Fatalf("ttl right after registering: %s", got)
+	}
+	want("ttl", "critical", 5*time.Second) // no pass within 2 s
+	want("http", "passing", 3*time.Second) // polled at once
+	status.Store(http.StatusInternalServerError)
+	want("http", "critical", 3*time.Second)
+	status.Store(http.StatusTooManyRequests)
+	want("http", "warning", 3*time.Second)
+	checks, err := cl.Agent().Checks()
+	if err != nil || checks["service:http-1"] == nil || !strings.Contains(checks["service:http-1"].Output, "429") {
+		t.Fatalf("agent checks: %v, %v", checks, err)
+	}
+
+	if err := cl.Agent().ServiceDeregister("ttl-1"); err != nil {
+		t.Fatal(err)
+	}
+	if es, _, err := cl.Health().Service("ttl", "", false, nil); err != nil || len(es) != 0 {
+		t.Fatalf("ttl after deregister: %v, %v", es, err)
+	}
+	for _, tc := range []struct{ method, path, body, reason string }{
+		{"PUT", "/v1/agent/service/deregister/nope", "", "Unknown service ID"},
+		{"PUT", "/v1/agent/check/pass/nope", "", "unknown check ID"},
+		{"PUT", "/v1/agent/check/pass/service:http-1", "", "HTTP check"},
+		{"PUT", "/v1/agent/service/register", `{"Name":`, "bad registration"},
+		{"PUT", "/v1/agent/service/register", `{"ID":"x"}`, "missing service name"},
+		{"PUT", "/v1/agent/service/register", `{"Name":"x","Check":{"TCP":"a:1","Interval":"1s"}}`, "TTL and HTTP checks only"},
+		{"PUT", "/v1/agent/service/register", `{"Name":"roost"}`, "node's own service"},
+		{"GET", "/v1/health/service/http?passing=maybe", "", "want true or false"},
+	} {
+		code, body := agentDo(t, n, tc.method, tc.path, tc.body)
+		if code/100 != 4 || !strings.Contains(body, tc.reason) {
+			t.Errorf("%s %s %s: %d %q, want a 4xx saying %q", tc.method, tc.path, tc.body, code, body, tc.reason)
+		}
 	}
 }
