@@ -21,7 +21,8 @@ import (
 // Timing of the catalog loop.
 const (
 	catalogTick       = 100 * time.Millisecond // how often TTLs and HTTP checks are looked at: a TTL lapses within this of its time
-	catalogSweepEvery = time.Second            // how often a node looks for records of dead nodes among the keys it leads
+	catalogSweepEvery = time.Second            // how often a node looks for records of dead nodes among the keys it leads, while it may find some
+	catalogSweepFor   = 30 * time.Second       // how long after a membership change (or its start) a node keeps looking
 	catalogWriteWait  = 2 * time.Second        // one attempt of the loop to write a record
 )
 
@@ -86,6 +87,12 @@ func (n *Node) runCatalog() {
 	defer sweep.Stop()
 	views, unsubscribe := n.members.Subscribe()
 	defer unsubscribe()
+	// A record goes stale only when its node dies, leaves or restarts: a
+	// membership change, which starts a sweep at once; the periodic sweeps
+	// that follow catch what a primary still syncing then skipped. Each
+	// sweep walks the store, so they stop catalogSweepFor after the last
+	// change (or this node's start).
+	sweepUntil := time.Now().Add(catalogSweepFor)
 	for {
 		select {
 		case <-a.ctx.Done(): // the node stops
@@ -101,9 +108,12 @@ func (n *Node) runCatalog() {
 				views = nil // the membership stopped
 				continue
 			}
+			sweepUntil = time.Now().Add(catalogSweepFor)
 			n.sweepCatalog()
-		case <-sweep.C: // forget dead nodes' records (again, in case a primary moved meanwhile)
-			n.sweepCatalog()
+		case now := <-sweep.C: // forget dead nodes' records (again, in case a primary moved meanwhile)
+			if now.Before(sweepUntil) {
+				n.sweepCatalog()
+			}
 		}
 	}
 }
