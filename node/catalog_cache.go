@@ -33,6 +33,29 @@ type catalogCache struct {
 	res   kvResult // the last read
 	at    time.Time
 	valid bool
+
+	records map[string]decodedRecord // the records of the last read, decoded, by key
+}
+
+// decodedRecord is a catalog record decoded from its key's value at version.
+type decodedRecord struct {
+	version uint64
+	rec     svcRecord
+}
+
+// decoded returns the records the last read decoded: a read decodes again
+// only the keys whose version changed. Treat them as read only.
+func (c *catalogCache) decoded() map[string]decodedRecord {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.records
+}
+
+// keepDecoded keeps the records a read decoded, for the next.
+func (c *catalogCache) keepDecoded(records map[string]decodedRecord) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.records = records
 }
 
 // get returns the cached answer, if there is a fresh one.

@@ -176,12 +176,20 @@ func (n *Node) readCatalog(ctx context.Context, b blocking) ([]catalogEntry, uin
 		return nil, res.index, nil
 	}
 	out := make([]catalogEntry, 0, len(res.entries))
+	decoded := n.agent.cache.decoded()
+	fresh := make(map[string]decodedRecord, len(res.entries))
+	defer n.agent.cache.keepDecoded(fresh)
 	for _, e := range res.entries {
-		var rec svcRecord
-		if err := json.Unmarshal(e.Value, &rec); err != nil {
-			n.log.Warn("catalog: unreadable record", "key", strings.TrimPrefix(e.Key, svcPrefix), "err", err)
-			continue
+		d, ok := decoded[e.Key]
+		if !ok || d.version != e.Version {
+			d = decodedRecord{version: e.Version}
+			if err := json.Unmarshal(e.Value, &d.rec); err != nil {
+				n.log.Warn("catalog: unreadable record", "key", strings.TrimPrefix(e.Key, svcPrefix), "err", err)
+				continue
+			}
 		}
+		fresh[e.Key] = d
+		rec := d.rec // shared with other reads: read only
 		m, live := liveRecord(r.view, &rec)
 		if !live {
 			continue // its node died or left: catalog_sweep.go deletes it
