@@ -27,6 +27,7 @@ const (
 	maxRegistration  = 64 << 10         // bytes of a registration's JSON
 	minCheckInterval = time.Second      // an HTTP check polls at most this often, as consul clamps it
 	defaultCheckWait = 10 * time.Second // an HTTP check's timeout when none is given, as consul's
+	maxCatalogName   = 512              // bytes of a service ID or name, or a check ID: they are parts of keys and paths
 )
 
 // svcRegistration is consul's AgentServiceRegistration, as decoded.
@@ -197,6 +198,9 @@ func newLocalService(reg *svcRegistration, now time.Time) (*localService, error)
 func checkName(what, s string) error {
 	if s == "" {
 		return errBadRequest("empty %s", what)
+	}
+	if len(s) > maxCatalogName {
+		return errBadRequest("%s of %d bytes is over the limit of %d", what, len(s), maxCatalogName)
 	}
 	if strings.ContainsFunc(s, func(r rune) bool { return r == '/' || r < ' ' || r == 0x7f }) {
 		return errBadRequest("%s %q: it may not hold \"/\" or control characters", what, s)

@@ -2,6 +2,7 @@ package node
 
 import (
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -138,6 +139,7 @@ func TestNewLocalServiceRefuses(t *testing.T) {
 	}{
 		{"no name", svcRegistration{ID: "x"}},
 		{"slash in id", svcRegistration{Name: "web", ID: "a/b"}},
+		{"long id", svcRegistration{Name: "web", ID: strings.Repeat("x", 513)}},
 		{"bad port", svcRegistration{Name: "web", Port: 70000}},
 		{"zero weight", svcRegistration{Name: "web", Weights: &agentWeights{Passing: 0}}},
 		{"no kind of check", svcRegistration{Name: "web", Check: &checkRegistration{}}},
