@@ -291,6 +291,10 @@ func TestCatalogChecks(t *testing.T) {
 	want("http", "critical", 3*time.Second)
 	status.Store(http.StatusTooManyRequests)
 	want("http", "warning", 3*time.Second)
+	hcs, _, err := cl.Health().Checks("http", nil)
+	if err != nil || len(hcs) != 1 || hcs[0].CheckID != "service:http-1" || hcs[0].Status != "warning" || hcs[0].Type != "http" {
+		t.Fatalf("health checks of http: %v, %v", hcs, err)
+	}
 	checks, err := cl.Agent().Checks()
 	if err != nil || checks["service:http-1"] == nil || !strings.Contains(checks["service:http-1"].Output, "429") {
 		t.Fatalf("agent checks: %v, %v", checks, err)
