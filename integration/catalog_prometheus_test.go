@@ -20,7 +20,7 @@ import (
 // scrapes their /metrics: its /api/v1/targets shows them up.
 func TestCatalogPrometheus(t *testing.T) {
 	prom := prometheusBinary(t)
-	if bin, err := os.ReadFile(prom); err == nil && !bytes.Contains(bin, []byte("consul_sd_configs")) {
+	if bin, err := os.ReadFile(prom); err == nil && !bytes.Contains(bin, []byte("__meta_consul_service")) {
 		// Debian's package (bookworm's 2.42) is built without Consul SD.
 		skipPrometheus(t, prom+" is built without consul_sd_configs (Debian's package disables Consul SD); point ROOST_PROMETHEUS at an upstream build")
 	}
