@@ -133,10 +133,14 @@ func (c *Client) Close() {
 // Conn returns the NATS connection the client uses.
 func (c *Client) Conn() *nats.Conn { return c.nc }
 
-// Get reads key. A missing or expired key fails with ErrNotFound.
-func (c *Client) Get(ctx context.Context, key string) (Item, error) {
+// Get reads key. A missing or expired key fails with ErrNotFound. With
+// AndTouch it also resets the key's expiry (counters.go).
+func (c *Client) Get(ctx context.Context, key string, opts ...GetOption) (Item, error) {
 	if err := checkKey(key); err != nil {
 		return Item{}, err
+	}
+	if len(opts) > 0 {
+		return c.getWith(ctx, key, opts) // counters.go
 	}
 	res, err := c.do(ctx, wire.Request{Op: wire.OpGet, Key: key}, "")
 	if err != nil {

@@ -86,7 +86,7 @@ const (
 // apply runs one operation of a partition this node leads. Values decoded
 // by msgpack are fresh allocations, so the store may keep them as they are.
 func (n *Node) apply(op *wire.Request, ack string) wire.Result {
-	if op.Op == wire.OpGet {
+	if op.Op == wire.OpGet && op.TTL == 0 { // a get with a TTL touches: a write
 		return n.getResult(op.Key)
 	}
 	results := make([]wire.Result, 1)

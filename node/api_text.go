@@ -15,7 +15,12 @@ import (
 
 func (n *Node) handleGet(req micro.Request) {
 	key, _ := n.subj.TextKey("get", req.Subject())
-	n.serveText(req, wire.Request{Op: wire.OpGet, Key: key}, "")
+	op := wire.Request{Op: wire.OpGet, Key: key}
+	ack, answered := touchingGet(req, &op) // Roost-Touch: a read-and-touch (ops_incr.go)
+	if answered {
+		return
+	}
+	n.serveText(req, op, ack)
 }
 
 func (n *Node) handleSet(req micro.Request) {
@@ -72,7 +77,7 @@ func (n *Node) serveText(req micro.Request, op wire.Request, ack string) {
 	case !local:
 		d := n.detach(req)
 		n.async.Go(func() { respondText(d, &op, n.forwardOne(p, op, ack)) })
-	case mode == wire.AckAll && op.Op != wire.OpGet:
+	case mode == wire.AckAll && (op.Op != wire.OpGet || op.TTL > 0):
 		// It waits for the replicas: not on the subscription's goroutine.
 		d := n.detach(req)
 		n.async.Go(func() { respondText(d, &op, n.apply(&op, ack)) })
@@ -90,9 +95,9 @@ func respondText(req micro.Request, op *wire.Request, r wire.Result) {
 	h := micro.Headers{hdrVersion: {strconv.FormatUint(r.Version, 10)}}
 	if op.Op == wire.OpGet {
 		h[hdrFlags] = []string{strconv.FormatUint(r.Flags, 10)}
-		if r.Expires != 0 {
-			h[hdrExpires] = []string{time.UnixMilli(r.Expires).UTC().Format(time.RFC3339Nano)}
-		}
+	}
+	if r.Expires != 0 && (op.Op == wire.OpGet || op.Op == wire.OpTouch) {
+		h[hdrExpires] = []string{time.UnixMilli(r.Expires).UTC().Format(time.RFC3339Nano)}
 	}
 	_ = req.Respond(r.Value, micro.WithHeaders(h))
 }

@@ -44,6 +44,9 @@ type Change struct {
 	Key     string `msgpack:"k" json:"key"`
 	Version uint64 `msgpack:"ver" json:"version"`
 	Deleted bool   `msgpack:"del" json:"deleted"` // false: a set
+	// Event, when set, says the key left on its own: expired or evicted
+	// (--feed-expiry, feed_expiry.go); Deleted is then true.
+	Event *FeedEvent `msgpack:"ev,omitempty" json:"event,omitempty"`
 }
 
 // feedMessageMax bounds the bytes of changes one message carries.
@@ -52,6 +55,9 @@ const feedMessageMax = 64 << 10
 // DecodeChanges reads one message of the change feed: one or more Change
 // maps back to back.
 func DecodeChanges(data []byte) ([]Change, error) {
+	if isEventMessage(data) {
+		return decodeEvents(data) // feed_expiry.go
+	}
 	var out []Change
 	err := eachChange(data, func(key []byte, version uint64, deleted bool) {
 		out = append(out, Change{Key: string(key), Version: version, Deleted: deleted})
@@ -129,6 +135,8 @@ type feed struct {
 	kick chan struct{} // buffered 1: buf has changes
 	stop chan struct{} // closed by stopFeed
 	done chan struct{} // closed when the publisher has ended
+
+	primaryOf func(key string) string // names the primary of a key's partition (feed_expiry.go)
 }
 
 // startFeed opens the feed's connection, listens to the feed and has the
@@ -150,7 +158,7 @@ func (n *Node) startFeed() error {
 	if err != nil {
 		return fmt.Errorf("node: change feed: %w", err)
 	}
-	f := &feed{nc: nc, subject: n.subj.Changes(), observe: n.observe,
+	f := &feed{nc: nc, subject: n.subj.Changes(), observe: n.observe, primaryOf: n.primaryName,
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	f.waiters.init()
 	if f.sub, err = nc.Subscribe(f.subject, f.onMessage); err != nil {
@@ -164,6 +172,7 @@ func (n *Node) startFeed() error {
 	n.feed = f
 	go f.publisher()
 	n.store.Notify(f.onChange)
+	n.startGoneFeed() // feed_expiry.go: with --feed-expiry
 	return nil
 }
 
@@ -181,6 +190,7 @@ func (n *Node) stopFeed() {
 		return
 	}
 	n.store.Notify(nil)
+	n.stopGoneFeed()
 	n.feed.waiters.close()
 	close(n.feed.stop)
 	<-n.feed.done
@@ -248,6 +258,10 @@ func (f *feed) publish(out []byte, cuts []int) ([]byte, []int) {
 // every other node's changes, so the common case costs no allocation: the
 // layout appendChange writes is read in place.
 func (f *feed) onMessage(m *nats.Msg) {
+	if isEventMessage(m.Data) {
+		f.onEvents(m.Data) // feed_expiry.go
+		return
+	}
 	var highest uint64
 	waiting := f.waiters.count.Load() > 0
 	// A message that does not decode is not ours to judge (a stranger
@@ -307,6 +321,7 @@ type waiter struct {
 	key    string
 	prefix bool          // key is a prefix
 	wake   chan struct{} // holds a token when a change came since the query last read
+	gone   atomic.Bool   // a key it waits on expired or was evicted at its primary: answer now (feed_expiry.go)
 }
 
 func (ws *waiters) init() {

@@ -50,6 +50,11 @@ type Config struct {
 	AckTimeout  time.Duration // [--ack-timeout] how long an ack=all write waits for every live owner; default 5s
 	AntiEntropy time.Duration // [--anti-entropy] period of the replicas' digest comparisons; default 5s, negative = off
 
+	// FeedExpiry [--feed-expiry] announces on the change feed the keys
+	// that expire (by the primary of their partition) and those this node
+	// evicts, so that roost watch and blocking queries see them; default off.
+	FeedExpiry bool
+
 	// ClusterAdvertise [--cluster-advertise] is the route address host:port
 	// peers are told to dial for this node, when they cannot reach
 	// --cluster-listen (NAT, or a test's fault-injecting proxy); "" = the

@@ -16,6 +16,7 @@ func (n *Node) httpHandler() http.Handler {
 	mux.HandleFunc("GET /v1/health", n.httpHealth)
 	mux.Handle("GET /v1/status", n.requireToken(http.HandlerFunc(n.httpStatus)))
 	n.kvRoutes(mux)        // http_kv.go: consul KV
+	n.counterRoutes(mux)   // ops_incr.go: /v1/roost/incr and /v1/roost/touch
 	n.agentRoutes(mux)     // http_agent.go: consul agent and health, Roost members, metrics, dashboard
 	n.catalogRoutes(mux)   // catalog_http.go: consul's service catalog
 	return guardPaths(mux) // http_paths.go: no path is cleaned, none redirected

@@ -89,6 +89,7 @@ func (n *Node) queryKV(ctx context.Context, q kvQuery, b blocking) (kvResult, er
 		}
 		select {
 		case <-w.wake: // a change under the key: read again
+			final = w.gone.Load() // it expired or was evicted: answer, though no index rose
 		case <-timer.C: // the wait is over: answer with what there is
 			final = true
 		case <-n.feed.waiters.stopping(): // the node stops: answer now

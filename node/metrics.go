@@ -25,10 +25,12 @@ const (
 	opGet opKind = iota
 	opSet
 	opDel
+	opIncr
+	opTouch
 	numOps
 )
 
-var opNames = [numOps]string{"get", "set", "del"}
+var opNames = [numOps]string{"get", "set", "del", "incr", "touch"}
 
 // opResult is how an operation ended, by its status code.
 type opResult uint8
@@ -126,6 +128,10 @@ func opKindOf(op wire.Op) opKind {
 		return opSet
 	case wire.OpDel:
 		return opDel
+	case wire.OpIncr:
+		return opIncr
+	case wire.OpTouch:
+		return opTouch
 	}
 	return opGet
 }

@@ -42,7 +42,8 @@ type Node struct {
 	async      asyncGroup                 // goroutines answering forwarded requests
 	partSubs   map[int]*nats.Subscription // partition subjects this node serves as primary; owned by the router loop
 	svc        micro.Service
-	feed       *feed // the change feed and the blocking queries waiting on it (changes.go)
+	feed       *feed                    // the change feed and the blocking queries waiting on it (changes.go)
+	gone       atomic.Pointer[goneFeed] // expirations and evictions announced on the feed, with --feed-expiry (feed_expiry.go)
 	http       *http.Server
 	httpAddr   string // bound address, known after Start; "" when off
 	maxPayload int64  // the bus payload limit in bytes
@@ -174,6 +175,8 @@ func (n *Node) startService() error {
 		{"get", n.subj.GetAll(), n.handleGet},
 		{"set", n.subj.SetAll(), n.handleSet},
 		{"del", n.subj.DelAll(), n.handleDel},
+		{"incr", n.subj.IncrAll(), n.handleIncr},
+		{"touch", n.subj.TouchAll(), n.handleTouch},
 		{"batch", n.subj.Batch(), n.handleBatch},
 		{"scan", n.subj.Scan(), n.handleScan},
 		{"status", n.subj.Status(), n.handleStatus},
@@ -421,5 +424,5 @@ func (n *Node) StoreStats() store.Stats { return n.store.Stats() }
 // publicSubjects are the subjects of the API every node answers for any key
 // (queue group "q"): served by the node a client is connected to.
 func (n *Node) publicSubjects() []string {
-	return []string{n.subj.GetAll(), n.subj.SetAll(), n.subj.DelAll(), n.subj.Batch(), n.subj.Scan(), n.subj.Status(), n.subj.Members(), n.subj.Table()}
+	return []string{n.subj.GetAll(), n.subj.SetAll(), n.subj.DelAll(), n.subj.IncrAll(), n.subj.TouchAll(), n.subj.Batch(), n.subj.Scan(), n.subj.Status(), n.subj.Members(), n.subj.Table()}
 }

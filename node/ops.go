@@ -82,16 +82,21 @@ func (n *Node) writeOp(op *wire.Request, ack string) (replicator.Op, error) {
 			dr.CAS, dr.CheckCAS = *op.CAS, true
 		}
 		return replicator.Op{Del: dr}, nil
+	case wire.OpIncr, wire.OpTouch, wire.OpGet:
+		return counterOp(op) // ops_incr.go; a get here carries a touch
 	}
-	return replicator.Op{}, errBadRequest("unknown operation %d: want 1 (get), 2 (set) or 3 (del)", op.Op)
+	return replicator.Op{}, errBadRequest("unknown operation %d: want 1 (get), 2 (set), 3 (del), 4 (incr) or 5 (touch)", op.Op)
 }
 
 // writeResult is the API's result of a write op the replicator ran.
 func writeResult(op replicator.Op, res replicator.OpResult) wire.Result {
-	if res.Err != nil {
-		if op.Set != nil {
-			return errResult(explain(res.Err, op.Set.Key, op.Set.CheckCAS, op.Set.CAS))
-		}
+	switch {
+	case op.Incr != nil || op.Touch != nil:
+		return counterResult(op, res) // ops_incr.go
+	case res.Err == nil:
+	case op.Set != nil:
+		return errResult(explain(res.Err, op.Set.Key, op.Set.CheckCAS, op.Set.CAS))
+	default:
 		return errResult(explain(res.Err, op.Del.Key, op.Del.CheckCAS, op.Del.CAS))
 	}
 	return wire.Result{Code: wire.CodeOK, Version: res.Entry.Version}
@@ -100,6 +105,9 @@ func writeResult(op replicator.Op, res replicator.OpResult) wire.Result {
 // writeLocal runs write ops on this node's store when it has no
 // replicator (a node without a cluster view yet).
 func (n *Node) writeLocal(op replicator.Op) replicator.OpResult {
+	if op.Incr != nil || op.Touch != nil {
+		return n.counterLocal(op) // ops_incr.go
+	}
 	if op.Set != nil {
 		e, err := n.store.Set(*op.Set)
 		return replicator.OpResult{Entry: e, Err: err}

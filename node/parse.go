@@ -18,6 +18,7 @@ const (
 	hdrCAS     = "Roost-CAS"     // request (set, del): expected version; 0 = only if absent
 	hdrAck     = "Roost-Ack"     // request (set, del): primary or all
 	hdrExpires = "Roost-Expires" // reply (get): absolute expiry, RFC 3339, when the key has a TTL
+	hdrTouch   = "Roost-Touch"   // request (get): read and reset the expiry to this TTL from now
 )
 
 // apiError is a failure with the status code the API answers with.

@@ -115,6 +115,9 @@ func (n *Node) runPartition(p int, idx []int, ops []wire.Request, ack string, re
 				results[i] = errResult(n.replicationError(p, err))
 			} else {
 				results[i] = writeResult(wops[j], res[j])
+				if ops[i].Op == wire.OpTouch { // a touch answers no value; a get that touches does
+					results[i].Value, results[i].Flags = nil, 0
+				}
 			}
 		}
 		waits = append(waits, pendingRun{p: p, idx: run, pending: pw, start: start})
@@ -122,7 +125,7 @@ func (n *Node) runPartition(p int, idx []int, ops []wire.Request, ack string, re
 	}
 	for _, i := range idx {
 		op := &ops[i]
-		if op.Op == wire.OpGet {
+		if op.Op == wire.OpGet && op.TTL == 0 { // a get with a TTL touches: a write
 			flush()
 			results[i] = n.getResult(op.Key)
 			continue

@@ -33,6 +33,8 @@ func (r Role) String() string {
 type Store interface {
 	Set(store.SetRequest) (store.Entry, error)
 	Remove(store.DeleteRequest) (version uint64, deleted bool, err error)
+	// Get returns the live entry of key, or store.ErrNotFound.
+	Get(key string) (store.Entry, error)
 	// Apply merges a replicated record by version; applied reports whether
 	// it was newer than what the store held.
 	Apply(store.Record) (applied bool, err error)
@@ -173,8 +175,8 @@ var (
 	ErrAckTimeout = errors.New("replicator: not every owner applied the write in time")
 	// ErrStopped: the replicator has stopped.
 	ErrStopped = errors.New("replicator: stopped")
-	// errBadOp: an Op with neither or both of Set and Del.
-	errBadOp = errors.New("replicator: an op needs exactly one of Set and Del")
+	// errBadOp: an Op with none or several of Set, Del, Incr and Touch.
+	errBadOp = errors.New("replicator: an op needs exactly one of Set, Del, Incr and Touch")
 )
 
 func newCore(cfg coreConfig, st Store) *core {
@@ -487,14 +489,21 @@ func (c *core) onWrite(w *Write) error {
 // apply makes one op in the store; rec is the record to log (Key "" when
 // nothing changed).
 func (c *core) apply(op Op) (rec store.Record, res OpResult) {
+	if op.count() != 1 {
+		return rec, OpResult{Err: errBadOp}
+	}
 	switch {
-	case op.Set != nil && op.Del == nil:
+	case op.Incr != nil:
+		return c.applyIncr(*op.Incr)
+	case op.Touch != nil:
+		return c.applyTouch(*op.Touch)
+	case op.Set != nil:
 		e, err := c.st.Set(*op.Set)
 		if err != nil {
 			return rec, OpResult{Err: err}
 		}
-		return store.Record{Key: e.Key, Value: e.Value, Version: e.Version, Created: e.Created, Flags: e.Flags, Expires: e.Expires}, OpResult{Entry: e}
-	case op.Del != nil && op.Set == nil:
+		return recordOf(e), OpResult{Entry: e}
+	default:
 		v, deleted, err := c.st.Remove(*op.Del)
 		res = OpResult{Entry: store.Entry{Key: op.Del.Key, Version: v}, Err: err}
 		if deleted {
@@ -502,7 +511,6 @@ func (c *core) apply(op Op) (rec store.Record, res OpResult) {
 		}
 		return rec, res
 	}
-	return rec, OpResult{Err: errBadOp}
 }
 
 func (c *core) onCancelWrite(m CancelWrite) {

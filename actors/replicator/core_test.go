@@ -318,3 +318,98 @@ func TestCoreHandOff(t *testing.T) {
 		}
 	})
 }
+
+// TestCoreIncrTouch: the primary computes an incr or a touch from the
+// key's entry and logs the plain set it amounts to, so that a replica
+// applying the entry holds the same value.
+func TestCoreIncrTouch(t *testing.T) {
+	incr := func(key string, delta int64) Op { return Op{Incr: &IncrRequest{Key: key, Delta: delta}} }
+	touch := func(key string) Op { return Op{Touch: &TouchRequest{Key: key, TTL: time.Minute}} }
+	for _, tc := range []struct {
+		name    string
+		before  []Op // written first, ack=primary
+		op      Op
+		err     error
+		value   string // the result's and the logged entry's value; "" = nothing logged
+		version bool   // the result has a version newer than the key's last
+	}{
+		{name: "incr creates an absent counter from 0", op: incr("c", 5), value: "5"},
+		{name: "incr adds a negative delta", before: []Op{setOp("c", "10")}, op: incr("c", -13), value: "-3"},
+		{name: "incr reads spaces around the number", before: []Op{setOp("c", " 41\n")}, op: incr("c", 1), value: "42"},
+		{name: "incr after incr", before: []Op{incr("c", 2), incr("c", 2)}, op: incr("c", 2), value: "6"},
+		{name: "incr after a delete starts again", before: []Op{setOp("c", "9"), {Del: &store.DeleteRequest{Key: "c"}}}, op: incr("c", 1), value: "1"},
+		{name: "incr of a non-number is refused", before: []Op{setOp("c", "ten")}, op: incr("c", 1), err: ErrNotNumber},
+		{name: "incr past the largest int64 is refused", before: []Op{setOp("c", "9223372036854775807")}, op: incr("c", 1), err: ErrOverflow},
+		{name: "incr below the smallest int64 is refused", before: []Op{setOp("c", "-9223372036854775808")}, op: incr("c", -1), err: ErrOverflow},
+		{name: "touch of an absent key: not found", op: touch("c"), err: store.ErrNotFound},
+		{name: "touch rewrites the value with a new version", before: []Op{setOp("c", "v")}, op: touch("c"), value: "v"},
+		{name: "an op with two mutations is refused", op: Op{Set: &store.SetRequest{Key: "c"}, Incr: &IncrRequest{Key: "c"}}, err: errBadOp},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newTestCore("a")
+			leadWith(t, c, "b")
+			for i, op := range tc.before {
+				if _, err := stepAll(t, c, write(uint64(i+1), AckPrimary, op)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			last, _ := c.st.Get("c")
+			w := write(99, AckAll, tc.op)
+			effects, err := stepAll(t, c, w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := w.Results[0]
+			if !errors.Is(res.Err, tc.err) {
+				t.Fatalf("err = %v, want %v", res.Err, tc.err)
+			}
+			pub := effectsOf[publish](effects)
+			if tc.value == "" {
+				if len(pub) != 0 {
+					t.Fatalf("a failed op was logged: %+v", pub)
+				}
+				if done := effectsOf[writeDone](effects); len(done) != 1 {
+					t.Fatal("an ack=all op that changed nothing is not answered")
+				}
+				return
+			}
+			if string(res.Entry.Value) != tc.value || res.Entry.Version <= last.Version {
+				t.Fatalf("result %q at version %d (key was at %d), want %q at a newer version", res.Entry.Value, res.Entry.Version, last.Version, tc.value)
+			}
+			if len(pub) != 1 || len(pub[0].Batch.Entries) != 1 || !pub[0].AckWanted {
+				t.Fatalf("publish: %+v", pub)
+			}
+			e := pub[0].Batch.Entries[0]
+			if e.Deleted || string(e.Value) != tc.value || e.Version != res.Entry.Version {
+				t.Fatalf("logged %+v, want a set of %q at version %d", e, tc.value, res.Entry.Version)
+			}
+			// A replica applying the entry holds what the primary holds.
+			r := &simStore{recs: map[string]store.Record{}, node: 2}
+			if ok, _ := r.Apply(e.record()); !ok || string(r.recs["c"].Value) != tc.value {
+				t.Fatalf("replica holds %+v", r.recs["c"])
+			}
+		})
+	}
+}
+
+func TestParseAddCounter(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+		err  error
+	}{
+		{"0", 0, nil}, {"-17", -17, nil}, {"+3", 3, nil}, {" 8\r\n", 8, nil},
+		{"", 0, ErrNotNumber}, {"1.5", 0, ErrNotNumber}, {"0x10", 0, ErrNotNumber}, {"99999999999999999999", 0, ErrNotNumber},
+	} {
+		got, err := ParseCounter([]byte(tc.in))
+		if got != tc.want || !errors.Is(err, tc.err) {
+			t.Errorf("ParseCounter(%q) = %d, %v; want %d, %v", tc.in, got, err, tc.want, tc.err)
+		}
+	}
+	if _, err := AddCounter(1<<62, 1<<62); !errors.Is(err, ErrOverflow) {
+		t.Errorf("2^62+2^62: %v, want ErrOverflow", err)
+	}
+	if n, err := AddCounter(-5, 5); n != 0 || err != nil {
+		t.Errorf("-5+5 = %d, %v", n, err)
+	}
+}

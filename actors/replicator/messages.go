@@ -23,14 +23,20 @@ type Write struct {
 	Results []OpResult // filled by step
 }
 
-// Op is one mutation: exactly one of Set and Del.
+// Op is one mutation: exactly one of Set, Del, Incr and Touch. Incr and
+// Touch are computed by the primary's core from the key's current entry, in
+// the partition's serial step, and logged as the set they amount to
+// (incr.go): replicas, fetches and snapshots only ever see sets and deletes.
 type Op struct {
-	Set *store.SetRequest
-	Del *store.DeleteRequest
+	Set   *store.SetRequest
+	Del   *store.DeleteRequest
+	Incr  *IncrRequest
+	Touch *TouchRequest
 }
 
-// OpResult is an op's outcome: for a set the entry written, for a delete
-// the delete's version (Entry.Version).
+// OpResult is an op's outcome: for a set, an incr or a touch the entry
+// written (an incr's Value is the counter's new decimal text), for a
+// delete the delete's version (Entry.Version).
 type OpResult struct {
 	Entry store.Entry
 	Err   error

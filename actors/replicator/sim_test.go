@@ -86,6 +86,14 @@ func (s *simStore) Set(req store.SetRequest) (store.Entry, error) {
 	return store.Entry{Key: req.Key, Value: req.Value, Version: v, Created: created}, nil
 }
 
+func (s *simStore) Get(key string) (store.Entry, error) {
+	cur, ok := s.recs[key]
+	if !ok || cur.Deleted {
+		return store.Entry{}, store.ErrNotFound
+	}
+	return store.Entry{Key: key, Value: cur.Value, Version: cur.Version, Created: cur.Created, Flags: cur.Flags}, nil
+}
+
 func (s *simStore) Remove(req store.DeleteRequest) (uint64, bool, error) {
 	cur, ok := s.recs[req.Key]
 	present := ok && !cur.Deleted
@@ -548,8 +556,11 @@ func (s *sim) write() {
 	switch s.rng.IntN(6) {
 	case 0:
 		op.Del = &store.DeleteRequest{Key: key}
+	case 1:
+		// A counter: computed at the primary, logged as the set it amounts to.
+		op.Incr = &IncrRequest{Key: key, Delta: int64(s.now%7) - 3}
 	default:
-		op.Set = &store.SetRequest{Key: key, Value: fmt.Appendf(nil, "v%d", s.now)}
+		op.Set = &store.SetRequest{Key: key, Value: fmt.Appendf(nil, "%d", s.now%1000)}
 	}
 	s.nextID++
 	w := &Write{ID: s.nextID, Ops: []Op{op}, Ack: ack, Results: make([]OpResult, 1)}
@@ -558,7 +569,7 @@ func (s *sim) write() {
 		return
 	}
 	res := w.Results[0]
-	if res.Err == nil && res.Entry.Version != 0 && (op.Set != nil || op.Del != nil) {
+	if res.Err == nil && res.Entry.Version != 0 && (op.Set != nil || op.Del != nil || op.Incr != nil) {
 		s.history = append(s.history, simOp{Node: n.name, At: s.now, Key: key, Write: true, Version: res.Entry.Version, Call: s.event(), Return: -1})
 		if ack == AckAll {
 			s.waiting[n.name][w.ID] = &ackedWrite{key: key, version: res.Entry.Version, op: len(s.history) - 1}

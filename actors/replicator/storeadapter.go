@@ -108,3 +108,5 @@ func (a *storeAdapter) snapshotOf(p int) []store.Record {
 	}
 	return c.parts[p]
 }
+
+func (s partStore) Get(key string) (store.Entry, error) { return s.a.st.Get(key) }

@@ -40,6 +40,9 @@ type SetRequest struct {
 	TTL      time.Duration // 0 = no expiry; negative is invalid
 	CAS      uint64        // expected current version when CheckCAS; 0 = "only if absent"
 	CheckCAS bool          // apply only if the current version equals CAS
+	// KeepTTL keeps the expiry of the key's live entry (TTL is then
+	// ignored); a key created by the write gets TTL. Counters use it.
+	KeepTTL bool
 }
 
 // DeleteRequest removes one key. Deleting an absent key succeeds.

@@ -105,6 +105,7 @@ func (sh *shard) apply(h uint32, r *Record, size int64, clock Clock) bool {
 	case r.Expires != 0 && r.Expires <= now.get(): // written, then expired: what is left is nothing
 		if i != 0 {
 			if !sh.sl.at(i).tomb() {
+				sh.report(i, GoneExpired)
 				sh.expirations++
 			}
 			sh.drop(i)

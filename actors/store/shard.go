@@ -23,6 +23,7 @@ type shard struct {
 	bytes   int64             // accounted bytes of its entries and tombstones
 	ttlKeys int               // live entries with an expiry, so the sweep can skip shards without any
 	flagsHi map[uint32]uint32 // the high half of flags wider than 32 bits, by slab index (entry.bits&wideFlags); nil until needed
+	gone    *goneHook         // the store's NotifyGone callback (gone.go); nil in shards made alone
 
 	hits, misses, sets, deletes, evictions, expirations int64
 
@@ -74,6 +75,7 @@ func (sh *shard) lookup(h uint32, key string, clock Clock) (Entry, uint64, error
 		return Entry{}, deleted, ErrNotFound
 	}
 	if e.expires != 0 && e.expired(clock.Now().UnixNano()) {
+		sh.report(i, GoneExpired)
 		sh.drop(i)
 		sh.expirations++
 		sh.misses++
@@ -102,7 +104,9 @@ func (sh *shard) set(h uint32, req *SetRequest, vc *hlc) (Entry, error) {
 		return Entry{}, ErrCASMismatch
 	}
 	w := write{key: req.Key, value: req.Value, flags: req.Flags, version: vc.next(), size: size}
-	if req.TTL > 0 {
+	if req.KeepTTL && i != 0 && !sh.sl.at(i).tomb() {
+		w.expires = sh.sl.at(i).expires
+	} else if req.TTL > 0 {
 		w.expires = now.get() + int64(req.TTL)
 		if w.expires < 0 { // overflow: as good as never
 			w.expires = math.MaxInt64
@@ -260,6 +264,7 @@ func (sh *shard) live(h uint32, key string, now *nower) uint32 {
 		return 0
 	}
 	if e := sh.sl.at(i); !e.tomb() && e.expires != 0 && e.expired(now.get()) {
+		sh.report(i, GoneExpired)
 		sh.drop(i)
 		sh.expirations++
 		return 0
@@ -298,6 +303,7 @@ func (sh *shard) makeRoom(size int64) {
 		if i == 0 {
 			panic("store: shard over budget with nothing to evict")
 		}
+		sh.report(i, GoneEvicted)
 		sh.forget(i)
 		sh.evictions++
 	}
@@ -346,6 +352,7 @@ func (sh *shard) sweep(clock Clock) int {
 		now := clock.Now().UnixNano()
 		for i := from; i < min(end, from+sweepBatch); i++ {
 			if e := sh.sl.at(i); e.queue != queueNone && !e.tomb() && e.expired(now) {
+				sh.report(i, GoneExpired)
 				sh.drop(i)
 				sh.expirations++
 				n++

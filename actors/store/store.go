@@ -24,6 +24,7 @@ type Store struct {
 	clock  Clock
 	vc     hlc
 	notify atomic.Pointer[func(Change)] // called with every change; nil = nobody listens
+	gone   goneHook                     // called with every key expired or evicted (gone.go); nil = nobody listens
 
 	inbox     *actors.Inbox[message]
 	runner    actors.Runner
@@ -50,6 +51,7 @@ func New(cfg Config) (*Store, error) {
 	for i := range s.shards {
 		s.shards[i] = newShard(budget)
 		s.shards[i].tombTTL = max(cfg.TombstoneTTL, 0)
+		s.shards[i].gone = &s.gone
 		s.shards[i].pol.pin = cfg.Pinned
 	}
 	return s, nil

@@ -20,6 +20,10 @@ const (
 	WorkloadGet   = "get"   // every operation reads a preloaded key
 	WorkloadSet   = "set"   // every operation overwrites a preloaded key
 	WorkloadMixed = "mixed" // reads with probability GetRatio, writes otherwise
+	// WorkloadIncr increments a preloaded counter (preloaded as "0") on
+	// every operation (incr.go); the baselines, which have no increment,
+	// answer it as a set of the same bytes.
+	WorkloadIncr = "incr"
 )
 
 // Key distributions: which key each operation picks.
@@ -113,8 +117,12 @@ func (c Config) Validate() error {
 	}
 	switch c.Workload {
 	case WorkloadGet, WorkloadSet, WorkloadMixed:
+	case WorkloadIncr:
+		if c.Path == PathHTTP {
+			return bad("workload", "incr runs over --path text or client, not http")
+		}
 	default:
-		return bad("workload", "%q: want get, set or mixed", c.Workload)
+		return bad("workload", "%q: want get, set, mixed or incr", c.Workload)
 	}
 	if c.GetRatio < 0 || c.GetRatio > 1 {
 		return bad("get-ratio", "%g: want 0..1", c.GetRatio)

@@ -77,6 +77,7 @@ func TestRunCompare(t *testing.T) {
 	}{
 		{"get text", func(c *Config) {}},
 		{"set client", func(c *Config) { c.Workload, c.Path, c.Ack = WorkloadSet, PathClient, "all" }},
+		{"incr text", func(c *Config) { c.Workload = WorkloadIncr }},
 		{"mixed zipf unbatched keyed echo", func(c *Config) {
 			c.Workload, c.Dist, c.Path, c.Batching, c.EchoSubject = WorkloadMixed, DistZipf, PathClient, false, EchoKeyed
 		}},

@@ -78,7 +78,7 @@ func (r *runner) settings() Settings {
 		GetRatio:    c.GetRatio,
 		Dist:        c.Dist,
 		Keys:        c.Keys,
-		ValueSize:   c.ValueSize,
+		ValueSize:   c.valueSize(),
 		Concurrency: c.Concurrency,
 		Duration:    c.Duration.String(),
 		Round:       min(c.Round, c.Duration).String(),
@@ -91,7 +91,7 @@ func (r *runner) settings() Settings {
 	switch c.Workload {
 	case WorkloadGet:
 		s.GetRatio = 1
-	case WorkloadSet:
+	case WorkloadSet, WorkloadIncr:
 		s.GetRatio = 0
 	}
 	if c.Dist == DistZipf {
@@ -228,8 +228,11 @@ func round3(x float64) float64 { return float64(int64(x*1000+0.5)) / 1000 }
 
 // workloadText describes the workload: "get", or "mixed (90% gets)".
 func (s Settings) workloadText() string {
-	if s.Workload == WorkloadMixed {
+	switch s.Workload {
+	case WorkloadMixed:
 		return fmt.Sprintf("mixed (%.0f%% gets)", 100*s.GetRatio)
+	case WorkloadIncr:
+		return "incr (by 1; the baselines set the 1-byte value)"
 	}
 	return s.Workload
 }

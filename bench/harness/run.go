@@ -91,6 +91,9 @@ func newRunner(cfg Config) *runner {
 		cfg.KeyPrefix = runKeyPrefix()
 	}
 	r := &runner{cfg: cfg, log: log, keys: newKeyspace(cfg.KeyPrefix, cfg.Keys), value: randomValue(cfg.ValueSize)}
+	if cfg.Workload == WorkloadIncr {
+		r.value = []byte("0") // counters
+	}
 	for w := range cfg.Concurrency {
 		rng := rand.New(rand.NewPCG(cfg.Seed, uint64(w)))
 		r.workers = append(r.workers, &workerState{rng: rng, picker: newPicker(cfg.Dist, cfg.ZipfS, cfg.Keys, rng)})
@@ -221,7 +224,11 @@ func (r *runner) phase(ctx context.Context, m *measured, ph Phase, round, rounds
 // Only this worker touches ws and h, so there is no lock on this path.
 func (r *runner) work(t Target, ws *workerState, h *hdrhistogram.Histogram, stop *atomic.Bool) (res workerResult) {
 	getAll := r.cfg.Workload == WorkloadGet
-	setAll := r.cfg.Workload == WorkloadSet
+	setAll := r.cfg.Workload == WorkloadSet || r.cfg.Workload == WorkloadIncr
+	write := t.Set
+	if inc, ok := t.(incrementer); ok && r.cfg.Workload == WorkloadIncr {
+		write = func(key string, _ []byte) error { return inc.Incr(key) }
+	}
 	for !stop.Load() {
 		key := r.keys[ws.picker.pick()]
 		isGet := getAll || !setAll && ws.rng.Float64() < r.cfg.GetRatio
@@ -230,7 +237,7 @@ func (r *runner) work(t Target, ws *workerState, h *hdrhistogram.Histogram, stop
 		if isGet {
 			err = t.Get(key)
 		} else {
-			err = t.Set(key, r.value)
+			err = write(key, r.value)
 		}
 		lat := time.Since(start)
 		if err != nil {

@@ -18,6 +18,8 @@ const (
 	getOp      = "get"          // text API: get a key
 	setOp      = "set"          // text API: set a key
 	delOp      = "del"          // text API: delete a key
+	incrOp     = "incr"         // text API: add to a counter
+	touchOp    = "touch"        // text API: reset a key's expiry
 	batchSubj  = "bin.batch"    // binary API: a batch of get/set/delete operations
 	scanSubj   = "bin.scan"     // binary API: one page of a prefix scan
 	statusSubj = "admin.status" // node status as JSON
@@ -39,6 +41,7 @@ type Subjects struct {
 	prefix string // e.g. "roost", never empty, no trailing dot
 
 	getBase, setBase, delBase string // "roost.get." etc., precomputed for the hot path
+	incrBase, touchBase       string
 }
 
 // NewSubjects returns the subjects under prefix; "" means DefaultPrefix.
@@ -51,6 +54,9 @@ func NewSubjects(prefix string) Subjects {
 		getBase: prefix + "." + getOp + ".",
 		setBase: prefix + "." + setOp + ".",
 		delBase: prefix + "." + delOp + ".",
+
+		incrBase:  prefix + "." + incrOp + ".",
+		touchBase: prefix + "." + touchOp + ".",
 	}
 }
 
@@ -65,6 +71,18 @@ func (s Subjects) Set(key string) string { return s.setBase + key }
 
 // Del is the text-API subject that deletes key.
 func (s Subjects) Del(key string) string { return s.delBase + key }
+
+// Incr is the text-API subject that adds to the counter key.
+func (s Subjects) Incr(key string) string { return s.incrBase + key }
+
+// Touch is the text-API subject that resets key's expiry.
+func (s Subjects) Touch(key string) string { return s.touchBase + key }
+
+// IncrAll is the wildcard subject of every text-API incr.
+func (s Subjects) IncrAll() string { return s.incrBase + ">" }
+
+// TouchAll is the wildcard subject of every text-API touch.
+func (s Subjects) TouchAll() string { return s.touchBase + ">" }
 
 // GetAll, SetAll and DelAll are the wildcard subjects the API subscribes to.
 func (s Subjects) GetAll() string { return s.getBase + ">" }
@@ -155,7 +173,7 @@ func (s Subjects) SvcName(subject string) (name string, ok bool) {
 }
 
 // TextKey returns the key of a text-API subject ("<prefix>.<op>.<key>") for
-// op "get", "set" or "del", or ok=false when subject is not of that form.
+// op "get", "set", "del", "incr" or "touch", or ok=false when subject is not of that form.
 func (s Subjects) TextKey(op, subject string) (key string, ok bool) {
 	var base string
 	switch op {
@@ -165,6 +183,10 @@ func (s Subjects) TextKey(op, subject string) (key string, ok bool) {
 		base = s.setBase
 	case delOp:
 		base = s.delBase
+	case incrOp:
+		base = s.incrBase
+	case touchOp:
+		base = s.touchBase
 	default:
 		return "", false
 	}

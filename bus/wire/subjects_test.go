@@ -16,11 +16,17 @@ func TestSubjects(t *testing.T) {
 		{"get", "roost.get.", "", false},
 		{"get", "roost.set.x", "", false},
 		{"frob", "roost.frob.x", "", false},
+		{"incr", "roost.incr.page.views", "page.views", true},
+		{"touch", "roost.touch.s", "s", true},
+		{"incr", "roost.touch.s", "", false},
 	} {
 		key, ok := s.TextKey(tc.op, tc.subject)
 		if key != tc.key || ok != tc.ok {
 			t.Errorf("TextKey(%s, %s) = %q, %v; want %q, %v", tc.op, tc.subject, key, ok, tc.key, tc.ok)
 		}
+	}
+	if s.Incr("c") != "roost.incr.c" || s.IncrAll() != "roost.incr.>" || s.Touch("c") != "roost.touch.c" || s.TouchAll() != "roost.touch.>" {
+		t.Fatalf("counter subjects: %s %s %s %s", s.Incr("c"), s.IncrAll(), s.Touch("c"), s.TouchAll())
 	}
 	if c := NewSubjects("cache.eu"); c.Del("k") != "cache.eu.del.k" || c.Status() != "cache.eu.admin.status" {
 		t.Fatalf("prefixed subjects: %s %s", c.Del("k"), c.Status())

@@ -14,6 +14,13 @@ const (
 	OpGet Op = 1 // read a key
 	OpSet Op = 2 // write a key
 	OpDel Op = 3 // delete a key
+	// OpIncr adds to a counter: Value is the delta as signed decimal text
+	// (empty = 1), TTL applies when the counter is created; the Result's
+	// Value is the new count as decimal text.
+	OpIncr Op = 4
+	// OpTouch resets a key's expiry to TTL (> 0) from now, keeping its
+	// value and flags; the Result carries the new version and expiry.
+	OpTouch Op = 5
 )
 
 // Status codes of a Result, and of whole-request errors in the
@@ -37,10 +44,10 @@ const (
 
 // Request is one operation of a BatchRequest.
 type Request struct {
-	Op    Op      `msgpack:"op"`            // OpGet, OpSet or OpDel
+	Op    Op      `msgpack:"op"`            // OpGet, OpSet, OpDel, OpIncr or OpTouch
 	Key   string  `msgpack:"k"`             // 1..MaxKey bytes, any bytes (str or bin on the wire)
-	Value []byte  `msgpack:"v,omitempty"`   // OpSet: the value
-	TTL   int64   `msgpack:"ttl,omitempty"` // OpSet: time to live in milliseconds; 0 = none
+	Value []byte  `msgpack:"v,omitempty"`   // OpSet: the value; OpIncr: the delta as signed decimal text, empty = 1
+	TTL   int64   `msgpack:"ttl,omitempty"` // OpSet, OpIncr (on create): time to live in milliseconds, 0 = none; OpTouch, OpGet: the new TTL (> 0) from now, on a get a read-and-touch
 	Flags uint64  `msgpack:"f,omitempty"`   // OpSet: opaque flags stored with the value
 	CAS   *uint64 `msgpack:"cas,omitempty"` // OpSet, OpDel: expected version; 0 = only if absent; nil = unconditional
 }

@@ -26,7 +26,7 @@ type benchFlags struct {
 func (a *app) newBenchCmd() *cobra.Command {
 	cfg := harness.DefaultConfig()
 	f := &benchFlags{
-		workload:    newChoice(cfg.Workload, harness.WorkloadGet, harness.WorkloadSet, harness.WorkloadMixed),
+		workload:    newChoice(cfg.Workload, harness.WorkloadGet, harness.WorkloadSet, harness.WorkloadMixed, harness.WorkloadIncr),
 		dist:        newChoice(cfg.Dist, harness.DistUniform, harness.DistZipf),
 		ack:         newChoice(cfg.Ack, wire.AckPrimary, wire.AckAll),
 		batching:    newChoice("on", "on", "off"),

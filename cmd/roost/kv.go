@@ -161,13 +161,20 @@ func (a *app) newGetCmd() *cobra.Command {
 		Long: `Print the value of KEY, exactly its bytes and nothing else. A missing key is
 an error (exit code 1).`,
 		Example: `  roost get greeting
-  roost get greeting --json`,
+  roost get greeting --json
+  roost get session:42 --touch 30m`,
 		Args: exactArgs(1),
 	}
 	addClientFlags(cmd, f, `print {"key","value","value_base64","version","flags","expires"}; "value" only when the value is UTF-8`)
+	var touch ttlValue
+	cmd.Flags().Var(&touch, "touch", "also reset the key's expiry to this long from now (a write at its primary; see roost touch)")
 	cmd.RunE = a.withClient(f, func(ctx context.Context, c *client.Client, args []string) error {
 		key := args[0]
-		it, err := c.Get(ctx, key)
+		var opts []client.GetOption
+		if touch > 0 {
+			opts = append(opts, client.AndTouch(time.Duration(touch)))
+		}
+		it, err := c.Get(ctx, key, opts...)
 		if err != nil {
 			return opErr(key, err)
 		}

@@ -36,6 +36,7 @@ type serveFlags struct {
 	tags                                    tagsValue
 	sweepInterval, heartbeatInterval        time.Duration
 	ackTimeout, antiEntropy                 time.Duration
+	feedExpiry                              bool
 	suspectAfter, deadAfter                 int
 	logLevel, logFormat                     *choiceValue
 	config                                  string
@@ -103,6 +104,7 @@ SIGINT or SIGTERM stops the node and exits 0.`,
 	fs.DurationVar(&f.heartbeatInterval, "heartbeat-interval", def.HeartbeatInterval, "how often the node tells its peers it lives")
 	fs.DurationVar(&f.ackTimeout, "ack-timeout", def.AckTimeout, "how long an ack=all write waits for every live owner before it fails with 503")
 	fs.DurationVar(&f.antiEntropy, "anti-entropy", def.AntiEntropy, "period of the replicas' digest comparisons (negative = off)")
+	fs.BoolVar(&f.feedExpiry, "feed-expiry", def.FeedExpiry, "announce keys that expire or are evicted on the change feed (roost watch, blocking queries)")
 	fs.IntVar(&f.suspectAfter, "suspect-after", def.SuspectAfter, "missed heartbeats before a peer is suspect")
 	fs.IntVar(&f.deadAfter, "dead-after", def.DeadAfter, "missed heartbeats before a peer is dead")
 	fs.StringVar(&f.tlsCert, "tls-cert", def.TLSCert, "PEM certificate file: serve NATS clients and HTTP over TLS")
@@ -140,6 +142,7 @@ func (f *serveFlags) nodeConfig(log *slog.Logger) node.Config {
 	cfg.SweepInterval = f.sweepInterval
 	cfg.HeartbeatInterval = f.heartbeatInterval
 	cfg.AckTimeout, cfg.AntiEntropy = f.ackTimeout, f.antiEntropy
+	cfg.FeedExpiry = f.feedExpiry
 	cfg.SuspectAfter = f.suspectAfter
 	cfg.DeadAfter = f.deadAfter
 	cfg.TLSCert, cfg.TLSKey, cfg.TLSCA = f.tlsCert, f.tlsKey, f.tlsCA

@@ -19,9 +19,10 @@ import (
 
 // changeJSON is the shape of `roost watch --json`, one object per line.
 type changeJSON struct {
-	Op      string `json:"op"` // "set" or "del"
+	Op      string `json:"op"` // "set", "del", "expired" or "evicted"
 	Key     string `json:"key"`
 	Version uint64 `json:"version"`
+	Node    string `json:"node,omitempty"` // expired, evicted: the node that announced it
 }
 
 func (a *app) newWatchCmd() *cobra.Command {
@@ -35,14 +36,18 @@ func (a *app) newWatchCmd() *cobra.Command {
 
   set KEY version V
   del KEY version V
+  expired KEY version V on NODE    (nodes run with --feed-expiry)
+  evicted KEY version V on NODE    (nodes run with --feed-expiry)
 
 An argument ending in "*" watches every key that starts with what comes
 before the "*"; with --prefix-match the whole argument is the prefix (for
 prefixes that end in a real "*"). No argument watches every key.
 
 Changes come from the cluster's change feed over NATS: each is announced once,
-at most once, by the node that applied it. Expirations and evictions are not
-changes; deleting an absent key changes nothing. Two changes of one key made
+at most once, by the node that applied it. Expirations and evictions are
+announced only by nodes run with --feed-expiry: an expiry by the primary of
+the key's partition, an eviction by the node that evicted its copy (version
+V is the version that left). Deleting an absent key changes nothing. Two changes of one key made
 at the same moment may print out of order: their versions tell the order.`,
 		Example: `  roost watch config/db
   roost watch 'sessions/*'
@@ -114,13 +119,20 @@ func (a *app) watch(ctx context.Context, nc *nats.Conn, subject, key string, pre
 
 // printChange prints one change as a line of text or JSON.
 func (a *app) printChange(c node.Change, asJSON bool) error {
-	op := "set"
-	if c.Deleted {
+	op, node := "set", ""
+	switch {
+	case c.Event != nil:
+		op, node = c.Event.Reason, c.Event.Node
+	case c.Deleted:
 		op = "del"
 	}
 	if asJSON {
-		return writeJSON(a.stdout, changeJSON{Op: op, Key: c.Key, Version: c.Version})
+		return writeJSON(a.stdout, changeJSON{Op: op, Key: c.Key, Version: c.Version, Node: node})
 	}
-	_, err := fmt.Fprintf(a.stdout, "%s %s version %d\n", op, printableKey(c.Key), c.Version)
+	on := ""
+	if node != "" {
+		on = " on " + printableKey(node)
+	}
+	_, err := fmt.Fprintf(a.stdout, "%s %s version %d%s\n", op, printableKey(c.Key), c.Version, on)
 	return err
 }
