@@ -113,15 +113,15 @@ func startEcho(b *testing.B, n *node.Node, subject string, reply []byte) {
 }
 
 // runConcurrent runs b.N calls of op spread over c goroutines and reports
-// throughput. op gets a per-goroutine random source.
-func runConcurrent(b *testing.B, c int, op func(rng *rand.Rand) error) {
+// throughput, which it returns (ops/s). op gets a per-goroutine random source.
+func runConcurrent(b *testing.B, c int, op func(rng *rand.Rand) error) float64 {
 	b.Helper()
-	runConcurrentN(b, c, 1, op)
+	return runConcurrentN(b, c, 1, op)
 }
 
 // runConcurrentN is runConcurrent for an op that makes per operations: it
 // runs b.N/per calls of op, and ops/s counts operations.
-func runConcurrentN(b *testing.B, c, per int, op func(rng *rand.Rand) error) {
+func runConcurrentN(b *testing.B, c, per int, op func(rng *rand.Rand) error) float64 {
 	b.Helper()
 	var next atomic.Int64
 	var failed atomic.Pointer[error]
@@ -146,6 +146,7 @@ func runConcurrentN(b *testing.B, c, per int, op func(rng *rand.Rand) error) {
 		b.Fatal(*err)
 	}
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "ops/s")
+	return float64(b.N) / elapsed.Seconds()
 }
 
 // request sends one request and fails on a NATS micro error reply.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/roostkv/roost/bus/wire"
 )
 
 // Errors of this package.
@@ -48,6 +49,12 @@ type Config struct {
 	// connected to: a peer that dies cannot take such a request with it.
 	// Ignored with ExternalURL.
 	LocalSubjects []string
+
+	// Mappings are subject mappings the embedded server applies to what
+	// its clients publish (the text API's routing to partitions,
+	// wire.Subjects.TextMappings). Ignored with ExternalURL: there the
+	// operator configures them (docs/PROTOCOL.md, "Routing").
+	Mappings []wire.Mapping
 
 	// TLS of the embedded server's client port (and of its routes when
 	// TLSCA is set), or of the connection to ExternalURL. The in-process
@@ -128,6 +135,12 @@ func Open(cfg Config) (*Bus, error) {
 	if err := waitReady(srv, wait, fatal); err != nil {
 		srv.Shutdown()
 		return nil, fmt.Errorf("%w on %s: %v", ErrNotReady, cfg.Listen, err)
+	}
+	for _, m := range cfg.Mappings {
+		if err := srv.GlobalAccount().AddMapping(m.Src, m.Dest); err != nil {
+			srv.Shutdown()
+			return nil, fmt.Errorf("%w: mapping %s -> %s: %v", ErrConfig, m.Src, m.Dest, err)
+		}
 	}
 	b.srv = srv
 	nc, err := nats.Connect("", append(opts, nats.InProcessServer(srv))...)
@@ -308,4 +321,15 @@ func (b *Bus) Close() {
 			b.srv.WaitForShutdown()
 		}
 	})
+}
+
+// Interest is the number of subscriptions, this server's and those its
+// routes told it of (one per queue group and peer), that a message on
+// subject would match right now; -1 with an external NATS, which does not
+// tell.
+func (b *Bus) Interest(subject string) int {
+	if b.srv == nil {
+		return -1
+	}
+	return b.srv.GlobalAccount().Interest(subject)
 }

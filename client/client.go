@@ -19,9 +19,10 @@ type Client struct {
 	ownConn bool // Close closes nc (Connect), or leaves it to its owner (New)
 	cfg     config
 	subj    wire.Subjects
-	generic string   // subj.Batch(): the batch subject any node serves
-	b       *batcher // nil when batching is off
-	r       *router  // nil when routing is off: everything goes to the generic batch subject
+	generic string     // subj.Batch(): the batch subject any node serves
+	b       *batcher   // nil when batching is off
+	r       *router    // nil when routing is off: everything goes to the generic batch subject
+	near    *nearCache // nil unless WithNearCache (near.go)
 
 	life      context.Context    // cancelled by Close
 	endLife   context.CancelFunc // cancels life
@@ -109,6 +110,10 @@ func newClient(nc *nats.Conn, cfg config) *Client {
 	if !cfg.noBatching {
 		c.b = newBatcher(c)
 	}
+	if cfg.nearBytes > 0 && cfg.nearTTL > 0 {
+		c.near = newNearCache(cfg.nearBytes, cfg.nearTTL)
+		c.startNear()
+	}
 	return c
 }
 
@@ -123,6 +128,9 @@ func (c *Client) Close() {
 		}
 		if c.r != nil {
 			<-c.r.done
+		}
+		if c.near != nil {
+			<-c.near.done
 		}
 		if c.ownConn {
 			c.nc.Close()
@@ -141,6 +149,9 @@ func (c *Client) Get(ctx context.Context, key string, opts ...GetOption) (Item, 
 	}
 	if len(opts) > 0 {
 		return c.getWith(ctx, key, opts) // counters.go
+	}
+	if c.near != nil {
+		return c.nearGet(ctx, key)
 	}
 	res, err := c.do(ctx, wire.Request{Op: wire.OpGet, Key: key}, "")
 	if err != nil {
@@ -181,6 +192,9 @@ func (c *Client) Delete(ctx context.Context, key string, opts ...WriteOption) (u
 }
 
 func (c *Client) write(ctx context.Context, req wire.Request, ack string) (uint64, error) {
+	if c.near != nil {
+		return c.nearWrite(ctx, req, ack)
+	}
 	res, err := c.do(ctx, req, ack)
 	if err != nil {
 		return 0, err

@@ -30,6 +30,9 @@ func (c *Client) Incr(ctx context.Context, key string, delta int64, opts ...Writ
 	}
 	req := wire.Request{Op: wire.OpIncr, Key: key, Value: strconv.AppendInt(nil, delta, 10), TTL: ttlMillis(o.ttl)}
 	res, err := c.do(ctx, req, o.ack)
+	if c.near != nil { // a write: the near cache drops its older entry (near.go)
+		c.nearObserve([]wire.Request{req}, []wire.Result{res})
+	}
 	if err != nil {
 		return 0, 0, err
 	}
@@ -79,7 +82,11 @@ func (c *Client) getWith(ctx context.Context, key string, opts []GetOption) (Ite
 	if o.touch < 0 {
 		return Item{}, &Error{Code: wire.CodeBadRequest, Message: fmt.Sprintf("negative touch TTL %s for key %q", o.touch, key)}
 	}
-	res, err := c.do(ctx, wire.Request{Op: wire.OpGet, Key: key, TTL: ttlMillis(o.touch)}, o.ack)
+	req := wire.Request{Op: wire.OpGet, Key: key, TTL: ttlMillis(o.touch)}
+	res, err := c.do(ctx, req, o.ack)
+	if c.near != nil { // a touch: never from the near cache, but its answer counts there (near.go)
+		c.nearObserve([]wire.Request{req}, []wire.Result{res})
+	}
 	if err != nil {
 		return Item{}, err
 	}

@@ -47,6 +47,19 @@
 // without a table (a single node, or no table reply) everything goes to
 // "<prefix>.bin.batch". WithRouting(false) turns routing off.
 //
+// # Near cache
+//
+// WithNearCache(maxBytes, ttl) keeps the values this client read (or wrote)
+// in its own process and answers Get from them without a message, while it
+// knows them current: it subscribes to the change feed
+// ("<prefix>.sys.changes", and the nodes' beacon on
+// "<prefix>.sys.changes.heads"), removes a key's entry when the feed
+// announces a change of it, and drops a whole partition's entries on a gap
+// in the partition's (term, seq), a term change or a reconnect
+// (docs/PROTOCOL.md, "Change feed"). A value it serves is never older than
+// ttl, nor older than one the client was already answered for that key.
+// NearCacheStats reports hits, misses, invalidations and drops.
+//
 // # Errors
 //
 // A node's refusal is an *Error with the status code (per operation, or for

@@ -8,3 +8,7 @@ func Waiting(c *Client) int {
 	}
 	return c.b.queued()
 }
+
+// CutNearFeed makes c's near cache lose every change-feed message while on
+// (the data path is untouched), as a network that drops them would.
+func CutNearFeed(c *Client, on bool) { c.near.setCut(on) }

@@ -55,6 +55,9 @@ func (c *Client) MGet(ctx context.Context, keys ...string) ([]Item, error) {
 			errs = setErr(errs, len(keys), i, resultErr(keys[i], r))
 		}
 	}
+	if c.near != nil {
+		c.nearObserve(ops, results)
+	}
 	if errs != nil {
 		return items, &BatchError{Errors: errs}
 	}
@@ -83,6 +86,9 @@ func (c *Client) MSet(ctx context.Context, items ...SetItem) ([]uint64, error) {
 		ops[i], acks[i] = req, ack
 	}
 	results, err := c.runChunks(ctx, ops, acks, false)
+	if c.near != nil {
+		c.nearObserve(ops, results)
+	}
 	versions := make([]uint64, len(items))
 	for i := range results {
 		if results[i].Code == wire.CodeOK {
@@ -109,6 +115,9 @@ func (c *Client) MDelete(ctx context.Context, keys ...string) error {
 		ops[i] = wire.Request{Op: wire.OpDel, Key: k}
 	}
 	results, err := c.runChunks(ctx, ops, nil, false)
+	if c.near != nil {
+		c.nearObserve(ops, results)
+	}
 	if err != nil {
 		return err
 	}

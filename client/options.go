@@ -29,6 +29,9 @@ type config struct {
 
 	noRouting    bool          // true = every batch goes to the generic batch subject
 	tableRefresh time.Duration // how often the partition table is fetched again; 0 or less = no routing
+
+	nearBytes int64         // near cache's limit in bytes; 0 = no near cache (near.go)
+	nearTTL   time.Duration // the oldest a value served from the near cache may be; 0 = no near cache
 }
 
 func defaultConfig() config {

@@ -36,6 +36,9 @@ func (c *Client) Scan(ctx context.Context, prefix string, opts ...ScanOption) it
 			}
 			for _, e := range page.Entries {
 				it := Item{Key: e.Key, Value: e.Value, Version: e.Version, Flags: e.Flags, Expires: unixMilli(e.Expires)}
+				if c.near != nil {
+					c.near.observe(e.Key, e.Version, true)
+				}
 				if !yield(it, nil) {
 					return
 				}

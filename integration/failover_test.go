@@ -18,6 +18,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/roostkv/roost/actors/membership"
+	"github.com/roostkv/roost/bus/wire"
 	"github.com/roostkv/roost/node"
 	"github.com/roostkv/roost/partition"
 )
@@ -549,6 +550,9 @@ func watchLin(t *testing.T, nc *nats.Conn) *linWatch {
 	w := &linWatch{keys: map[string]bool{}, asked: map[string]string{}, answered: map[string]bool{}}
 	onRequest := func(m *nats.Msg) {
 		key := m.Subject[len("roost.get."):] // get and set have the same length
+		if _, _, k, ok := wire.NewSubjects("").ParseRouted(m.Subject); ok {
+			key = k // as the server routed it to its partition (docs/PROTOCOL.md, "Routing")
+		}
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		w.keys[key] = true
@@ -566,6 +570,7 @@ func watchLin(t *testing.T, nc *nats.Conn) *linWatch {
 	}
 	for subject, handler := range map[string]nats.MsgHandler{
 		"roost.get.lin.>": onRequest, "roost.set.lin.>": onRequest, "_INBOX.>": onReply,
+		"roost.t.*.get.lin.>": onRequest, "roost.t.*.set.lin.>": onRequest,
 	} {
 		sub, err := nc.Subscribe(subject, handler)
 		if err != nil {

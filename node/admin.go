@@ -40,6 +40,8 @@ type TableReply struct {
 	Replicas   int               `json:"replicas"`   // R as configured (capped at the servers)
 	Owners     [][]string        `json:"owners"`     // per partition, names, primary first
 	IDs        map[string]string `json:"ids"`        // live member name -> node ID
+
+	Placement *PlacementStatus `json:"placement,omitempty"` // zones and unspread partitions, with --placement-tag (placement.go)
 }
 
 // Members returns this node's membership view.
@@ -61,7 +63,8 @@ func (n *Node) Table() TableReply {
 	for p := range owners {
 		owners[p] = r.table.Owners(p)
 	}
-	return TableReply{Node: n.cfg.Name, View: r.view.Version, Partitions: n.cfg.Partitions, Replicas: n.cfg.Replicas, Owners: owners, IDs: r.ids}
+	return TableReply{Node: n.cfg.Name, View: r.view.Version, Partitions: n.cfg.Partitions, Replicas: n.cfg.Replicas, Owners: owners, IDs: r.ids,
+		Placement: n.placementStatus(r.table)}
 }
 
 func (n *Node) handleMembers(req micro.Request) { respondJSON(req, n.Members()) }

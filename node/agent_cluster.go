@@ -251,11 +251,11 @@ func (n *Node) onAdminTags(msg *nats.Msg) {
 		reply.Code, reply.Error = http.StatusBadRequest, "tags must be a JSON object of strings: "+err.Error()
 	} else {
 		ctx, cancel := context.WithTimeout(context.Background(), tagsTimeout)
-		err := n.members.SetTags(ctx, tags)
+		beaten, err := n.retag(ctx, tags) // its own tags, with pushed ones merged in (runtime_config.go)
 		cancel()
 		switch {
 		case err == nil:
-			reply.Tags = tags
+			reply.Tags = beaten
 			if reply.Tags == nil {
 				reply.Tags = map[string]string{}
 			}

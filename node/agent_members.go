@@ -333,7 +333,7 @@ func (n *Node) httpRoostTags(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, reply.Error, reply.Code)
 		return
 	}
-	n.awaitTags(r.Context(), name, tags)
+	n.awaitTags(r.Context(), name, reply.Tags) // what it beats: pushed tags merged in
 	writeJSON(w, http.StatusOK, reply)
 }
 

@@ -9,9 +9,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/roostkv/roost/actors/store"
+	"github.com/roostkv/roost/bus/wire"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -47,6 +49,12 @@ type Change struct {
 	// Event, when set, says the key left on its own: expired or evicted
 	// (--feed-expiry, feed_expiry.go); Deleted is then true.
 	Event *FeedEvent `msgpack:"ev,omitempty" json:"event,omitempty"`
+
+	// The change's log ID, when the replication log carries it (Seq > 0):
+	// entry Seq of partition Partition's term Term (changes_seq.go).
+	Partition int    `msgpack:"p,omitempty" json:"partition,omitempty"`
+	Term      uint64 `msgpack:"t,omitempty" json:"term,omitempty"`
+	Seq       uint64 `msgpack:"s,omitempty" json:"seq,omitempty"`
 }
 
 // feedMessageMax bounds the bytes of changes one message carries.
@@ -59,8 +67,8 @@ func DecodeChanges(data []byte) ([]Change, error) {
 		return decodeEvents(data) // feed_expiry.go
 	}
 	var out []Change
-	err := eachChange(data, func(key []byte, version uint64, deleted bool) {
-		out = append(out, Change{Key: string(key), Version: version, Deleted: deleted})
+	err := eachChange(data, func(c *rawChange) {
+		out = append(out, Change{Key: string(c.key), Version: c.version, Deleted: c.deleted, Partition: c.p, Term: c.term, Seq: c.seq})
 	})
 	if err != nil {
 		return nil, err
@@ -74,10 +82,11 @@ func DecodeChanges(data []byte) ([]Change, error) {
 // eachChange calls fn with every change of a feed message in order, until
 // one does not decode. Changes laid out as appendChange writes them are read
 // in place; any other msgpack encoding is decoded generically.
-func eachChange(data []byte, fn func(key []byte, version uint64, deleted bool)) error {
+func eachChange(data []byte, fn func(c *rawChange)) error {
+	var rc rawChange
 	for b := data; len(b) > 0; {
-		if key, version, deleted, rest, ok := scanChange(b); ok {
-			fn(key, version, deleted)
+		if rest, ok := scanChange(b, &rc); ok {
+			fn(&rc)
 			b = rest
 			continue
 		}
@@ -89,7 +98,7 @@ func eachChange(data []byte, fn func(key []byte, version uint64, deleted bool)) 
 			} else if err != nil {
 				return fmt.Errorf("change feed: %w", err)
 			}
-			fn([]byte(c.Key), c.Version, c.Deleted)
+			fn(&rawChange{key: []byte(c.Key), version: c.Version, deleted: c.Deleted, p: c.Partition, term: c.Term, seq: c.Seq})
 		}
 	}
 	return nil
@@ -132,6 +141,8 @@ type feed struct {
 	buf  []byte // changes not published yet, encoded back to back
 	cuts []int  // offsets in buf where a new message starts (feedMessageMax)
 
+	seqFeed // the log IDs and the heads beacon (changes_seq.go)
+
 	kick chan struct{} // buffered 1: buf has changes
 	stop chan struct{} // closed by stopFeed
 	done chan struct{} // closed when the publisher has ended
@@ -159,7 +170,8 @@ func (n *Node) startFeed() error {
 		return fmt.Errorf("node: change feed: %w", err)
 	}
 	f := &feed{nc: nc, subject: n.subj.Changes(), observe: n.observe, primaryOf: n.primaryName,
-		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+		seqFeed: seqFeed{headsSubject: n.subj.ChangeHeads(), node: n.cfg.Name},
+		kick:    make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	f.waiters.init()
 	if f.sub, err = nc.Subscribe(f.subject, f.onMessage); err != nil {
 		nc.Close()
@@ -200,6 +212,9 @@ func (n *Node) stopFeed() {
 // onChange wakes the local waiters a change this node's store applied
 // concerns, and queues its announcement. It runs on the writer's goroutine.
 func (f *feed) onChange(c store.Change) {
+	if f.sequenced.Load() {
+		return // the replicator announces it, with its log ID (changes_seq.go)
+	}
 	f.waiters.notify(c.Key)
 	f.mu.Lock()
 	start := 0 // where buf's last message starts
@@ -223,9 +238,14 @@ func (f *feed) publisher() {
 	defer close(f.done)
 	var out []byte
 	var cuts []int
+	beacon := time.NewTicker(time.Duration(wire.FeedHeadsEvery) * time.Millisecond)
+	defer beacon.Stop()
 	for {
 		select {
 		case <-f.kick:
+		case <-beacon.C: // the heads of the partitions this node leads, after the changes up to them
+			out, cuts = f.publishHeads(out, cuts)
+			continue
 		case <-f.stop:
 			f.publish(out, cuts)
 			return
@@ -266,10 +286,10 @@ func (f *feed) onMessage(m *nats.Msg) {
 	waiting := f.waiters.count.Load() > 0
 	// A message that does not decode is not ours to judge (a stranger
 	// published on the subject): what came before its fault still counts.
-	_ = eachChange(m.Data, func(key []byte, version uint64, _ bool) {
-		highest = max(highest, version)
+	_ = eachChange(m.Data, func(c *rawChange) {
+		highest = max(highest, c.version)
 		if waiting {
-			f.waiters.notify(string(key))
+			f.waiters.notify(string(c.key))
 		}
 	})
 	if highest > 0 {
@@ -277,13 +297,24 @@ func (f *feed) onMessage(m *nats.Msg) {
 	}
 }
 
-// scanChange reads the first change of b if it is encoded exactly as
-// appendChange does, and returns what follows it; ok=false for any other
-// encoding.
-func scanChange(b []byte) (key []byte, version uint64, deleted bool, rest []byte, ok bool) {
-	if len(b) < 4 || b[0] != 0x83 || b[1] != 0xa1 || b[2] != 'k' {
-		return nil, 0, false, nil, false
+// rawChange is a change as eachChange reads it in place: key points into
+// the message.
+type rawChange struct {
+	key       []byte
+	version   uint64
+	deleted   bool
+	p         int
+	term, seq uint64 // 0: not sequenced
+}
+
+// scanChange reads the first change of b into c if it is encoded exactly as
+// appendChange (or appendSeqChange) does, and returns what follows it;
+// ok=false for any other encoding.
+func scanChange(b []byte, c *rawChange) (rest []byte, ok bool) {
+	if len(b) < 4 || b[0] != 0x83 && b[0] != 0x86 || b[1] != 0xa1 || b[2] != 'k' {
+		return nil, false
 	}
+	sequenced := b[0] == 0x86
 	var n, at int
 	switch h := b[3]; {
 	case h&0xe0 == 0xa0:
@@ -295,13 +326,18 @@ func scanChange(b []byte) (key []byte, version uint64, deleted bool, rest []byte
 	case h == 0xdb && len(b) > 7:
 		n, at = int(binary.BigEndian.Uint32(b[4:])), 8
 	default:
-		return nil, 0, false, nil, false
+		return nil, false
 	}
 	b = b[at:]
 	if len(b) < n+4+9+5 || string(b[n:n+5]) != "\xa3ver\xcf" || string(b[n+13:n+17]) != "\xa3del" || b[n+17]&^1 != 0xc2 {
-		return nil, 0, false, nil, false
+		return nil, false
 	}
-	return b[:n], binary.BigEndian.Uint64(b[n+5:]), b[n+17] == 0xc3, b[n+18:], true
+	*c = rawChange{key: b[:n], version: binary.BigEndian.Uint64(b[n+5:]), deleted: b[n+17] == 0xc3}
+	rest = b[n+18:]
+	if sequenced {
+		return scanSeq(rest, c)
+	}
+	return rest, true
 }
 
 // waiters are the blocking queries waiting for a change, by key or prefix.

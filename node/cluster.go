@@ -23,18 +23,27 @@ type routing struct {
 // primary reports whether this node is the primary of partition p.
 func (r *routing) primary(p int) bool { return r.table.Primary(p) == r.self }
 
-// newRouting computes the table of view: partitions over the live servers.
-func newRouting(view membership.View, self string, partitions, replicas int) *routing {
+// newRouting computes the table of view: partitions over the live servers,
+// spread over the values of placementTag when it is set (a server without
+// the tag is in zone "").
+func newRouting(view membership.View, self string, partitions, replicas int, placementTag string) *routing {
 	servers := view.Live(RoleServer)
 	names := make([]string, 0, len(servers))
 	ids := make(map[string]string, len(servers))
 	for _, m := range view.Live("") {
 		ids[m.Name] = m.ID
 	}
+	var zones map[string]string // nil = no zone-aware placement
+	if placementTag != "" {
+		zones = make(map[string]string, len(servers))
+	}
 	for _, m := range servers {
 		names = append(names, m.Name)
+		if zones != nil {
+			zones[m.Name] = m.Tags[placementTag]
+		}
 	}
-	t := partition.Compute(names, partitions, replicas)
+	t := partition.ComputeZoned(names, zones, partitions, replicas)
 	return &routing{view: view, table: t, ids: ids, self: self}
 }
 
@@ -59,7 +68,7 @@ func (n *Node) runRouter(views <-chan membership.View) {
 func (n *Node) applyView(v membership.View) {
 	subs := n.partSubs
 	old := n.routing.Load()
-	r := newRouting(v, n.cfg.Name, n.cfg.Partitions, n.cfg.Replicas)
+	r := newRouting(v, n.cfg.Name, n.cfg.Partitions, n.cfg.Replicas, n.cfg.PlacementTag)
 	if n.repl != nil {
 		// First the replicator: a partition this node starts to lead is not
 		// served before it is pulled in (locate asks the replicator).
@@ -82,10 +91,12 @@ func (n *Node) applyView(v membership.View) {
 		}
 	}
 	_ = n.bus.Conn().Flush()
+	n.wakeTextRouter()
 	if old == nil || !slices.Equal(old.table.Members(), r.table.Members()) {
 		primary, replica := r.table.Owned(n.cfg.Name)
 		n.log.Info("partition table", "view", v.Version, "servers", r.table.Members(), "primary_of", len(primary), "replica_of", len(replica))
 	}
+	n.logPlacement(old, r)
 }
 
 // awaitPeers gives a node that joins a cluster a moment to hear its peers'

@@ -36,6 +36,7 @@ type Config struct {
 	HTTP          string            // [--http] HTTP API address, or "off"; default 127.0.0.1:7721, port 0 = random
 	Replicas      int               // [--replicas] owners per partition; default 2, capped at the live servers
 	Partitions    int               // [--partitions] partition count P, fixed for a cluster's life; default 271
+	PlacementTag  string            // [--placement-tag] tag whose values (zones) each partition's owners are spread over, e.g. "zone"; "" = none; every node of a cluster must have the same (docs/cluster.md)
 	MaxMemory     int64             // [--max-memory] bytes for keys, values and per-entry overhead; default 1 GiB, 0 = unlimited
 	MaxValue      int64             // [--max-value] largest value in bytes; default 1 MiB
 	MaxKey        int               // [--max-key] longest key in bytes; default 1024
@@ -46,6 +47,7 @@ type Config struct {
 	Prefix        string            // [--prefix] subject prefix of the API; default "roost"
 	Datacenter    string            // [--datacenter] datacenter name reported where consul reports one (member tag dc, /v1/agent/self); "" = "dc1"
 	SweepInterval time.Duration     // how often expired entries are swept; default 1s
+	TextRoute     string            // [--text-route] TextRouteLocal (default, ""): the node a client is connected to answers, forwarding to the primary; TextRoutePartition: NATS routes each text request to its key's primary (zero-hop; a request in flight to a primary that is killed is lost with it)
 
 	AckTimeout  time.Duration // [--ack-timeout] how long an ack=all write waits for every live owner; default 5s
 	AntiEntropy time.Duration // [--anti-entropy] period of the replicas' digest comparisons; default 5s, negative = off
@@ -69,6 +71,19 @@ type Config struct {
 	TLSCert string // [--tls-cert] PEM certificate file: NATS clients and HTTP are served over TLS; "" = plain
 	TLSKey  string // [--tls-key] PEM private key file of --tls-cert
 	TLSCA   string // [--tls-ca] PEM CA file: clients must present a certificate it signed (mutual TLS, NATS and HTTP), and routes use TLS; "" = no client certificates
+
+	// Sources names where the settings that rules may change at run time
+	// (runtime_config.go: max_memory, log_level, tags) got their values
+	// from: "flag", "env ROOST_MAX_MEMORY", "file roost.yaml", "default".
+	// GET /v1/roost/config shows it. nil or a missing setting = "config".
+	Sources map[string]string
+	// LogLevel is the level of Logger's handler, which a pushed log_level
+	// sets; nil = the level cannot change at run time.
+	LogLevel *slog.LevelVar
+	// OnMaxMemory is called with the new limit after a pushed max_memory
+	// changed it (`roost serve` moves the Go soft memory limit along);
+	// nil = nothing more to do.
+	OnMaxMemory func(maxMemory int64)
 
 	// OnLeave is called, from a goroutine of its own, after PUT
 	// /v1/agent/leave has announced the leave: `roost serve` stops the
@@ -116,6 +131,8 @@ func DefaultConfig() Config {
 var (
 	nameRE   = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9_.-]*$`)
 	prefixRE = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
+
+	placementTagRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 )
 
 // Validate rejects nonsense with ErrConfig, naming the flag at fault.
@@ -138,11 +155,17 @@ func (c Config) Validate() error {
 			return bad("http", "%q is not host:port or %q", c.HTTP, HTTPOff)
 		}
 	}
+	if c.TextRoute != "" && c.TextRoute != TextRoutePartition && c.TextRoute != TextRouteLocal {
+		return bad("text-route", "%q: use %q or %q", c.TextRoute, TextRoutePartition, TextRouteLocal)
+	}
 	if c.Replicas < 1 {
 		return bad("replicas", "%d: need at least 1", c.Replicas)
 	}
 	if c.Partitions < 1 || c.Partitions > 65536 {
 		return bad("partitions", "%d: need 1..65536", c.Partitions)
+	}
+	if c.PlacementTag != "" && !placementTagRE.MatchString(c.PlacementTag) {
+		return bad("placement-tag", "%q: a tag name of letters, digits, '-', '_' and '.'", c.PlacementTag)
 	}
 	if c.MaxMemory < 0 {
 		return bad("max-memory", "%d is negative", c.MaxMemory)

@@ -26,6 +26,8 @@ func TestValidateNamesTheFlag(t *testing.T) {
 		{"--replicas", func(c *Config) { c.Replicas = 0 }, ErrConfig},
 		{"--partitions", func(c *Config) { c.Partitions = 0 }, ErrConfig},
 		{"--max-memory", func(c *Config) { c.MaxMemory = -1 }, ErrConfig},
+		{"--placement-tag", func(c *Config) { c.PlacementTag = "zone=a" }, ErrConfig},
+		{"--placement-tag", func(c *Config) { c.PlacementTag = "two words" }, ErrConfig},
 		{"--max-value", func(c *Config) { c.MaxValue = 0 }, ErrConfig},
 		{"--max-key", func(c *Config) { c.MaxKey = 0 }, ErrConfig},
 		{"--prefix", func(c *Config) { c.Prefix = "roost.>" }, ErrConfig},

@@ -151,7 +151,8 @@ func (n *Node) leadsKey(key string) bool {
 // isEventMessage reports whether a feed message holds events rather than
 // changes: its first change is not in the hand-laid layout of changes.
 func isEventMessage(data []byte) bool {
-	_, _, _, _, ok := scanChange(data)
+	var rc rawChange
+	_, ok := scanChange(data, &rc)
 	return !ok && bytes.Contains(data, []byte("\xa2ev"))
 }
 

@@ -110,6 +110,7 @@ func (n *Node) forward(p int, ops []wire.Request, ack string) ([]wire.Result, er
 	if err != nil {
 		return nil, err
 	}
+	n.metrics.forwarded.Add(uint64(len(ops)))
 	retry := retrySafe(ops)
 	answerBy := deadline // the primary's answer to a write sent now
 	if ack == wire.AckAll && !retry {
@@ -163,7 +164,7 @@ func (n *Node) forward(p int, ops []wire.Request, ack string) ([]wire.Result, er
 // else a 503 so that the forwarder retries.
 func (n *Node) handlePartitionBatch(msg *nats.Msg) {
 	if msg.Header.Get(reservedHeader) != "" {
-		n.async.Go(func() { n.serveReserved(msg) }) // Roost's own keys (catalog_store.go)
+		n.async.Go(func() { n.serveReserved(msg) }) // Roost's own keys (reserved_write.go)
 		return
 	}
 	var br wire.BatchRequest

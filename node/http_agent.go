@@ -29,7 +29,14 @@ func (n *Node) agentRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /v1/roost/members", auth(n.httpRoostMembers))
 	mux.Handle("PUT /v1/roost/members/{node}/tags", auth(n.httpRoostTags))
 	mux.Handle("GET /v1/roost/stats", auth(n.httpRoostStats))
-	mux.Handle("GET /v1/roost/ready", auth(n.httpRoostReady)) // ready.go
+	mux.Handle("GET /v1/roost/ready", auth(n.httpRoostReady))           // ready.go
+	mux.Handle("GET /v1/roost/partitions", auth(n.httpRoostPartitions)) // placement.go
+	// runtime config and bulk member operations (runtime_config_api.go)
+	mux.Handle("GET /v1/roost/config", auth(n.httpConfigGet))
+	mux.Handle("PUT /v1/roost/config", auth(n.httpConfigPut))
+	mux.Handle("DELETE /v1/roost/config", auth(n.httpConfigDelete))
+	mux.Handle("PUT /v1/roost/members/tags", auth(n.httpBulkTags))
+	mux.Handle("PUT /v1/roost/members/force-leave", auth(n.httpBulkForceLeave))
 
 	// Prometheus (metrics.go) and the dashboard's static files: open
 	mux.Handle("GET /metrics", n.metrics.handler())

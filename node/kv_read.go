@@ -100,6 +100,9 @@ func (n *Node) serveIndex(m *nats.Msg) {
 
 // localKVKey reads key here, after raising the clock above observe.
 func (n *Node) localKVKey(key string, observe uint64) kvResponse {
+	if reserved(key) {
+		return n.localReservedKey(key, observe) // Roost's own (runtime_config.go)
+	}
 	n.observe(observe)
 	if n.repl != nil && n.repl.Unacked() {
 		// As a get does (Node.get): no value a pending ack=all write could

@@ -79,6 +79,8 @@ type metrics struct {
 	ops     [numOps][numResults]atomic.Uint64 // operations executed here, by kind and result
 	latency [numOps]prometheus.Observer       // seconds per operation, by kind
 	keys    keyCounter                        // the last count of keys by role (agent_keys.go)
+
+	forwarded atomic.Uint64 // operations this node sent on to their primary (forward.go)
 }
 
 // newMetrics builds the registry of n: operation metrics, the node collector
@@ -97,6 +99,11 @@ func newMetrics(n *Node) *metrics {
 	}
 	m.reg.MustRegister(
 		hist,
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "roost",
+			Name:      "forwarded_total",
+			Help:      "Operations this node received but does not lead, and sent on to their partition's primary (one hop).",
+		}, func() float64 { return float64(m.forwarded.Load()) }),
 		&nodeCollector{n: n, m: m},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

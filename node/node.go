@@ -42,8 +42,9 @@ type Node struct {
 	async      asyncGroup                 // goroutines answering forwarded requests
 	partSubs   map[int]*nats.Subscription // partition subjects this node serves as primary; owned by the router loop
 	svc        micro.Service
-	feed       *feed                    // the change feed and the blocking queries waiting on it (changes.go)
-	gone       atomic.Pointer[goneFeed] // expirations and evictions announced on the feed, with --feed-expiry (feed_expiry.go)
+	textRoutes atomic.Pointer[textRouter] // the text API's routed subscriptions (route.go); nil when not routing
+	feed       *feed                      // the change feed and the blocking queries waiting on it (changes.go)
+	gone       atomic.Pointer[goneFeed]   // expirations and evictions announced on the feed, with --feed-expiry (feed_expiry.go)
 	http       *http.Server
 	httpAddr   string // bound address, known after Start; "" when off
 	maxPayload int64  // the bus payload limit in bytes
@@ -58,6 +59,10 @@ type Node struct {
 	ready    chan struct{} // closed once Start has finished
 	stopOnce sync.Once
 	httpDone chan struct{} // closed when the HTTP server goroutine has ended
+
+	rc         runtimeConfig // the runtime config rules this node follows (runtime_config.go)
+	configStop func()        // ends the rule follower; nil before it started
+	configDone chan struct{} // closed when the rule follower has ended
 }
 
 // New checks cfg and returns a node that is not yet running.
@@ -78,6 +83,7 @@ func New(cfg Config) (*Node, error) {
 		partSubs: map[int]*nats.Subscription{},
 	}
 	n.metrics = newMetrics(n)
+	n.initRuntimeConfig()
 	return n, nil
 }
 
@@ -105,6 +111,7 @@ func (n *Node) Start() (err error) {
 
 		ClusterAdvertise: n.cfg.ClusterAdvertise,
 		LocalSubjects:    n.publicSubjects(),
+		Mappings:         n.textMappings(),
 	})
 	if err != nil {
 		return err
@@ -148,6 +155,9 @@ func (n *Node) Start() (err error) {
 	if err = n.startAgent(); err != nil {
 		return err
 	}
+	if err = n.startConfig(); err != nil { // runtime_config.go: the rules that match this node apply before it is ready
+		return err
+	}
 	if err = n.startCatalog(); err != nil {
 		return err
 	}
@@ -172,16 +182,16 @@ func (n *Node) startService() error {
 		name, subject string
 		handler       micro.HandlerFunc
 	}{
-		{"get", n.subj.GetAll(), n.handleGet},
-		{"set", n.subj.SetAll(), n.handleSet},
-		{"del", n.subj.DelAll(), n.handleDel},
-		{"incr", n.subj.IncrAll(), n.handleIncr},
-		{"touch", n.subj.TouchAll(), n.handleTouch},
 		{"batch", n.subj.Batch(), n.handleBatch},
 		{"scan", n.subj.Scan(), n.handleScan},
 		{"status", n.subj.Status(), n.handleStatus},
 		{"members", n.subj.Members(), n.handleMembers},
 		{"table", n.subj.Table(), n.handleTable},
+	}
+	for _, op := range n.textOps() {
+		if err := svc.AddEndpoint(op.name, op.handler, micro.WithEndpointSubject(n.subj.Text(op.name, ">"))); err != nil {
+			return fmt.Errorf("node: endpoint %s: %w", op.name, err)
+		}
 	}
 	for _, ep := range endpoints {
 		if err := svc.AddEndpoint(ep.name, ep.handler, micro.WithEndpointSubject(ep.subject)); err != nil {
@@ -204,6 +214,7 @@ func (n *Node) startService() error {
 			return fmt.Errorf("node: endpoint %s: %w", ep.name, err)
 		}
 	}
+	n.startTextRouter()
 	// Serve only once the server holds every subscription: a client that
 	// connects right after Start must not meet "no responders".
 	if err := n.bus.Conn().Flush(); err != nil {
@@ -225,6 +236,7 @@ func (n *Node) startMembership() error {
 			Addr:        n.bus.ClientURL(),
 			HTTP:        n.httpAddr,
 			Partitions:  n.cfg.Partitions,
+			Placement:   n.cfg.PlacementTag,
 			Datacenter:  n.cfg.datacenter(),
 			Build:       Version,
 		},
@@ -255,7 +267,7 @@ func (n *Node) startMembership() error {
 		// it has heard its peers it routes by its own view but leads
 		// nothing (the replicator has no table), so requests go to the
 		// primaries the peers serve.
-		n.routing.Store(newRouting(m.View(), n.cfg.Name, n.cfg.Partitions, n.cfg.Replicas))
+		n.routing.Store(newRouting(m.View(), n.cfg.Name, n.cfg.Partitions, n.cfg.Replicas, n.cfg.PlacementTag))
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		n.awaitPeers(ctx, 5*n.cfg.HeartbeatInterval)
@@ -306,6 +318,7 @@ func (n *Node) Stop() {
 		// primaries once the peers have heard of the leave, and no read here
 		// can miss a write they take meanwhile.
 		n.leaving.Store(true)
+		n.stopConfig() // no rule applies while the node stops
 		if n.repl != nil {
 			n.repl.KeepCopies() // the snapshot below holds every copy, handed over or not
 		}
@@ -332,6 +345,7 @@ func (n *Node) Stop() {
 		// primaries: with embedded servers a client's requests reach only
 		// the node it is connected to, so a node that stopped serving early
 		// would leave its clients with "no responders" while it drains.
+		n.stopTextRouter() // the new primaries hold their partitions' subjects by now
 		if n.svc != nil {
 			_ = n.svc.Stop() // drains: handlers may still run a moment (see asyncGroup)
 		}
@@ -424,5 +438,9 @@ func (n *Node) StoreStats() store.Stats { return n.store.Stats() }
 // publicSubjects are the subjects of the API every node answers for any key
 // (queue group "q"): served by the node a client is connected to.
 func (n *Node) publicSubjects() []string {
-	return []string{n.subj.GetAll(), n.subj.SetAll(), n.subj.DelAll(), n.subj.IncrAll(), n.subj.TouchAll(), n.subj.Batch(), n.subj.Scan(), n.subj.Status(), n.subj.Members(), n.subj.Table()}
+	var subjects []string
+	for _, op := range n.textOps() {
+		subjects = append(subjects, n.subj.Text(op.name, ">"))
+	}
+	return append(subjects, n.subj.Batch(), n.subj.Scan(), n.subj.Status(), n.subj.Members(), n.subj.Table())
 }

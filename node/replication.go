@@ -33,6 +33,7 @@ func (n *Node) startReplicator() error {
 		Heartbeat:   n.cfg.HeartbeatInterval,
 		Logger:      n.log,
 	})
+	n.sequenceFeed() // the change feed announces what the replicator logs (changes_seq.go)
 	if n.warm {
 		// The snapshot may hold partitions this node does not own now: the
 		// first table hands them over and drops them.

@@ -44,7 +44,11 @@ type ClusterStatus struct {
 	Keys        KeyCounts      `json:"keys"`                   // live keys in its store by its role for their partition (agent_keys.go)
 	PrimaryOf   []int          `json:"primary_of"`             // partitions this node leads
 	ReplicaOf   []int          `json:"replica_of"`             // partitions this node holds a copy of
-	Refused     []string       `json:"refused,omitempty"`      // peers refused for another partition count
+	Refused     []string       `json:"refused,omitempty"`      // peers refused for another partition count or placement tag
+
+	// Placement is how the owners are spread over --placement-tag's zones
+	// (placement.go); absent without the flag.
+	Placement *PlacementStatus `json:"placement,omitempty"`
 
 	// Replication is the state of every partition this node holds: role,
 	// term, last entry ID, lag behind the primary and a digest of its copy
@@ -137,6 +141,7 @@ func (n *Node) clusterStatus() ClusterStatus {
 		cs.Members[string(m.Status)]++
 	}
 	cs.PrimaryOf, cs.ReplicaOf = r.table.Owned(n.cfg.Name)
+	cs.Placement = n.placementStatus(r.table)
 	for _, m := range n.members.Refused() {
 		cs.Refused = append(cs.Refused, m.Name)
 	}

@@ -2,18 +2,23 @@
 // own them. It is pure: the node and the Go client both import it, and every
 // node computes the same Table from the same member set.
 //
-//	p := partition.Of("user:42", 271) // 159
+//	p := partition.Of("user:42", 271) // 48
 //	t := partition.Compute([]string{"a", "b", "c"}, 271, 2)
 //	t.Owners(p)                       // ["c" "b"]: primary first
 //	t.PrimaryOf("user:42")            // "c"
 //
 // # Keys to partitions
 //
-// Of is FNV-1a 64-bit over the key's bytes (offset basis 14695981039346656037,
-// prime 1099511628211; for each byte: h ^= byte, then h *= prime, modulo
-// 2^64), reduced as the unsigned value h mod P. It equals Go's hash/fnv New64a
-// and is easy to re-implement in any language; it must never change, since
-// clients compute it too.
+// Of is FNV-1a 32-bit over the key's bytes with every '.' (0x2E) left out
+// (offset basis 2166136261, prime 16777619; for each byte but '.': h ^= byte,
+// then h *= prime, modulo 2^32), reduced as the unsigned value h mod P. It is
+// exactly what a NATS server's subject mapping {{partition(P,1,...,k)}}
+// computes over a key of k dot-separated tokens (the tokens concatenated),
+// so that NATS itself can send a text-API request straight to its key's
+// primary (docs/PROTOCOL.md, "Routing"). It is easy to re-implement in any
+// language; it must not change again, since clients compute it too.
+// (Before 0.2 it was FNV-1a 64 over all the bytes: a cluster cannot mix
+// the two.)
 //
 // # Partitions to owners
 //
@@ -61,6 +66,14 @@
 // under 82 % of the 2P/N bound. And 88–96 % of the partitions whose primary
 // left get one of their old replicas as the new primary, so no copy is
 // needed before it serves.
+//
+// # Zones
+//
+// ComputeZoned adds a zone per member (the value of the node's placement
+// tag) and spreads each partition's owners over distinct zones while there
+// are at least R of them; Table.Unspread lists the partitions it could not
+// spread. Compute is ComputeZoned without zones and is unchanged by it. See
+// zones.go.
 package partition
 
 import (
@@ -75,18 +88,36 @@ import (
 var ErrBadTable = errors.New("partition: bad table")
 
 const (
+	fnvOffset32 = 2166136261           // FNV-1a 32-bit offset basis
+	fnvPrime32  = 16777619             // FNV-1a 32-bit prime
 	fnvOffset64 = 14695981039346656037 // FNV-1a 64-bit offset basis
 	fnvPrime64  = 1099511628211        // FNV-1a 64-bit prime
 	golden64    = 0x9E3779B97F4A7C15   // splitmix64 increment
 )
 
-// Of returns the partition of key: FNV-1a 64-bit over the key's bytes, mod
-// partitions, in [0, partitions). It panics if partitions < 1.
+// Of returns the partition of key: FNV-1a 32-bit over the key's bytes
+// except '.', mod partitions, in [0, partitions). It equals NATS's
+// {{partition(partitions, ...)}} over the key's tokens. It panics if
+// partitions < 1.
 func Of(key string, partitions int) int {
 	if partitions < 1 {
 		panic(fmt.Sprintf("partition: Of with %d partitions", partitions))
 	}
-	return int(fnv1a(key) % uint64(partitions))
+	return int(keyHash(key) % uint32(partitions))
+}
+
+// keyHash is FNV-1a 32-bit over key's bytes, dots left out: NATS hashes a
+// subject's tokens concatenated.
+func keyHash(key string) uint32 {
+	h := uint32(fnvOffset32)
+	for i := 0; i < len(key); i++ {
+		if key[i] == '.' {
+			continue
+		}
+		h ^= uint32(key[i])
+		h *= fnvPrime32
+	}
+	return h
 }
 
 func fnv1a(s string) uint64 {
@@ -121,6 +152,8 @@ type Table struct {
 	replicas   int        // owners per partition: the requested R capped at len(members); 0 with no members
 	members    []string   // distinct names, sorted
 	owners     [][]string // per partition, replicas names, primary first
+	zones      []string   // placement-tag value per member (same order as members); nil = no zone-aware placement
+	unspread   []int      // partitions whose owners could not be spread over replicas distinct zones, ascending; nil without zones
 }
 
 // Compute returns the table of members (names of the live data-holding
@@ -128,6 +161,12 @@ type Table struct {
 // replicas owners each, capped at the member count. With no members every
 // partition has no owners. It panics if partitions < 1 or replicas < 1.
 func Compute(members []string, partitions, replicas int) *Table {
+	return compute(members, nil, partitions, replicas)
+}
+
+// compute is Compute and ComputeZoned: zoneOf nil means no zone-aware
+// placement (the frozen scheme of the package doc).
+func compute(members []string, zoneOf map[string]string, partitions, replicas int) *Table {
 	if partitions < 1 || replicas < 1 {
 		panic(fmt.Sprintf("partition: Compute with %d partitions, %d replicas", partitions, replicas))
 	}
@@ -141,7 +180,15 @@ func Compute(members []string, partitions, replicas int) *Table {
 	r := min(replicas, n)
 	t := &Table{partitions: partitions, replicas: r, members: ms, owners: make([][]string, partitions)}
 
-	own := assign(ms, partitions, r)
+	var zone []int // zone index per member, nil without zones
+	if zoneOf != nil {
+		t.zones = make([]string, n)
+		for i, m := range ms {
+			t.zones[i] = zoneOf[m]
+		}
+		zone = zoneIndex(t.zones)
+	}
+	own := assign(ms, zone, partitions, r)
 	flat := make([]string, partitions*r)
 	for i, m := range own {
 		flat[i] = ms[m]
@@ -149,18 +196,23 @@ func Compute(members []string, partitions, replicas int) *Table {
 	for p := range t.owners {
 		t.owners[p] = flat[p*r : (p+1)*r : (p+1)*r]
 	}
+	if zone != nil {
+		t.unspread = unspread(own, zone, partitions, r)
+	}
 	return t
 }
 
 // assign runs the bounded-load rendezvous rounds (see the package doc) and
 // returns member indices, r per partition, primary first.
-func assign(ms []string, partitions, r int) []int {
+func assign(ms []string, zone []int, partitions, r int) []int {
 	if len(ms) == 0 {
 		return nil
 	}
 	a := &assigner{
 		n:         len(ms),
 		r:         r,
+		zone:      zone,
+		spread:    min(r, zoneCount(zone)),
 		hash:      make([]uint64, len(ms)),
 		pmix:      make([]uint64, partitions),
 		own:       make([]int, partitions*r),
@@ -180,7 +232,10 @@ func assign(ms []string, partitions, r int) []int {
 			if m < 0 { // every member with room owns p already (k ≥ 1)
 				m = a.swap(p)
 			}
-			if m < 0 { // last resort, over quota
+			if m < 0 { // last resort, over quota (zones: in a zone p lacks, if any)
+				m = a.bestOf(p, func(i int) bool { return !slices.Contains(a.owners(p, p), i) && !a.zoneTaken(p, i) })
+			}
+			if m < 0 {
 				m = a.bestOf(p, func(i int) bool { return !slices.Contains(a.owners(p, p), i) })
 			}
 			a.own[p*r+k] = m
@@ -202,6 +257,8 @@ type assigner struct {
 	own       []int    // member index per (partition, slot), r per partition
 	primaries *quota   // primaries per member, over P
 	total     *quota   // ownerships per member, over P·r
+	zone      []int    // zone index per member; nil = no zone-aware placement
+	spread    int      // slots 0..spread-1 of a partition must be in distinct zones (zones only)
 }
 
 // owners returns the filled slots of partition p: round+1 of them before the
@@ -221,7 +278,7 @@ func (a *assigner) best(p int, primary bool) int {
 	mine := a.owners(p, p)
 	b, bs := -1, uint64(0)
 	for i := 0; i < a.n; i++ {
-		if !a.total.room(i) || (primary && !a.primaries.room(i)) || slices.Contains(mine, i) {
+		if !a.total.room(i) || (primary && !a.primaries.room(i)) || slices.Contains(mine, i) || a.zoneTaken(p, i) {
 			continue
 		}
 		if s := score(a.pmix[p], a.hash[i]); b < 0 || s > bs {
@@ -255,7 +312,7 @@ func (a *assigner) bestOf(p int, ok func(int) bool) int {
 func (a *assigner) swap(p int) int {
 	mine := a.owners(p, p)
 	for _, c := range a.byScore(p) {
-		if slices.Contains(mine, c) {
+		if slices.Contains(mine, c) || a.zoneTaken(p, c) {
 			continue
 		}
 		for q := range len(a.pmix) {
@@ -264,7 +321,9 @@ func (a *assigner) swap(p int) int {
 			if q == p || j < 1 {
 				continue
 			}
-			m := a.bestOf(q, func(i int) bool { return a.total.room(i) && !slices.Contains(theirs, i) })
+			m := a.bestOf(q, func(i int) bool {
+				return a.total.room(i) && !slices.Contains(theirs, i) && !a.zoneClash(theirs, j, i)
+			})
 			if m < 0 {
 				continue
 			}
@@ -368,7 +427,7 @@ func (t *Table) Without(name string) *Table {
 	if len(others) == 0 {
 		return nil
 	}
-	return Compute(others, t.partitions, t.replicas)
+	return compute(others, t.zoneMap(), t.partitions, t.replicas)
 }
 
 // Members returns the member names, sorted.
@@ -409,6 +468,9 @@ type tableJSON struct {
 	Members    []string   `json:"members"`
 	Owners     [][]string `json:"owners"` // per partition, primary first
 	Version    uint64     `json:"version"`
+
+	Zones    map[string]string `json:"zones,omitempty"`    // member → zone, zoned tables only
+	Unspread []int             `json:"unspread,omitempty"` // partitions not spread over replicas zones, zoned tables only
 }
 
 // MarshalJSON encodes the table as {"partitions", "replicas", "members",
@@ -420,6 +482,8 @@ func (t Table) MarshalJSON() ([]byte, error) {
 		Members:    t.Members(),
 		Owners:     t.owners,
 		Version:    t.Version,
+		Zones:      t.zoneMap(),
+		Unspread:   t.unspread,
 	})
 }
 
@@ -461,6 +525,27 @@ func (t *Table) UnmarshalJSON(b []byte) error {
 	if j.Members == nil {
 		j.Members = []string{}
 	}
-	*t = Table{Version: j.Version, partitions: j.Partitions, replicas: j.Replicas, members: j.Members, owners: j.Owners}
+	var zones []string
+	if j.Zones != nil {
+		zones = make([]string, len(j.Members))
+		for m, z := range j.Zones {
+			i, found := slices.BinarySearch(j.Members, m)
+			if !found {
+				return bad("zone of %q, not a member", m)
+			}
+			zones[i] = z
+		}
+		if !slices.IsSorted(j.Unspread) || len(slices.Compact(slices.Clone(j.Unspread))) != len(j.Unspread) ||
+			len(j.Unspread) > 0 && (j.Unspread[0] < 0 || j.Unspread[len(j.Unspread)-1] >= j.Partitions) {
+			return bad("unspread partitions not ascending, distinct and in range")
+		}
+		if j.Unspread == nil {
+			j.Unspread = []int{}
+		}
+	} else if len(j.Unspread) > 0 {
+		return bad("unspread partitions without zones")
+	}
+	*t = Table{Version: j.Version, partitions: j.Partitions, replicas: j.Replicas, members: j.Members, owners: j.Owners,
+		zones: zones, unspread: j.Unspread}
 	return nil
 }

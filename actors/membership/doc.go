@@ -4,7 +4,7 @@
 // absence it keeps a View: each member with its status, alive, suspect (silent
 // for SuspectAfter beats), dead (silent for DeadAfter beats) or left (it said
 // so, or an operator forced it out). A peer started with another partition
-// count is refused, loudly, and never enters the view.
+// count (or another --placement-tag) is refused, loudly, and never enters the view.
 //
 // Timing. A member's silence is the local time since its last beat arrived
 // (never the sender's clock). It turns suspect once its silence reaches

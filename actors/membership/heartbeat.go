@@ -14,6 +14,7 @@ type Heartbeat struct {
 	Addr        string            `msgpack:"addr"`        // NATS client URL
 	HTTP        string            `msgpack:"http"`        // HTTP API address or ""
 	Partitions  int               `msgpack:"partitions"`  // partition count P; peers with another P refuse each other
+	Placement   string            `msgpack:"placement"`   // the sender's --placement-tag ("" = none); peers with another refuse each other
 	Datacenter  string            `msgpack:"dc"`          // the sender's --datacenter; "" from older nodes
 	Build       string            `msgpack:"build"`       // the sender's Roost version; "" from older nodes
 	Leaving     bool              `msgpack:"leaving"`     // the sender leaves the cluster: mark it left at once

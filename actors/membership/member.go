@@ -37,6 +37,7 @@ type Member struct {
 	Addr        string            `json:"addr"`        // NATS client URL
 	HTTP        string            `json:"http"`        // HTTP API address or ""
 	Partitions  int               `json:"partitions"`  // partition count P it was started with
+	Placement   string            `json:"placement"`   // the placement tag (--placement-tag) it was started with; "" = none
 	Datacenter  string            `json:"datacenter"`  // its --datacenter, fixed for a process; "" = unknown (an older node)
 	Build       string            `json:"build"`       // its Roost version, fixed for a process; "" = unknown
 	Status      Status            `json:"status"`

@@ -26,6 +26,7 @@ type state struct {
 	self         string        // our name: the key of our entry in members
 	selfID       string        // our process ID
 	partitions   int           // our partition count P
+	placement    string        // our placement tag; peers must have the same
 	interval     time.Duration // our beat period
 	suspectAfter int           // beat periods of silence before suspect
 	deadAfter    int           // beat periods of silence before dead
@@ -91,6 +92,7 @@ func newState(cfg Config) *state {
 		self:         me.Name,
 		selfID:       me.ID,
 		partitions:   me.Partitions,
+		placement:    me.Placement,
 		interval:     cfg.Interval,
 		suspectAfter: cfg.SuspectAfter,
 		deadAfter:    cfg.DeadAfter,
@@ -195,7 +197,7 @@ func (s *state) onBeat(m beatMsg) (out output) {
 	case b.ID == "" || b.Name == "":
 		out.log(slog.LevelDebug, "heartbeat without id or name ignored", "id", b.ID, "name", b.Name)
 		return out
-	case b.Partitions != s.partitions:
+	case b.Partitions != s.partitions || b.Placement != s.placement:
 		return s.refuse(b, now)
 	case b.Name == s.self:
 		s.loud(&out, now, "self:"+b.ID, slog.LevelError, "another process uses this node's name; its heartbeats are ignored",
@@ -296,7 +298,8 @@ func (s *state) replace(old *entry, b *Heartbeat, now time.Time) (out output) {
 	return out
 }
 
-// refuse records a peer with another partition count and says so, loudly.
+// refuse records a peer with another partition count or placement tag and
+// says so, loudly.
 func (s *state) refuse(b *Heartbeat, now time.Time) (out output) {
 	r, ok := s.refused[b.ID]
 	if !ok {
@@ -307,6 +310,12 @@ func (s *state) refuse(b *Heartbeat, now time.Time) (out output) {
 	r.Role, r.Addr, r.HTTP, r.Tags, r.Extra = b.Role, b.Addr, b.HTTP, b.Tags, b.Extra
 	r.LastSeen, r.interval = now, b.interval(s.interval)
 	out.Dirty = true
+	if b.Placement != s.placement {
+		s.loud(&out, now, "placement:"+b.ID, slog.LevelError,
+			"peer refused: it places partitions by another --placement-tag, so every node would compute another table; it stays out of the cluster (both sides refuse)",
+			"name", b.Name, "id", b.ID, "addr", b.Addr, "its_placement_tag", b.Placement, "our_placement_tag", s.placement)
+		return out
+	}
 	s.loud(&out, now, "partitions:"+b.ID, slog.LevelError,
 		"peer refused: it runs another partition count, so it stays out of the cluster (both sides refuse)",
 		"name", b.Name, "id", b.ID, "addr", b.Addr, "its_partitions", b.Partitions, "our_partitions", s.partitions)
@@ -399,6 +408,7 @@ func (s *state) beat(now time.Time) *Heartbeat {
 		Addr:        me.Addr,
 		HTTP:        me.HTTP,
 		Partitions:  me.Partitions,
+		Placement:   me.Placement,
 		Datacenter:  me.Datacenter,
 		Build:       me.Build,
 		Leaving:     me.Status == Left,
@@ -465,6 +475,7 @@ func newEntry(b *Heartbeat, fallback time.Duration, now time.Time) *entry {
 			Addr:        b.Addr,
 			HTTP:        b.HTTP,
 			Partitions:  b.Partitions,
+			Placement:   b.Placement,
 			Datacenter:  b.Datacenter,
 			Build:       b.Build,
 			Status:      Alive,

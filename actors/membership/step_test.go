@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"maps"
+	"strings"
 	"testing"
 	"time"
 )
@@ -647,5 +648,32 @@ func TestViewIsACopy(t *testing.T) {
 	v.Members[0].Tags["k"] = "changed"
 	if got := member(t, s, "a").Tags["k"]; got != "v" {
 		t.Fatalf("view shares tags with the state: %q", got)
+	}
+}
+
+// A peer with another placement tag would compute another partition table:
+// refused like another partition count, both ways round.
+func TestPlacementTagRefused(t *testing.T) {
+	s := newTestState(t) // no placement tag
+	zoned := hb("c", "id-c", 1, 1)
+	zoned.Placement = "zone"
+	out := beat(s, zoned, t0)
+	wantAbsent(t, s, "c")
+	if errs := notes(out, slog.LevelError); len(errs) != 1 || !strings.Contains(errs[0].Msg, "placement-tag") {
+		t.Fatalf("refusal not logged at error level naming the tag: %+v", out.Notes)
+	}
+	if r := s.refusedPeers(); len(r) != 1 || r[0].Placement != "zone" {
+		t.Fatalf("refused %+v", r)
+	}
+
+	z := newTestState(t, func(c *Config) { c.Self.Placement = "zone" })
+	beat(z, hb("b", "id-b", 1, 1), t0) // no tag: refused
+	wantAbsent(t, z, "b")
+	beat(z, zoned, t0) // same tag: admitted
+	if m := member(t, z, "c"); m.Placement != "zone" {
+		t.Fatalf("member c %+v", m)
+	}
+	if b := z.beat(t0); b.Placement != "zone" {
+		t.Fatalf("own beat carries placement %q", b.Placement)
 	}
 }

@@ -59,6 +59,8 @@ type Replicator struct {
 	lag         *lagRecorder // of the entries applied in order as a replica
 	statusCache digestCache  // the digests Status shows (status.go)
 
+	onLogged atomic.Pointer[func(p int, entries []Entry)] // the change feed's (announce.go); nil = nobody listens
+
 	dropMu    sync.Mutex // guards dropping, dropAgain (dropUnheld)
 	dropping  bool
 	dropAgain bool
@@ -179,6 +181,9 @@ func (r *Replicator) perform(pt *part) {
 			r.send(e.To, e.Msg)
 		case publish:
 			r.publish(pt, e)
+			if fn := r.onLogged.Load(); fn != nil {
+				(*fn)(pt.p, e.Batch.Entries)
+			}
 		case follow:
 			r.follow(pt, e.On)
 		case writeDone:

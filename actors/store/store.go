@@ -29,6 +29,8 @@ type Store struct {
 	inbox     *actors.Inbox[message]
 	runner    actors.Runner
 	newTicker func(d time.Duration) (<-chan time.Time, func()) // the sweep's ticker; tests swap it per instance
+
+	maxMemory atomic.Int64 // the limit now: cfg.MaxMemory, until SetMaxMemory (limit.go)
 }
 
 // New makes a store; call Start to run its background loop.
@@ -47,6 +49,7 @@ func New(cfg Config) (*Store, error) {
 		newTicker: realTicker,
 	}
 	s.vc.clock = cfg.Clock
+	s.maxMemory.Store(cfg.MaxMemory)
 	budget := cfg.MaxMemory / int64(cfg.Shards)
 	for i := range s.shards {
 		s.shards[i] = newShard(budget)
@@ -200,7 +203,7 @@ func (s *Store) Drop(match func(key string) bool) int {
 // Stats sums the shards' counters. Shards are read one after another, so
 // the sum is not one atomic snapshot.
 func (s *Store) Stats() Stats {
-	st := Stats{MaxBytes: s.cfg.MaxMemory}
+	st := Stats{MaxBytes: s.maxMemory.Load()}
 	for i := range s.shards {
 		s.shards[i].stats(&st)
 	}

@@ -61,18 +61,21 @@ type Config struct {
 	Timeout     time.Duration // per request; a request that takes longer counts as an error
 	Ack         string        // wire.AckPrimary or wire.AckAll, for Roost's writes
 	Batching    bool          // PathClient: batch concurrent calls (client.WithBatching)
+	NearCache   int64         // PathClient: bytes of the client's near cache (client.WithNearCache); 0 = off
+	NearTTL     time.Duration // PathClient with NearCache: the near cache's ttl
 	Path        string        // PathText, PathClient or PathHTTP
 	Compare     bool          // also measure the echo and NATS KV baselines in the same run
 	EchoSubject string        // EchoFixed or EchoKeyed: subject layout of the echo baseline
 
-	Server   string // NATS URL of a running deployment; "" = start Nodes nodes here
-	Token    string // token of the deployment, and of the nodes and servers the harness starts
-	Prefix   string // subject prefix of the deployment; "" = wire.DefaultPrefix
-	Nodes    int    // nodes to start when Server is "", clustered, in this process unless Procs; targets talk to the first
-	Procs    bool   // start the Nodes nodes as `roost serve` processes of Exec instead of in this process
-	Exec     string // path of the roost executable Procs runs; `roost bench` sets its own
-	HTTPAddr string // host:port of the HTTP API of a node of Server, for PathHTTP; "" = none (the nodes started here serve it on a free loopback port)
-	KVServer string // NATS URL with JetStream for the KV baseline; "" = Server if it has JetStream, or an embedded one (see doc.go)
+	Server    string // NATS URL of a running deployment; "" = start Nodes nodes here
+	Token     string // token of the deployment, and of the nodes and servers the harness starts
+	Prefix    string // subject prefix of the deployment; "" = wire.DefaultPrefix
+	Nodes     int    // nodes to start when Server is "", clustered, in this process unless Procs; targets talk to the first
+	Procs     bool   // start the Nodes nodes as `roost serve` processes of Exec instead of in this process
+	Exec      string // path of the roost executable Procs runs; `roost bench` sets its own
+	TextRoute string // --text-route of the nodes started here: "" = the node's default (local), "partition" = zero-hop routing
+	HTTPAddr  string // host:port of the HTTP API of a node of Server, for PathHTTP; "" = none (the nodes started here serve it on a free loopback port)
+	KVServer  string // NATS URL with JetStream for the KV baseline; "" = Server if it has JetStream, or an embedded one (see doc.go)
 
 	KeyPrefix string // starts every key the run writes (Roost's and the KV baseline's); "" = "bench-", a random run id and "." (a new one each run)
 	Keep      bool   // with Server: leave the keys the run wrote in the deployment; false = delete them when the run ends, fails or is interrupted
@@ -99,6 +102,7 @@ func DefaultConfig() Config {
 		Timeout:     5 * time.Second,
 		Ack:         wire.AckPrimary,
 		Batching:    true,
+		NearTTL:     time.Minute,
 		Path:        PathText,
 		EchoSubject: EchoFixed,
 		Prefix:      wire.DefaultPrefix,
@@ -161,6 +165,14 @@ func (c Config) Validate() error {
 	case wire.AckPrimary, wire.AckAll:
 	default:
 		return bad("ack", "%q: want primary or all", c.Ack)
+	}
+	switch {
+	case c.NearCache < 0:
+		return bad("near-cache", "%d: want a size, or 0 for none", c.NearCache)
+	case c.NearCache > 0 && c.Path != PathClient:
+		return bad("near-cache", "only with --path client: the near cache is the Go client's")
+	case c.NearCache > 0 && c.NearTTL <= 0:
+		return bad("near-ttl", "%s must be positive", c.NearTTL)
 	}
 	switch c.Path {
 	case PathText, PathClient:

@@ -121,6 +121,7 @@ func (r *runner) startNodes() ([]*node.Node, error) {
 		ncfg.Token = r.cfg.Token
 		ncfg.Prefix = r.cfg.Prefix
 		ncfg.Logger = r.log
+		ncfg.TextRoute = r.cfg.TextRoute
 		if r.cfg.Nodes > 1 {
 			ncfg.ClusterListen = "127.0.0.1:-1"
 			if i > 0 {

@@ -103,6 +103,9 @@ func (r *runner) startProcs(ctx context.Context) ([]*proc, error) {
 func (r *runner) serveArgs(i int, before []*proc) []string {
 	args := []string{"serve", "--name", fmt.Sprintf("bench%d", i+1), "--listen", "127.0.0.1:-1",
 		"--http", r.cfg.nodeHTTP(i), "--prefix", r.cfg.Prefix, "--log-level", "warn"}
+	if r.cfg.TextRoute != "" {
+		args = append(args, "--text-route", r.cfg.TextRoute)
+	}
 	if r.cfg.Nodes > 1 {
 		args = append(args, "--cluster-listen", "127.0.0.1:-1")
 		if i > 0 {

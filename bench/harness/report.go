@@ -32,12 +32,14 @@ type Settings struct {
 	Duration    string  `json:"duration"`    // measured time per target, a Go duration
 	Round       string  `json:"round"`       // length of one round, a Go duration
 	Ack         string  `json:"ack"`
-	Batching    string  `json:"batching"`        // "on" or "off"; only the client path batches
-	Path        string  `json:"path"`            // how the roost row reached Roost
-	Nodes       int     `json:"nodes"`           // nodes the harness started; 0 = an existing deployment (--server)
-	Procs       bool    `json:"procs,omitempty"` // the nodes were `roost serve` processes, not in the harness's process
-	KeyPrefix   string  `json:"key_prefix"`      // every key the run wrote starts with it
-	Cleanup     string  `json:"cleanup"`         // what became of them: CleanupRemoved, CleanupKept, CleanupNone, or "failed: " and why
+	Batching    string  `json:"batching"`             // "on" or "off"; only the client path batches
+	NearCache   int64   `json:"near_cache,omitempty"` // bytes of the client path's near cache; 0 = off
+	NearTTL     string  `json:"near_ttl,omitempty"`   // its ttl, a Go duration
+	Path        string  `json:"path"`                 // how the roost row reached Roost
+	Nodes       int     `json:"nodes"`                // nodes the harness started; 0 = an existing deployment (--server)
+	Procs       bool    `json:"procs,omitempty"`      // the nodes were `roost serve` processes, not in the harness's process
+	KeyPrefix   string  `json:"key_prefix"`           // every key the run wrote starts with it
+	Cleanup     string  `json:"cleanup"`              // what became of them: CleanupRemoved, CleanupKept, CleanupNone, or "failed: " and why
 }
 
 // Row is one target's figures.
@@ -84,6 +86,7 @@ func (r *runner) settings() Settings {
 		Round:       min(c.Round, c.Duration).String(),
 		Ack:         c.Ack,
 		Batching:    onOff(c.batching()),
+		NearCache:   c.NearCache,
 		Path:        c.Path,
 		KeyPrefix:   c.KeyPrefix,
 		Cleanup:     r.cleanup,
@@ -96,6 +99,9 @@ func (r *runner) settings() Settings {
 	}
 	if c.Dist == DistZipf {
 		s.ZipfS = c.ZipfS
+	}
+	if c.NearCache > 0 {
+		s.NearTTL = c.NearTTL.String()
 	}
 	if c.Server == "" {
 		s.Nodes, s.Procs = c.Nodes, c.Procs

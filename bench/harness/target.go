@@ -148,6 +148,7 @@ func (clientPath) Open(ep Endpoint, cfg Config) (Target, error) {
 		client.WithTimeout(cfg.Timeout),
 		client.WithBatching(cfg.Batching),
 		client.WithAck(cfg.Ack),
+		client.WithNearCache(cfg.NearCache, cfg.NearTTL), // 0 bytes: off
 	)
 	if err != nil {
 		nc.Close()

@@ -26,13 +26,14 @@ const (
 	svcPickOp  = "svc.pick"     // "<prefix>.svc.pick.<service>": one healthy instance of a service, chosen by weight
 
 	// Cluster subjects.
-	heartbeatSubj  = "sys.hb"            // membership heartbeats, every node publishes and subscribes
-	changesSubj    = "sys.changes"       // the change feed: every write a primary applies, announced once
-	tableSubj      = "admin.table"       // the partition table as JSON, from any node
-	membersSubj    = "admin.members"     // the membership view as JSON, from any node
-	forceLeaveSubj = "admin.force-leave" // a node name to force out; every node subscribes, no queue group
-	nodeSubj       = "n"                 // "<prefix>.n.<node id>.<what>": one node's own subjects
-	partitionSubj  = "p"                 // "<prefix>.p.<partition>.<what>": served by the partition's primary
+	heartbeatSubj   = "sys.hb"            // membership heartbeats, every node publishes and subscribes
+	changesSubj     = "sys.changes"       // the change feed: every write a primary applies, announced once
+	changeHeadsSubj = "sys.changes.heads" // the change feed's beacon: each primary's (term, seq) per partition
+	tableSubj       = "admin.table"       // the partition table as JSON, from any node
+	membersSubj     = "admin.members"     // the membership view as JSON, from any node
+	forceLeaveSubj  = "admin.force-leave" // a node name to force out; every node subscribes, no queue group
+	nodeSubj        = "n"                 // "<prefix>.n.<node id>.<what>": one node's own subjects
+	partitionSubj   = "p"                 // "<prefix>.p.<partition>.<what>": served by the partition's primary
 )
 
 // Subjects names every subject of one Roost deployment, all under one prefix.
@@ -106,9 +107,15 @@ func (s Subjects) Status() string { return s.prefix + "." + statusSubj }
 func (s Subjects) Heartbeat() string { return s.prefix + "." + heartbeatSubj }
 
 // Changes is the change feed: the node that applies a write (the primary of
-// its partition) publishes it there once, as a msgpack {k, ver, del}.
+// its partition) publishes it there once, as a msgpack {k, ver, del, p, t,
+// s} (p, t, s: its log ID; see FeedChange).
 // Blocking HTTP queries and `roost watch` listen to it.
 func (s Subjects) Changes() string { return s.prefix + "." + changesSubj }
+
+// ChangeHeads is the change feed's beacon: every FeedHeadsEvery, each node
+// publishes the (term, seq) of every partition it leads (FeedHeads), so
+// that a subscriber tells a lost change from a quiet partition.
+func (s Subjects) ChangeHeads() string { return s.prefix + "." + changeHeadsSubj }
 
 // Table answers the partition table (JSON) from any node.
 func (s Subjects) Table() string { return s.prefix + "." + tableSubj }
@@ -213,3 +220,7 @@ func (s Subjects) NodeRepl(nodeID string) string {
 func (s Subjects) NodeAck(nodeID string) string {
 	return s.prefix + "." + nodeSubj + "." + nodeID + ".ack"
 }
+
+// ConfigAdmin is the subject of runtime config requests (JSON ConfigRequest
+// in, ConfigReply out; node/runtime_config_api.go), answered by any node.
+func (s Subjects) ConfigAdmin() string { return s.prefix + ".admin.config" }

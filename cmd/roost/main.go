@@ -118,8 +118,10 @@ node: "roost serve" starts one; the other commands talk to a running node.`,
 		a.newKeysCmd(),
 		a.newStatusCmd(),
 		a.newMembersCmd(),
+		a.newConfigCmd(), // configcmd.go
 		a.newWatchCmd(),
 		a.newBenchCmd(),
+		a.newMappingsCmd(),
 	)
 	return root
 }

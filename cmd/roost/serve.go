@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"os/signal"
 	"strconv"
@@ -29,9 +30,10 @@ type serveFlags struct {
 	name, listen, clusterListen, nats, http string
 	clusterAdvertise                        string
 	token, role, dataDir, prefix            string
-	datacenter                              string
+	datacenter, textRoute                   string
 	join                                    listValue
 	replicas, partitions                    int
+	placementTag                            string
 	maxMemory, maxValue, maxKey             sizeValue
 	tags                                    tagsValue
 	sweepInterval, heartbeatInterval        time.Duration
@@ -41,6 +43,7 @@ type serveFlags struct {
 	logLevel, logFormat                     *choiceValue
 	config                                  string
 	tlsCert, tlsKey, tlsCA                  string
+	sources                                 map[string]string // where the runtime settings came from (runtime.go)
 }
 
 func (a *app) newServeCmd() *cobra.Command {
@@ -74,9 +77,11 @@ SIGINT or SIGTERM stops the node and exits 0.`,
   ROOST_MAX_MEMORY=1GiB roost serve --config roost.yaml`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			onCommandLine := changedFlags(cmd.Flags())
 			if err := bindEnvAndConfig(cmd.Flags(), a.lookupEnv); err != nil {
 				return err
 			}
+			f.sources = settingSources(cmd.Flags(), onCommandLine, a.lookupEnv)
 			return a.serve(cmd.Context(), f)
 		},
 	}
@@ -91,6 +96,7 @@ SIGINT or SIGTERM stops the node and exits 0.`,
 	fs.StringVar(&f.http, "http", def.HTTP, `HTTP API address, or "off"`)
 	fs.IntVar(&f.replicas, "replicas", def.Replicas, "owners per partition, capped at the live servers")
 	fs.IntVar(&f.partitions, "partitions", def.Partitions, "partition count, fixed for the cluster's life")
+	fs.StringVar(&f.placementTag, "placement-tag", def.PlacementTag, "spread each partition's owners over distinct values of this tag (e.g. zone); the same on every node")
 	fs.Var(&f.maxMemory, "max-memory", "memory for keys, values and overhead (64MiB, 1GiB, 512MB, bytes); 0 = unlimited")
 	fs.Var(&f.maxValue, "max-value", "largest value")
 	fs.Var(&f.maxKey, "max-key", "longest key")
@@ -99,6 +105,7 @@ SIGINT or SIGTERM stops the node and exits 0.`,
 	fs.StringVar(&f.role, "role", def.Role, "server (holds data) or proxy (routes only)")
 	fs.StringVar(&f.dataDir, "data-dir", def.DataDir, "directory for a warm-restart snapshot")
 	fs.StringVar(&f.prefix, "prefix", def.Prefix, "subject prefix of the NATS API")
+	fs.StringVar(&f.textRoute, "text-route", node.TextRouteLocal, "local: the node a client is connected to answers, forwarding to the primary (every request answered within its bound, even when a node dies); partition: NATS sends each text-API request straight to its key's primary, no forwarding hop, but a request in flight to a primary that is killed is lost with it (embedded server; with --nats the operator adds the mappings, docs/PROTOCOL.md)")
 	fs.StringVar(&f.datacenter, "datacenter", node.DefaultDatacenter, "datacenter name reported where consul reports one (member tag dc, /v1/agent/self)")
 	fs.DurationVar(&f.sweepInterval, "sweep-interval", def.SweepInterval, "how often expired entries are swept")
 	fs.DurationVar(&f.heartbeatInterval, "heartbeat-interval", def.HeartbeatInterval, "how often the node tells its peers it lives")
@@ -128,6 +135,7 @@ func (f *serveFlags) nodeConfig(log *slog.Logger) node.Config {
 	cfg.HTTP = f.http
 	cfg.Replicas = f.replicas
 	cfg.Partitions = f.partitions
+	cfg.PlacementTag = f.placementTag
 	cfg.MaxMemory = int64(f.maxMemory)
 	cfg.MaxValue = int64(f.maxValue)
 	cfg.MaxKey = int(min(f.maxKey, 1<<31-1))
@@ -138,6 +146,7 @@ func (f *serveFlags) nodeConfig(log *slog.Logger) node.Config {
 	cfg.Role = f.role
 	cfg.DataDir = f.dataDir
 	cfg.Prefix = f.prefix
+	cfg.TextRoute = f.textRoute
 	cfg.Datacenter = f.datacenter
 	cfg.SweepInterval = f.sweepInterval
 	cfg.HeartbeatInterval = f.heartbeatInterval
@@ -147,24 +156,27 @@ func (f *serveFlags) nodeConfig(log *slog.Logger) node.Config {
 	cfg.DeadAfter = f.deadAfter
 	cfg.TLSCert, cfg.TLSKey, cfg.TLSCA = f.tlsCert, f.tlsKey, f.tlsCA
 	cfg.Logger = log
+	cfg.Sources = f.sources
 	return cfg
 }
 
 // newLogger builds the slog logger of serve, writing to stderr.
-func (a *app) newLogger(level, format string) *slog.Logger {
-	var lv slog.Level
+func (a *app) newLogger(level, format string) (*slog.Logger, *slog.LevelVar) {
+	lv := new(slog.LevelVar)            // a pushed log_level changes it (node.Config.LogLevel)
 	_ = lv.UnmarshalText([]byte(level)) // choiceValue admits only valid levels
 	opts := &slog.HandlerOptions{Level: lv}
 	if format == "json" {
-		return slog.New(slog.NewJSONHandler(a.stderr, opts))
+		return slog.New(slog.NewJSONHandler(a.stderr, opts)), lv
 	}
-	return slog.New(slog.NewTextHandler(a.stderr, opts))
+	return slog.New(slog.NewTextHandler(a.stderr, opts)), lv
 }
 
 // serve runs a node until ctx ends or SIGINT/SIGTERM arrives.
 func (a *app) serve(ctx context.Context, f *serveFlags) error {
-	log := a.newLogger(f.logLevel.value, f.logFormat.value)
+	log, level := a.newLogger(f.logLevel.value, f.logFormat.value)
 	cfg := f.nodeConfig(log)
+	cfg.LogLevel = level
+	cfg.OnMaxMemory = func(maxMemory int64) { a.followMemoryLimit(log, maxMemory) } // a pushed max_memory
 	// PUT /v1/agent/leave stops serving as a signal does.
 	ctx, leave := context.WithCancelCause(ctx)
 	defer leave(nil)
@@ -251,6 +263,20 @@ func (a *app) limitMemory(log *slog.Logger, maxMemory int64) {
 	limit := node.SoftMemoryLimit(maxMemory)
 	a.setMemoryLimit(limit)
 	log.Info("Go soft memory limit set from --max-memory", "limit", ibytes(limit))
+}
+
+// followMemoryLimit moves the Go soft memory limit along with a pushed
+// max_memory, as limitMemory set it at start; 0 (unlimited) lifts it.
+func (a *app) followMemoryLimit(log *slog.Logger, maxMemory int64) {
+	if v, ok := a.lookupEnv("GOMEMLIMIT"); ok && v != "" {
+		return
+	}
+	limit := int64(math.MaxInt64)
+	if maxMemory > 0 {
+		limit = node.SoftMemoryLimit(maxMemory)
+	}
+	a.setMemoryLimit(limit)
+	log.Info("Go soft memory limit follows the pushed max_memory", "limit", limit)
 }
 
 // configErr makes an error of node.Config validation a usage error (exit

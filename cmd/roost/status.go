@@ -150,8 +150,15 @@ func printStatus(w io.Writer, st *node.Status) error {
 			row("safe", "no: %d of %d partitions have fewer than %d in-sync copies", s.UnderReplicated, s.Partitions, s.Want)
 		}
 	}
+	if pl := c.Placement; pl != nil {
+		if pl.Spread {
+			row("placement", "by tag %q over %d zones: every partition's owners in distinct zones", pl.Tag, len(pl.Zones))
+		} else {
+			row("placement", "by tag %q over %d zones: %d partitions NOT spread (fewer zones than owners); losing a zone may lose them", pl.Tag, len(pl.Zones), len(pl.Unspread))
+		}
+	}
 	if len(c.Refused) > 0 {
-		row("refused", "%s (another partition count)", strings.Join(c.Refused, ", "))
+		row("refused", "%s (another partition count or placement tag)", strings.Join(c.Refused, ", "))
 	}
 	return tw.Flush()
 }

@@ -201,7 +201,17 @@
     const copies = status.cluster && status.cluster.replicas !== undefined ? status.cluster.replicas : status.replicas;
     const owners = copies === 1 ? "1 copy of each key" : `${copies} copies of each key`;
     const capped = copies < status.replicas ? ` (--replicas ${status.replicas}, capped at the servers)` : "";
-    $("summary").textContent = `node ${status.name} · Roost ${status.version} · ${status.partitions} partitions · ${owners}${capped} · view ${members.version}`;
+    // --placement-tag: owners spread over zones, or a warning naming the
+    // partitions that could not be spread.
+    const pl = status.cluster && status.cluster.placement;
+    const zoneCount = pl ? Object.keys(pl.zones).length : 0;
+    const spread = !pl ? "" : pl.spread ? ` · spread by ${pl.tag} over ${zoneCount} zones` : ` · NOT spread by ${pl.tag} (${zoneCount} live)`;
+    $("placement").hidden = !pl || pl.spread;
+    if (pl && !pl.spread) {
+      const list = pl.unspread.length > 20 ? `${pl.unspread.slice(0, 20).join(", ")}, …` : pl.unspread.join(", ");
+      $("placement").textContent = `${pl.unspread.length} partitions could not be spread over distinct ${pl.tag} values (${zoneCount} live, ${copies} copies each): losing one ${pl.tag} may lose them. Partitions ${list}.`;
+    }
+    $("summary").textContent = `node ${status.name} · Roost ${status.version} · ${status.partitions} partitions · ${owners}${capped}${spread} · view ${members.version}`;
     $("updated").textContent = `updated ${new Date(stats.time).toLocaleTimeString()}`;
     $("footer").textContent = `Polling ${location.host} every ${POLL_MS / 1000} s. Ops/s count the operations each node executed as a partition's primary. Keys: distinct keys (what the primaries hold) / entries stored, replica copies included. Replication lag: how long after their primary a node's replicas applied the entries they received (99th percentile). "–": no figure, the member is not live or did not answer.`;
   }

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/roostkv/roost/node"
+)
+
+// TestConfigCommand drives `roost config` against a served node: where
+// each setting came from (flag, env), a pushed max_memory and log_level by
+// tag, the soft memory limit following, bad input refused, and unset.
+func TestConfigCommand(t *testing.T) {
+	n, memLimit, _ := serveInProcess(t, map[string]string{"ROOST_LOG_LEVEL": "warn"},
+		"--name", "cfg", "--listen", "127.0.0.1:-1", "--http", "off", "--max-memory", "128MiB", "--tags", "zone=a")
+	srv := n.ClientURL()
+
+	out := roost(t, "", "config", "get", "--server", srv).ok(t)
+	for _, want := range []string{"(none)", "cfg   max_memory  128MiB", "flag", "log_level   warn", "env ROOST_LOG_LEVEL", `{"zone":"a"}`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("config get lacks %q:\n%s", want, out)
+		}
+	}
+
+	out = roost(t, "", "config", "set", "--tag", "zone=a", "max_memory=64MiB", "log_level=debug", "--server", srv).ok(t)
+	if !strings.Contains(out, "rule tag zone:a") || strings.Contains(out, "not applied") {
+		t.Errorf("config set:\n%s", out)
+	}
+	if st := n.Status(); st.Store.MaxBytes != 64<<20 {
+		t.Errorf("max bytes %d after the push, want 64 MiB", st.Store.MaxBytes)
+	}
+	if want := node.SoftMemoryLimit(64 << 20); *memLimit != want {
+		t.Errorf("soft memory limit %d, want %d", *memLimit, want)
+	}
+
+	roost(t, "", "config", "set", "max_memory=lots", "--server", srv).fails(t, exitError, "max_memory")
+	roost(t, "", "config", "set", "--tag", "zone=a", "--node", "cfg", "log_level=info", "--server", srv).fails(t, exitUsage, "not both")
+	roost(t, "", "config", "set", "nonsense", "--server", srv).fails(t, exitUsage, "SETTING=VALUE")
+	roost(t, "", "config", "unset", "--node", "other", "--server", srv).fails(t, exitError, "no rule")
+
+	roost(t, "", "config", "unset", "--tag", "zone=a", "max_memory", "--server", srv).ok(t)
+	out = roost(t, "", "config", "get", "--node", "cfg", "--server", srv).ok(t)
+	if !strings.Contains(out, "128MiB") || !strings.Contains(out, "debug") {
+		t.Errorf("after unset of max_memory:\n%s", out)
+	}
+	if st := n.Status(); st.Store.MaxBytes != 128<<20 {
+		t.Errorf("max bytes %d after unset, want 128 MiB", st.Store.MaxBytes)
+	}
+}
