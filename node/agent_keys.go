@@ -58,7 +58,7 @@ func (n *Node) keyCounts() KeyCounts {
 	var kc KeyCounts
 	n.store.Versions(func(key string, _ uint64, deleted bool) {
 		switch {
-		case deleted:
+		case deleted, reserved(key): // Roost's own keys (the catalog's) are not the user's
 		case leads[partition.Of(key, n.cfg.Partitions)]:
 			kc.Primary++
 		default:

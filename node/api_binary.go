@@ -185,8 +185,8 @@ func (n *Node) localScan(sr wire.ScanRequest, limit int) wire.ScanResponse {
 	resp := wire.ScanResponse{Entries: make([]wire.Entry, 0, len(entries)), More: more}
 	budget := n.maxPayload - replyReserve
 	for _, e := range entries {
-		if _, local := n.locate(e.Key); !local {
-			continue // moving away: its new primary answers for it
+		if _, local := n.locate(e.Key); !local || reserved(e.Key) {
+			continue // moving away (its new primary answers for it), or Roost's own (reserved.go)
 		}
 		size := int64(len(e.Key)+len(e.Value)) + resultOverhead
 		if budget -= size; budget < 0 && len(resp.Entries) > 0 {

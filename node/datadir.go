@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/roostkv/roost/actors/store"
@@ -364,7 +365,9 @@ func (n *Node) saveSnapshot() {
 		return
 	}
 	start := time.Now()
-	recs := n.store.Export(nil, true)
+	// The service catalog's records belong to this process (catalog.go):
+	// the next one starts with none, so they are not kept.
+	recs := n.store.Export(func(key string) bool { return !strings.HasPrefix(key, svcPrefix) }, true)
 	path := filepath.Join(n.cfg.DataDir, snapshotName)
 	h := snapshotHeader{Node: n.cfg.Name, Partitions: n.cfg.Partitions, Written: time.Now().UnixNano()}
 	size, err := writeSnapshot(path, h, recs)

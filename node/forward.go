@@ -170,7 +170,7 @@ func (n *Node) forward(p int, ops []wire.Request, ack string) ([]wire.Result, er
 // else a 503 so that the forwarder retries.
 func (n *Node) handlePartitionBatch(msg *nats.Msg) {
 	if msg.Header.Get(reservedHeader) != "" {
-		n.async.Go(func() { n.serveReserved(msg) }) // Roost's own keys (catalog_store.go)
+		n.async.Go(func() { n.serveReserved(msg) }) // Roost's own keys (reserved_write.go)
 		return
 	}
 	var br wire.BatchRequest

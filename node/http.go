@@ -19,6 +19,7 @@ func (n *Node) httpHandler() http.Handler {
 	n.counterRoutes(mux)   // ops_incr.go: /v1/roost/incr and /v1/roost/touch
 	n.agentRoutes(mux)     // http_agent.go: consul agent and health, Roost members, metrics, dashboard
 	n.hotKeyRoutes(mux)    // hotkeys.go: the keys read most
+	n.catalogRoutes(mux)   // catalog_http.go: consul's service catalog
 	return guardPaths(mux) // http_paths.go: no path is cleaned, none redirected
 }
 

@@ -223,6 +223,9 @@ func (n *Node) checkKVKey(key string, prefix bool) error {
 	if len(key) > n.cfg.MaxKey {
 		return errBadRequest("prefix of %d bytes is over the key limit of %d", len(key), n.cfg.MaxKey)
 	}
+	if reserved(key) {
+		return errBadRequest("prefix %q begins with a NUL byte, which is reserved for Roost's own keys", key)
+	}
 	return nil
 }
 

@@ -130,5 +130,5 @@ func (n *Node) BlockingQueries() int {
 	if n.feed == nil {
 		return 0
 	}
-	return int(n.feed.waiters.count.Load()) - int(n.rc.waiting.Load()) // not the runtime config's own (runtime_config.go)
+	return int(n.feed.waiters.count.Load()) - int(n.rc.waiting.Load()) - n.internalWaiters() // not Roost's own: the runtime config's (runtime_config.go), the catalog cache's
 }

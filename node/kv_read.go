@@ -138,6 +138,9 @@ func (n *Node) localKVPage(req kvRequest) kvResponse {
 		if _, local := n.locate(e.Key); !local {
 			continue // moving away: its new primary answers for it
 		}
+		if reserved(e.Key) && !reserved(req.Key) {
+			continue // Roost's own keys are listed only by Roost (reserved.go)
+		}
 		if budget -= int64(len(e.Key)+len(e.Value)) + resultOverhead; budget < 0 && len(resp.Entries) > 0 {
 			resp.More = true
 			break

@@ -53,6 +53,7 @@ type Node struct {
 	loads      *loads               // read-through loads at the primary (load.go)
 	hot        *hotKeys             // the keys read most here (hotkeys.go)
 	agentSubs  []*nats.Subscription // force-leave and admin subscriptions (agent_cluster.go)
+	agent      *catalogAgent        // the services registered on this node (catalog_agent.go)
 
 	leaving  atomic.Bool   // set first thing by Stop: this node serves no partition any more
 	killed   bool          // Kill: stop without telling anyone
@@ -128,6 +129,7 @@ func (n *Node) Start() (err error) {
 	scfg := store.DefaultConfig()
 	scfg.MaxMemory = n.cfg.MaxMemory
 	scfg.SweepInterval = n.cfg.SweepInterval
+	scfg.Pinned = "\x00" // Roost's own keys (reserved.go) are never evicted
 	if n.store, err = store.New(scfg); err != nil {
 		return fmt.Errorf("node: store: %w", err)
 	}
@@ -143,6 +145,8 @@ func (n *Node) Start() (err error) {
 		return err
 	}
 
+	n.agent = newCatalogAgent() // before HTTP, whose catalog routes use it
+	n.startCatalogCache()
 	if err = n.startHTTP(); err != nil {
 		return err
 	}
@@ -156,6 +160,9 @@ func (n *Node) Start() (err error) {
 		return err
 	}
 	if err = n.startConfig(); err != nil { // runtime_config.go: the rules that match this node apply before it is ready
+		return err
+	}
+	if err = n.startCatalog(); err != nil {
 		return err
 	}
 	n.log.Info("roost node ready", "nats", n.bus.ClientURL(), "http", n.httpAddr, "max_memory", n.cfg.MaxMemory)
@@ -357,6 +364,7 @@ func (n *Node) Stop() {
 			cancel()
 		}
 		n.stopAgent()
+		n.stopCatalog()
 		if n.http != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			_ = n.http.Shutdown(ctx)

@@ -13,11 +13,6 @@ import (
 	"github.com/roostkv/roost/bus/wire"
 )
 
-// NOTE for the merge: this file is, verbatim, the reserved-write half of the
-// catalog branch's node/catalog_store.go (same functions, same names), so
-// that the runtime config rules can be written before that branch lands.
-// Keep one copy.
-
 // Roost's own writes of reserved keys (reserved.go), such as the service
 // catalog's. Every API refuses these keys (checkKey), so they take a path
 // of their own through the same replicator: at the key's primary they are

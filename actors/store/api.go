@@ -73,7 +73,8 @@ type Record struct {
 
 // Stats are the store's counters at one moment.
 type Stats struct {
-	Keys           int64 `json:"keys"`            // live entries (expired but unswept ones included)
+	Keys           int64 `json:"keys"`            // live entries (expired but unswept ones included), the pinned ones aside
+	Pinned         int64 `json:"pinned"`          // live pinned entries (Config.Pinned), counted in Bytes but not in Keys
 	Bytes          int64 `json:"bytes"`           // accounted memory of live entries: keys, values and per-entry overhead
 	Tombstones     int64 `json:"tombstones"`      // deleted keys remembered with their delete's version (see Config.TombstoneTTL)
 	TombstoneBytes int64 `json:"tombstone_bytes"` // accounted memory of tombstones: key and per-entry overhead; MaxBytes covers Bytes+TombstoneBytes

@@ -35,6 +35,9 @@ type Config struct {
 	TombstoneTTL time.Duration
 	// Clock tells the time for TTLs and versions. nil = the wall clock.
 	Clock Clock
+	// Pinned is a key prefix whose entries are never evicted (pin.go): the
+	// owner's own state kept among the cached data. "" = none.
+	Pinned string
 }
 
 // Defaults.

@@ -59,6 +59,9 @@ func (sh *shard) check() error {
 	if err := walk(&sh.pol.main, queueMain); err != nil {
 		return err
 	}
+	if err := walk(&sh.pol.pinned, queuePinned); err != nil {
+		return err
+	}
 	if err := walk(&sh.tombs, queueTomb); err != nil {
 		return err
 	}

@@ -29,10 +29,11 @@ const (
 
 // Queue ids kept in entry.queue.
 const (
-	queueNone  uint8 = iota // free slab slot
-	queueSmall              // in the small FIFO
-	queueMain               // in the main FIFO
-	queueTomb               // a tombstone, in its shard's tombstone FIFO (not the policy's)
+	queueNone   uint8 = iota // free slab slot
+	queueSmall               // in the small FIFO
+	queueMain                // in the main FIFO
+	queueTomb                // a tombstone, in its shard's tombstone FIFO (not the policy's)
+	queuePinned              // never evicted: in the policy's pinned FIFO (pin.go)
 )
 
 // fifo is a queue of slab entries linked through entry.prev/next: new entries
@@ -156,8 +157,10 @@ func (g *ghost) fit(n int) {
 type s3fifo struct {
 	small, main fifo
 	ghost       ghost
-	smallTarget int64 // bytes small may hold before it is evicted from first
-	remember    bool  // keep a ghost (only bounded shards evict)
+	smallTarget int64  // bytes small may hold before it is evicted from first
+	remember    bool   // keep a ghost (only bounded shards evict)
+	pinned      fifo   // entries never evicted (pin.go)
+	pin         string // key prefix of the pinned entries; "" = none
 }
 
 // newS3FIFO makes a policy for a shard of budget bytes (0 = unlimited).
@@ -170,6 +173,11 @@ func newS3FIFO(budget int64) s3fifo {
 func (p *s3fifo) insert(sl *slab, i uint32) {
 	e := sl.at(i)
 	e.setFreq(0)
+	if p.pins(e) {
+		e.queue = queuePinned
+		p.pinned.pushHead(sl, i)
+		return
+	}
 	if p.ghost.take(e.hash) {
 		e.queue = queueMain
 		p.main.pushHead(sl, i)
@@ -268,6 +276,8 @@ func (p *s3fifo) queue(q uint8) *fifo {
 		return &p.small
 	case queueMain:
 		return &p.main
+	case queuePinned:
+		return &p.pinned
 	}
 	panic("store: entry in no queue")
 }

@@ -297,6 +297,9 @@ func (sh *shard) makeRoom(size int64) {
 			continue
 		}
 		i := sh.pol.victim(&sh.sl)
+		if i == 0 && sh.pol.pinned.n > 0 {
+			return // what is left is pinned: over budget by pinned bytes (pin.go)
+		}
 		if i == 0 {
 			panic("store: shard over budget with nothing to evict")
 		}
@@ -416,7 +419,8 @@ func (sh *shard) scan(out []Entry, prefix, after string, withValue bool, now int
 func (sh *shard) stats(st *Stats) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	st.Keys += int64(sh.sl.used - sh.tombs.n)
+	st.Keys += int64(sh.sl.used - sh.tombs.n - sh.pol.pinned.n)
+	st.Pinned += int64(sh.pol.pinned.n)
 	st.Bytes += sh.bytes - sh.tombs.bytes
 	st.Tombstones += int64(sh.tombs.n)
 	st.TombstoneBytes += sh.tombs.bytes

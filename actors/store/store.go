@@ -55,6 +55,7 @@ func New(cfg Config) (*Store, error) {
 		s.shards[i] = newShard(budget)
 		s.shards[i].tombTTL = max(cfg.TombstoneTTL, 0)
 		s.shards[i].gone = &s.gone
+		s.shards[i].pol.pin = cfg.Pinned
 	}
 	return s, nil
 }

@@ -24,6 +24,7 @@ const (
 	batchSubj  = "bin.batch"    // binary API: a batch of get/set/delete operations
 	scanSubj   = "bin.scan"     // binary API: one page of a prefix scan
 	statusSubj = "admin.status" // node status as JSON
+	svcPickOp  = "svc.pick"     // "<prefix>.svc.pick.<service>": one healthy instance of a service, chosen by weight
 
 	// Cluster subjects.
 	heartbeatSubj   = "sys.hb"            // membership heartbeats, every node publishes and subscribes
@@ -199,6 +200,19 @@ func (s Subjects) NodeAdmin(nodeID, verb string) string {
 // node that is its primary in its own view: nodes forward there.
 func (s Subjects) PartitionBatch(partition int) string {
 	return s.prefix + "." + partitionSubj + "." + strconv.Itoa(partition) + ".batch"
+}
+
+// SvcPick is the subject that answers one passing instance of service
+// name (the rest of the subject, dots included), chosen by weight.
+func (s Subjects) SvcPick(name string) string { return s.prefix + "." + svcPickOp + "." + name }
+
+// SvcPickAll is the wildcard every node serves SvcPick on.
+func (s Subjects) SvcPickAll() string { return s.prefix + "." + svcPickOp + ".>" }
+
+// SvcName returns the service name of a SvcPick subject, or ok=false.
+func (s Subjects) SvcName(subject string) (name string, ok bool) {
+	name, ok = strings.CutPrefix(subject, s.prefix+"."+svcPickOp+".")
+	return name, ok && name != ""
 }
 
 // TextKey returns the key of a text-API subject ("<prefix>.<op>.<key>") for

@@ -106,8 +106,8 @@ func (a *app) watch(ctx context.Context, nc *nats.Conn, subject, key string, pre
 				continue
 			}
 			for _, c := range cs {
-				if c.Key != key && (!prefix || !strings.HasPrefix(c.Key, key)) {
-					continue
+				if c.Key != key && (!prefix || !strings.HasPrefix(c.Key, key)) || strings.HasPrefix(c.Key, node.ReservedPrefix) {
+					continue // not asked for, or Roost's own key (the catalog's, say)
 				}
 				if err := a.printChange(c, asJSON); err != nil {
 					return err
