@@ -70,6 +70,10 @@ func startSplitCluster(t *testing.T, size int, edit func(i int, c *node.Config))
 		t.Fatalf("n1 routes to %s through the proxy: %v", nodes[last].Name(), err)
 	}
 	waitMembers(t, nodes, size, 5*time.Second)
+	// Seeing every member is not having taken the table in: until each
+	// partition's primary is ready, a write may get the documented 503
+	// ("moving to another primary").
+	waitPrimariesReady(t, nodes, 10*time.Second)
 	return nodes, proxy
 }
 
