@@ -6,11 +6,13 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"encoding/json"
 
+	"github.com/nats-io/nats.go"
 	"github.com/roostkv/roost/node"
 )
 
@@ -232,5 +234,64 @@ func TestBulkForceLeaveByTag(t *testing.T) {
 		if s := memberStatus(n, "n3"); s != "left" {
 			t.Errorf("%s sees n3 %s after the force-leave, want left", n.Name(), s)
 		}
+	}
+}
+
+// TestConfigLoaderTTLs: load_ttl and negative_ttl pushed by a rule apply to
+// the next load: GET shows them with the rule as their source, a loaded
+// value takes the pushed TTL, and with negative_ttl 0 a loader's 404 is
+// not remembered (the loader is asked again).
+func TestConfigLoaderTTLs(t *testing.T) {
+	n := startNode(t, nil)
+	nc := connect(t, n)
+	var calls atomic.Int64
+	if _, err := nc.Subscribe("roost.load.cfg.>", func(m *nats.Msg) {
+		calls.Add(1)
+		reply := nats.NewMsg(m.Reply)
+		if strings.HasSuffix(m.Subject, ".missing") {
+			reply.Header.Set("Nats-Service-Error-Code", "404")
+			reply.Header.Set("Nats-Service-Error", "no such thing")
+		} else {
+			reply.Data = []byte("loaded")
+		}
+		_ = m.RespondMsg(reply)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := nodeDo(t, n, "PUT", "/v1/roost/config", `{"load_ttl":"1h","negative_ttl":0}`); code != 200 {
+		t.Fatalf("PUT config: %d %s", code, body)
+	}
+	eventually(t, 2*time.Second, func() error {
+		_, body := nodeDo(t, n, "GET", "/v1/roost/config", "")
+		var reply node.ConfigReply
+		if err := json.Unmarshal(body, &reply); err != nil {
+			return err
+		}
+		s := configOf(t, reply, n.Name()).Settings
+		if s["load_ttl"].Value != "1h0m0s" || s["negative_ttl"].Value != "0s" || s["load_ttl"].Source != "rule all" {
+			return fmt.Errorf("settings %+v", s)
+		}
+		return nil
+	})
+	r := request(t, nc, "roost.get.cfg.k", nil)
+	if r.code != 200 || string(r.body) != "loaded" {
+		t.Fatalf("get: %d %q (%s)", r.code, r.body, r.err)
+	}
+	r = request(t, nc, "roost.get.cfg.k", nil) // a hit, with the expiry the load gave it
+	expires, err := time.Parse(time.RFC3339, r.hdr.Get("Roost-Expires"))
+	if err != nil {
+		t.Fatalf("Roost-Expires %q: %v", r.hdr.Get("Roost-Expires"), err)
+	}
+	if left := time.Until(expires); left < 59*time.Minute || left > time.Hour+time.Second {
+		t.Fatalf("loaded value expires in %s, want the pushed load_ttl of 1h", left)
+	}
+	for range 2 {
+		wantCode(t, "get of a key the loader does not have", request(t, nc, "roost.get.cfg.missing", nil), 404)
+	}
+	if got := calls.Load(); got != 3 {
+		t.Fatalf("loader asked %d times, want 3: with negative_ttl 0 its 404 is not remembered", got)
 	}
 }

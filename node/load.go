@@ -44,10 +44,11 @@ const (
 // loads is a node's read-through state: the pure table behind a lock, and
 // counters for /metrics and the dashboard.
 type loads struct {
-	mu     sync.Mutex
-	table  *loadTable   // guarded by mu
-	known  atomic.Int64 // table.size() after the last change: 0 = a miss has nothing to look up
-	pruned time.Time    // guarded by mu: when expired entries were last dropped
+	mu      sync.Mutex
+	table   *loadTable   // guarded by mu
+	known   atomic.Int64 // table.size() after the last change: 0 = a miss has nothing to look up
+	pruned  time.Time    // guarded by mu: when expired entries were last dropped
+	loadTTL atomic.Int64 // nanoseconds: the TTL of a loaded value whose loader gave none (--load-ttl, or a runtime rule)
 
 	running sync.WaitGroup // loads in flight, for Stop
 
@@ -67,8 +68,9 @@ type loads struct {
 // pruneEvery is how often a miss also drops the table's expired entries.
 const pruneEvery = 10 * time.Second
 
-func newLoads(negativeTTL time.Duration, reg *prometheus.Registry) *loads {
+func newLoads(loadTTL, negativeTTL time.Duration, reg *prometheus.Registry) *loads {
 	l := &loads{table: newLoadTable(negativeTTL)}
+	l.loadTTL.Store(int64(loadTTL))
 	l.latency = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Namespace: "roost",
 		Name:      "load_duration_seconds",
@@ -77,6 +79,22 @@ func newLoads(negativeTTL time.Duration, reg *prometheus.Registry) *loads {
 	})
 	reg.MustRegister(l.latency, &loadCollector{l: l})
 	return l
+}
+
+// setTTLs changes --load-ttl and --negative-ttl at run time (a runtime
+// config rule): the next load and the next 404 use them.
+func (l *loads) setTTLs(loadTTL, negativeTTL time.Duration) {
+	l.loadTTL.Store(int64(loadTTL))
+	l.mu.Lock()
+	l.table.negativeTTL = negativeTTL
+	l.mu.Unlock()
+}
+
+// ttls are the load TTL and negative TTL in force.
+func (l *loads) ttls() (loadTTL, negativeTTL time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return time.Duration(l.loadTTL.Load()), l.table.negativeTTL
 }
 
 // loaded is a loader's answer, parsed.
@@ -334,7 +352,8 @@ func (n *Node) askLoader(key string) (loaded, error) {
 	case err != nil:
 		return loaded{}, &apiError{code: wire.CodeUnavailable, msg: fmt.Sprintf("key %q: asking its loader: %v", key, err)}
 	}
-	return parseLoaderReply(key, resp, n.cfg.LoadTTL, n.cfg.MaxValue)
+	loadTTL, _ := n.loads.ttls()
+	return parseLoaderReply(key, resp, loadTTL, n.cfg.MaxValue)
 }
 
 // parseLoaderReply reads a loader's reply: a micro 404 is "no such key",

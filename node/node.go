@@ -85,7 +85,7 @@ func New(cfg Config) (*Node, error) {
 		partSubs: map[int]*nats.Subscription{},
 	}
 	n.metrics = newMetrics(n)
-	n.loads = newLoads(cfg.NegativeTTL, n.metrics.reg)
+	n.loads = newLoads(cfg.LoadTTL, cfg.NegativeTTL, n.metrics.reg)
 	n.hot = newHotKeys()
 	n.initRuntimeConfig()
 	return n, nil

@@ -50,16 +50,17 @@ const (
 
 // The settings a rule may set.
 const (
-	SettingMaxMemory = "max_memory" // bytes as a number, or a size like "64MiB"; 0 = unlimited
-	SettingLogLevel  = "log_level"  // debug, info, warn or error
-	SettingTags      = "tags"       // an object of strings, merged into the node's tags
+	SettingMaxMemory   = "max_memory"   // bytes as a number, or a size like "64MiB"; 0 = unlimited
+	SettingLogLevel    = "log_level"    // debug, info, warn or error
+	SettingTags        = "tags"         // an object of strings, merged into the node's tags
+	SettingLoadTTL     = "load_ttl"     // a Go duration ("10m") or seconds: the TTL of a loaded value whose loader gave none
+	SettingNegativeTTL = "negative_ttl" // a Go duration or seconds: how long a loader's 404 is remembered; 0 = off
 )
 
 // configSettings are the settings rules may set, in display order. To add
-// one (such as the loaders' negative_ttl and load_ttl), give it a name
-// here, a check in checkSetting, a base value and source in baseSetting,
-// and an apply step in applyResolved.
-var configSettings = []string{SettingMaxMemory, SettingLogLevel, SettingTags}
+// one, give it a name here, a check in checkSetting, an apply step in
+// applyRulesLocked and its value in localConfig.
+var configSettings = []string{SettingMaxMemory, SettingLogLevel, SettingTags, SettingLoadTTL, SettingNegativeTTL}
 
 // ConfigScope selects the nodes a rule applies to: all (both empty), those
 // with tag Tag ("k:v"), or the node named Node.
@@ -159,6 +160,8 @@ func checkSetting(name string, raw json.RawMessage) error {
 		_, err = parseLogLevel(raw)
 	case SettingTags:
 		_, err = parseTags(raw)
+	case SettingLoadTTL, SettingNegativeTTL:
+		_, err = parseDurationSetting(raw)
 	default:
 		return errBadRequest("unknown setting %q: runtime settings are %s", name, strings.Join(configSettings, ", "))
 	}
@@ -166,6 +169,30 @@ func checkSetting(name string, raw json.RawMessage) error {
 		return errBadRequest("%s: %v", name, err)
 	}
 	return nil
+}
+
+// parseDurationSetting reads a duration: a string Roost-TTL takes ("10m",
+// "30") or a number of seconds; it may not be negative.
+func parseDurationSetting(raw json.RawMessage) (time.Duration, error) {
+	var secs float64
+	if json.Unmarshal(raw, &secs) == nil {
+		if secs < 0 {
+			return 0, fmt.Errorf("%v is negative", secs)
+		}
+		return time.Duration(secs * float64(time.Second)), nil
+	}
+	var str string
+	if err := json.Unmarshal(raw, &str); err != nil {
+		return 0, fmt.Errorf("want a duration such as \"10m\" or a number of seconds")
+	}
+	d, err := ParseTTL(str)
+	if err != nil {
+		return 0, err
+	}
+	if d < 0 {
+		return 0, fmt.Errorf("%s is negative", str)
+	}
+	return d, nil
 }
 
 // parseMaxMemory reads a byte count: a number, or a string like "64MiB".
@@ -513,6 +540,16 @@ func (n *Node) applyRulesLocked(ctx context.Context) error {
 		n.log.Info("runtime config: log level changed", "to", level.String(), "source", cmp.Or(res.from[SettingLogLevel], n.baseSource(SettingLogLevel)))
 	}
 
+	// load_ttl and negative_ttl: read by the next load.
+	loadTTL, negativeTTL := n.cfg.LoadTTL, n.cfg.NegativeTTL
+	if raw, ok := res.values[SettingLoadTTL]; ok {
+		loadTTL, _ = parseDurationSetting(raw)
+	}
+	if raw, ok := res.values[SettingNegativeTTL]; ok {
+		negativeTTL, _ = parseDurationSetting(raw)
+	}
+	n.loads.setTTLs(loadTTL, negativeTTL)
+
 	// tags: the node's own, with the pushed ones merged in, beaten at once.
 	var err error
 	if n.members != nil {
@@ -572,5 +609,9 @@ func (n *Node) localConfig() NodeConfig {
 		}
 	}
 	nc.Settings[SettingTags] = tags
+
+	loadTTL, negativeTTL := n.loads.ttls()
+	nc.Settings[SettingLoadTTL] = SettingValue{Value: loadTTL.String(), Source: source(SettingLoadTTL)}
+	nc.Settings[SettingNegativeTTL] = SettingValue{Value: negativeTTL.String(), Source: source(SettingNegativeTTL)}
 	return nc
 }

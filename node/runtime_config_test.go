@@ -128,6 +128,12 @@ func TestCheckSetting(t *testing.T) {
 		{"tags", `{"rack":"3"}`, true},
 		{"tags", `{"":"x"}`, false},
 		{"tags", `["a"]`, false},
+		{"load_ttl", `"10m"`, true},
+		{"load_ttl", `30`, true},
+		{"load_ttl", `"-1s"`, false},
+		{"negative_ttl", `0`, true},
+		{"negative_ttl", `-5`, false},
+		{"negative_ttl", `"soon"`, false},
 		{"max-memory", `"1GiB"`, false},
 		{"replicas", `3`, false},
 	} {

@@ -11,9 +11,11 @@ import (
 // runtimeFlags are the serve flags of the settings a runtime config rule
 // may change (node.Config.Sources), by setting name.
 var runtimeFlags = map[string]string{
-	node.SettingMaxMemory: "max-memory",
-	node.SettingLogLevel:  "log-level",
-	node.SettingTags:      "tags",
+	node.SettingMaxMemory:   "max-memory",
+	node.SettingLogLevel:    "log-level",
+	node.SettingTags:        "tags",
+	node.SettingLoadTTL:     "load-ttl",
+	node.SettingNegativeTTL: "negative-ttl",
 }
 
 // changedFlags returns the flags set on the command line (before
