@@ -87,6 +87,12 @@ import (
 // ErrBadTable is returned (wrapped) when JSON does not describe a valid table.
 var ErrBadTable = errors.New("partition: bad table")
 
+// KeyHash names the function Of uses, as nodes announce it in their
+// heartbeats: nodes that map keys to partitions differently must not form
+// one cluster. (Before it, Of was FNV-1a 64 over all the key's bytes; those
+// nodes announce nothing.)
+const KeyHash = "fnv1a32-nodots"
+
 const (
 	fnvOffset32 = 2166136261           // FNV-1a 32-bit offset basis
 	fnvPrime32  = 16777619             // FNV-1a 32-bit prime

@@ -15,6 +15,7 @@ type Heartbeat struct {
 	HTTP        string            `msgpack:"http"`        // HTTP API address or ""
 	Partitions  int               `msgpack:"partitions"`  // partition count P; peers with another P refuse each other
 	Placement   string            `msgpack:"placement"`   // the sender's --placement-tag ("" = none); peers with another refuse each other
+	KeyHash     string            `msgpack:"keyhash"`     // how the sender maps keys to partitions (partition.KeyHash); "" from nodes before it; peers with another refuse each other
 	Datacenter  string            `msgpack:"dc"`          // the sender's --datacenter; "" from older nodes
 	Build       string            `msgpack:"build"`       // the sender's Roost version; "" from older nodes
 	Leaving     bool              `msgpack:"leaving"`     // the sender leaves the cluster: mark it left at once

@@ -8,6 +8,8 @@ import (
 	"maps"
 	"slices"
 	"time"
+
+	"github.com/roostkv/roost/partition"
 )
 
 // Errors of the package.
@@ -197,7 +199,7 @@ func (s *state) onBeat(m beatMsg) (out output) {
 	case b.ID == "" || b.Name == "":
 		out.log(slog.LevelDebug, "heartbeat without id or name ignored", "id", b.ID, "name", b.Name)
 		return out
-	case b.Partitions != s.partitions || b.Placement != s.placement:
+	case b.Partitions != s.partitions || b.Placement != s.placement || b.KeyHash != partition.KeyHash:
 		return s.refuse(b, now)
 	case b.Name == s.self:
 		s.loud(&out, now, "self:"+b.ID, slog.LevelError, "another process uses this node's name; its heartbeats are ignored",
@@ -310,6 +312,12 @@ func (s *state) refuse(b *Heartbeat, now time.Time) (out output) {
 	r.Role, r.Addr, r.HTTP, r.Tags, r.Extra = b.Role, b.Addr, b.HTTP, b.Tags, b.Extra
 	r.LastSeen, r.interval = now, b.interval(s.interval)
 	out.Dirty = true
+	if b.KeyHash != partition.KeyHash {
+		s.loud(&out, now, "keyhash:"+b.ID, slog.LevelError,
+			"peer refused: it maps keys to partitions with another hash (a Roost from before the change to FNV-1a 32, or after a later one), so the two would disagree on every key's owners; it stays out of the cluster — restart the whole cluster on one version",
+			"name", b.Name, "id", b.ID, "addr", b.Addr, "build", b.Build, "its_key_hash", b.KeyHash, "our_key_hash", partition.KeyHash)
+		return out
+	}
 	if b.Placement != s.placement {
 		s.loud(&out, now, "placement:"+b.ID, slog.LevelError,
 			"peer refused: it places partitions by another --placement-tag, so every node would compute another table; it stays out of the cluster (both sides refuse)",
@@ -409,6 +417,7 @@ func (s *state) beat(now time.Time) *Heartbeat {
 		HTTP:        me.HTTP,
 		Partitions:  me.Partitions,
 		Placement:   me.Placement,
+		KeyHash:     partition.KeyHash,
 		Datacenter:  me.Datacenter,
 		Build:       me.Build,
 		Leaving:     me.Status == Left,

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/roostkv/roost/partition"
 )
 
 // The state machine is driven here directly: messages carry a fake time, no
@@ -32,7 +34,7 @@ func newTestState(t *testing.T, mods ...func(*Config)) *state {
 // hb is a beat of a peer with P=271 beating every iv.
 func hb(name, id string, inc, seq uint64) Heartbeat {
 	return Heartbeat{ID: id, Name: name, Incarnation: inc, Role: RoleServer, Addr: "nats://" + name,
-		Partitions: 271, Seq: seq, IntervalMS: iv.Milliseconds()}
+		Partitions: 271, KeyHash: partition.KeyHash, Seq: seq, IntervalMS: iv.Milliseconds()}
 }
 
 func beat(s *state, b Heartbeat, at time.Time) output { return s.step(beatMsg{Beat: b, Now: at}) }
@@ -648,6 +650,27 @@ func TestViewIsACopy(t *testing.T) {
 	v.Members[0].Tags["k"] = "changed"
 	if got := member(t, s, "a").Tags["k"]; got != "v" {
 		t.Fatalf("view shares tags with the state: %q", got)
+	}
+}
+
+// A peer that maps keys to partitions with another hash (a node from before
+// the change to FNV-1a 32 announces none) would disagree on every key's
+// owners: refused, loudly, naming the hash.
+func TestKeyHashRefused(t *testing.T) {
+	s := newTestState(t)
+	for _, h := range []string{"", "fnv1a64"} {
+		old := hb("c", "id-c-"+h, 1, 1)
+		old.KeyHash = h
+		out := beat(s, old, t0)
+		wantAbsent(t, s, "c")
+		if errs := notes(out, slog.LevelError); len(errs) != 1 || !strings.Contains(errs[0].Msg, "another hash") {
+			t.Fatalf("key hash %q: refusal not logged at error level: %+v", h, out.Notes)
+		}
+	}
+	beat(s, hb("d", "id-d", 1, 1), t0) // same hash: admitted
+	member(t, s, "d")
+	if b := s.beat(t0); b.KeyHash != partition.KeyHash {
+		t.Fatalf("own beat carries key hash %q", b.KeyHash)
 	}
 }
 
