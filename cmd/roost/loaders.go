@@ -37,6 +37,9 @@ func loadErr(key, prefix string, err error) error {
 	case errors.Is(err, client.ErrNotFound):
 		return fmt.Errorf("key %q not found, and no loader listens for it: nothing subscribes to %s (see `roost loaders`)", key, wire.NewSubjects(prefix).Load(key))
 	case errors.Is(err, client.ErrNotReady) && e != nil:
+		if strings.HasPrefix(e.Message, fmt.Sprintf("key %q", key)) {
+			return errors.New(e.Message) // the node's text already names the key
+		}
 		return fmt.Errorf("key %q: %s", key, e.Message)
 	}
 	return opErr(key, err)

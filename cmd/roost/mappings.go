@@ -19,8 +19,11 @@ func (a *app) newMappingsCmd() *cobra.Command {
 external NATS (roost serve --nats) for the account Roost and its clients
 use: with it, the server sends each text-API request (roost.<op>.<key>, keys
 of up to 4 tokens) straight to its key's primary, as the embedded servers
-do. Use the cluster's --partitions and --prefix. Without it everything
-works, one hop slower: see docs/PROTOCOL.md, "Routing".`,
+do with --text-route partition. Add it only together with --text-route
+partition on every node: with the default (local) no node subscribes to the
+mapped subjects and mapped requests find no responder. Use the cluster's
+--partitions and --prefix. Without it everything works, one hop slower: see
+docs/PROTOCOL.md, "Routing".`,
 		Example: `  roost mappings >> nats-server.conf
   roost mappings --partitions 1021 --prefix cache`,
 		Args: noArgs,
