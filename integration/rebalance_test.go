@@ -526,10 +526,18 @@ func TestSplitBrainConverges(t *testing.T) {
 		k := key(i)
 		w := splitWrite{side: side, value: fmt.Sprintf("%s %s by %s", k, round, side), deleted: del}
 		var r reply
-		if del {
-			r = request(t, conn[side], "roost.del."+k, nil, "Roost-Ack", "all")
-		} else {
-			r = request(t, conn[side], "roost.set."+k, []byte(w.value), "Roost-Ack", "all")
+		// A 503 (a partition moving or syncing) is the documented "retry
+		// shortly": retried for a few seconds, as a client would.
+		for deadline := time.Now().Add(5 * time.Second); ; {
+			if del {
+				r = request(t, conn[side], "roost.del."+k, nil, "Roost-Ack", "all")
+			} else {
+				r = request(t, conn[side], "roost.set."+k, []byte(w.value), "Roost-Ack", "all")
+			}
+			if r.code != 503 || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 		wantCode(t, fmt.Sprintf("%s %s through %s", map[bool]string{false: "set", true: "del"}[del], k, side), r, 200)
 		w.version = r.version(t)
