@@ -1,6 +1,7 @@
 package main
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 
@@ -16,8 +17,10 @@ func TestConfigCommand(t *testing.T) {
 	srv := n.ClientURL()
 
 	out := roost(t, "", "config", "get", "--server", srv).ok(t)
-	for _, want := range []string{"(none)", "cfg   max_memory  128MiB", "flag", "log_level   warn", "env ROOST_LOG_LEVEL", `{"zone":"a"}`} {
-		if !strings.Contains(out, want) {
+	// Rows compared with their columns' padding squeezed to one space.
+	rows := regexp.MustCompile(` +`).ReplaceAllString(out, " ")
+	for _, want := range []string{"(none)", "cfg max_memory 128MiB flag", "cfg log_level warn env ROOST_LOG_LEVEL", `cfg tags {"zone":"a"} flag`, "cfg load_ttl 10m0s default", "cfg negative_ttl 30s default"} {
+		if !strings.Contains(rows, want) {
 			t.Errorf("config get lacks %q:\n%s", want, out)
 		}
 	}
