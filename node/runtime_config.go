@@ -308,6 +308,7 @@ type runtimeConfig struct {
 	index    uint64            // the index (highest version) of the rules applied
 	applied  resolved          // what rules set when last applied
 	errs     map[string]string // setting -> why its pushed value is not applied
+	memFrom  string            // where the max_memory in force came from ("" = the node's own)
 
 	kick    chan struct{} // a re-tag asks the follower to read the rules again
 	waiting atomic.Int32  // 1 while the follower waits on the change feed (not a user's blocking query)
@@ -518,8 +519,9 @@ func (n *Node) applyRulesLocked(ctx context.Context) error {
 		}
 		switch {
 		case err != nil:
-			errs[SettingMaxMemory] = fmt.Sprintf("not applied: %v", err)
+			errs[SettingMaxMemory] = fmt.Sprintf("%s not applied: %v", cmp.Or(res.from[SettingMaxMemory], "own value"), err)
 		default:
+			rc.memFrom = res.from[SettingMaxMemory]
 			n.log.Info("runtime config: max_memory changed", "from", have, "to", want, "source", cmp.Or(res.from[SettingMaxMemory], n.baseSource(SettingMaxMemory)), "evicted", evicted)
 			if n.cfg.OnMaxMemory != nil {
 				n.cfg.OnMaxMemory(want)
@@ -532,7 +534,7 @@ func (n *Node) applyRulesLocked(ctx context.Context) error {
 	if raw, ok := res.values[SettingLogLevel]; ok {
 		level, _ = parseLogLevel(raw)
 		if n.cfg.LogLevel == nil {
-			errs[SettingLogLevel] = "not applied: this node's logger has a fixed level (Config.LogLevel is nil)"
+			errs[SettingLogLevel] = res.from[SettingLogLevel] + " not applied: this node's logger has a fixed level (Config.LogLevel is nil)"
 		}
 	}
 	if lv := n.cfg.LogLevel; lv != nil && lv.Level() != level {
@@ -558,7 +560,7 @@ func (n *Node) applyRulesLocked(ctx context.Context) error {
 			err = n.members.SetTags(tctx, maps.Clone(res.tags))
 			cancel()
 			if err != nil {
-				errs[SettingTags] = fmt.Sprintf("not applied: %v", err)
+				errs[SettingTags] = fmt.Sprintf("%s not applied: %v", cmp.Or(res.from[SettingTags], "own tags"), err)
 			}
 		}
 	}
@@ -581,7 +583,7 @@ func (n *Node) localConfig() NodeConfig {
 	st := n.store.Stats()
 	mm := SettingValue{Value: st.MaxBytes, Source: source(SettingMaxMemory), Error: rc.errs[SettingMaxMemory]}
 	if mm.Error != "" {
-		mm.Source = n.baseSource(SettingMaxMemory) // the pushed value is not in force
+		mm.Source = cmp.Or(rc.memFrom, n.baseSource(SettingMaxMemory)) // the pushed value is not in force; the one before it is
 	}
 	nc.Settings[SettingMaxMemory] = mm
 

@@ -95,7 +95,8 @@ func (a *app) newConfigSetCmd() *cobra.Command {
 		Long: `Set settings in a rule: max_memory=64MiB (0 = unlimited),
 log_level=debug|info|warn|error, tags=k=v,k2=v2 (merged into the nodes' tags;
 k= removes k). The selected nodes apply them within a second; the command
-waits up to 2 s for them and says which have not.`,
+waits up to 2 s for them and fails (exit status 1) when one has not, or
+has refused a value (the rule is kept either way: remove it with unset).`,
 		Args: cobra.MinimumNArgs(1),
 	}
 	addClientFlags(cmd, f, "print the reply: {rules, nodes, pending}")
@@ -152,15 +153,46 @@ func (a *app) configRequest(ctx context.Context, c *client.Client, req node.Conf
 	if err != nil {
 		return err
 	}
-	if asJSON {
-		_, err := fmt.Fprintf(a.stdout, "%s\n", raw)
-		return err
-	}
 	var reply node.ConfigReply
 	if err := json.Unmarshal(raw, &reply); err != nil {
 		return fmt.Errorf("unreadable config reply from the node: %w", err)
 	}
+	if asJSON {
+		if _, err := fmt.Fprintf(a.stdout, "%s\n", raw); err != nil {
+			return err
+		}
+	}
+	// A change that a selected node has not applied is a failure for a
+	// script that goes on as if it had: the rule is kept, and the node may
+	// apply it later, but the command says so with its exit status (and,
+	// as every failing command, prints no table).
+	if err := configNotApplied(req, reply); err != nil || asJSON {
+		return err
+	}
 	return printConfig(a.stdout, reply)
+}
+
+// configNotApplied is the error of a set or unset that a selected node has
+// not applied, or refused.
+func configNotApplied(req node.ConfigRequest, reply node.ConfigReply) error {
+	if req.Op == "get" {
+		return nil
+	}
+	var refused []string
+	for _, nc := range reply.Nodes {
+		for _, name := range slices.Sorted(maps.Keys(nc.Settings)) {
+			if e := nc.Settings[name].Error; e != "" {
+				refused = append(refused, nc.Node+": "+name+": "+e)
+			}
+		}
+	}
+	switch {
+	case len(reply.Pending) > 0:
+		return fmt.Errorf("the rule is stored, but %s had not applied it within 2 s", strings.Join(reply.Pending, ", "))
+	case len(refused) > 0:
+		return fmt.Errorf("the rule is stored, but nodes refused a value: %s", strings.Join(refused, "; "))
+	}
+	return nil
 }
 
 // printConfig writes the rules, then a line per node and setting.

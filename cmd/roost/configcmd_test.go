@@ -41,6 +41,16 @@ func TestConfigCommand(t *testing.T) {
 	roost(t, "", "config", "set", "nonsense", "--server", srv).fails(t, exitUsage, "SETTING=VALUE")
 	roost(t, "", "config", "unset", "--node", "other", "--server", srv).fails(t, exitError, "no rule")
 
+	// A value the node cannot apply (below its least limit, 16 shards of
+	// 4 MiB) is stored but refused: the command fails and says which node
+	// and rule; get shows the value in force and the refused rule.
+	roost(t, "", "config", "set", "--node", "cfg", "max_memory=1MiB", "--server", srv).fails(t, exitError, "cfg: max_memory: rule node cfg not applied")
+	out = roost(t, "", "config", "get", "--node", "cfg", "--server", srv).ok(t)
+	if rows := regexp.MustCompile(` +`).ReplaceAllString(out, " "); !strings.Contains(rows, "cfg max_memory 64MiB rule tag zone:a (rule node cfg not applied") {
+		t.Errorf("config get after a refused value:\n%s", out)
+	}
+	roost(t, "", "config", "unset", "--node", "cfg", "--server", srv).ok(t)
+
 	roost(t, "", "config", "unset", "--tag", "zone=a", "max_memory", "--server", srv).ok(t)
 	out = roost(t, "", "config", "get", "--node", "cfg", "--server", srv).ok(t)
 	if !strings.Contains(out, "128MiB") || !strings.Contains(out, "debug") {
