@@ -163,18 +163,30 @@ func request(ctx context.Context, nc *nats.Conn, msg *nats.Msg) error {
 
 // BenchmarkSingleNode compares, in one run, Roost's text-API get and set with
 // a raw echo responder on the same embedded server, 32 requesters on one
-// client connection, 100-byte values over 100k keys.
+// client connection, 100-byte values over 100k keys. The echo answers on a
+// fixed subject (echo-get, echo-set) and on keyed ones (echo-keyed-get,
+// echo-keyed-set: the key in the subject, as Roost's text API has it).
 func BenchmarkSingleNode(b *testing.B) {
 	n := startBenchNode(b)
 	value := make([]byte, benchValueSize)
 	startEcho(b, n, "bench.echo.get", value) // like a get: empty request, 100-byte reply
 	startEcho(b, n, "bench.echo.set", nil)   // like a set: 100-byte request, empty reply
+	// The keyed echo: the key in the subject and a wildcard subscription,
+	// as Roost's text API has them, so that the server's subject cache
+	// misses as often for the echo as for Roost (issue 15's baseline).
+	startEcho(b, n, "bench.echok.get.>", value)
+	startEcho(b, n, "bench.echok.set.>", nil)
 	nc := dial(b, n.ClientURL())
 	ctx := context.Background()
 
 	b.Run("echo-get", func(b *testing.B) {
 		runConcurrent(b, benchConcurrency, func(*rand.Rand) error {
 			return request(ctx, nc, &nats.Msg{Subject: "bench.echo.get"})
+		})
+	})
+	b.Run("echo-keyed-get", func(b *testing.B) {
+		runConcurrent(b, benchConcurrency, func(rng *rand.Rand) error {
+			return request(ctx, nc, &nats.Msg{Subject: "bench.echok.get." + benchKey(rng.IntN(benchKeys))})
 		})
 	})
 	b.Run("get", func(b *testing.B) {
@@ -194,6 +206,11 @@ func BenchmarkSingleNode(b *testing.B) {
 	b.Run("echo-set", func(b *testing.B) {
 		runConcurrent(b, benchConcurrency, func(*rand.Rand) error {
 			return request(ctx, nc, &nats.Msg{Subject: "bench.echo.set", Data: value})
+		})
+	})
+	b.Run("echo-keyed-set", func(b *testing.B) {
+		runConcurrent(b, benchConcurrency, func(rng *rand.Rand) error {
+			return request(ctx, nc, &nats.Msg{Subject: "bench.echok.set." + benchKey(rng.IntN(benchKeys)), Data: value})
 		})
 	})
 	b.Run("set", func(b *testing.B) {
