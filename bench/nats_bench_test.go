@@ -208,6 +208,23 @@ func BenchmarkSingleNode(b *testing.B) {
 			return request(ctx, nc, &nats.Msg{Subject: "bench.echo.set", Data: value})
 		})
 	})
+	// Interleaved: Roost and the keyed echo take turns in slices of a few
+	// thousand requests within one b.N, so that a shared machine's drift
+	// hits both alike; roost/echo is the ratio of their ops/s.
+	b.Run("get-vs-keyed-echo", interleaved(
+		func(rng *rand.Rand) error {
+			return request(ctx, nc, &nats.Msg{Subject: "roost.get." + benchKey(rng.IntN(benchKeys))})
+		},
+		func(rng *rand.Rand) error {
+			return request(ctx, nc, &nats.Msg{Subject: "bench.echok.get." + benchKey(rng.IntN(benchKeys))})
+		}))
+	b.Run("set-vs-keyed-echo", interleaved(
+		func(rng *rand.Rand) error {
+			return request(ctx, nc, &nats.Msg{Subject: "roost.set." + benchKey(rng.IntN(benchKeys)), Data: value})
+		},
+		func(rng *rand.Rand) error {
+			return request(ctx, nc, &nats.Msg{Subject: "bench.echok.set." + benchKey(rng.IntN(benchKeys)), Data: value})
+		}))
 	b.Run("echo-keyed-set", func(b *testing.B) {
 		runConcurrent(b, benchConcurrency, func(rng *rand.Rand) error {
 			return request(ctx, nc, &nats.Msg{Subject: "bench.echok.set." + benchKey(rng.IntN(benchKeys)), Data: value})
@@ -218,6 +235,49 @@ func BenchmarkSingleNode(b *testing.B) {
 			return request(ctx, nc, &nats.Msg{Subject: "roost.set." + benchKey(rng.IntN(benchKeys)), Data: value})
 		})
 	})
+}
+
+// interleaved returns a benchmark of b.N calls of roost and b.N of echo,
+// each by benchConcurrency goroutines, taking turns in slices of
+// interleaveSlice calls; it reports the ops/s of each and roost/echo.
+func interleaved(roost, echo func(rng *rand.Rand) error) func(b *testing.B) {
+	return func(b *testing.B) {
+		const interleaveSlice = 2000
+		var took [2]time.Duration // roost, echo
+		var failed atomic.Pointer[error]
+		slice := func(op func(rng *rand.Rand) error, calls, seed int) time.Duration {
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			start := time.Now()
+			for g := range benchConcurrency {
+				wg.Go(func() {
+					rng := rand.New(rand.NewPCG(uint64(seed), uint64(g)))
+					for next.Add(1) <= int64(calls) {
+						if err := op(rng); err != nil {
+							failed.CompareAndSwap(nil, &err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			return time.Since(start)
+		}
+		b.ResetTimer()
+		for done, i := 0, 0; done < b.N && failed.Load() == nil; done, i = done+interleaveSlice, i+1 {
+			calls := min(interleaveSlice, b.N-done)
+			took[0] += slice(roost, calls, i)
+			took[1] += slice(echo, calls, i)
+		}
+		b.StopTimer()
+		if err := failed.Load(); err != nil {
+			b.Fatal(*err)
+		}
+		roostOps, echoOps := float64(b.N)/took[0].Seconds(), float64(b.N)/took[1].Seconds()
+		b.ReportMetric(roostOps, "ops/s")
+		b.ReportMetric(echoOps, "echo-ops/s")
+		b.ReportMetric(roostOps/echoOps, "roost/echo")
+	}
 }
 
 // rawBatches returns a benchmark of senders goroutines that each send

@@ -80,16 +80,16 @@ func (n *Node) serveText(req micro.Request, op wire.Request, ack string) {
 	case op.Op == wire.OpGet && n.mayLoad(op.Key):
 		// It may wait for a loader (load.go): not on the subscription's goroutine.
 		d := n.detach(req)
-		n.async.Go(func() { n.respondText(d, &op, n.apply(&op, ack)) })
+		n.async.Go(func() { n.respondText(d, &op, n.applyText(&op, ack)) })
 	case mode == wire.AckAll && (op.Op != wire.OpGet || op.TTL > 0):
 		// It waits for the replicas: not on the subscription's goroutine.
 		d := n.detach(req)
-		n.async.Go(func() { n.respondText(d, &op, n.apply(&op, ack)) })
+		n.async.Go(func() { n.respondText(d, &op, n.applyText(&op, ack)) })
 	case op.Op == wire.OpGet && op.TTL == 0:
 		// The common read: the key is checked already (checkKey above).
 		n.respondText(req, &op, n.lookupResult(op.Key))
 	default:
-		n.respondText(req, &op, n.apply(&op, ack))
+		n.respondText(req, &op, n.applyText(&op, ack))
 	}
 }
 

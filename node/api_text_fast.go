@@ -7,8 +7,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"github.com/roostkv/roost/actors/replicator"
 	"github.com/roostkv/roost/actors/store"
 	"github.com/roostkv/roost/bus/wire"
+	"github.com/roostkv/roost/partition"
 )
 
 // The text API's replies and its common read, kept cheap: they are most of
@@ -87,4 +89,41 @@ func (n *Node) lookupResult(key string) wire.Result {
 // entryResult is the API's result of a key read.
 func entryResult(e store.Entry) wire.Result {
 	return wire.Result{Code: wire.CodeOK, Value: e.Value, Version: e.Version, Flags: e.Flags, Expires: unixMilli(e.Expires)}
+}
+
+// applyText runs op, of a partition this node leads, for the text API:
+// apply without a batch's bookkeeping (executeLocal's per-partition map,
+// the batch's copies and slices) for its single operation.
+func (n *Node) applyText(op *wire.Request, ack string) wire.Result {
+	if op.Op == wire.OpGet && op.TTL == 0 { // a get with a TTL touches: a write
+		return n.getResult(op.Key)
+	}
+	return n.writeOne(op, ack)
+}
+
+// writeOne is runPartition and executeLocal (replication.go) for a batch
+// of one write: submitted to the replicator, waited for when its ack mode
+// says so, counted in the metrics.
+func (n *Node) writeOne(op *wire.Request, ack string) (r wire.Result) {
+	start := time.Now()
+	defer func() { n.metrics.doneResult(opKindOf(op.Op), start, r) }()
+	wop, err := n.writeOp(op, ack)
+	if err != nil {
+		return errResult(err)
+	}
+	p := partition.Of(op.Key, n.cfg.Partitions)
+	wops := []replicator.Op{wop}
+	res := make([]replicator.OpResult, 1)
+	pw, err := n.submit(p, ack, wops, res)
+	if err != nil {
+		return errResult(n.replicationError(p, err))
+	}
+	r = writeResult(wop, res[0])
+	if op.Op == wire.OpTouch { // a touch answers no value; a get that touches does
+		r.Value, r.Flags = nil, 0
+	}
+	if err := pw.Wait(); err != nil && r.Code == wire.CodeOK {
+		r = errResult(n.replicationError(p, err))
+	}
+	return r
 }
