@@ -17,12 +17,14 @@ import (
 //     100-byte value) published to a subject nobody listens to, through
 //     micro's Respond as before (microReply) and from the reused message
 //     (respondText);
+//
 //   - set: one set through apply (a batch of one: executeLocal's map and
 //     copies) and through applyText (writeOne);
+//
 //   - get: one get through apply (getResult: the key checked again) and
 //     through lookupResult.
 //
-//	go test -run '^$' -bench TextPath -benchmem -count 5 ./node/
+//     go test -run '^$' -bench TextPath -benchmem -count 5 ./node/
 func BenchmarkTextPath(b *testing.B) {
 	cfg := DefaultConfig()
 	cfg.Name, cfg.Listen, cfg.HTTP = "bench", "127.0.0.1:-1", HTTPOff
