@@ -13,18 +13,14 @@ import (
 // get and set that are Roost's own (issue 15), each beside what it
 // replaced, in one run:
 //
-//   - reply: the success reply of a get (Roost-Version, Roost-Flags and a
-//     100-byte value) published to a subject nobody listens to, through
-//     micro's Respond as before (microReply) and from the reused message
-//     (respondText);
+//	go test -run '^$' -bench TextPath -benchmem -count 5 ./node/
 //
-//   - set: one set through apply (a batch of one: executeLocal's map and
-//     copies) and through applyText (writeOne);
-//
-//   - get: one get through apply (getResult: the key checked again) and
-//     through lookupResult.
-//
-//     go test -run '^$' -bench TextPath -benchmem -count 5 ./node/
+// reply: a get's success reply (Roost-Version, Roost-Flags, a 100-byte
+// value) published to a subject nobody listens to, through micro's Respond
+// as before (microReply) and from the reused message (respondText). set:
+// one set through apply (a batch of one: executeLocal's map and copies) and
+// through applyText (writeOne). get: one get through apply (getResult: the
+// key checked again) and through lookupResult.
 func BenchmarkTextPath(b *testing.B) {
 	cfg := DefaultConfig()
 	cfg.Name, cfg.Listen, cfg.HTTP = "bench", "127.0.0.1:-1", HTTPOff
