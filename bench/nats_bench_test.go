@@ -163,18 +163,30 @@ func request(ctx context.Context, nc *nats.Conn, msg *nats.Msg) error {
 
 // BenchmarkSingleNode compares, in one run, Roost's text-API get and set with
 // a raw echo responder on the same embedded server, 32 requesters on one
-// client connection, 100-byte values over 100k keys.
+// client connection, 100-byte values over 100k keys. The echo answers on a
+// fixed subject (echo-get, echo-set) and on keyed ones (echo-keyed-get,
+// echo-keyed-set: the key in the subject, as Roost's text API has it).
 func BenchmarkSingleNode(b *testing.B) {
 	n := startBenchNode(b)
 	value := make([]byte, benchValueSize)
 	startEcho(b, n, "bench.echo.get", value) // like a get: empty request, 100-byte reply
 	startEcho(b, n, "bench.echo.set", nil)   // like a set: 100-byte request, empty reply
+	// The keyed echo: the key in the subject and a wildcard subscription,
+	// as Roost's text API has them, so that the server's subject cache
+	// misses as often for the echo as for Roost (issue 15's baseline).
+	startEcho(b, n, "bench.echok.get.>", value)
+	startEcho(b, n, "bench.echok.set.>", nil)
 	nc := dial(b, n.ClientURL())
 	ctx := context.Background()
 
 	b.Run("echo-get", func(b *testing.B) {
 		runConcurrent(b, benchConcurrency, func(*rand.Rand) error {
 			return request(ctx, nc, &nats.Msg{Subject: "bench.echo.get"})
+		})
+	})
+	b.Run("echo-keyed-get", func(b *testing.B) {
+		runConcurrent(b, benchConcurrency, func(rng *rand.Rand) error {
+			return request(ctx, nc, &nats.Msg{Subject: "bench.echok.get." + benchKey(rng.IntN(benchKeys))})
 		})
 	})
 	b.Run("get", func(b *testing.B) {
@@ -196,11 +208,76 @@ func BenchmarkSingleNode(b *testing.B) {
 			return request(ctx, nc, &nats.Msg{Subject: "bench.echo.set", Data: value})
 		})
 	})
+	// Interleaved: Roost and the keyed echo take turns in slices of a few
+	// thousand requests within one b.N, so that a shared machine's drift
+	// hits both alike; roost/echo is the ratio of their ops/s.
+	b.Run("get-vs-keyed-echo", interleaved(
+		func(rng *rand.Rand) error {
+			return request(ctx, nc, &nats.Msg{Subject: "roost.get." + benchKey(rng.IntN(benchKeys))})
+		},
+		func(rng *rand.Rand) error {
+			return request(ctx, nc, &nats.Msg{Subject: "bench.echok.get." + benchKey(rng.IntN(benchKeys))})
+		}))
+	b.Run("set-vs-keyed-echo", interleaved(
+		func(rng *rand.Rand) error {
+			return request(ctx, nc, &nats.Msg{Subject: "roost.set." + benchKey(rng.IntN(benchKeys)), Data: value})
+		},
+		func(rng *rand.Rand) error {
+			return request(ctx, nc, &nats.Msg{Subject: "bench.echok.set." + benchKey(rng.IntN(benchKeys)), Data: value})
+		}))
+	b.Run("echo-keyed-set", func(b *testing.B) {
+		runConcurrent(b, benchConcurrency, func(rng *rand.Rand) error {
+			return request(ctx, nc, &nats.Msg{Subject: "bench.echok.set." + benchKey(rng.IntN(benchKeys)), Data: value})
+		})
+	})
 	b.Run("set", func(b *testing.B) {
 		runConcurrent(b, benchConcurrency, func(rng *rand.Rand) error {
 			return request(ctx, nc, &nats.Msg{Subject: "roost.set." + benchKey(rng.IntN(benchKeys)), Data: value})
 		})
 	})
+}
+
+// interleaved returns a benchmark of b.N calls of roost and b.N of echo,
+// each by benchConcurrency goroutines, taking turns in slices of
+// interleaveSlice calls; it reports the ops/s of each and roost/echo.
+func interleaved(roost, echo func(rng *rand.Rand) error) func(b *testing.B) {
+	return func(b *testing.B) {
+		const interleaveSlice = 2000
+		var took [2]time.Duration // roost, echo
+		var failed atomic.Pointer[error]
+		slice := func(op func(rng *rand.Rand) error, calls, seed int) time.Duration {
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			start := time.Now()
+			for g := range benchConcurrency {
+				wg.Go(func() {
+					rng := rand.New(rand.NewPCG(uint64(seed), uint64(g)))
+					for next.Add(1) <= int64(calls) {
+						if err := op(rng); err != nil {
+							failed.CompareAndSwap(nil, &err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			return time.Since(start)
+		}
+		b.ResetTimer()
+		for done, i := 0, 0; done < b.N && failed.Load() == nil; done, i = done+interleaveSlice, i+1 {
+			calls := min(interleaveSlice, b.N-done)
+			took[0] += slice(roost, calls, i)
+			took[1] += slice(echo, calls, i)
+		}
+		b.StopTimer()
+		if err := failed.Load(); err != nil {
+			b.Fatal(*err)
+		}
+		roostOps, echoOps := float64(b.N)/took[0].Seconds(), float64(b.N)/took[1].Seconds()
+		b.ReportMetric(roostOps, "ops/s")
+		b.ReportMetric(echoOps, "echo-ops/s")
+		b.ReportMetric(roostOps/echoOps, "roost/echo")
+	}
 }
 
 // rawBatches returns a benchmark of senders goroutines that each send

@@ -334,5 +334,5 @@ func (b *Bus) Interest(subject string) int {
 	if b.srv == nil {
 		return -1
 	}
-	return b.srv.GlobalAccount().Interest(subject)
+	return b.account().Interest(subject)
 }

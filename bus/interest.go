@@ -31,11 +31,7 @@ func (b *Bus) LoadInterest(subject, probe, loadBase string) (listens, known bool
 	if b.srv == nil {
 		return false, false
 	}
-	acc := b.gacc.Load()
-	if acc == nil {
-		acc = b.srv.GlobalAccount() // the account of every client: Roost configures no others
-		b.gacc.Store(acc)
-	}
+	acc := b.account()
 	if !acc.SubscriptionInterest(subject) {
 		return false, true
 	}
@@ -48,6 +44,18 @@ func (b *Bus) LoadInterest(subject, probe, loadBase string) (listens, known bool
 		}
 	}
 	return false, true
+}
+
+// account is the embedded server's global account, the account of every
+// client (Roost configures no others), looked up once: the server's own
+// lookup takes its lock, which the message path contends for.
+func (b *Bus) account() *server.Account {
+	acc := b.gacc.Load()
+	if acc == nil {
+		acc = b.srv.GlobalAccount()
+		b.gacc.Store(acc)
+	}
+	return acc
 }
 
 // loadPatternsEvery bounds how often the loader subscriptions are listed

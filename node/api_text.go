@@ -76,34 +76,21 @@ func (n *Node) serveText(req micro.Request, op wire.Request, ack string) {
 	switch {
 	case !local:
 		d := n.detach(req)
-		n.async.Go(func() { respondText(d, &op, n.forwardOne(p, op, ack)) })
+		n.async.Go(func() { n.respondText(d, &op, n.forwardOne(p, op, ack)) })
 	case op.Op == wire.OpGet && n.mayLoad(op.Key):
 		// It may wait for a loader (load.go): not on the subscription's goroutine.
 		d := n.detach(req)
-		n.async.Go(func() { respondText(d, &op, n.apply(&op, ack)) })
+		n.async.Go(func() { n.respondText(d, &op, n.applyText(&op, ack)) })
 	case mode == wire.AckAll && (op.Op != wire.OpGet || op.TTL > 0):
 		// It waits for the replicas: not on the subscription's goroutine.
 		d := n.detach(req)
-		n.async.Go(func() { respondText(d, &op, n.apply(&op, ack)) })
+		n.async.Go(func() { n.respondText(d, &op, n.applyText(&op, ack)) })
+	case op.Op == wire.OpGet && op.TTL == 0:
+		// The common read: the key is checked already (checkKey above).
+		n.respondText(req, &op, n.lookupResult(op.Key))
 	default:
-		respondText(req, &op, n.apply(&op, ack))
+		n.respondText(req, &op, n.applyText(&op, ack))
 	}
-}
-
-// respondText writes a Result as a text-API reply.
-func respondText(req micro.Request, op *wire.Request, r wire.Result) {
-	if r.Code != wire.CodeOK {
-		_ = req.Error(strconv.Itoa(int(r.Code)), r.Error, nil)
-		return
-	}
-	h := micro.Headers{hdrVersion: {strconv.FormatUint(r.Version, 10)}}
-	if op.Op == wire.OpGet {
-		h[hdrFlags] = []string{strconv.FormatUint(r.Flags, 10)}
-	}
-	if r.Expires != 0 && (op.Op == wire.OpGet || op.Op == wire.OpTouch) {
-		h[hdrExpires] = []string{time.UnixMilli(r.Expires).UTC().Format(time.RFC3339Nano)}
-	}
-	_ = req.Respond(r.Value, micro.WithHeaders(h))
 }
 
 // respondError answers with the NATS micro error headers and an empty body.

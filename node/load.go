@@ -202,7 +202,13 @@ func (n *Node) loaderListens(key string) bool {
 // that runs on its subscription's goroutine answers from a goroutine of
 // its own, so that the subscription keeps serving meanwhile.
 func (n *Node) mayLoad(key string) bool {
-	return n.loads.known.Load() != 0 || n.loaderListens(key)
+	if n.loads.known.Load() != 0 {
+		return true
+	}
+	if n.bus.Interest(n.subj.Load(key)) == 0 {
+		return false // nothing subscribes to key's load subject: the common case, one lookup
+	}
+	return n.loaderListens(key) // someone does (-1: cannot tell): a loader, or an observer?
 }
 
 // mayLoadAny is mayLoad for the gets among ops. It builds their load

@@ -33,11 +33,17 @@ func (n *Node) checkKey(key string) error {
 	return nil
 }
 
-func (n *Node) get(key string) (_ store.Entry, err error) {
-	defer n.metrics.done(opGet, time.Now(), &err)
+func (n *Node) get(key string) (store.Entry, error) {
 	if err := n.checkKey(key); err != nil {
+		n.metrics.done(opGet, time.Now(), &err)
 		return store.Entry{}, err
 	}
+	return n.lookup(key)
+}
+
+// lookup is get of a key checkKey has passed.
+func (n *Node) lookup(key string) (_ store.Entry, err error) {
+	defer n.metrics.done(opGet, time.Now(), &err)
 	if n.repl != nil && n.repl.Unacked() {
 		// A read waits while an ack=all write of the key waits for its
 		// replicas: it never sees a value that could vanish with this node.

@@ -1,0 +1,129 @@
+package node
+
+import (
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+	"github.com/roostkv/roost/actors/replicator"
+	"github.com/roostkv/roost/actors/store"
+	"github.com/roostkv/roost/bus/wire"
+	"github.com/roostkv/roost/partition"
+)
+
+// The text API's replies and its common read, kept cheap: they are most of
+// what Roost itself costs a get or set on top of NATS (issue 15,
+// BENCHMARKS.md "Single-node text path").
+//
+// A successful reply is published straight to the request's reply subject
+// from a reused message, its header map and value slices included: nats.go
+// copies a message into its write buffer before PublishMsg returns, so the
+// message is free again at once. micro's Respond would allocate a message,
+// a header map and an option closure per reply, and adds nothing to the
+// endpoint's stats that a success needs (micro counts the request when the
+// handler returns, and an error only through Error, which errors still use:
+// the micro error headers and the endpoint's error count stay as they were).
+
+// textReply is a reusable success reply of the text API.
+type textReply struct {
+	msg     nats.Msg
+	version [1]string // backing of the Roost-Version value
+	flags   [1]string // of Roost-Flags
+	expires [1]string // of Roost-Expires
+}
+
+var textReplies = sync.Pool{New: func() any {
+	r := &textReply{}
+	r.msg.Header = make(nats.Header, 3)
+	return r
+}}
+
+// respondText writes a Result as a text-API reply: the value as body, and
+// Roost-Version, with Roost-Flags on a get and Roost-Expires on a get or
+// touch of a key with a TTL (docs/PROTOCOL.md); an error as the micro error
+// headers with an empty body.
+func (n *Node) respondText(req micro.Request, op *wire.Request, r wire.Result) {
+	if r.Code != wire.CodeOK {
+		_ = req.Error(strconv.Itoa(int(r.Code)), r.Error, nil)
+		return
+	}
+	reply := req.Reply()
+	if reply == "" {
+		return // a publish, not a request: nobody to answer (as nats.Msg.Respond)
+	}
+	t := textReplies.Get().(*textReply)
+	h := t.msg.Header
+	t.version[0] = strconv.FormatUint(r.Version, 10)
+	h[hdrVersion] = t.version[:]
+	if op.Op == wire.OpGet {
+		t.flags[0] = strconv.FormatUint(r.Flags, 10)
+		h[hdrFlags] = t.flags[:]
+	} else {
+		delete(h, hdrFlags)
+	}
+	if r.Expires != 0 && (op.Op == wire.OpGet || op.Op == wire.OpTouch) {
+		t.expires[0] = time.UnixMilli(r.Expires).UTC().Format(time.RFC3339Nano)
+		h[hdrExpires] = t.expires[:]
+	} else {
+		delete(h, hdrExpires)
+	}
+	t.msg.Subject, t.msg.Data = reply, r.Value
+	_ = n.bus.Conn().PublishMsg(&t.msg)
+	t.msg.Data = nil // hold no value in the pool
+	textReplies.Put(t)
+}
+
+// lookupResult reads one key that checkKey has passed: getResult without
+// the key's checks, which the text API ran before it chose where to serve
+// the key.
+func (n *Node) lookupResult(key string) wire.Result {
+	e, err := n.lookup(key)
+	if err != nil {
+		return errResult(err)
+	}
+	return entryResult(e)
+}
+
+// entryResult is the API's result of a key read.
+func entryResult(e store.Entry) wire.Result {
+	return wire.Result{Code: wire.CodeOK, Value: e.Value, Version: e.Version, Flags: e.Flags, Expires: unixMilli(e.Expires)}
+}
+
+// applyText runs op, of a partition this node leads, for the text API:
+// apply without a batch's bookkeeping (executeLocal's per-partition map,
+// the batch's copies and slices) for its single operation.
+func (n *Node) applyText(op *wire.Request, ack string) wire.Result {
+	if op.Op == wire.OpGet && op.TTL == 0 { // a get with a TTL touches: a write
+		return n.getResult(op.Key)
+	}
+	return n.writeOne(op, ack)
+}
+
+// writeOne is runPartition and executeLocal (replication.go) for a batch
+// of one write: submitted to the replicator, waited for when its ack mode
+// says so, counted in the metrics.
+func (n *Node) writeOne(op *wire.Request, ack string) (r wire.Result) {
+	start := time.Now()
+	defer func() { n.metrics.doneResult(opKindOf(op.Op), start, r) }()
+	wop, err := n.writeOp(op, ack)
+	if err != nil {
+		return errResult(err)
+	}
+	p := partition.Of(op.Key, n.cfg.Partitions)
+	wops := []replicator.Op{wop}
+	res := make([]replicator.OpResult, 1)
+	pw, err := n.submit(p, ack, wops, res)
+	if err != nil {
+		return errResult(n.replicationError(p, err))
+	}
+	r = writeResult(wop, res[0])
+	if op.Op == wire.OpTouch { // a touch answers no value; a get that touches does
+		r.Value, r.Flags = nil, 0
+	}
+	if err := pw.Wait(); err != nil && r.Code == wire.CodeOK {
+		r = errResult(n.replicationError(p, err))
+	}
+	return r
+}

@@ -1,0 +1,110 @@
+package node
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/micro"
+	"github.com/roostkv/roost/bus/wire"
+)
+
+// BenchmarkTextPath measures, with no requester, the parts of a text-API
+// get and set that are Roost's own (issue 15), each beside what it
+// replaced, in one run:
+//
+//	go test -run '^$' -bench TextPath -benchmem -count 5 ./node/
+//
+// reply: a get's success reply (Roost-Version, Roost-Flags, a 100-byte
+// value) published to a subject nobody listens to, through micro's Respond
+// as before (microReply) and from the reused message (respondText). set:
+// one set through apply (a batch of one: executeLocal's map and copies) and
+// through applyText (writeOne). get: one get through apply (getResult: the
+// key checked again) and through lookupResult.
+func BenchmarkTextPath(b *testing.B) {
+	cfg := DefaultConfig()
+	cfg.Name, cfg.Listen, cfg.HTTP = "bench", "127.0.0.1:-1", HTTPOff
+	n, err := New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := n.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(n.Stop)
+	const keys = 1024
+	names := make([]string, keys)
+	value := make([]byte, 100)
+	for i := range keys {
+		names[i] = "key" + strconv.Itoa(i)
+		op := wire.Request{Op: wire.OpSet, Key: names[i], Value: value}
+		if r := n.apply(&op, ""); r.Code != wire.CodeOK {
+			b.Fatalf("set: %+v", r)
+		}
+	}
+	req := &detached{nc: n.bus.Conn(), subject: "roost.get.key1", reply: "bench.nobody"}
+	get := wire.Request{Op: wire.OpGet, Key: "key1"}
+	res := wire.Result{Code: wire.CodeOK, Value: value, Version: 123456789, Flags: 0}
+	b.Run("reply/micro", func(b *testing.B) {
+		for b.Loop() {
+			microReply(req, &get, res)
+		}
+	})
+	b.Run("reply/reused", func(b *testing.B) {
+		for b.Loop() {
+			n.respondText(req, &get, res)
+		}
+	})
+	b.Run("set/apply", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			op := wire.Request{Op: wire.OpSet, Key: names[i%keys], Value: value}
+			if r := n.apply(&op, ""); r.Code != wire.CodeOK {
+				b.Fatalf("set: %+v", r)
+			}
+			i++
+		}
+	})
+	b.Run("set/applyText", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			op := wire.Request{Op: wire.OpSet, Key: names[i%keys], Value: value}
+			if r := n.applyText(&op, ""); r.Code != wire.CodeOK {
+				b.Fatalf("set: %+v", r)
+			}
+			i++
+		}
+	})
+	b.Run("get/apply", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			op := wire.Request{Op: wire.OpGet, Key: names[i%keys]}
+			if r := n.apply(&op, ""); r.Code != wire.CodeOK {
+				b.Fatalf("get: %+v", r)
+			}
+			i++
+		}
+	})
+	b.Run("get/lookupResult", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			if r := n.lookupResult(names[i%keys]); r.Code != wire.CodeOK {
+				b.Fatalf("get: %+v", r)
+			}
+			i++
+		}
+	})
+}
+
+// microReply is the text API's success reply as it was built before issue
+// 15: a header map per reply, handed to micro's Respond.
+func microReply(req micro.Request, op *wire.Request, r wire.Result) {
+	h := micro.Headers{hdrVersion: {strconv.FormatUint(r.Version, 10)}}
+	if op.Op == wire.OpGet {
+		h[hdrFlags] = []string{strconv.FormatUint(r.Flags, 10)}
+	}
+	if r.Expires != 0 && (op.Op == wire.OpGet || op.Op == wire.OpTouch) {
+		h[hdrExpires] = []string{time.UnixMilli(r.Expires).UTC().Format(time.RFC3339Nano)}
+	}
+	_ = req.Respond(r.Value, micro.WithHeaders(h))
+}
