@@ -35,6 +35,12 @@ func (n *Node) checkKey(key string) error {
 
 func (n *Node) get(key string) (_ store.Entry, err error) {
 	defer n.metrics.done(opGet, time.Now(), &err)
+	return n.read(key)
+}
+
+// read is get without its metrics: a batch of gets records them once
+// (readBatch).
+func (n *Node) read(key string) (store.Entry, error) {
 	if err := n.checkKey(key); err != nil {
 		return store.Entry{}, err
 	}
