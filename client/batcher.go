@@ -15,24 +15,29 @@ import (
 // one), chosen when it is made, and waits in that destination's lane. A
 // lane's sender loop takes the waiting calls of one ack mode (up to maxOps
 // and the payload limit), sends them as one message, hands each caller its
-// outcome, and takes the next batch, until the lane is empty. There is no
-// linger: a call made while its lane is idle starts a sender and leaves at
-// once; calls pile up only while a batch of their lane is in flight.
+// outcome, and takes the next batch, until the lane is empty. A call made
+// while its lane is idle starts a sender and leaves at once; calls pile up
+// only while a batch of their lane is in flight, or for the few
+// microseconds its sender regathers (below).
 //
 // A lane runs one sender, so that the calls made during a round trip all
 // leave together in the next message: with 32 callers on one node, letting
 // a batch leave whenever one of four slots was free made smaller batches
 // and about a fifth fewer gets per second than one slot (BENCHMARKS.md,
 // third session). Once it has answered a batch, the sender waits a moment
-// (regather) for those callers to call again before it takes the next
-// batch: taken at once, the next batch held the first of them to come back
-// and the others waited a round trip more; with 128 callers, batches
-// averaged 45 operations instead of 128 (BENCHMARKS.md, issue 15). A lane
-// gets more senders, up to
-// maxInFlight, only when its queue holds a full batch, or when no batch of
-// it has left or come back for stallAfter, so that one slow message (a large
-// value, an ack=all write waiting for a replica) does not hold up the calls
-// behind it for long.
+// (regather: a few yields) for those callers to call again before it takes
+// the next batch. Taken at once, the next batch held the first of them to
+// come back and the others waited a round trip more: with 128 looping
+// callers, batches averaged 45 operations instead of 128 (BENCHMARKS.md,
+// issue 15).
+//
+// A lane gets more senders, up to maxInFlight, only when its queue holds a
+// full batch, or when no batch of it has left or come back for stallAfter,
+// so that one slow message (a large value, an ack=all write waiting for a
+// replica) does not hold up the calls behind it for long. A sender whose
+// batch comes back while another is about and no full batch waits retires,
+// leaving its callers to the other: the lane goes back to one message
+// carrying them all, instead of keeping the callers split in two halves.
 //
 // The batcher keeps no goroutine while idle and no timer per call: a call
 // carries its deadline, a batch request is bounded by the latest deadline of
@@ -231,6 +236,9 @@ func (b *batcher) sendLoop(l *lane) {
 			return
 		}
 		l.active = now
+		if l.q.len() >= b.maxOps && l.busy < b.maxInFlight {
+			b.startSender(l) // a full batch is left behind this one
+		}
 		b.watch(l) // for the calls left behind this batch, if any
 		b.mu.Unlock()
 		b.expire(dropped)
