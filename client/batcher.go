@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/roostkv/roost/bus/wire"
@@ -14,19 +15,29 @@ import (
 // one), chosen when it is made, and waits in that destination's lane. A
 // lane's sender loop takes the waiting calls of one ack mode (up to maxOps
 // and the payload limit), sends them as one message, hands each caller its
-// outcome, and takes the next batch, until the lane is empty. There is no
-// linger: a call made while its lane is idle starts a sender and leaves at
-// once; calls pile up only while a batch of their lane is in flight.
+// outcome, and takes the next batch, until the lane is empty. A call made
+// while its lane is idle starts a sender and leaves at once; calls pile up
+// only while a batch of their lane is in flight, or for the few
+// microseconds its sender regathers (below).
 //
 // A lane runs one sender, so that the calls made during a round trip all
 // leave together in the next message: with 32 callers on one node, letting
 // a batch leave whenever one of four slots was free made smaller batches
 // and about a fifth fewer gets per second than one slot (BENCHMARKS.md,
-// third session). A lane gets more senders, up to
-// maxInFlight, only when its queue holds a full batch, or when no batch of
-// it has left or come back for stallAfter, so that one slow message (a large
-// value, an ack=all write waiting for a replica) does not hold up the calls
-// behind it for long.
+// third session). Once it has answered a batch, the sender waits a moment
+// (regather: a few yields) for those callers to call again before it takes
+// the next batch. Taken at once, the next batch held the first of them to
+// come back and the others waited a round trip more: with 128 looping
+// callers, batches averaged 45 operations instead of 128 (BENCHMARKS.md,
+// issue 15).
+//
+// A lane gets more senders, up to maxInFlight, only when its queue holds a
+// full batch, or when no batch of it has left or come back for stallAfter,
+// so that one slow message (a large value, an ack=all write waiting for a
+// replica) does not hold up the calls behind it for long. A sender whose
+// batch comes back while another is about and no full batch waits retires,
+// leaving its callers to the other: the lane goes back to one message
+// carrying them all, instead of keeping the callers split in two halves.
 //
 // The batcher keeps no goroutine while idle and no timer per call: a call
 // carries its deadline, a batch request is bounded by the latest deadline of
@@ -53,12 +64,14 @@ const stallAfter = 2 * time.Millisecond
 // lane is one destination's waiting calls and senders. Guarded by
 // batcher.mu.
 type lane struct {
-	dest   string
-	q      queue
-	busy   int         // sender loops running, each with at most one batch in flight
-	active time.Time   // when a batch of this lane last left or came back
-	stall  *time.Timer // checks for a stall while calls wait behind busy senders
-	armed  bool        // stall is pending
+	dest      string
+	q         queue
+	busy      int          // sender loops running, each with at most one batch in flight
+	gathering int          // of them, those regathering: about to take a batch, none in flight
+	waiting   atomic.Int32 // q.len(), for a regathering sender to watch without the lock
+	active    time.Time    // when a batch of this lane last left or came back
+	stall     *time.Timer  // checks for a stall while calls wait behind busy senders
+	armed     bool         // stall is pending
 }
 
 // call is one single-key operation between its caller and the batcher.
@@ -97,23 +110,31 @@ func (b *batcher) do(ctx context.Context, req wire.Request, ack string) (wire.Re
 	if !ok {
 		deadline = time.Now().Add(b.timeout)
 	}
-	c := &call{
-		req:      req,
-		ack:      ack,
-		size:     opSize(&req),
-		deadline: deadline,
-		done:     ctx.Done(),
-		out:      make(chan outcome, 1),
-	}
+	c := calls.Get().(*call)
+	c.req, c.ack, c.size, c.deadline, c.done = req, ack, opSize(&req), deadline, ctx.Done()
 	if !b.enqueue(b.c.destOf(req.Key), c) {
+		c.release()
 		return wire.Result{}, ErrClosed
 	}
 	select {
 	case o := <-c.out:
+		c.release()
 		return o.res, o.err
 	case <-c.done:
+		// Its outcome may still come: c is not reused.
 		return wire.Result{}, ctxErr(ctx, b.c.subj.Batch())
 	}
+}
+
+// calls holds calls whose outcome was received, with their channel, for
+// the next calls to reuse.
+var calls = sync.Pool{New: func() any { return &call{out: make(chan outcome, 1)} }}
+
+// release gives c back to the pool; its outcome has been received (or was
+// never due), and the batcher holds it no more.
+func (c *call) release() {
+	*c = call{out: c.out}
+	calls.Put(c)
 }
 
 // enqueue adds c to dest's lane and starts a sender if the lane needs one.
@@ -130,7 +151,9 @@ func (b *batcher) enqueue(dest string, c *call) bool {
 		b.lanes[dest] = l
 	}
 	l.q.push(c)
+	l.waiting.Store(int32(l.q.len()))
 	switch {
+	case l.gathering > 0: // a sender takes the queue in a moment
 	case l.busy == 0:
 		b.startSender(l)
 	case l.busy < b.maxInFlight && (l.q.len() >= b.maxOps || time.Since(l.active) >= stallAfter):
@@ -183,6 +206,7 @@ func (b *batcher) checkStall(l *lane) {
 		return
 	}
 	dropped := l.q.expire(time.Now())
+	l.waiting.Store(int32(l.q.len()))
 	b.expire(dropped) // buffered outcomes: this never blocks
 	if l.q.len() > 0 && l.busy < b.maxInFlight && time.Since(l.active) >= stallAfter {
 		b.startSender(l)
@@ -195,6 +219,7 @@ func (b *batcher) checkStall(l *lane) {
 func (b *batcher) sendLoop(l *lane) {
 	defer b.senders.Done()
 	maxBytes := b.c.maxBatchBytes()
+	var s sender
 	for {
 		b.mu.Lock()
 		now := time.Now()
@@ -202,25 +227,73 @@ func (b *batcher) sendLoop(l *lane) {
 		var calls, dropped []*call
 		if !b.closed { // shutdown fails what is queued
 			ack, calls, dropped = l.q.next(b.maxOps, maxBytes, now)
+			l.waiting.Store(int32(l.q.len()))
 		}
 		if len(calls) == 0 {
-			l.busy--
-			if l.busy == 0 && l.q.len() == 0 && b.lanes[l.dest] == l {
-				delete(b.lanes, l.dest)
-			}
+			b.retire(l)
 			b.mu.Unlock()
 			b.expire(dropped)
 			return
 		}
 		l.active = now
+		if l.q.len() >= b.maxOps && l.busy < b.maxInFlight {
+			b.startSender(l) // a full batch is left behind this one
+		}
 		b.watch(l) // for the calls left behind this batch, if any
 		b.mu.Unlock()
 		b.expire(dropped)
-		b.send(l.dest, ack, calls)
-		// The callers just answered usually call again at once. Let them
-		// queue before this loop takes the next batch, so that their calls
-		// leave together: taken at once, the next batch held the first of
-		// them alone and the others waited a round trip for it.
+
+		results, err := s.request(b, l.dest, ack, calls)
+		// The callers about to be answered usually call again at once (a
+		// loop of gets, a request handler's next lookup). Unless another
+		// sender of the lane is about and no full batch waits, this one
+		// stays to send their calls together with those that came
+		// meanwhile (regather); otherwise it leaves them to the other.
+		b.mu.Lock()
+		l.active = time.Now()
+		stay := l.busy == 1 || l.q.len()+len(calls) >= b.maxOps
+		if stay {
+			l.gathering++
+		} else {
+			b.retire(l)
+			b.watch(l)
+		}
+		want := min(l.q.len()+len(calls), b.maxOps)
+		b.mu.Unlock()
+		s.answer(calls, results, err)
+		if !stay {
+			return
+		}
+		b.regather(l, want)
+		b.mu.Lock()
+		l.gathering--
+		b.mu.Unlock()
+	}
+}
+
+// retire ends one sender loop of l, and drops l from the lanes once it has
+// neither sender nor call. Called with b.mu held.
+func (b *batcher) retire(l *lane) {
+	l.busy--
+	if l.busy == 0 && l.q.len() == 0 && b.lanes[l.dest] == l {
+		delete(b.lanes, l.dest)
+	}
+}
+
+// regatherRounds bounds how long a sender waits for the callers it has
+// just answered: this many yields of its goroutine, a few microseconds.
+const regatherRounds = 16
+
+// regather waits until want calls wait on l, or regatherRounds yields
+// have passed: long enough for callers just answered to call again, so
+// that their calls leave together in the next message instead of one by
+// one. A caller that does not call again costs its sender the few yields;
+// enqueue starts no sender and arms no timer while one regathers.
+func (b *batcher) regather(l *lane, want int) {
+	for range regatherRounds {
+		if int(l.waiting.Load()) >= want {
+			return
+		}
 		runtime.Gosched()
 	}
 }
@@ -233,25 +306,44 @@ func (b *batcher) expire(calls []*call) {
 	}
 }
 
-// send makes one batch request to dest for calls and hands each its outcome.
-func (b *batcher) send(dest, ack string, calls []*call) {
+// sender is one sender loop's space, reused from batch to batch: the
+// operations of a batch, and its results.
+type sender struct {
+	ops     []wire.Request
+	results []wire.Result
+}
+
+// request makes one batch request to dest for calls and returns its
+// results, one per call.
+func (s *sender) request(b *batcher, dest, ack string, calls []*call) ([]wire.Result, error) {
 	deadline := calls[0].deadline
-	ops := make([]wire.Request, len(calls))
-	for i, c := range calls {
-		ops[i] = c.req
+	s.ops = s.ops[:0]
+	for _, c := range calls {
+		s.ops = append(s.ops, c.req)
 		if c.deadline.After(deadline) {
 			deadline = c.deadline
 		}
 	}
 	ctx, cancel := context.WithDeadline(b.c.life, deadline)
-	results, err := b.c.batch(ctx, dest, ops, ack)
+	results, err := b.c.batchInto(ctx, dest, s.ops, ack, s.results)
 	cancel()
+	clear(s.ops) // hold on to no key or value
+	return results, err
+}
+
+// answer hands each call its outcome: its result, or the batch's error.
+func (s *sender) answer(calls []*call, results []wire.Result, err error) {
 	for i, c := range calls {
 		if err != nil {
 			c.out <- outcome{err: err}
 		} else {
 			c.out <- outcome{res: results[i]}
 		}
+	}
+	if err == nil {
+		// The outcomes hold copies: reused for the next batch. A batch
+		// has at most maxOps results, so this stays small.
+		s.results = results
 	}
 }
 
@@ -275,6 +367,7 @@ func (b *batcher) shutdown() {
 	var queued []*call
 	for _, l := range b.lanes {
 		queued = append(queued, l.q.takeAll()...)
+		l.waiting.Store(0)
 		if l.stall != nil {
 			l.stall.Stop()
 		}

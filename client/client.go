@@ -280,13 +280,24 @@ func (c *Client) writeOpts(opts []WriteOption) writeOpts {
 // them twice changes nothing; writes fail with a 503 (ErrNotReady), their
 // outcome unknown, as when a node answers 503 after its own bounds.
 func (c *Client) batch(ctx context.Context, dest string, ops []wire.Request, ack string) ([]wire.Result, error) {
-	data, err := wire.Marshal(&wire.BatchRequest{Ops: ops, Ack: ack})
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadRequest, err)
-	}
+	return c.batchInto(ctx, dest, ops, ack, nil)
+}
+
+// batchInto is batch decoding the results into into's space when it has
+// room for them (the batcher reuses one slice per sender). The request is
+// encoded in a pooled buffer, which NATS copies out when it sends.
+func (c *Client) batchInto(ctx context.Context, dest string, ops []wire.Request, ack string, into []wire.Result) ([]wire.Result, error) {
+	buf := requestBuffers.Get().(*[]byte)
+	data := wire.BatchRequest{Ops: ops, Ack: ack}.AppendMsgpack((*buf)[:0])
+	defer func() {
+		if cap(data) <= maxPooledRequest {
+			*buf = data[:0]
+		}
+		requestBuffers.Put(buf)
+	}()
 	if c.r == nil || dest == c.generic {
 		m, err := c.request(ctx, dest, data)
-		return decodeBatch(m, err, dest, len(ops))
+		return decodeBatch(m, err, dest, len(ops), into)
 	}
 	m, err := c.requestNode(ctx, dest, data)
 	switch {
@@ -303,16 +314,24 @@ func (c *Client) batch(ctx context.Context, dest string, ops []wire.Request, ack
 	case errors.Is(err, ErrTimeout): // maybe gone; the deadline is spent, and the node may have run the ops
 		c.r.stale()
 	}
-	return decodeBatch(m, err, dest, len(ops))
+	return decodeBatch(m, err, dest, len(ops), into)
 }
 
+// requestBuffers holds the buffers batch requests are encoded in; one
+// over maxPooledRequest bytes is left to the collector.
+var requestBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxPooledRequest = 256 << 10
+
 // decodeBatch returns the results of a batch request of n ops from its
-// reply m on dest, or the request's error err.
-func decodeBatch(m *nats.Msg, err error, dest string, n int) ([]wire.Result, error) {
+// reply m on dest, or the request's error err. The results are decoded
+// into into's space when it has room.
+func decodeBatch(m *nats.Msg, err error, dest string, n int, into []wire.Result) ([]wire.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	var resp wire.BatchResponse
+	clear(into[:cap(into)]) // the decoder leaves absent fields as they are
+	resp := wire.BatchResponse{Results: into[:0]}
 	if err := wire.Unmarshal(m.Data, &resp); err != nil {
 		return nil, fmt.Errorf("%w: reply on %s: %w", ErrProtocol, dest, err)
 	}

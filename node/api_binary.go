@@ -22,33 +22,125 @@ const (
 )
 
 func (n *Node) handleBatch(req micro.Request) {
-	var br wire.BatchRequest
-	if err := wire.Unmarshal(req.Data(), &br); err != nil {
+	br := batchRequests.Get().(*wire.BatchRequest)
+	if err := wire.Unmarshal(req.Data(), br); err != nil {
+		releaseBatchRequest(br)
 		respondError(req, errBadRequest("malformed batch: %v", err))
 		return
 	}
 	if len(br.Ops) > maxBatchOps {
+		releaseBatchRequest(br)
 		respondError(req, errTooLarge("batch of %d operations is over the limit of %d", len(br.Ops), maxBatchOps))
 		return
 	}
 	if _, err := parseAck(br.Ack); err != nil {
+		releaseBatchRequest(br)
 		respondError(req, err)
 		return
 	}
-	loading := n.allLocal(br.Ops) && br.Ack != wire.AckAll && n.mayLoadAny(br.Ops)
-	if n.allLocal(br.Ops) && br.Ack != wire.AckAll && !loading {
+	local := n.allLocal(br.Ops)
+	loading := local && br.Ack != wire.AckAll && n.mayLoadAny(br.Ops)
+	switch {
+	case local && !loading && plainGets(br.Ops):
+		results := n.readBatch(br.Ops)
+		n.respondBatch(req, results)
+		releaseResults(results)
+		releaseBatchRequest(br)
+	case local && br.Ack != wire.AckAll && !loading:
 		n.respondBatch(req, n.executeBatch(br.Ops, br.Ack))
+		releaseBatchRequest(br)
+	default:
+		// Some operations are forwarded, or may wait for loaders: answer
+		// from a goroutine of its own so that this subscription keeps
+		// serving meanwhile.
+		d := n.detach(req)
+		n.async.Go(func() {
+			if loading {
+				n.prefetchLoads(br.Ops) // the batch's missing keys load at once (load.go)
+			}
+			n.respondBatch(d, n.executeBatch(br.Ops, br.Ack))
+			releaseBatchRequest(br)
+		})
+	}
+}
+
+// plainGets reports whether every op is a get without a TTL (which would
+// touch the key: a write). Such a batch changes nothing, so its ops may run
+// in any order.
+func plainGets(ops []wire.Request) bool {
+	for i := range ops {
+		if ops[i].Op != wire.OpGet || ops[i].TTL != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// readBatch answers a batch of plain gets of keys this node leads, one key
+// after another with no grouping by partition (there is no write to order
+// them against), and records their metrics once for the batch. The results
+// come from a pool: give them back with releaseResults once encoded.
+func (n *Node) readBatch(ops []wire.Request) []wire.Result {
+	results := takeResults(len(ops))
+	start := time.Now()
+	for i := range ops {
+		e, err := n.read(ops[i].Key)
+		if err != nil {
+			results[i] = errResult(err)
+			continue
+		}
+		results[i] = wire.Result{Code: wire.CodeOK, Value: e.Value, Version: e.Version, Flags: e.Flags, Expires: unixMilli(e.Expires)}
+	}
+	n.metrics.doneBatch(opGet, start, results)
+	return results
+}
+
+// Pools of the batch path: a batch's decoded request, its results, and the
+// buffer its reply is encoded in, reused from one batch to the next instead
+// of allocated per batch. Each is cleared before it goes back, so that it
+// holds on to no key or value.
+var (
+	batchRequests = sync.Pool{New: func() any { return new(wire.BatchRequest) }}
+	resultSlices  = sync.Pool{New: func() any { return new([]wire.Result) }}
+	replyBuffers  = sync.Pool{New: func() any { return new([]byte) }}
+)
+
+// maxPooled is the largest batch (in operations) and reply buffer (in
+// bytes) the pools keep: a rare huge batch is left to the collector.
+const (
+	maxPooledOps   = 1024
+	maxPooledReply = 256 << 10
+)
+
+// releaseBatchRequest gives br back to its pool, cleared: the next batch
+// decodes into it (wire's decoder leaves absent fields as they are).
+func releaseBatchRequest(br *wire.BatchRequest) {
+	if cap(br.Ops) > maxPooledOps {
 		return
 	}
-	// Some operations are forwarded, or may wait for loaders: answer from a
-	// goroutine of its own so that this subscription keeps serving meanwhile.
-	d := n.detach(req)
-	n.async.Go(func() {
-		if loading {
-			n.prefetchLoads(br.Ops) // the batch's missing keys load at once (load.go)
-		}
-		n.respondBatch(d, n.executeBatch(br.Ops, br.Ack))
-	})
+	clear(br.Ops[:cap(br.Ops)])
+	br.Ops, br.Ack = br.Ops[:0], ""
+	batchRequests.Put(br)
+}
+
+// takeResults returns n zeroed results from the pool.
+func takeResults(n int) []wire.Result {
+	p := resultSlices.Get().(*[]wire.Result)
+	if cap(*p) < n {
+		resultSlices.Put(p)
+		return make([]wire.Result, n)
+	}
+	return (*p)[:n]
+}
+
+// releaseResults gives results, from takeResults, back to the pool.
+func releaseResults(results []wire.Result) {
+	if cap(results) > maxPooledOps {
+		return
+	}
+	clear(results[:cap(results)])
+	results = results[:0]
+	resultSlices.Put(&results)
 }
 
 // allLocal reports whether this node leads the partitions of every op.
@@ -64,7 +156,7 @@ func (n *Node) allLocal(ops []wire.Request) bool {
 // respondBatch answers a batch with its results, failing alone each get
 // whose value no longer fits in the reply: the other operations sharing the
 // message still succeed and, asked alone, it fits (MaxValue is below the bus
-// limit).
+// limit). The reply is encoded in a pooled buffer: Respond copies it out.
 func (n *Node) respondBatch(req micro.Request, results []wire.Result) {
 	budget := n.maxPayload - replyReserve
 	for i := range results {
@@ -75,7 +167,17 @@ func (n *Node) respondBatch(req micro.Request, results []wire.Result) {
 		}
 		budget -= size
 	}
-	n.respondMsgpack(req, &wire.BatchResponse{Results: results})
+	buf := replyBuffers.Get().(*[]byte)
+	data := wire.BatchResponse{Results: results}.AppendMsgpack((*buf)[:0])
+	if int64(len(data)) > n.maxPayload {
+		respondError(req, errTooLarge("reply of %d bytes is over the bus limit of %d: ask for fewer keys", len(data), n.maxPayload))
+	} else {
+		_ = req.Respond(data)
+	}
+	if cap(data) <= maxPooledReply {
+		*buf = data[:0]
+	}
+	replyBuffers.Put(buf)
 }
 
 // ErrReplyFull is the reason a get in a batch fails when the values before

@@ -53,7 +53,14 @@ func resultOf(err error) opResult {
 	if err == nil {
 		return resOK
 	}
-	switch codeOf(err) {
+	return resultOfCode(codeOf(err))
+}
+
+// resultOfCode classifies a status code.
+func resultOfCode(code int) opResult {
+	switch code {
+	case wire.CodeOK:
+		return resOK
 	case wire.CodeNotFound:
 		return resNotFound
 	case wire.CodeConflict:
@@ -117,6 +124,21 @@ func newMetrics(n *Node) *metrics {
 func (m *metrics) done(op opKind, start time.Time, err *error) {
 	m.ops[op][resultOf(*err)].Add(1)
 	m.latency[op].Observe(time.Since(start).Seconds())
+}
+
+// doneBatch records len(results) operations of kind op that ran one after
+// another from start, ending with results: each counts by its result, and
+// with the batch's time shared evenly as its duration. One clock reading
+// for a batch instead of two per operation.
+func (m *metrics) doneBatch(op opKind, start time.Time, results []wire.Result) {
+	if len(results) == 0 {
+		return
+	}
+	each := (time.Since(start) / time.Duration(len(results))).Seconds()
+	for i := range results {
+		m.ops[op][resultOfCode(int(results[i].Code))].Add(1)
+		m.latency[op].Observe(each)
+	}
 }
 
 // doneResult records an operation whose outcome is an API result.

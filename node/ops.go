@@ -33,17 +33,29 @@ func (n *Node) checkKey(key string) error {
 	return nil
 }
 
-func (n *Node) get(key string) (store.Entry, error) {
-	if err := n.checkKey(key); err != nil {
-		n.metrics.done(opGet, time.Now(), &err)
-		return store.Entry{}, err
-	}
-	return n.lookup(key)
+func (n *Node) get(key string) (_ store.Entry, err error) {
+	defer n.metrics.done(opGet, time.Now(), &err)
+	return n.read(key)
 }
 
-// lookup is get of a key checkKey has passed.
+// read is get without its metrics: a batch of gets records them once
+// (readBatch).
+func (n *Node) read(key string) (store.Entry, error) {
+	if err := n.checkKey(key); err != nil {
+		return store.Entry{}, err
+	}
+	return n.find(key)
+}
+
+// lookup is get of a key checkKey has passed (the text API checks it
+// once, api_text_fast.go).
 func (n *Node) lookup(key string) (_ store.Entry, err error) {
 	defer n.metrics.done(opGet, time.Now(), &err)
+	return n.find(key)
+}
+
+// find is lookup without its metrics.
+func (n *Node) find(key string) (store.Entry, error) {
 	if n.repl != nil && n.repl.Unacked() {
 		// A read waits while an ack=all write of the key waits for its
 		// replicas: it never sees a value that could vanish with this node.
