@@ -465,12 +465,14 @@ func storeStats(ctx context.Context, c *client.Client) (storeStatus, error) {
 // short probe to last about --redis-seconds, and returns the median by
 // ops/s.
 func redisMedian(ctx context.Context, o options, port int, test string, p point, pipe int) (redisResult, error) {
-	probeN := max(4*p.Concurrency, min(20_000, (64<<20)/p.ValueSize))
+	// At least one request per client and pipeline slot: fewer would leave
+	// clients idle. A slow test (large values) gets a short probe.
+	probeN := max(p.Concurrency*pipe, min(20_000, (16<<20)/p.ValueSize))
 	probe, err := redisBench(ctx, o.redisBench, port, test, p.ValueSize, p.Keys, p.Concurrency, pipe, probeN)
 	if err != nil {
 		return redisResult{}, err
 	}
-	n := max(4*p.Concurrency*pipe, int(probe.OpsPerSec*o.redisSeconds))
+	n := max(p.Concurrency*pipe, int(probe.OpsPerSec*o.redisSeconds))
 	var runs []redisResult
 	for range max(1, o.redisRuns) {
 		r, err := redisBench(ctx, o.redisBench, port, test, p.ValueSize, p.Keys, p.Concurrency, pipe, n)
