@@ -21,7 +21,8 @@
 //  2. it measures Roost's text-API get and the Go client's (batching) get
 //     with bench/harness, the echo interleaved round by round in the same
 //     run, and Redis's get with redis-benchmark, plain and with -P 16;
-//  3. it overwrites every key once more in both, measures the sets the same
+//  3. it overwrites every key once more in both (Roost for at most
+//     --rewrite-budget, Redis as many keys), measures the sets the same
 //     way, and reads the resident sets again ("after writes").
 //
 // Roost's and the echo's ops/s are the median of their rounds; Redis's the
@@ -64,6 +65,7 @@ type options struct {
 	big                            int
 	axes                           string
 	settle                         time.Duration
+	rewriteBudget                  time.Duration
 }
 
 func main() {
@@ -93,6 +95,7 @@ func main() {
 	flag.IntVar(&o.big, "big", 5_000_000, "the largest keyspace of the keyspace axis; 0 = leave it out")
 	flag.StringVar(&o.axes, "axes", "value,keys,requesters", "which axes to run, comma-separated")
 	flag.DurationVar(&o.settle, "settle", 3*time.Second, "wait after loading or writing before reading the resident sets")
+	flag.DurationVar(&o.rewriteBudget, "rewrite-budget", time.Minute, "at most this long for the second write of every key into Roost (Redis then rewrites as many): at millions of keys near --max-memory it is slow")
 	quick := flag.Bool("quick", false, "a smoke run: 1 s per target, one redis run, no 5M keyspace")
 	flag.Parse()
 	if *quick {
@@ -180,6 +183,11 @@ type memResult struct {
 	KeyBytes                            int64 // sum of Roost's key lengths
 	StoreKeys, StoreBytes, StoreMax     int64 // Roost's store stats after the load
 	Evictions                           int64 // after all the writes
+
+	// Load and rewrite rates, keys/s: the first write of every key, and the
+	// second (bounded by --rewrite-budget: Rewritten keys, the first ones).
+	RoostLoad, RoostRewrite, RedisLoad, RedisRewrite float64
+	Rewritten                                        int
 }
 
 func run(ctx context.Context, o options) error {
@@ -302,12 +310,16 @@ func measurePoint(ctx context.Context, o options, self string, p point) (res poi
 		m.KeyBytes += int64(len(keys[i]))
 	}
 	progress("  loading %d keys into roost and redis", p.Keys)
-	if err := loadRoost(ctx, c, keys, value); err != nil {
+	t0 := time.Now()
+	if _, err := loadRoost(ctx, c, keys, value, 0); err != nil {
 		return res, err
 	}
+	m.RoostLoad = float64(p.Keys) / time.Since(t0).Seconds()
+	t0 = time.Now()
 	if err := redis.load(ctx, p.Keys, p.ValueSize); err != nil {
 		return res, err
 	}
+	m.RedisLoad = float64(p.Keys) / time.Since(t0).Seconds()
 	st, err := storeStats(ctx, c)
 	if err != nil {
 		return res, err
@@ -383,13 +395,17 @@ func measurePoint(ctx context.Context, o options, self string, p point) (res poi
 	if err := redisTests("get"); err != nil {
 		return res, err
 	}
-	progress("  overwriting every key in roost and redis")
-	if err := loadRoost(ctx, c, keys, value); err != nil {
+	progress("  overwriting every key in roost (for at most %s) and as many in redis", o.rewriteBudget)
+	t0 = time.Now()
+	if m.Rewritten, err = loadRoost(ctx, c, keys, value, o.rewriteBudget); err != nil {
 		return res, err
 	}
-	if err := redis.load(ctx, p.Keys, p.ValueSize); err != nil {
+	m.RoostRewrite = float64(m.Rewritten) / time.Since(t0).Seconds()
+	t0 = time.Now()
+	if err := redis.load(ctx, m.Rewritten, p.ValueSize); err != nil {
 		return res, err
 	}
+	m.RedisRewrite = float64(m.Rewritten) / time.Since(t0).Seconds()
 	if err := measure(opTextSet, harness.WorkloadSet, harness.PathText, withRedis); err != nil {
 		return res, err
 	}
@@ -424,20 +440,27 @@ func roostEnv() []string {
 	return env
 }
 
-// loadRoost writes every key with value, a chunk of MSet at a time.
-func loadRoost(ctx context.Context, c *client.Client, keys []string, value []byte) error {
+// loadRoost writes the keys with value, a chunk of MSet at a time, in
+// order, and returns how many it wrote: all, or with a budget > 0 those it
+// wrote before the budget ran out.
+func loadRoost(ctx context.Context, c *client.Client, keys []string, value []byte, budget time.Duration) (int, error) {
+	start := time.Now()
 	chunk := max(16, min(20_000, (64<<20)/len(value)))
 	items := make([]client.SetItem, 0, chunk)
-	for lo := 0; lo < len(keys); lo += chunk {
+	lo := 0
+	for ; lo < len(keys); lo += chunk {
+		if budget > 0 && time.Since(start) > budget {
+			return lo, nil
+		}
 		items = items[:0]
 		for _, k := range keys[lo:min(lo+chunk, len(keys))] {
 			items = append(items, client.SetItem{Key: k, Value: value})
 		}
 		if _, err := c.MSet(ctx, items...); err != nil {
-			return fmt.Errorf("load roost: %w", err)
+			return lo, fmt.Errorf("load roost: %w", err)
 		}
 	}
-	return nil
+	return len(keys), nil
 }
 
 type storeStatus struct {

@@ -75,8 +75,8 @@ func writeMarkdown(w io.Writer, o options, results []pointResult, took time.Dura
 		b.WriteString("RSS per entry = (resident set after − before the load) ÷ keys; Roost: VmRSS of the `roost serve` process, Redis: `used_memory_rss`. " +
 			"\"idle\" is after loading every key once and waiting; \"after writes\" after the get runs, a second write of every key and the set runs. " +
 			"× data = that growth ÷ (key bytes + value bytes). Roost's keys are `sc-bench.<n>` (10–16 bytes), Redis's `key:<12 digits>` (16).\n\n")
-		b.WriteString("| keys | value | Roost B/entry idle | after writes | Redis B/entry idle | after writes | Roost ÷ Redis idle / after | Roost × data idle / after | Redis × data idle / after | Roost store's own count B/entry |\n")
-		b.WriteString("|---|---|---:|---:|---:|---:|---|---|---|---:|\n")
+		b.WriteString("| keys | value | Roost B/entry idle | after writes | Redis B/entry idle | after writes | Roost ÷ Redis idle / after | Roost × data idle / after | Redis × data idle / after | Roost store's own count B/entry | load keys/s Roost / Redis | rewrite keys/s Roost / Redis (keys) |\n")
+		b.WriteString("|---|---|---:|---:|---:|---:|---|---|---|---:|---|---|\n")
 		for _, r := range mem {
 			m, p := r.Mem, r.Point
 			n := int64(p.Keys)
@@ -84,11 +84,12 @@ func writeMarkdown(w io.Writer, o options, results []pointResult, took time.Dura
 			redisData := float64(n * int64(16+p.ValueSize))
 			ri, rw := float64(m.RoostIdle-m.RoostEmpty), float64(m.RoostWritten-m.RoostEmpty)
 			di, dw := float64(m.RedisIdle-m.RedisEmpty), float64(m.RedisWritten-m.RedisEmpty)
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s / %s | %.2f / %.2f | %.2f / %.2f | %s |\n",
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s / %s | %.2f / %.2f | %.2f / %.2f | %s | %s / %s | %s / %s (%s) |\n",
 				count(p.Keys), sizeName(p.ValueSize),
 				perEntry(ri, n), perEntry(rw, n), perEntry(di, n), perEntry(dw, n),
 				ratio(ri, di), ratio(rw, dw), ri/roostData, rw/roostData, di/redisData, dw/redisData,
-				perEntry(float64(m.StoreBytes), n))
+				perEntry(float64(m.StoreBytes), n),
+				ops(m.RoostLoad), ops(m.RedisLoad), ops(m.RoostRewrite), ops(m.RedisRewrite), count(m.Rewritten))
 		}
 		b.WriteString("\n")
 	}
