@@ -80,6 +80,28 @@ type Config struct {
 	KeyPrefix string // starts every key the run writes (Roost's and the KV baseline's); "" = "bench-", a random run id and "." (a new one each run)
 	Keep      bool   // with Server: leave the keys the run wrote in the deployment; false = delete them when the run ends, fails or is interrupted
 
+	// Preloaded says the deployment at Server already holds every key of
+	// the keyspace (KeyPrefix followed by 0..Keys-1) with a value of
+	// ValueSize bytes, written by the caller: Roost's preload is skipped,
+	// so that a caller can load a keyspace once and measure it many times
+	// (bench/scaling). Needs Server and KeyPrefix.
+	Preloaded bool
+
+	// EchoServer, with Compare, is the NATS URL of an echo responder that
+	// another process serves (ServeEcho) under the subject base EchoBase
+	// with values of ValueSize bytes: the echo target requests it there
+	// instead of a responder the harness starts on the deployment's bus.
+	// A process shaped like a node (embedded server, responder on an
+	// in-process connection) is the fair echo of a node process.
+	EchoServer string
+	EchoBase   string
+
+	// Extra are more targets measured in the same rounds as the others,
+	// after them, under their own names: another system at the same point
+	// (bench/scaling adds Redis). Their keys are the caller's to load; a
+	// Target is handed the run's key names and maps them as it needs.
+	Extra []ExtraTarget
+
 	Seed     uint64       // seeds every worker's random source; runs with one seed pick the same keys
 	Logger   *slog.Logger // logs of the nodes and servers the harness starts; nil = discard
 	Progress func(Event)  // called from one goroutine at each phase; nil = none
@@ -109,6 +131,13 @@ func DefaultConfig() Config {
 		Nodes:       1,
 		Seed:        1,
 	}
+}
+
+// ExtraTarget is a target of Config.Extra: Open is called once, in setup,
+// and the Target closed when the run ends.
+type ExtraTarget struct {
+	Name string
+	Open func() (Target, error)
 }
 
 // maxValueSize is the largest --value-size: a node's default --max-value.
@@ -201,6 +230,20 @@ func (c Config) Validate() error {
 	case EchoFixed, EchoKeyed:
 	default:
 		return bad("echo-subject", "%q: want fixed or keyed", c.EchoSubject)
+	}
+	if c.Preloaded && (c.Server == "" || c.KeyPrefix == "") {
+		return bad("preloaded", "needs a deployment (--server) and the --key-prefix its keys were written under")
+	}
+	if c.Preloaded && c.Workload == WorkloadIncr {
+		return bad("preloaded", "incr needs counters, which only the run's own preload writes")
+	}
+	for _, x := range c.Extra {
+		if x.Name == "" || x.Name == NameRoost || x.Name == NameEcho || x.Name == NameKV || x.Open == nil {
+			return fmt.Errorf("%w: extra target %q: needs a name of its own and an Open", ErrConfig, x.Name)
+		}
+	}
+	if (c.EchoServer == "") != (c.EchoBase == "") {
+		return bad("echo-server", "an external echo needs both its URL and its subject base")
 	}
 	if c.Server == "" {
 		if c.Nodes < 1 {

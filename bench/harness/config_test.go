@@ -41,6 +41,20 @@ func TestValidate(t *testing.T) {
 		{"procs with server", func(c *Config) { c.Procs, c.Exec, c.Server = true, "/usr/local/bin/roost", "nats://127.0.0.1:4222" }, ErrConfig, "--procs"},
 		{"procs without exec", func(c *Config) { c.Procs = true }, ErrConfig, "--procs"},
 		{"echo subject", func(c *Config) { c.EchoSubject = "any" }, ErrConfig, "--echo-subject"},
+		{"preloaded", func(c *Config) { c.Preloaded, c.Server, c.KeyPrefix = true, "nats://127.0.0.1:4222", "k." }, nil, ""},
+		{"preloaded without server", func(c *Config) { c.Preloaded, c.KeyPrefix = true, "k." }, ErrConfig, "--preloaded"},
+		{"preloaded without key prefix", func(c *Config) { c.Preloaded, c.Server = true, "nats://127.0.0.1:4222" }, ErrConfig, "--preloaded"},
+		{"preloaded incr", func(c *Config) {
+			c.Preloaded, c.Server, c.KeyPrefix, c.Workload = true, "nats://127.0.0.1:4222", "k.", WorkloadIncr
+		}, ErrConfig, "--preloaded"},
+		{"echo server without base", func(c *Config) { c.EchoServer = "nats://127.0.0.1:4222" }, ErrConfig, "--echo-server"},
+		{"extra", func(c *Config) {
+			c.Extra = []ExtraTarget{{Name: "redis", Open: func() (Target, error) { return nil, nil }}}
+		}, nil, ""},
+		{"extra named roost", func(c *Config) {
+			c.Extra = []ExtraTarget{{Name: NameRoost, Open: func() (Target, error) { return nil, nil }}}
+		}, ErrConfig, "extra target"},
+		{"extra without open", func(c *Config) { c.Extra = []ExtraTarget{{Name: "x"}} }, ErrConfig, "extra target"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

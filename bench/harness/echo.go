@@ -25,21 +25,32 @@ type echoResponder struct {
 // startEcho subscribes on nc; closing nc stops the responder.
 func startEcho(nc *nats.Conn, layout string, valueSize int) (*echoResponder, error) {
 	e := &echoResponder{base: fmt.Sprintf(echoSubjectFmt, nuid.Next())}
+	if err := ServeEcho(nc, e.base, layout, valueSize); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// ServeEcho answers, on nc, the echo target's requests under the subject
+// base: <base>.get (with EchoKeyed, <base>.get.<key>) with valueSize bytes,
+// allocated once, and <base>.set with an empty reply. Closing nc stops it.
+// Another process can serve the echo this way for Config.EchoServer.
+func ServeEcho(nc *nats.Conn, base, layout string, valueSize int) error {
 	value := make([]byte, valueSize)
-	getSubj, setSubj := e.base+".get", e.base+".set"
+	getSubj, setSubj := base+".get", base+".set"
 	if layout == EchoKeyed {
 		getSubj, setSubj = getSubj+".>", setSubj+".>"
 	}
 	if _, err := nc.Subscribe(getSubj, func(m *nats.Msg) { _ = m.Respond(value) }); err != nil {
-		return nil, fmt.Errorf("harness: echo: %w", err)
+		return fmt.Errorf("harness: echo: %w", err)
 	}
 	if _, err := nc.Subscribe(setSubj, func(m *nats.Msg) { _ = m.Respond(nil) }); err != nil {
-		return nil, fmt.Errorf("harness: echo: %w", err)
+		return fmt.Errorf("harness: echo: %w", err)
 	}
 	if err := nc.Flush(); err != nil {
-		return nil, fmt.Errorf("harness: echo: %w", err)
+		return fmt.Errorf("harness: echo: %w", err)
 	}
-	return e, nil
+	return nil
 }
 
 // echoTarget requests the echo responder as the text path requests Roost:

@@ -45,7 +45,9 @@ func (r *runner) setup(ctx context.Context) error {
 		// this run: removed when it ends, however it ends.
 		r.onClose(r.removeKeys)
 	}
-	if err := r.preloadRoost(ctx, ep.URL); err != nil {
+	if r.cfg.Preloaded {
+		r.note("roost: no preload: the deployment already held the %d keys under %q (Config.Preloaded)", r.cfg.Keys, r.cfg.KeyPrefix)
+	} else if err := r.preloadRoost(ctx, ep.URL); err != nil {
 		return err
 	}
 	roostRow := &measured{name: NameRoost, server: ep.URL, t: roost}
@@ -55,7 +57,7 @@ func (r *runner) setup(ctx context.Context) error {
 
 	if !r.cfg.Compare {
 		r.targets = []*measured{roostRow}
-		return nil
+		return r.setupExtra()
 	}
 	echo, err := r.setupEcho(ep.URL, echoConn)
 	if err != nil {
@@ -69,6 +71,19 @@ func (r *runner) setup(ctx context.Context) error {
 	if kv != nil {
 		r.targets = append(r.targets, kv)
 	}
+	return r.setupExtra()
+}
+
+// setupExtra opens Config.Extra's targets, measured after the others.
+func (r *runner) setupExtra() error {
+	for _, x := range r.cfg.Extra {
+		t, err := x.Open()
+		if err != nil {
+			return fmt.Errorf("harness: %s: %w", x.Name, err)
+		}
+		r.onClose(t.Close)
+		r.targets = append(r.targets, &measured{name: x.Name, t: t})
+	}
 	return nil
 }
 
@@ -80,7 +95,7 @@ func (r *runner) setup(ctx context.Context) error {
 // With Config.Procs the nodes are processes: see procDeployment.
 func (r *runner) deployment(ctx context.Context) (ep Endpoint, maxPayload int32, echoConn *nats.Conn, err error) {
 	if r.cfg.Server != "" {
-		if r.cfg.Compare {
+		if r.cfg.Compare && r.cfg.EchoServer == "" {
 			echoConn, err = dial(r.cfg.Server, r.cfg.Token, "echo-responder", r.cfg.Timeout)
 		}
 		return Endpoint{URL: r.cfg.Server, HTTP: r.cfg.HTTPAddr}, 0, echoConn, err
@@ -185,9 +200,15 @@ func (r *runner) preloadRoost(ctx context.Context, url string) error {
 // setupEcho starts the echo responder on echoConn and the echo target on a
 // connection of its own to url, as Roost's target has.
 func (r *runner) setupEcho(url string, echoConn *nats.Conn) (*measured, error) {
-	resp, err := startEcho(echoConn, r.cfg.EchoSubject, r.cfg.ValueSize)
-	if err != nil {
-		return nil, err
+	var resp *echoResponder
+	if r.cfg.EchoServer != "" {
+		url, resp = r.cfg.EchoServer, &echoResponder{base: r.cfg.EchoBase}
+		r.note("echo: served by another process at %s under %s (Config.EchoServer)", url, resp.base)
+	} else {
+		var err error
+		if resp, err = startEcho(echoConn, r.cfg.EchoSubject, r.cfg.ValueSize); err != nil {
+			return nil, err
+		}
 	}
 	nc, err := dial(url, r.cfg.Token, "echo", r.cfg.Timeout)
 	if err != nil {
