@@ -170,3 +170,14 @@ func httpGet(t *testing.T, n *node.Node, path string, header ...string) int {
 	resp.Body.Close()
 	return resp.StatusCode
 }
+
+// skipInRaceStep skips a long test under -short, which only CI's race step
+// passes (.ci/run): the full suite runs it, and under -race its code paths
+// are those of shorter tests that stay (named in why). It keeps the race
+// step inside CI's time budget.
+func skipInRaceStep(t *testing.T, why string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short (CI's race step): the full suite runs it; " + why)
+	}
+}

@@ -129,6 +129,7 @@ func TestWarmRestartSingleNode(t *testing.T) {
 // (or is absent, if deleted) through every node: the older values of the
 // snapshot are merged by version and never win.
 func TestWarmRestartRejoinsWithLatestValues(t *testing.T) {
+	skipInRaceStep(t, "the snapshot path is raced by TestWarmRestartSingleNode, the rejoin by TestR3RejoinCatchesUp")
 	const keys = 300
 	dir := filepath.Join(t.TempDir(), "n3")
 	nodes := startCluster(t, 3, func(i int, c *node.Config) {

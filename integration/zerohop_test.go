@@ -174,6 +174,7 @@ func TestZeroHopThroughJoinAndLeave(t *testing.T) {
 // shows), routes text requests to their primaries as the embedded servers
 // do.
 func TestZeroHopExternalNATS(t *testing.T) {
+	skipInRaceStep(t, "the router it drives is raced by TestZeroHopTextAPI")
 	conf := wire.MappingsConf(wire.NewSubjects("").TextMappings(node.TextOps(), node.DefaultPartitions))
 	doc, err := os.ReadFile("../docs/PROTOCOL.md")
 	if err != nil {
