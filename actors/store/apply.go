@@ -49,7 +49,6 @@ func (s *Store) Apply(r Record) (applied bool, err error) {
 		case int64(len(r.Value)) > MaxValueLen:
 			return false, fmt.Errorf("%w: value of %d bytes, the limit is %d", ErrTooLarge, len(r.Value), int64(MaxValueLen))
 		}
-		r.Value = trimmed(r.Value)
 		size += int64(len(r.Value))
 	}
 	sh, h := s.shardOf(r.Key)
@@ -140,7 +139,7 @@ func (sh *shard) applyDelete(h, i uint32, r *Record, size int64, now int64) bool
 		i = sh.sl.alloc()
 		e := sh.sl.at(i)
 		*e = entry{version: r.Version, created: r.Version, expires: sh.tombUntil(now), hash: h}
-		e.setKey(strings.Clone(r.Key))
+		sh.sl.setKey(e, r.Key, nil)
 		sh.idx.insert(&sh.sl, h, i) // before it is queued: growth rebuilds from queued entries
 		e.queue = queueTomb
 		sh.tombs.pushHead(&sh.sl, i)
@@ -156,16 +155,16 @@ func (sh *shard) export(out []Record, match func(key string) bool, withValues bo
 	defer sh.mu.Unlock()
 	for i, end := uint32(1), sh.sl.end(); i < end; i++ {
 		e := sh.sl.at(i)
-		if e.queue == queueNone || (!e.tomb() && e.expired(now)) || (match != nil && !match(e.keyString())) {
+		if e.queue == queueNone || (!e.tomb() && e.expired(now)) || (match != nil && !match(sh.sl.key(e))) {
 			continue
 		}
 		if e.tomb() {
-			out = append(out, Record{Key: e.keyString(), Version: e.version, Deleted: true})
+			out = append(out, Record{Key: strings.Clone(sh.sl.key(e)), Version: e.version, Deleted: true})
 			continue
 		}
-		r := Record{Key: e.keyString(), Version: e.version, Created: e.created, Flags: sh.flags(i, e), Expires: e.expires}
+		r := Record{Key: strings.Clone(sh.sl.key(e)), Version: e.version, Created: e.created, Flags: sh.flags(i, e), Expires: e.expires}
 		if withValues {
-			r.Value = e.valueBytes()
+			r.Value = sh.sl.appendValue(nil, e)
 		}
 		out = append(out, r)
 	}
@@ -178,7 +177,7 @@ func (sh *shard) versions(fn func(key string, version uint64, deleted bool), now
 	defer sh.mu.Unlock()
 	for i, end := uint32(1), sh.sl.end(); i < end; i++ {
 		if e := sh.sl.at(i); e.queue != queueNone && (e.tomb() || !e.expired(now)) {
-			fn(e.keyString(), e.version, e.tomb())
+			fn(sh.sl.key(e), e.version, e.tomb())
 		}
 	}
 }

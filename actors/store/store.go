@@ -57,6 +57,7 @@ func New(cfg Config) (*Store, error) {
 		s.shards[i].gone = &s.gone
 		s.shards[i].pol.pin = cfg.Pinned
 	}
+	unmapOnCollect(s.shards)
 	return s, nil
 }
 
@@ -72,6 +73,15 @@ func (s *Store) shardOf(key string) (*shard, uint32) {
 func (s *Store) Get(key string) (Entry, error) {
 	sh, h := s.shardOf(key)
 	return sh.get(h, key, s.clock)
+}
+
+// GetAppend is Get that appends the value to buf and returns it as the
+// entry's Value: with a buffer of room enough, a read that allocates
+// nothing (Get allocates the value's copy).
+func (s *Store) GetAppend(key string, buf []byte) (Entry, error) {
+	sh, h := s.shardOf(key)
+	e, _, err := sh.lookupInto(h, key, s.clock, buf)
+	return e, err
 }
 
 // Lookup is Get that also tells, when key is absent, the version of the
@@ -98,7 +108,6 @@ func (s *Store) Set(req SetRequest) (Entry, error) {
 	case req.TTL < 0:
 		return Entry{}, fmt.Errorf("%w: negative TTL %v", ErrInvalid, req.TTL)
 	}
-	req.Value = trimmed(req.Value)
 	sh, h := s.shardOf(req.Key)
 	e, err := sh.set(h, &req, &s.vc)
 	if err == nil {
@@ -107,15 +116,6 @@ func (s *Store) Set(req SetRequest) (Entry, error) {
 		}
 	}
 	return e, err
-}
-
-// trimmed returns v, or a copy of it when v's backing array is much larger
-// than v, so that accounted bytes stay close to the memory really held.
-func trimmed(v []byte) []byte {
-	if spare := cap(v) - len(v); spare > 64 && spare > len(v)/4 {
-		return slices.Clone(v)
-	}
-	return v
 }
 
 // Delete removes a key and returns the delete's version. Deleting an absent
