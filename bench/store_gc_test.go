@@ -164,8 +164,8 @@ func readRSS(t *testing.T) int64 {
 
 type gcMetrics struct {
 	gcCPU, procCPU float64
-	cycles                   uint64
-	pauses                   *metrics.Float64Histogram
+	cycles         uint64
+	pauses         *metrics.Float64Histogram
 }
 
 func readGCMetrics() gcMetrics {
