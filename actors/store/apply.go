@@ -27,8 +27,7 @@ import (
 // Stats.Sets, a delete of a present key in Stats.Deletes, as Set and Delete
 // count theirs. It fails with ErrInvalid (empty key, key over MaxKeyLen,
 // Version 0, a live record's Created 0 or above Version), or ErrTooLarge as
-// Set does. The store keeps r.Value: the caller must not modify it
-// afterwards.
+// Set does. The store copies r.Value: the caller may reuse it.
 func (s *Store) Apply(r Record) (applied bool, err error) {
 	s.vc.observe(r.Version)
 	switch {
@@ -62,8 +61,7 @@ func (s *Store) Apply(r Record) (applied bool, err error) {
 // key matches (nil = every key): what a snapshot or a replica needs to
 // rebuild them with Apply. A tombstone's record carries its Key and Version
 // only. With withValues false, live records carry no Value; else their
-// Value is the stored slice, shared and never modified by the store (a later
-// write replaces it, and the old bytes stay as they were). Shards are read
+// Value is a copy, the caller's to keep. Shards are read
 // one after another, each under its lock, so the result is not one atomic
 // snapshot; match runs under the lock and must be quick. Order is
 // unspecified.
@@ -78,7 +76,8 @@ func (s *Store) Export(match func(key string) bool, withValues bool) []Record {
 
 // Versions calls fn with the key, version and kind of every live entry and
 // every tombstone (deleted), shard by shard, under each shard's lock: fn must
-// be quick and must not call the store. key stays valid after fn returns.
+// be quick and must not call the store. key is a view of the store's
+// memory, valid only during the call: clone it to keep it.
 // The order is unspecified. Replication sums these into per-partition
 // digests.
 func (s *Store) Versions(fn func(key string, version uint64, deleted bool)) {

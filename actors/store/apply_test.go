@@ -397,6 +397,7 @@ func TestVersionsMatchesExport(t *testing.T) {
 	}
 	got := map[string]kv{}
 	s.Versions(func(key string, version uint64, deleted bool) {
+		key = strings.Clone(key) // valid only during the call
 		if _, ok := got[key]; ok {
 			t.Errorf("%s reported twice", key)
 		}

@@ -69,7 +69,8 @@ func (s *Store) shardOf(key string) (*shard, uint32) {
 }
 
 // Get returns the live entry of key, or ErrNotFound when it is absent or
-// expired (an expired entry is removed and counted as an expiration).
+// expired (an expired entry is removed and counted as an expiration). The
+// value is a copy, the caller's to keep (GetAppend copies into a buffer).
 func (s *Store) Get(key string) (Entry, error) {
 	sh, h := s.shardOf(key)
 	return sh.get(h, key, s.clock)
@@ -96,7 +97,8 @@ func (s *Store) Lookup(key string) (e Entry, deleted uint64, err error) {
 // It fails with ErrInvalid (empty key, key over MaxKeyLen, negative TTL),
 // ErrCASMismatch, or ErrTooLarge when the value is over MaxValueLen or the
 // entry alone exceeds a shard's share of MaxMemory.
-// The store keeps req.Value; the caller must not modify it afterwards.
+// The store copies req.Value into its arena; the caller may reuse it. The
+// returned entry's Value is req.Value.
 func (s *Store) Set(req SetRequest) (Entry, error) {
 	switch {
 	case req.Key == "":
