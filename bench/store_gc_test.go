@@ -6,9 +6,13 @@ import (
 	"math/bits"
 	"math/rand/v2"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -84,8 +88,19 @@ func TestStoreGCProfile(t *testing.T) {
 	t.Logf("entries=%d value=%d max_memory=%d accounted=%d (%.0f%%) evictions=%d", n, vsize, maxMemory, st.Bytes, 100*float64(st.Bytes)/float64(maxMemory), st.Evictions)
 	t.Logf("rss_idle_per_entry=%.0f B (rss %d MiB, baseline %d MiB)", float64(rssIdle-rss0)/float64(st.Keys), rssIdle>>20, rss0>>20)
 
-	// get/set load
+	// get/set load, under the CPU profiler
 	const workers = 4
+	profPath := os.Getenv("ROOST_STOREGC_PROFILE")
+	if profPath == "" {
+		profPath = filepath.Join(t.TempDir(), "cpu.pprof")
+	}
+	prof, err := os.Create(profPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(prof); err != nil {
+		t.Fatal(err)
+	}
 	m0 := readGCMetrics()
 	var ops atomic.Int64
 	var stop atomic.Bool
@@ -124,15 +139,15 @@ func TestStoreGCProfile(t *testing.T) {
 	wg.Wait()
 	elapsed := time.Since(start)
 	m1 := readGCMetrics()
+	pprof.StopCPUProfile()
+	prof.Close()
 	var all latHist
 	for i := range hists {
 		all.merge(&hists[i])
 	}
-	// The runtime's CPU classes are brought up to date at the end of each
-	// cycle; the process's CPU time comes from getrusage.
-	gcShare := (m1.gcCPU - m0.gcCPU) / (m1.procCPU - m0.procCPU)
-	t.Logf("load: %.0f ops/s, p50 %v, p99 %v, gc_cpu_share %.1f%%, gc_cycles %d, pause_p99 %v, pause_max %v",
-		float64(ops.Load())/elapsed.Seconds(), all.quantile(0.5), all.quantile(0.99), 100*gcShare,
+	cpu := m1.procCPU - m0.procCPU
+	t.Logf("load: %.0f ops/s, cpu %.0f ns/op, p50 %v, p99 %v, gc_cpu_share %s (of the profile's samples), cpu %.1fs, gc_cycles %d, pause_p99 %v, pause_max %v",
+		float64(ops.Load())/elapsed.Seconds(), cpu*1e9/float64(ops.Load()), all.quantile(0.5), all.quantile(0.99), gcShareOf(t, profPath), cpu,
 		m1.cycles-m0.cycles, pauseQuantile(m0.pauses, m1.pauses, 0.99), pauseQuantile(m0.pauses, m1.pauses, 1))
 
 	// write traffic: overwrite n random keys
@@ -152,6 +167,23 @@ func TestStoreGCProfile(t *testing.T) {
 
 // gcSink makes the per-operation garbage escape.
 var gcSink atomic.Pointer[[]byte]
+
+// gcShareOf is the share of a CPU profile's samples spent in the garbage
+// collector (background mark workers, assists, sweeping, cycle start and
+// end), as go tool pprof's focus reports it.
+func gcShareOf(t *testing.T, path string) string {
+	out, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=100000",
+		`-focus=^runtime\.(gcBgMarkWorker|gcAssistAlloc|bgsweep|bgscavenge|gcStart|gcMarkDone|gcMarkTermination)$`, path).CombinedOutput()
+	if err != nil {
+		t.Logf("go tool pprof: %v: %s", err, out)
+		return "?"
+	}
+	m := regexp.MustCompile(`accounting for [^,]+, ([0-9.]+%) of ([^ ]+) total`).FindSubmatch(out)
+	if m == nil {
+		return "0% (no GC samples)"
+	}
+	return string(m[1]) + " of " + string(m[2])
+}
 
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
