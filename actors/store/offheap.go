@@ -1,6 +1,9 @@
 package store
 
-import "runtime"
+import (
+	"runtime"
+	"sync/atomic"
+)
 
 // Memory the garbage collector never sees. Everything a shard keeps per
 // entry is pointer-free: the entry records, the index, the ghost and the
@@ -23,7 +26,7 @@ const mapMin = 64 << 10
 // unmapOnCollect). Not safe for concurrent use: the shard's lock covers it.
 type offheap struct {
 	mapped map[*byte]int // the start and length of every live mapped region
-	bytes  int64         // bytes mapped now
+	bytes  atomic.Int64  // bytes mapped now (atomic: tests read it while a cleanup may run)
 }
 
 // alloc returns n zeroed bytes. A nil offheap allocates on the heap.
@@ -39,7 +42,7 @@ func (m *offheap) alloc(n int) []byte {
 		m.mapped = map[*byte]int{}
 	}
 	m.mapped[&b[0]] = len(b)
-	m.bytes += int64(len(b))
+	m.bytes.Add(int64(len(b)))
 	return b
 }
 
@@ -52,7 +55,7 @@ func (m *offheap) free(b []byte) {
 	b = b[:cap(b)]
 	if n, ok := m.mapped[&b[0]]; ok {
 		delete(m.mapped, &b[0])
-		m.bytes -= int64(n)
+		m.bytes.Add(-int64(n))
 		unmapBytes(b[:n])
 	}
 }
@@ -62,7 +65,8 @@ func (m *offheap) release() {
 	for p, n := range m.mapped {
 		unmapBytes(unsafeBytes(p, n))
 	}
-	m.mapped, m.bytes = nil, 0
+	m.mapped = nil
+	m.bytes.Store(0)
 }
 
 // unmapOnCollect unmaps the shards' memory once the shards can no longer be
