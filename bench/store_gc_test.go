@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"math/bits"
 	"math/rand/v2"
@@ -86,7 +87,7 @@ func TestStoreGCProfile(t *testing.T) {
 	st := s.Stats()
 	rssIdle := readRSS(t)
 	t.Logf("entries=%d value=%d max_memory=%d accounted=%d (%.0f%%) evictions=%d", n, vsize, maxMemory, st.Bytes, 100*float64(st.Bytes)/float64(maxMemory), st.Evictions)
-	t.Logf("rss_idle_per_entry=%.0f B (rss %d MiB, baseline %d MiB)", float64(rssIdle-rss0)/float64(st.Keys), rssIdle>>20, rss0>>20)
+	t.Logf("rss_idle_per_entry=%.0f B (rss %d MiB, baseline %d MiB, %s)", float64(rssIdle-rss0)/float64(st.Keys), rssIdle>>20, rss0>>20, heapSummary())
 
 	// get/set load, under the CPU profiler
 	const workers = 4
@@ -161,8 +162,16 @@ func TestStoreGCProfile(t *testing.T) {
 	}
 	st = s.Stats()
 	rssWrites := readRSS(t)
-	t.Logf("rss_after_writes_per_entry=%.0f B (rss %d MiB, keys %d)", float64(rssWrites-rss0)/float64(st.Keys), rssWrites>>20, st.Keys)
+	t.Logf("rss_after_writes_per_entry=%.0f B (rss %d MiB, keys %d, %s)", float64(rssWrites-rss0)/float64(st.Keys), rssWrites>>20, st.Keys, heapSummary())
 	runtime.KeepAlive(s)
+}
+
+// heapSummary tells the Go heap's part of the process's memory.
+func heapSummary() string {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return fmt.Sprintf("go heap: alloc %d MiB, in use %d MiB, released %d MiB, next GC %d MiB",
+		m.HeapAlloc>>20, m.HeapInuse>>20, m.HeapReleased>>20, m.NextGC>>20)
 }
 
 // gcSink makes the per-operation garbage escape.

@@ -110,7 +110,7 @@ func blockSize(n int) int {
 // entries lives off the Go heap), whichever holds more.
 func pageSize(size, pages uint32) int {
 	n := max(min(uint32(1)<<min(pages, 4), 16)*size, min(uint32(mapMin), uint32(1<<10)<<min(pages, 6)))
-	return int(n / size * size)
+	return int((n + size - 1) / size * size) // whole blocks; rounded up, so a 64 KiB page is mapped
 }
 
 // alloc returns the location of a new block of n > 0 bytes (not zeroed).
