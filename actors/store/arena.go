@@ -107,10 +107,16 @@ func blockSize(n int) int {
 
 // pageSize is the size of a class's next page when it holds pages already:
 // 1, 2, 4 … 16 blocks, and 1, 2, 4 … 64 KiB (mapMin: a class with many
-// entries lives off the Go heap), whichever holds more.
+// entries lives off the Go heap), whichever holds more. A page on the heap
+// is whole blocks; a mapped one is whole 4 KiB pages of the system (a
+// partly used system page would be resident all the same), its tail of
+// less than a block unused.
 func pageSize(size, pages uint32) int {
 	n := max(min(uint32(1)<<min(pages, 4), 16)*size, min(uint32(mapMin), uint32(1<<10)<<min(pages, 6)))
-	return int((n + size - 1) / size * size) // whole blocks; rounded up, so a 64 KiB page is mapped
+	if n >= mapMin {
+		return int((n + 4095) &^ 4095)
+	}
+	return int((n + size - 1) / size * size)
 }
 
 // alloc returns the location of a new block of n > 0 bytes (not zeroed).

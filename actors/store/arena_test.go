@@ -27,7 +27,7 @@ func TestClassesCoverEverySize(t *testing.T) {
 	}
 	for pages := range uint32(12) {
 		for _, size := range []uint32{8, 120, 4224, maxClassSize} {
-			if n := pageSize(size, pages); n < int(size) || n%int(size) != 0 {
+			if n := pageSize(size, pages); n < int(size) || (n < mapMin && n%int(size) != 0) || (n >= mapMin && n%4096 != 0) {
 				t.Fatalf("pageSize(%d, %d) = %d", size, pages, n)
 			}
 		}
