@@ -84,3 +84,15 @@ func unmapOnCollect(shards []shard) {
 		}
 	}, mems)
 }
+
+// OffHeapBytes is the memory the store has mapped outside the Go heap now
+// (resident or not): what the Go runtime's memory limit does not see. A
+// process that sets a soft memory limit for its heap should leave this
+// much out of it.
+func (s *Store) OffHeapBytes() int64 {
+	var n int64
+	for i := range s.shards {
+		n += s.shards[i].sl.mem.bytes.Load()
+	}
+	return n
+}

@@ -28,6 +28,9 @@ func TestMappedMemoryGoesWithTheStore(t *testing.T) {
 	if mapped() == 0 {
 		t.Fatal("20 000 entries mapped nothing: the store is on the Go heap")
 	}
+	if got := s.OffHeapBytes(); got != mapped() {
+		t.Fatalf("OffHeapBytes %d, the shards mapped %d", got, mapped())
+	}
 	s = nil
 	testkit.Eventually(t, 10*time.Second, func() error {
 		runtime.GC()
