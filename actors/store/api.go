@@ -21,8 +21,9 @@ const (
 	MaxValueLen = 1<<32 - 1 // bytes; a larger value is ErrTooLarge
 )
 
-// Entry is one key as the store holds it. Value is shared with the store and
-// must never be modified by the caller.
+// Entry is one key as the store holds it. Value is the caller's own copy
+// (the store's bytes live in its arena and are never handed out); from Get,
+// Lookup and Peek, Key is the string the caller passed.
 type Entry struct {
 	Key     string
 	Value   []byte
@@ -35,7 +36,7 @@ type Entry struct {
 // SetRequest writes one key.
 type SetRequest struct {
 	Key      string
-	Value    []byte        // kept by the store: the caller must not modify it afterwards
+	Value    []byte        // copied by the store: the caller may reuse it after the call
 	Flags    uint64        // opaque, stored with the value
 	TTL      time.Duration // 0 = no expiry; negative is invalid
 	CAS      uint64        // expected current version when CheckCAS; 0 = "only if absent"
@@ -63,7 +64,7 @@ type Change struct {
 // entry, or a tombstone (Deleted) that remembers a delete's version.
 type Record struct {
 	Key     string
-	Value   []byte // nil for a tombstone; shared, never modified
+	Value   []byte // nil for a tombstone; Export's are copies, Apply copies it in
 	Version uint64
 	Created uint64
 	Flags   uint64

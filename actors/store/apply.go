@@ -27,8 +27,7 @@ import (
 // Stats.Sets, a delete of a present key in Stats.Deletes, as Set and Delete
 // count theirs. It fails with ErrInvalid (empty key, key over MaxKeyLen,
 // Version 0, a live record's Created 0 or above Version), or ErrTooLarge as
-// Set does. The store keeps r.Value: the caller must not modify it
-// afterwards.
+// Set does. The store copies r.Value: the caller may reuse it.
 func (s *Store) Apply(r Record) (applied bool, err error) {
 	s.vc.observe(r.Version)
 	switch {
@@ -49,7 +48,6 @@ func (s *Store) Apply(r Record) (applied bool, err error) {
 		case int64(len(r.Value)) > MaxValueLen:
 			return false, fmt.Errorf("%w: value of %d bytes, the limit is %d", ErrTooLarge, len(r.Value), int64(MaxValueLen))
 		}
-		r.Value = trimmed(r.Value)
 		size += int64(len(r.Value))
 	}
 	sh, h := s.shardOf(r.Key)
@@ -63,8 +61,7 @@ func (s *Store) Apply(r Record) (applied bool, err error) {
 // key matches (nil = every key): what a snapshot or a replica needs to
 // rebuild them with Apply. A tombstone's record carries its Key and Version
 // only. With withValues false, live records carry no Value; else their
-// Value is the stored slice, shared and never modified by the store (a later
-// write replaces it, and the old bytes stay as they were). Shards are read
+// Value is a copy, the caller's to keep. Shards are read
 // one after another, each under its lock, so the result is not one atomic
 // snapshot; match runs under the lock and must be quick. Order is
 // unspecified.
@@ -79,7 +76,8 @@ func (s *Store) Export(match func(key string) bool, withValues bool) []Record {
 
 // Versions calls fn with the key, version and kind of every live entry and
 // every tombstone (deleted), shard by shard, under each shard's lock: fn must
-// be quick and must not call the store. key stays valid after fn returns.
+// be quick and must not call the store. key is a view of the store's
+// memory, valid only during the call: clone it to keep it.
 // The order is unspecified. Replication sums these into per-partition
 // digests.
 func (s *Store) Versions(fn func(key string, version uint64, deleted bool)) {
@@ -140,7 +138,7 @@ func (sh *shard) applyDelete(h, i uint32, r *Record, size int64, now int64) bool
 		i = sh.sl.alloc()
 		e := sh.sl.at(i)
 		*e = entry{version: r.Version, created: r.Version, expires: sh.tombUntil(now), hash: h}
-		e.setKey(strings.Clone(r.Key))
+		sh.sl.setKey(e, r.Key, nil)
 		sh.idx.insert(&sh.sl, h, i) // before it is queued: growth rebuilds from queued entries
 		e.queue = queueTomb
 		sh.tombs.pushHead(&sh.sl, i)
@@ -156,16 +154,16 @@ func (sh *shard) export(out []Record, match func(key string) bool, withValues bo
 	defer sh.mu.Unlock()
 	for i, end := uint32(1), sh.sl.end(); i < end; i++ {
 		e := sh.sl.at(i)
-		if e.queue == queueNone || (!e.tomb() && e.expired(now)) || (match != nil && !match(e.keyString())) {
+		if e.queue == queueNone || (!e.tomb() && e.expired(now)) || (match != nil && !match(sh.sl.key(e))) {
 			continue
 		}
 		if e.tomb() {
-			out = append(out, Record{Key: e.keyString(), Version: e.version, Deleted: true})
+			out = append(out, Record{Key: strings.Clone(sh.sl.key(e)), Version: e.version, Deleted: true})
 			continue
 		}
-		r := Record{Key: e.keyString(), Version: e.version, Created: e.created, Flags: sh.flags(i, e), Expires: e.expires}
+		r := Record{Key: strings.Clone(sh.sl.key(e)), Version: e.version, Created: e.created, Flags: sh.flags(i, e), Expires: e.expires}
 		if withValues {
-			r.Value = e.valueBytes()
+			r.Value = sh.sl.appendValue(nil, e)
 		}
 		out = append(out, r)
 	}
@@ -178,7 +176,7 @@ func (sh *shard) versions(fn func(key string, version uint64, deleted bool), now
 	defer sh.mu.Unlock()
 	for i, end := uint32(1), sh.sl.end(); i < end; i++ {
 		if e := sh.sl.at(i); e.queue != queueNone && (e.tomb() || !e.expired(now)) {
-			fn(e.keyString(), e.version, e.tomb())
+			fn(sh.sl.key(e), e.version, e.tomb())
 		}
 	}
 }

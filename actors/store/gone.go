@@ -62,5 +62,5 @@ func (sh *shard) report(i uint32, reason GoneReason) {
 		return
 	}
 	e := sh.sl.at(i)
-	(*fn)(Gone{Key: strings.Clone(e.keyString()), Version: e.version, Reason: reason})
+	(*fn)(Gone{Key: strings.Clone(sh.sl.key(e)), Version: e.version, Reason: reason})
 }

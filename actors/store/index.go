@@ -91,7 +91,7 @@ func (x *index) find(sl *slab, h uint32, key string) uint32 {
 	for p, want := x.home(h), ctrlOf(h, 0); ; p, want = p+1, want+1 { // one slot farther from home
 		c := x.ctrl(p)
 		if c == want {
-			if i := x.slot(p); sl.at(i).hash == h && sl.at(i).hasKey(key) {
+			if i := x.slot(p); sl.at(i).hash == h && sl.hasKey(sl.at(i), key) {
 				return i
 			}
 		} else if dist1(c) < dist1(want) { // empty, or nearer its home than key would be: key is absent
@@ -145,7 +145,8 @@ func (x *index) put(h, i uint32) bool {
 func (x *index) grow(sl *slab) {
 	for range 8 {
 		x.slots += max(x.slots/2, 8)
-		x.b = make([]byte, (x.slots+maxDist+2)*slotBytes)
+		sl.mem.free(x.b)
+		x.b = sl.mem.alloc((x.slots + maxDist + 2) * slotBytes)
 		if x.rebuild(sl) {
 			return
 		}

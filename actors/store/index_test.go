@@ -46,7 +46,7 @@ func TestIndexAgainstMap(t *testing.T) {
 				if rng.IntN(2) == 0 && got == 0 {
 					i := sl.alloc()
 					*sl.at(i) = entry{hash: h}
-					sl.at(i).setKey(k)
+					sl.setKey(sl.at(i), k, nil)
 					x.insert(&sl, h, i) // grows from the slab's queued entries, so queue i afterwards
 					sl.at(i).queue = queueMain
 					ref[k] = i
@@ -82,14 +82,14 @@ func TestSlabReusesSlots(t *testing.T) {
 	if ids[0] != 1 || ids[len(ids)-1] != 3*chunkSize || sl.end() != 3*chunkSize+1 {
 		t.Fatalf("first %d, last %d, end %d", ids[0], ids[len(ids)-1], sl.end())
 	}
-	sl.at(ids[5]).setKey("x")
+	sl.setKey(sl.at(ids[5]), "x", nil)
 	sl.release(ids[5])
 	sl.release(ids[9])
 	if sl.used != 3*chunkSize-2 {
 		t.Fatalf("used %d", sl.used)
 	}
-	if a, b := sl.alloc(), sl.alloc(); a != ids[9] || b != ids[5] || sl.at(b).keyString() != "" {
-		t.Fatalf("reuse gave %d, %d (key %q)", a, b, sl.at(b).keyString())
+	if a, b := sl.alloc(), sl.alloc(); a != ids[9] || b != ids[5] || sl.key(sl.at(b)) != "" {
+		t.Fatalf("reuse gave %d, %d (key %q)", a, b, sl.key(sl.at(b)))
 	}
 	if sl.end() != 3*chunkSize+1 {
 		t.Fatalf("reuse grew the slab to %d", sl.end())

@@ -31,13 +31,13 @@ func (sh *shard) check() error {
 		for i := q.head; i != 0; i = sh.sl.at(i).next {
 			e := sh.sl.at(i)
 			if e.queue != id {
-				return fmt.Errorf("entry %q in queue %d says queue %d", e.keyString(), id, e.queue)
+				return fmt.Errorf("entry %q in queue %d says queue %d", sh.sl.key(e), id, e.queue)
 			}
 			if e.prev != prev {
-				return fmt.Errorf("entry %q: prev %d, want %d", e.keyString(), e.prev, prev)
+				return fmt.Errorf("entry %q: prev %d, want %d", sh.sl.key(e), e.prev, prev)
 			}
 			if seen[i] {
-				return fmt.Errorf("entry %q queued twice", e.keyString())
+				return fmt.Errorf("entry %q queued twice", sh.sl.key(e))
 			}
 			seen[i] = true
 			n++
@@ -78,6 +78,7 @@ func (sh *shard) check() error {
 		return err
 	}
 	ttl, wide := 0, 0
+	var blocks int64 // arena bytes the entries' blocks take
 	for i, end := uint32(1), sh.sl.end(); i < end; i++ {
 		e := sh.sl.at(i)
 		if e.queue == queueNone {
@@ -87,26 +88,27 @@ func (sh *shard) check() error {
 			continue
 		}
 		if !seen[i] {
-			return fmt.Errorf("entry %q in no queue", e.keyString())
+			return fmt.Errorf("entry %q in no queue", sh.sl.key(e))
 		}
-		if got := sh.idx.find(&sh.sl, e.hash, e.keyString()); got != i {
-			return fmt.Errorf("index finds %q at %d, want %d", e.keyString(), got, i)
+		if got := sh.idx.find(&sh.sl, e.hash, sh.sl.key(e)); got != i {
+			return fmt.Errorf("index finds %q at %d, want %d", sh.sl.key(e), got, i)
 		}
 		if e.version == 0 || e.created == 0 || e.created > e.version {
-			return fmt.Errorf("entry %q: version %d created %d", e.keyString(), e.version, e.created)
+			return fmt.Errorf("entry %q: version %d created %d", sh.sl.key(e), e.version, e.created)
 		}
-		if (e.value == nil) != (e.vlen == 0) {
-			return fmt.Errorf("entry %q: value pointer %p with length %d", e.keyString(), e.value, e.vlen)
+		if e.loc == 0 {
+			return fmt.Errorf("entry %q: no block in the arena", sh.sl.key(e))
 		}
+		blocks += int64(blockSize(e.keyLen() + e.valueLen()))
 		if e.hasWideFlags() {
 			wide++
 		}
 		if _, ok := sh.flagsHi[i]; ok != e.hasWideFlags() {
-			return fmt.Errorf("entry %q: wide flags bit %v, high half stored %v", e.keyString(), e.hasWideFlags(), ok)
+			return fmt.Errorf("entry %q: wide flags bit %v, high half stored %v", sh.sl.key(e), e.hasWideFlags(), ok)
 		}
 		if e.tomb() {
 			if e.vlen != 0 || sh.flags(i, e) != 0 || e.expires == 0 {
-				return fmt.Errorf("tombstone %q: value %d bytes, flags %d, removal time %d", e.keyString(), e.vlen, sh.flags(i, e), e.expires)
+				return fmt.Errorf("tombstone %q: value %d bytes, flags %d, removal time %d", sh.sl.key(e), e.vlen, sh.flags(i, e), e.expires)
 			}
 			continue
 		}
@@ -119,6 +121,9 @@ func (sh *shard) check() error {
 	}
 	if wide != len(sh.flagsHi) {
 		return fmt.Errorf("%d entries with wide flags, %d high halves stored", wide, len(sh.flagsHi))
+	}
+	if blocks != sh.sl.data.used {
+		return fmt.Errorf("entries' blocks take %d bytes, the arena has %d in use", blocks, sh.sl.data.used)
 	}
 	return nil
 }
@@ -145,7 +150,7 @@ func (x *index) check(sl *slab) error {
 		n++
 		e := sl.at(i)
 		if d := p - x.home(e.hash); e.queue == queueNone || d < 0 || d > maxDist || c != ctrlOf(e.hash, d) {
-			return fmt.Errorf("slot %d: control %#x for entry %q (queue %d) at distance %d", p, c, e.keyString(), e.queue, d)
+			return fmt.Errorf("slot %d: control %#x for entry %q (queue %d) at distance %d", p, c, sl.key(e), e.queue, d)
 		}
 	}
 	if n != x.n {

@@ -22,5 +22,5 @@ func (sh *shard) peek(h uint32, key string, clock Clock) (Entry, uint64, error) 
 	case e.expires != 0 && e.expired(clock.Now().UnixNano()):
 		return Entry{}, 0, ErrNotFound
 	}
-	return e.public(true, sh.flagsHigh(i, e)), 0, nil
+	return sh.sl.public(e, key, true, sh.flagsHigh(i, e)), 0, nil
 }

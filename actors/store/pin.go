@@ -11,6 +11,6 @@ import "strings"
 // that a cache full of user data never evicts it.
 
 // pins reports whether entry e is pinned.
-func (p *s3fifo) pins(e *entry) bool {
-	return p.pin != "" && strings.HasPrefix(e.keyString(), p.pin)
+func (p *s3fifo) pins(sl *slab, e *entry) bool {
+	return p.pin != "" && strings.HasPrefix(sl.key(e), p.pin)
 }

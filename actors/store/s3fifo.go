@@ -1,6 +1,9 @@
 package store
 
-import "math/bits"
+import (
+	"math/bits"
+	"unsafe"
+)
 
 // S3-FIFO eviction (Yang et al., "FIFO queues are all you need for cache
 // eviction", SOSP 2023), per shard and by bytes:
@@ -131,7 +134,7 @@ func (g *ghost) take(h uint32) bool {
 // belongs to, so each old bucket is copied, in order, to all the buckets it
 // splits into: the right one keeps remembering the key, the others hold a
 // stale copy until newer keys push it out.
-func (g *ghost) fit(n int) {
+func (g *ghost) fit(n int, mem *offheap) {
 	if n <= len(g.slots) {
 		return
 	}
@@ -140,7 +143,8 @@ func (g *ghost) fit(n int) {
 		size *= 2
 	}
 	old, oldShift := g.slots, g.shift
-	g.slots = make([]uint16, size)
+	g.slots = allocUint16s(mem, size)
+	defer freeUint16s(mem, old)
 	g.shift = uint8(32 - bits.Len(uint(size/ghostWays)-1))
 	if len(old) == 0 {
 		return
@@ -173,7 +177,7 @@ func newS3FIFO(budget int64) s3fifo {
 func (p *s3fifo) insert(sl *slab, i uint32) {
 	e := sl.at(i)
 	e.setFreq(0)
-	if p.pins(e) {
+	if p.pins(sl, e) {
 		e.queue = queuePinned
 		p.pinned.pushHead(sl, i)
 		return
@@ -186,7 +190,7 @@ func (p *s3fifo) insert(sl *slab, i uint32) {
 		p.small.pushHead(sl, i)
 	}
 	if p.remember {
-		p.ghost.fit(p.small.n + p.main.n)
+		p.ghost.fit(p.small.n+p.main.n, sl.mem)
 	}
 }
 
@@ -280,4 +284,17 @@ func (p *s3fifo) queue(q uint8) *fifo {
 		return &p.pinned
 	}
 	panic("store: entry in no queue")
+}
+
+// allocUint16s returns n zeroed uint16s from mem.
+func allocUint16s(mem *offheap, n int) []uint16 {
+	b := mem.alloc(2 * n)
+	return unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(b))), n)
+}
+
+// freeUint16s gives back s, which allocUint16s returned.
+func freeUint16s(mem *offheap, s []uint16) {
+	if len(s) > 0 {
+		mem.free(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), 2*len(s)))
+	}
 }

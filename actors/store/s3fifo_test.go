@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -29,7 +30,7 @@ func fnv32(key string) uint32 {
 func (pl *policy) insert(key string) {
 	i := pl.sl.alloc()
 	*pl.sl.at(i) = entry{hash: fnv32(key), version: 1, created: 1}
-	pl.sl.at(i).setKey(key)
+	pl.sl.setKey(pl.sl.at(i), key, nil)
 	pl.ids[key] = i
 	pl.p.insert(&pl.sl, i)
 }
@@ -43,7 +44,7 @@ func (pl *policy) evict() string {
 	if i == 0 {
 		return ""
 	}
-	key := pl.sl.at(i).keyString()
+	key := strings.Clone(pl.sl.key(pl.sl.at(i)))
 	pl.sl.release(i)
 	delete(pl.ids, key)
 	return key
@@ -150,7 +151,7 @@ func TestGhost(t *testing.T) {
 	if g.take(1) {
 		t.Fatal("empty ghost remembered a key")
 	}
-	g.fit(100)
+	g.fit(100, nil)
 	if len(g.slots) != 128 {
 		t.Fatalf("fit(100): %d slots, want 128", len(g.slots))
 	}
@@ -159,7 +160,7 @@ func TestGhost(t *testing.T) {
 	for n := range uint32(32) {
 		g.add(spread(n))
 	}
-	g.fit(1000) // growth keeps what it remembered
+	g.fit(1000, nil) // growth keeps what it remembered
 	if len(g.slots) != 1024 {
 		t.Fatalf("fit(1000): %d slots, want 1024", len(g.slots))
 	}
@@ -176,7 +177,7 @@ func TestGhost(t *testing.T) {
 	}
 	// A bucket keeps its newest ghostWays fingerprints.
 	var small ghost
-	small.fit(1)                                          // 64 slots, 16 buckets
+	small.fit(1, nil)                                     // 64 slots, 16 buckets
 	same := func(n uint32) uint32 { return 1<<30 | n<<4 } // all in bucket 4
 	for n := range uint32(ghostWays + 2) {
 		small.add(same(n))

@@ -33,7 +33,7 @@ type shard struct {
 // newShard makes a shard of budget bytes (0 = unlimited) that keeps no
 // tombstones until its tombTTL is set.
 func newShard(budget int64) shard {
-	return shard{budget: budget, pol: newS3FIFO(budget)}
+	return shard{budget: budget, pol: newS3FIFO(budget), sl: newSlab(&offheap{})}
 }
 
 // nower reads the clock in Unix nanoseconds at most once per
@@ -60,6 +60,12 @@ func (sh *shard) get(h uint32, key string, clock Clock) (Entry, error) {
 // lookup returns the live entry of key; for an absent key, ErrNotFound and
 // the version of its tombstone (0 = none).
 func (sh *shard) lookup(h uint32, key string, clock Clock) (Entry, uint64, error) {
+	return sh.lookupInto(h, key, clock, nil)
+}
+
+// lookupInto is lookup that appends the value to buf (nil = a new slice of
+// the value's length; an empty value is nil).
+func (sh *shard) lookupInto(h uint32, key string, clock Clock, buf []byte) (Entry, uint64, error) {
 	sh.mu.Lock()
 	i := sh.idx.find(&sh.sl, h, key)
 	if i == 0 {
@@ -84,7 +90,10 @@ func (sh *shard) lookup(h uint32, key string, clock Clock) (Entry, uint64, error
 	}
 	sh.pol.touch(e)
 	sh.hits++
-	out := e.public(true, sh.flagsHigh(i, e))
+	out := sh.sl.public(e, key, buf == nil, sh.flagsHigh(i, e))
+	if buf != nil {
+		out.Value = sh.sl.appendValue(buf, e)
+	}
 	sh.mu.Unlock()
 	return out, 0, nil
 }
@@ -114,7 +123,11 @@ func (sh *shard) set(h uint32, req *SetRequest, vc *hlc) (Entry, error) {
 	}
 	i = sh.put(h, i, &w)
 	e := sh.sl.at(i)
-	return e.public(true, sh.flagsHigh(i, e)), nil
+	out := sh.sl.public(e, req.Key, false, sh.flagsHigh(i, e))
+	if len(req.Value) > 0 {
+		out.Value = req.Value // as written: the store keeps its own copy
+	}
+	return out, nil
 }
 
 // write is a key's new live state, as set and apply store it.
@@ -137,8 +150,7 @@ func (sh *shard) put(h, i uint32, w *write) uint32 {
 		i = sh.sl.alloc()
 		e := sh.sl.at(i)
 		*e = entry{version: w.version, created: cmp.Or(w.created, w.version), expires: w.expires, hash: h}
-		e.setKey(strings.Clone(w.key))
-		e.setValue(w.value)
+		sh.sl.setKey(e, w.key, w.value)
 		sh.setFlags(i, e, w.flags)
 		sh.idx.insert(&sh.sl, h, i)
 		sh.pol.insert(&sh.sl, i)
@@ -162,11 +174,11 @@ func (sh *shard) put(h, i uint32, w *write) uint32 {
 		sh.bytes -= old
 		sh.makeRoom(w.size)
 		e = sh.sl.at(i)
-		e.setValue(w.value)
+		sh.sl.setValue(e, w.value)
 		sh.pol.requeue(&sh.sl, i, q)
 		sh.bytes += w.size
 	} else {
-		e.setValue(w.value)
+		sh.sl.setValue(e, w.value)
 		sh.pol.resized(e, w.size-old)
 		sh.bytes += w.size - old
 	}
@@ -195,7 +207,7 @@ func (sh *shard) revive(i uint32, w *write) {
 	sh.sl.at(i).queue = queueNone // out of every queue, so making room cannot take it
 	sh.makeRoom(w.size)
 	e := sh.sl.at(i)
-	e.setValue(w.value)
+	sh.sl.setValue(e, w.value)
 	e.version, e.created, e.expires = w.version, cmp.Or(w.created, w.version), w.expires
 	sh.setFlags(i, e, w.flags)
 	sh.pol.insert(&sh.sl, i)
@@ -238,7 +250,7 @@ func (sh *shard) bury(i uint32, version uint64, now int64) {
 	if e.expires != 0 {
 		sh.ttlKeys--
 	}
-	e.setValue(nil)
+	sh.sl.setValue(e, nil)
 	sh.setFlags(i, e, 0)
 	e.version, e.expires = version, sh.tombUntil(now)
 	e.setFreq(0)
@@ -389,7 +401,7 @@ func (sh *shard) maxVersion(prefix string, now int64) uint64 {
 	var top uint64
 	for i, end := uint32(1), sh.sl.end(); i < end; i++ {
 		e := sh.sl.at(i)
-		if e.queue == queueNone || e.version <= top || (!e.tomb() && e.expired(now)) || !strings.HasPrefix(e.keyString(), prefix) {
+		if e.queue == queueNone || e.version <= top || (!e.tomb() && e.expired(now)) || !strings.HasPrefix(sh.sl.key(e), prefix) {
 			continue
 		}
 		top = e.version
@@ -407,10 +419,10 @@ func (sh *shard) scan(out []Entry, prefix, after string, withValue bool, now int
 		if e.queue == queueNone || e.tomb() || e.expired(now) {
 			continue
 		}
-		if k := e.keyString(); !strings.HasPrefix(k, prefix) || k <= after {
+		if k := sh.sl.key(e); !strings.HasPrefix(k, prefix) || k <= after {
 			continue
 		}
-		out = append(out, e.public(withValue, sh.flagsHigh(i, e)))
+		out = append(out, sh.sl.public(e, "", withValue, sh.flagsHigh(i, e)))
 	}
 	return out
 }
@@ -445,7 +457,7 @@ func (sh *shard) dropMatching(match func(key string) bool) int {
 			return n
 		}
 		for i := from; i < min(end, from+sweepBatch); i++ {
-			if e := sh.sl.at(i); e.queue != queueNone && match(e.keyString()) {
+			if e := sh.sl.at(i); e.queue != queueNone && match(sh.sl.key(e)) {
 				if !e.tomb() {
 					n++
 				}

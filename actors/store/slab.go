@@ -18,12 +18,14 @@ import "unsafe"
 const EntryOverhead = 76
 
 // entry is one key in a shard's slab: 64 bytes, one cache line (checked by
-// a test). Lengths, links and the access counter are packed into 32-bit and
-// smaller fields; the rare parts that do not fit (the high half of wide
-// flags) live beside the slab, in the shard.
+// a test), and no pointers, so the collector never looks into the slab.
+// Lengths, links and the access counter are packed into 32-bit and smaller
+// fields; the rare parts that do not fit (the high half of wide flags)
+// live beside the slab, in the shard. The key's and the value's bytes are
+// one block in the shard's arena (arena.go), at loc.
 type entry struct {
-	key     *byte  // the key's bytes: a private clone, stored once (the index holds slab indices)
-	value   *byte  // the caller's value bytes, aliased without a copy; nil when empty
+	loc     uint64 // arena location of the block: the key's bytes, then the value's; 0 for a free slot
+	_       uint64 // spare: the record stays one cache line
 	version uint64 // version of the last write
 	created uint64 // version of the write that created the key
 	expires int64  // absolute expiry in Unix nanoseconds; 0 = never. A tombstone's: when the sweep removes it
@@ -43,56 +45,76 @@ const (
 	wideFlags uint8 = 0b100 // the flags do not fit in 32 bits: shard.flagsHi holds the high half
 )
 
-// keyString returns the entry's key ("" for a free slot). The string aliases
-// the stored bytes.
-func (e *entry) keyString() string {
-	if e.key == nil {
+// key returns entry e's key, a view of the arena valid until the shard
+// changes ("" for a free slot): clone it to keep it.
+func (s *slab) key(e *entry) string {
+	if e.loc == 0 {
 		return ""
 	}
-	return unsafe.String(e.key, e.keyLen())
+	return s.data.viewString(e.loc, e.keyLen())
 }
 
-// setKey makes k, 1..MaxKeyLen bytes that are never modified, the entry's key.
-func (e *entry) setKey(k string) {
-	e.key, e.klen = unsafe.StringData(k), uint16(len(k)-1)
+// hasKey reports whether entry e's key is k. Only for entries in use.
+func (s *slab) hasKey(e *entry, k string) bool {
+	return e.keyLen() == len(k) && s.data.viewString(e.loc, len(k)) == k
 }
 
-// hasKey reports whether the entry's key is k. Only for entries in use.
-func (e *entry) hasKey(k string) bool {
-	return e.keyLen() == len(k) && unsafe.String(e.key, len(k)) == k
-}
-
-// valueBytes returns the stored value (nil when empty). The result must not
-// be modified.
-func (e *entry) valueBytes() []byte {
+// value returns entry e's value, a view of the arena valid until the shard
+// changes (nil when empty): copy it to keep it.
+func (s *slab) value(e *entry) []byte {
 	if e.vlen == 0 {
 		return nil
 	}
-	return unsafe.Slice(e.value, e.vlen)
+	return s.data.view(e.loc, e.keyLen()+e.valueLen())[e.keyLen():]
 }
 
-// setValue keeps v, at most MaxValueLen bytes, without copying: the contract
-// of SetRequest.Value (never modified after the call) makes the alias safe.
-func (e *entry) setValue(v []byte) {
-	if len(v) == 0 {
-		e.value, e.vlen = nil, 0
-		return
+// appendValue appends entry e's value to buf.
+func (s *slab) appendValue(buf []byte, e *entry) []byte { return append(buf, s.value(e)...) }
+
+// setKey gives entry e, a fresh record, the key k (1..MaxKeyLen bytes) and
+// the value v (at most MaxValueLen bytes), copied into a new block.
+func (s *slab) setKey(e *entry, k string, v []byte) {
+	e.klen, e.vlen = uint16(len(k)-1), uint32(len(v))
+	e.loc = s.data.alloc(len(k) + len(v))
+	b := s.data.view(e.loc, len(k)+len(v))
+	copy(b, k)
+	copy(b[len(k):], v)
+}
+
+// setValue replaces entry e's value with a copy of v: in place when the
+// block's size class stays the same, else in a new block (the key moves
+// with it) and the old one is freed. Nobody holds a view across it: every
+// read copies out under the shard's lock.
+func (s *slab) setValue(e *entry, v []byte) {
+	kl := e.keyLen()
+	oldN, newN := kl+e.valueLen(), kl+len(v)
+	if blockSize(oldN) != blockSize(newN) || (oldN > maxClassSize) != (newN > maxClassSize) {
+		loc := s.data.alloc(newN)
+		copy(s.data.view(loc, kl), s.data.view(e.loc, kl))
+		s.data.free(e.loc, oldN)
+		e.loc = loc
 	}
-	e.value, e.vlen = unsafe.SliceData(v), uint32(len(v))
+	e.vlen = uint32(len(v))
+	copy(s.data.view(e.loc, newN)[kl:], v)
 }
 
-// public copies the entry, which must be in use, out for a caller;
-// flagsHigh is the high half of its flags (see shard.flagsHigh).
-func (e *entry) public(withValue bool, flagsHigh uint32) Entry {
+// public copies entry e, which must be in use, out for a caller: key (as
+// the given string when the caller has it, else a copy) and value (a copy,
+// when withValue); flagsHigh is the high half of its flags (see
+// shard.flagsHigh).
+func (s *slab) public(e *entry, key string, withValue bool, flagsHigh uint32) Entry {
+	if key == "" {
+		key = string(s.data.view(e.loc, e.keyLen()))
+	}
 	out := Entry{
-		Key:     unsafe.String(e.key, e.keyLen()),
+		Key:     key,
 		Version: e.version,
 		Created: e.created,
 		Flags:   uint64(flagsHigh)<<32 | uint64(e.flags),
 		Expires: e.expires,
 	}
-	if withValue {
-		out.Value = e.valueBytes()
+	if withValue && e.vlen != 0 {
+		out.Value = s.appendValue(make([]byte, 0, e.vlen), e)
 	}
 	return out
 }
@@ -117,27 +139,49 @@ func (e *entry) tomb() bool { return e.queue == queueTomb }
 // Slab geometry: entries live in chunks of chunkSize records, addressed by a
 // uint32 index; index 0 is reserved as "none".
 const (
-	chunkBits = 9
+	chunkBits = 14
 	chunkSize = 1 << chunkBits
 	chunkMask = chunkSize - 1
 )
 
+// entryBytes is the size of an entry record.
+const entryBytes = int(unsafe.Sizeof(entry{}))
+
 // slab stores a shard's entries in fixed chunks so that entries are not
 // separate heap objects (no per-entry allocation header or size-class
-// rounding) and links between them are 4-byte indices. The first chunk grows
-// by doubling up to chunkSize, so a shard with few keys stays small. A full
-// chunk is 32 KiB: the smallest size Go allocates as a large object,
-// page-aligned and without a header, so no record in it straddles two cache
-// lines (TestSlabRecordsAreCacheLines), while a shard's last, partly filled
-// chunk wastes at most 32 KiB. Not safe for concurrent use.
+// rounding) and links between them are 4-byte indices. Chunks hold no
+// pointers and come from the shard's offheap memory: the first chunk grows
+// by doubling up to chunkSize, so a shard with few keys stays small (and on
+// the heap, below mapMin); a full chunk is 1 MiB, mapped and page-aligned,
+// so no record in it straddles two cache lines
+// (TestSlabRecordsAreCacheLines), and pages of it not yet used are not
+// resident. The slab also holds the arena of its entries' key and value
+// bytes. Not safe for concurrent use.
 type slab struct {
 	chunks [][]entry
 	free   uint32 // first free slot, chained through entry.next; 0 = none
 	used   int    // slots holding an entry
+	data   arena  // the entries' key and value bytes
+	mem    *offheap
 }
+
+// newSlab makes a slab that takes its memory from mem.
+func newSlab(mem *offheap) slab { return slab{mem: mem, data: arena{mem: mem}} }
 
 // at returns the entry at index i. The pointer is valid until the next alloc.
 func (s *slab) at(i uint32) *entry { return &s.chunks[i>>chunkBits][i&chunkMask] }
+
+// newChunk returns an empty chunk with room for n records.
+func (s *slab) newChunk(n int) []entry {
+	b := s.mem.alloc(n * entryBytes)
+	return unsafe.Slice((*entry)(unsafe.Pointer(unsafe.SliceData(b))), n)[:0]
+}
+
+// freeChunk gives chunk c's memory back.
+func (s *slab) freeChunk(c []entry) {
+	c = c[:cap(c)]
+	s.mem.free(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(c))), len(c)*entryBytes))
+}
 
 // alloc returns the index of a zeroed free slot.
 func (s *slab) alloc() uint32 {
@@ -148,25 +192,31 @@ func (s *slab) alloc() uint32 {
 		return i
 	}
 	if len(s.chunks) == 0 {
-		s.chunks = append(s.chunks, make([]entry, 1, 8)) // slot 0 is "none"
+		s.chunks = append(s.chunks, s.newChunk(8)[:1]) // slot 0 is "none"
 	}
 	last := len(s.chunks) - 1
 	c := s.chunks[last]
 	switch {
 	case len(c) == chunkSize:
-		c = make([]entry, 0, chunkSize)
+		c = s.newChunk(chunkSize)
 		s.chunks = append(s.chunks, c)
 		last++
 	case len(c) == cap(c): // the first chunk, still growing
-		c = append(make([]entry, 0, min(2*cap(c), chunkSize)), c...)
+		grown := append(s.newChunk(min(2*cap(c), chunkSize)), c...)
+		s.freeChunk(c)
+		c = grown
 	}
 	s.chunks[last] = append(c, entry{})
 	return uint32(last<<chunkBits | (len(s.chunks[last]) - 1))
 }
 
-// release zeroes slot i (dropping its key and value) and frees it.
+// release frees slot i and its block in the arena.
 func (s *slab) release(i uint32) {
-	*s.at(i) = entry{next: s.free}
+	e := s.at(i)
+	if e.loc != 0 {
+		s.data.free(e.loc, e.keyLen()+e.valueLen())
+	}
+	*e = entry{next: s.free}
 	s.free = i
 	s.used--
 }

@@ -57,6 +57,7 @@ func New(cfg Config) (*Store, error) {
 		s.shards[i].gone = &s.gone
 		s.shards[i].pol.pin = cfg.Pinned
 	}
+	unmapOnCollect(s.shards)
 	return s, nil
 }
 
@@ -68,10 +69,20 @@ func (s *Store) shardOf(key string) (*shard, uint32) {
 }
 
 // Get returns the live entry of key, or ErrNotFound when it is absent or
-// expired (an expired entry is removed and counted as an expiration).
+// expired (an expired entry is removed and counted as an expiration). The
+// value is a copy, the caller's to keep (GetAppend copies into a buffer).
 func (s *Store) Get(key string) (Entry, error) {
 	sh, h := s.shardOf(key)
 	return sh.get(h, key, s.clock)
+}
+
+// GetAppend is Get that appends the value to buf and returns it as the
+// entry's Value: with a buffer of room enough, a read that allocates
+// nothing (Get allocates the value's copy).
+func (s *Store) GetAppend(key string, buf []byte) (Entry, error) {
+	sh, h := s.shardOf(key)
+	e, _, err := sh.lookupInto(h, key, s.clock, buf)
+	return e, err
 }
 
 // Lookup is Get that also tells, when key is absent, the version of the
@@ -86,7 +97,8 @@ func (s *Store) Lookup(key string) (e Entry, deleted uint64, err error) {
 // It fails with ErrInvalid (empty key, key over MaxKeyLen, negative TTL),
 // ErrCASMismatch, or ErrTooLarge when the value is over MaxValueLen or the
 // entry alone exceeds a shard's share of MaxMemory.
-// The store keeps req.Value; the caller must not modify it afterwards.
+// The store copies req.Value into its arena; the caller may reuse it. The
+// returned entry's Value is req.Value.
 func (s *Store) Set(req SetRequest) (Entry, error) {
 	switch {
 	case req.Key == "":
@@ -98,7 +110,6 @@ func (s *Store) Set(req SetRequest) (Entry, error) {
 	case req.TTL < 0:
 		return Entry{}, fmt.Errorf("%w: negative TTL %v", ErrInvalid, req.TTL)
 	}
-	req.Value = trimmed(req.Value)
 	sh, h := s.shardOf(req.Key)
 	e, err := sh.set(h, &req, &s.vc)
 	if err == nil {
@@ -107,15 +118,6 @@ func (s *Store) Set(req SetRequest) (Entry, error) {
 		}
 	}
 	return e, err
-}
-
-// trimmed returns v, or a copy of it when v's backing array is much larger
-// than v, so that accounted bytes stay close to the memory really held.
-func trimmed(v []byte) []byte {
-	if spare := cap(v) - len(v); spare > 64 && spare > len(v)/4 {
-		return slices.Clone(v)
-	}
-	return v
 }
 
 // Delete removes a key and returns the delete's version. Deleting an absent

@@ -679,20 +679,40 @@ func TestEvictionKeepsFrequentKeys(t *testing.T) {
 	checkInvariants(t, s)
 }
 
-func TestWastefulValueIsCopied(t *testing.T) {
+func TestValuesAreCopied(t *testing.T) {
+	// The store keeps its own copy of a value (in its arena) and hands out
+	// copies: neither the writer's buffer nor a reader's result aliases it.
 	s, _ := newTestStore(t, Config{})
 	buf := make([]byte, 10, 4096)
 	copy(buf, "0123456789")
 	mustSet(t, s, SetRequest{Key: "k", Value: buf})
-	buf[0] = 'X' // the store must not be holding (and aliasing) the 4 KiB buffer
-	if e, _ := s.Get("k"); string(e.Value) != "0123456789" {
-		t.Fatalf("value aliased a mostly empty buffer: %q", e.Value)
+	buf[0] = 'X'
+	e, _ := s.Get("k")
+	if string(e.Value) != "0123456789" {
+		t.Fatalf("the store aliased the writer's buffer: %q", e.Value)
 	}
-	tight := []byte("abc")
-	mustSet(t, s, SetRequest{Key: "t", Value: tight})
-	if e, _ := s.Get("t"); &e.Value[0] != &tight[0] {
-		t.Fatal("a tight value was copied")
+	e.Value[1] = 'Y'
+	if again, _ := s.Get("k"); string(again.Value) != "0123456789" {
+		t.Fatalf("the store aliased a reader's result: %q", again.Value)
 	}
+	// GetAppend appends to the caller's buffer.
+	got, err := s.GetAppend("k", []byte("v="))
+	if err != nil || string(got.Value) != "v=0123456789" || got.Key != "k" {
+		t.Fatalf("GetAppend: %q, %v", got.Value, err)
+	}
+	if _, err := s.GetAppend("absent", nil); err != ErrNotFound {
+		t.Fatalf("GetAppend of an absent key: %v", err)
+	}
+	// An overwrite of another size class moves the block; the old copy a
+	// reader holds stays as it was.
+	mustSet(t, s, SetRequest{Key: "k", Value: make([]byte, 5000)})
+	if string(e.Value) != "0Y23456789" {
+		t.Fatalf("a reader's copy changed to %q", e.Value)
+	}
+	if again, _ := s.Get("k"); len(again.Value) != 5000 {
+		t.Fatalf("after growth the value is %d bytes", len(again.Value))
+	}
+	checkInvariants(t, s)
 }
 
 func TestConcurrentUse(t *testing.T) {

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package store
+
+func (s *Store) residentMapped() int64 { return -1 }
