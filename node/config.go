@@ -280,3 +280,17 @@ func SoftMemoryLimit(maxMemory int64) int64 {
 	}
 	return maxMemory + maxMemory/8 + 16<<20
 }
+
+// HeapLimit is the soft memory limit for the Go heap of a node whose store
+// keeps offHeap bytes mapped outside it (actors/store: keys, values and
+// tables, which the runtime's limit does not see): SoftMemoryLimit less
+// them, so that the heap and the store together stay within it — but never
+// under the replication log's bound (an eighth of maxMemory, whose values
+// live on the heap) plus 32 MiB for the bus and the runtime, so the
+// collector is not driven to run back to back. 0 = no limit.
+func HeapLimit(maxMemory, offHeap int64) int64 {
+	if maxMemory <= 0 {
+		return 0
+	}
+	return max(SoftMemoryLimit(maxMemory)-offHeap, maxMemory/8+32<<20)
+}

@@ -440,6 +440,10 @@ func (n *Node) ID() string { return n.id }
 // StoreStats are the store's counters now.
 func (n *Node) StoreStats() store.Stats { return n.store.Stats() }
 
+// StoreOffHeap is the memory the store has mapped outside the Go heap
+// (HeapLimit).
+func (n *Node) StoreOffHeap() int64 { return n.store.OffHeapBytes() }
+
 // publicSubjects are the subjects of the API every node answers for any key
 // (queue group "q"): served by the node a client is connected to.
 func (n *Node) publicSubjects() []string {

@@ -16,10 +16,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/roostkv/roost/node"
 )
 
@@ -87,7 +89,8 @@ func (s *syncBuffer) String() string {
 }
 
 // newTestApp returns an app on buffers, with env as its whole environment.
-// SetMemoryLimit is recorded in *memLimit, never applied to the test process.
+// SetMemoryLimit is recorded in *memLimit (atomically: serve's followHeap
+// sets it from its own goroutine), never applied to the test process.
 func newTestApp(env map[string]string, stdin string) (a *app, stdout, stderr *syncBuffer, memLimit *int64) {
 	stdout, stderr, memLimit = &syncBuffer{}, &syncBuffer{}, new(int64)
 	a = &app{
@@ -95,7 +98,7 @@ func newTestApp(env map[string]string, stdin string) (a *app, stdout, stderr *sy
 		stdout:         stdout,
 		stderr:         stderr,
 		lookupEnv:      envMap(env),
-		setMemoryLimit: func(n int64) int64 { *memLimit = n; return 0 },
+		setMemoryLimit: func(n int64) int64 { atomic.StoreInt64(memLimit, n); return 0 },
 	}
 	return a, stdout, stderr, memLimit
 }
@@ -613,8 +616,25 @@ func TestServeInProcess(t *testing.T) {
 	if st.Name != "inproc" || st.Store.MaxBytes != 64<<20 || st.Tags["zone"] != "a" || st.HTTP == "" {
 		t.Errorf("status = %+v", st)
 	}
-	if want := node.SoftMemoryLimit(64 << 20); *memLimit != want {
-		t.Errorf("soft memory limit = %d, want %d", *memLimit, want)
+	// Set from --max-memory at start, then less the store's mapped memory:
+	// 8 MiB of values, kept outside the Go heap, lower the heap's limit.
+	nc, err := nats.Connect(srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	value := make([]byte, 1024)
+	for i := range 8192 {
+		if _, err := nc.Request(fmt.Sprintf("roost.set.big%d", i), value, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if off := n.StoreOffHeap(); off < 6<<20 {
+		t.Fatalf("the store maps %d bytes for 8 MiB of values, want at least 6 MiB", off)
+	}
+	wantHeapLimit(t, n, memLimit, 64<<20)
+	if got := atomic.LoadInt64(memLimit); got > node.SoftMemoryLimit(64<<20)-6<<20 {
+		t.Errorf("soft memory limit %d with 6 MiB or more of the store outside the heap; --max-memory alone sets %d", got, node.SoftMemoryLimit(64<<20))
 	}
 	if code := stop(); code != exitOK {
 		t.Errorf("serve exited %d after its context ended, want 0", code)
@@ -679,8 +699,8 @@ func TestServeEnvAndConfigFile(t *testing.T) {
 	if st.Tags["zone"] != "a" || st.Tags["rack"] != "r1" || st.HTTP != "" {
 		t.Errorf("tags %v, http %q: from the file", st.Tags, st.HTTP)
 	}
-	if *memLimit != 0 {
-		t.Errorf("soft memory limit set to %d although GOMEMLIMIT is set", *memLimit)
+	if got := atomic.LoadInt64(memLimit); got != 0 {
+		t.Errorf("soft memory limit set to %d although GOMEMLIMIT is set", got)
 	}
 }
 
@@ -944,5 +964,23 @@ func TestProcessUsageExit(t *testing.T) {
 	res := runProcess(t, "frobnicate")
 	if res.code != exitUsage || !strings.Contains(res.stderr, `unknown command "frobnicate"`) {
 		t.Errorf("unknown command: %+v", res)
+	}
+}
+
+// wantHeapLimit waits for serve to have set the Go soft memory limit to
+// node.HeapLimit of maxMemory and the store's mapped memory (followHeap
+// looks every second); it fails the test after 5 s.
+func wantHeapLimit(t *testing.T, n *node.Node, memLimit *int64, maxMemory int64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got, want := atomic.LoadInt64(memLimit), node.HeapLimit(maxMemory, n.StoreOffHeap())
+		if d := got - want; d >= -1<<20 && d <= 1<<20 { // followHeap moves it by a MiB or more
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("soft memory limit %d, want %d (max memory %d, store mapped %d)", got, want, maxMemory, n.StoreOffHeap())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -4,8 +4,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-
-	"github.com/roostkv/roost/node"
 )
 
 // TestConfigCommand drives `roost config` against a served node: where
@@ -32,9 +30,7 @@ func TestConfigCommand(t *testing.T) {
 	if st := n.Status(); st.Store.MaxBytes != 64<<20 {
 		t.Errorf("max bytes %d after the push, want 64 MiB", st.Store.MaxBytes)
 	}
-	if want := node.SoftMemoryLimit(64 << 20); *memLimit != want {
-		t.Errorf("soft memory limit %d, want %d", *memLimit, want)
-	}
+	wantHeapLimit(t, n, memLimit, 64<<20)
 
 	roost(t, "", "config", "set", "max_memory=lots", "--server", srv).fails(t, exitError, "max_memory")
 	roost(t, "", "config", "set", "--tag", "zone=a", "--node", "cfg", "log_level=info", "--server", srv).fails(t, exitUsage, "not both")

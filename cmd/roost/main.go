@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -41,6 +42,7 @@ type app struct {
 	stdout, stderr io.Writer
 	lookupEnv      lookupEnvFunc      // os.LookupEnv
 	setMemoryLimit func(int64) int64  // debug.SetMemoryLimit
+	heapLimit      atomic.Int64       // the limit set last (followHeap)
 	onReady        func(n *node.Node) // called by serve once the node serves; nil = nothing (tests)
 	stopNode       func(n *node.Node) // stops the node after a signal; nil = n.Stop (tests make it hang)
 	stopTimeout    time.Duration      // how long serve waits for stopNode; 0 = defaultStopTimeout

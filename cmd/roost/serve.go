@@ -222,6 +222,13 @@ func (a *app) serve(ctx context.Context, f *serveFlags) error {
 	if addr := n.Bus().ClusterAddr(); addr != "" { // the address other nodes --join
 		fmt.Fprintf(a.stdout, "CLUSTER %s\n", addr)
 	}
+	heapDone := make(chan struct{})
+	heapCtx, stopHeap := context.WithCancel(ctx)
+	go func() {
+		defer close(heapDone)
+		a.followHeap(heapCtx, n)
+	}()
+	defer func() { stopHeap(); <-heapDone }()
 	if a.onReady != nil {
 		a.onReady(n)
 	}
@@ -278,10 +285,44 @@ func (a *app) followMemoryLimit(log *slog.Logger, maxMemory int64) {
 	}
 	limit := int64(math.MaxInt64)
 	if maxMemory > 0 {
-		limit = node.SoftMemoryLimit(maxMemory)
+		limit = node.SoftMemoryLimit(maxMemory) // followHeap takes the store's mapped memory off within a second
 	}
 	a.setMemoryLimit(limit)
+	a.heapLimit.Store(limit)
 	log.Info("Go soft memory limit follows the pushed max_memory", "limit", limit)
+}
+
+// heapFollow is how often followHeap looks at the store's mapped memory.
+const heapFollow = time.Second
+
+// followHeap keeps the Go soft memory limit at node.HeapLimit while the
+// node serves: the store keeps its data in memory mapped outside the Go
+// heap, which the runtime's limit does not see, so the limit set from
+// --max-memory alone would let the heap grow by the whole store again
+// (measured: 337 B of RSS per entry at 1M instead of 253; BENCHMARKS.md,
+// "Store memory layout"). Not with GOMEMLIMIT set, nor without a budget.
+func (a *app) followHeap(ctx context.Context, n *node.Node) {
+	if v, ok := a.lookupEnv("GOMEMLIMIT"); ok && v != "" {
+		return
+	}
+	tick := time.NewTicker(heapFollow)
+	defer tick.Stop()
+	for {
+		if mm := n.StoreStats().MaxBytes; mm > 0 {
+			// Moved by a MiB or more: SetMemoryLimit is cheap, but
+			// the log line of a pushed max_memory should stay the news.
+			last := a.heapLimit.Load()
+			if limit := node.HeapLimit(mm, n.StoreOffHeap()); limit > last+1<<20 || limit < last-1<<20 {
+				a.setMemoryLimit(limit)
+				a.heapLimit.Store(limit)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // configErr makes an error of node.Config validation a usage error (exit
