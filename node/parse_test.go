@@ -69,6 +69,20 @@ func TestSoftMemoryLimit(t *testing.T) {
 	}
 }
 
+func TestHeapLimit(t *testing.T) {
+	for _, tc := range []struct{ max, off, want int64 }{
+		{0, 1 << 20, 0},                        // no budget, no limit
+		{1 << 30, 0, 1152<<20 + 16<<20},        // nothing mapped yet: SoftMemoryLimit
+		{1 << 30, 512 << 20, 640<<20 + 16<<20}, // half the data mapped: the heap's share shrinks
+		{1 << 30, 1 << 30, 128<<20 + 32<<20},   // a full store: the floor, the log's eighth + 32 MiB
+		{64 << 20, 200 << 20, 8<<20 + 32<<20},  // mapped beyond the budget: still the floor
+	} {
+		if got := HeapLimit(tc.max, tc.off); got != tc.want {
+			t.Errorf("HeapLimit(%d, %d) = %d, want %d", tc.max, tc.off, got, tc.want)
+		}
+	}
+}
+
 func TestWildcardToken(t *testing.T) {
 	for _, tc := range []struct {
 		key string
