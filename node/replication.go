@@ -154,6 +154,7 @@ func (n *Node) submit(p int, ack string, ops []replicator.Op, results []replicat
 	}
 	pw, err := n.repl.Submit(p, ackMode(ack), ops, results)
 	if errors.Is(err, replicator.ErrNotReady) {
+		n.repl.Flush() // what the batch submitted before leaves while this partition is pulled in
 		if err = n.awaitPartition(p); err == nil {
 			pw, err = n.repl.Submit(p, ackMode(ack), ops, results)
 		}

@@ -1,6 +1,7 @@
 package replicator
 
 import (
+	"maps"
 	"sync"
 
 	"github.com/roostkv/roost/bus/wire"
@@ -12,6 +13,7 @@ type claimCache struct {
 	mu   sync.Mutex
 	raw  map[string]string        // peer -> its last payload
 	byPe map[string]map[int]Claim // peer -> its claims, decoded
+	env  map[string]bool          // peer -> it takes log envelopes
 }
 
 // peerClaims returns, per partition, what each live peer last said of it,
@@ -26,7 +28,7 @@ func (r *Replicator) peerClaims() ([]map[string]Claim, map[string]int64) {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	if pc.raw == nil {
-		pc.raw, pc.byPe = map[string]string{}, map[string]map[int]Claim{}
+		pc.raw, pc.byPe, pc.env = map[string]string{}, map[string]map[int]Claim{}, map[string]bool{}
 	}
 	seen := map[string]bool{}
 	for _, m := range r.cfg.Members().Live("") {
@@ -40,6 +42,7 @@ func (r *Replicator) peerClaims() ([]map[string]Claim, map[string]int64) {
 				continue
 			}
 			pc.raw[m.Name], pc.byPe[m.Name] = raw, cs.Parts
+			pc.env[m.Name] = cs.Env == envelopeV1
 		}
 		at := m.LastSeen.UnixNano()
 		heard[m.Name] = at
@@ -58,7 +61,9 @@ func (r *Replicator) peerClaims() ([]map[string]Claim, map[string]int64) {
 		if !seen[name] {
 			delete(pc.raw, name)
 			delete(pc.byPe, name)
+			delete(pc.env, name)
 		}
 	}
+	r.setPeerEnv(maps.Clone(pc.env))
 	return out, heard
 }
