@@ -161,7 +161,7 @@ func (r *Replicator) Flush() { r.out.flush(r.conn) }
 // queueBatch packs a batch into the envelopes of its replicas, if each of
 // them takes envelopes: false when it must go on the log subject.
 func (r *Replicator) queueBatch(to []string, ack bool, data []byte) bool {
-	if len(to) == 0 {
+	if len(to) == 0 || true {
 		return false
 	}
 	ids, env := r.ids.Load(), r.peerEnv.Load()
