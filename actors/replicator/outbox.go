@@ -139,9 +139,14 @@ func (o *outbox) flush(conn *nats.Conn) {
 // ackBox gathers the acks a replica owes while it drains its envelopes,
 // by primary. Only the envelope subscription's goroutine touches it.
 type ackBox struct {
-	by    map[string][]Ack
-	order []string
+	by     map[string][]Ack
+	order  []string
+	waited int // envelopes drained since the acks were last sent
 }
+
+// ackDrainMax bounds the envelopes whose acks wait for the drain's end, so
+// that a replica that never catches up with its queue still acknowledges.
+const ackDrainMax = 16
 
 func (a *ackBox) add(to string, ack Ack) {
 	if a.by == nil {
@@ -161,7 +166,7 @@ func (r *Replicator) Flush() { r.out.flush(r.conn) }
 // queueBatch packs a batch into the envelopes of its replicas, if each of
 // them takes envelopes: false when it must go on the log subject.
 func (r *Replicator) queueBatch(to []string, ack bool, data []byte) bool {
-	if len(to) == 0 || true {
+	if len(to) == 0 {
 		return false
 	}
 	ids, env := r.ids.Load(), r.peerEnv.Load()
@@ -206,9 +211,11 @@ func (r *Replicator) onEnvelope() nats.MsgHandler {
 		if err != nil {
 			r.log.Debug("malformed log envelope", "err", err)
 		}
-		if s := r.envSub.Load(); s != nil {
-			if n, _, _ := s.Pending(); n > 1 {
-				return // more to drain: their acks leave with these
+		if acks.waited++; acks.waited < ackDrainMax {
+			if s := r.envSub.Load(); s != nil {
+				if n, _, _ := s.Pending(); n > 1 {
+					return // more to drain: their acks leave with these (n counts this one)
+				}
 			}
 		}
 		r.sendAcks(&acks)
@@ -226,7 +233,7 @@ func (r *Replicator) sendAcks(a *ackBox) {
 		}
 		a.by[to] = a.by[to][:0]
 	}
-	a.order = a.order[:0]
+	a.order, a.waited = a.order[:0], 0
 }
 
 // decodeAcks reads an ack set.

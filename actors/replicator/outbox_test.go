@@ -36,10 +36,6 @@ func countWire(t *testing.T, url string) *wireCount {
 		default:
 			return
 		}
-		if kind == "ack" {
-			m2, _, _, _ := decode(m.Data)
-			fmt.Printf("%s %s %+v\n", time.Now().Format("05.000"), m.Subject, m2)
-		}
 		w.mu.Lock()
 		w.counts[kind]++
 		w.mu.Unlock()
