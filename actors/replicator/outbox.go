@@ -177,7 +177,7 @@ func (r *Replicator) queueBatch(to []string, ack bool, data []byte) bool {
 	dst := buf[:0]
 	for _, name := range to {
 		id := (*ids)[name]
-		if id == "" || !(*env)[name] {
+		if id == "" || !(*env)[id] {
 			return false
 		}
 		dst = append(dst, id)

@@ -101,9 +101,9 @@ func TestShellBatchIsOneMessagePerReplica(t *testing.T) {
 		return nil
 	})
 	wc := countWire(t, c.url)
-	keyOf := func(p, i int) string {
+	keyOf := func(p int, prefix string) string {
 		for j := 0; ; j++ {
-			if k := fmt.Sprintf("k%d-%d", i, j); partition.Of(k, shellPartitions) == p {
+			if k := fmt.Sprintf("%s-%d", prefix, j); partition.Of(k, shellPartitions) == p {
 				return k
 			}
 		}
@@ -113,9 +113,9 @@ func TestShellBatchIsOneMessagePerReplica(t *testing.T) {
 		var waits []Pending
 		want := map[string]uint64{}
 		for _, p := range led {
-			key := keyOf(p, round)
+			key, key2 := keyOf(p, fmt.Sprintf("k%d", round)), keyOf(p, fmt.Sprintf("x%d", round))
 			res := make([]OpResult, 2)
-			pw, err := a.r.Submit(p, AckAll, []Op{{Set: &store.SetRequest{Key: key, Value: []byte("v")}}, {Set: &store.SetRequest{Key: key + "x", Value: []byte("w")}}}, res)
+			pw, err := a.r.Submit(p, AckAll, []Op{{Set: &store.SetRequest{Key: key, Value: []byte("v")}}, {Set: &store.SetRequest{Key: key2, Value: []byte("w")}}}, res)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -43,7 +43,7 @@ type Replicator struct {
 	names []string // the live members that replicate, sorted (setOwners)
 
 	ids     atomic.Pointer[map[string]string] // live member name -> node ID (never modified: replaced)
-	peerEnv atomic.Pointer[map[string]bool]   // peer name -> it takes log envelopes (its claims say so)
+	peerEnv atomic.Pointer[map[string]bool]   // peer node ID -> it takes log envelopes (its claims say so)
 	out     outbox                            // log batches bound for each peer, until the drain's end
 	envSub  atomic.Pointer[nats.Subscription] // our log envelopes' subscription
 

@@ -156,8 +156,9 @@ type simNode struct {
 	// in its beats; a primary packs a batch into envelopes when every
 	// replica it is bound for said so, flushed at the end of a drain.
 	env     bool                 // this incarnation takes envelopes
-	peerEnv map[string]bool      // what the peers' last beats said of envelopes
+	peerEnv map[string]int       // peer -> the incarnation (a process: a node ID) whose beats said it takes envelopes; 0: none
 	out     map[string][]envPart // log batches bound for each peer, until flushed
+	outInc  map[string]int       // ... to this incarnation of it
 	outTo   []string             // out's peers, in the order they were filled
 	acks    map[string][]Ack     // acks owed while draining envelopes, by primary
 	acksTo  []string
@@ -186,6 +187,7 @@ type simMsg struct {
 	proxy    bool      // it drains: no table names it
 	beatEnv  bool      // the sender takes envelopes
 	env      []envPart // an envelope of log batches instead of a message
+	toInc    int       // the incarnation an envelope is addressed to (0: the current one)
 	acks     []Ack     // a replica's acks of one drain instead of a message
 }
 
@@ -281,7 +283,7 @@ func (s *sim) addNode() *simNode {
 func (s *sim) start(n *simNode) {
 	n.up, n.inc, n.leave, n.since = true, n.inc+1, 0, s.now
 	n.env = s.envMode == 2 || s.envMode == 1 && s.rng.IntN(2) == 0
-	n.peerEnv, n.out, n.outTo, n.acks, n.acksTo, n.inEnv = map[string]bool{}, map[string][]envPart{}, nil, map[string][]Ack{}, nil, false
+	n.peerEnv, n.out, n.outInc, n.outTo, n.acks, n.acksTo, n.inEnv = map[string]int{}, map[string][]envPart{}, map[string]int{}, nil, map[string][]Ack{}, nil, false
 	n.st = &simStore{recs: map[string]store.Record{}, node: n.idx, now: &s.now}
 	loaded := false
 	if s.useDir && n.saved != nil {
@@ -429,10 +431,11 @@ func (s *sim) perform(n *simNode, p int, effects []effect) {
 			}
 			s.post(n.name, e.To, p, e.Msg)
 		case publish:
-			if n.envelopes(e.To) {
+			if n.env && n.envelopes(e.To) { // a build before envelopes publishes every batch on the log subject
 				for _, to := range e.To {
 					if len(n.out[to]) == 0 {
 						n.outTo = append(n.outTo, to)
+						n.outInc[to] = n.peerEnv[to] // the shell's outbox is keyed by node ID
 					}
 					n.out[to] = append(n.out[to], envPart{p: p, batch: cloneBatch(e.Batch), ack: e.AckWanted})
 				}
@@ -489,7 +492,7 @@ func (s *sim) checkDrop(n *simNode, p int) {
 // envelopes reports whether every node of to said it takes envelopes.
 func (n *simNode) envelopes(to []string) bool {
 	for _, name := range to {
-		if !n.peerEnv[name] {
+		if n.peerEnv[name] == 0 {
 			return false
 		}
 	}
@@ -500,7 +503,7 @@ func (n *simNode) envelopes(to []string) bool {
 // per primary, as the shell does at the end of a drain.
 func (s *sim) flush(n *simNode) {
 	for _, to := range n.outTo {
-		s.postMsg(n.name, to, simMsg{env: n.out[to]})
+		s.postMsg(n.name, to, simMsg{env: n.out[to], toInc: n.outInc[to]})
 		delete(n.out, to)
 	}
 	n.outTo = n.outTo[:0]
@@ -543,7 +546,11 @@ func (s *sim) postMsg(from, to string, sm simMsg) {
 	}
 	for range copies {
 		s.seq++
-		sm.at, sm.seq, sm.to, sm.inc, sm.from = s.now+1+s.rng.Int64N(s.maxLag), s.seq, to, dst.inc, from
+		inc := dst.inc
+		if sm.toInc != 0 {
+			inc = sm.toInc // an incarnation that has ended gets nothing
+		}
+		sm.at, sm.seq, sm.to, sm.inc, sm.from = s.now+1+s.rng.Int64N(s.maxLag), s.seq, to, inc, from
 		s.queue = append(s.queue, sm)
 	}
 }
@@ -596,7 +603,10 @@ func (s *sim) deliver() {
 				dst.heard[m.beatFrom] = s.now
 				dst.claims[m.beatFrom] = m.beat
 				dst.proxies[m.beatFrom] = m.proxy
-				dst.peerEnv[m.beatFrom] = m.beatEnv
+				dst.peerEnv[m.beatFrom] = 0
+				if m.beatEnv {
+					dst.peerEnv[m.beatFrom] = m.beatInc
+				}
 			}
 			continue
 		}
