@@ -136,17 +136,12 @@ func (o *outbox) flush(conn *nats.Conn) {
 	o.queued.Store(0)
 }
 
-// ackBox gathers the acks a replica owes while it drains its envelopes,
-// by primary. Only the envelope subscription's goroutine touches it.
+// ackBox gathers the acks a replica owes while it applies an envelope, by
+// primary. Only the envelope subscription's goroutine touches it.
 type ackBox struct {
-	by     map[string][]Ack
-	order  []string
-	waited int // envelopes drained since the acks were last sent
+	by    map[string][]Ack
+	order []string
 }
-
-// ackDrainMax bounds the envelopes whose acks wait for the drain's end, so
-// that a replica that never catches up with its queue still acknowledges.
-const ackDrainMax = 16
 
 func (a *ackBox) add(to string, ack Ack) {
 	if a.by == nil {
@@ -187,8 +182,11 @@ func (r *Replicator) queueBatch(to []string, ack bool, data []byte) bool {
 }
 
 // onEnvelope takes an envelope of log batches from a primary, on the
-// subscription's goroutine. The acks its batches owe are sent once the
-// subscription has nothing more queued: one message per primary per drain.
+// subscription's goroutine, and sends the acks its batches owe as one
+// message. (Holding them until the subscription has nothing more queued
+// would gather the acks of several envelopes, but on a loaded machine a
+// replica's goroutine that is not scheduled then holds up every write it
+// owes an ack: measured slower, BENCHMARKS.md.)
 func (r *Replicator) onEnvelope() nats.MsgHandler {
 	var acks ackBox
 	return func(msg *nats.Msg) {
@@ -211,13 +209,6 @@ func (r *Replicator) onEnvelope() nats.MsgHandler {
 		if err != nil {
 			r.log.Debug("malformed log envelope", "err", err)
 		}
-		if acks.waited++; acks.waited < ackDrainMax {
-			if s := r.envSub.Load(); s != nil {
-				if n, _, _ := s.Pending(); n > 1 {
-					return // more to drain: their acks leave with these (n counts this one)
-				}
-			}
-		}
 		r.sendAcks(&acks)
 	}
 }
@@ -233,7 +224,7 @@ func (r *Replicator) sendAcks(a *ackBox) {
 		}
 		a.by[to] = a.by[to][:0]
 	}
-	a.order, a.waited = a.order[:0], 0
+	a.order = a.order[:0]
 }
 
 // decodeAcks reads an ack set.

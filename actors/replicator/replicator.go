@@ -45,7 +45,6 @@ type Replicator struct {
 	ids     atomic.Pointer[map[string]string] // live member name -> node ID (never modified: replaced)
 	peerEnv atomic.Pointer[map[string]bool]   // peer node ID -> it takes log envelopes (its claims say so)
 	out     outbox                            // log batches bound for each peer, until the drain's end
-	envSub  atomic.Pointer[nats.Subscription] // our log envelopes' subscription
 
 	peers      claimCache         // what the peers said in their heartbeats
 	lastClaims []map[string]Claim // the loop's: claims by partition at the last full tick
@@ -132,7 +131,6 @@ func (r *Replicator) Start() error {
 		_ = sub.SetPendingLimits(-1, 256<<20)
 		r.subs = append(r.subs, sub)
 	}
-	r.envSub.Store(r.subs[2])
 	if err := r.conn.Flush(); err != nil {
 		r.unsubscribe()
 		return err
