@@ -71,8 +71,10 @@ func ackMode(ack string) replicator.AckMode {
 // executeLocal runs the ops of the partitions this node leads (by
 // partition, indexes into ops). Each partition's ops run in order: a get
 // reads the store, and each run of consecutive writes is one replicator
-// write, whose entries travel to the replicas in one message. With ack=all
-// the batch waits for the acks of every partition at once, at the end.
+// write. The entries of every partition leave together when the first
+// Wait flushes the replicator's outbox: one message per replica node
+// (docs/replication.md, "Envelopes"). With ack=all the batch waits for the
+// acks of every partition at once, at the end.
 func (n *Node) executeLocal(local map[int][]int, ops []wire.Request, ack string, results []wire.Result) {
 	var waits []pendingRun
 	for p, idx := range local {
@@ -154,6 +156,7 @@ func (n *Node) submit(p int, ack string, ops []replicator.Op, results []replicat
 	}
 	pw, err := n.repl.Submit(p, ackMode(ack), ops, results)
 	if errors.Is(err, replicator.ErrNotReady) {
+		n.repl.Flush() // what the batch submitted before leaves while this partition is pulled in
 		if err = n.awaitPartition(p); err == nil {
 			pw, err = n.repl.Submit(p, ackMode(ack), ops, results)
 		}

@@ -475,7 +475,7 @@ func (c *core) onWrite(w *Write) error {
 		c.log.add(b.Entries[i])
 	}
 	wait := w.Ack == AckAll
-	c.emit(publish{Batch: b, AckWanted: wait})
+	c.emit(publish{Batch: b, AckWanted: wait, To: c.replicas()})
 	if wait {
 		for _, e := range b.Entries {
 			c.unacked[e.Key] = e.Seq
@@ -711,7 +711,7 @@ func (c *core) mergeAndLog(recs []Entry) {
 	}
 	if len(b.Entries) > 0 {
 		b.P = c.cfg.P
-		c.emit(publish{Batch: b})
+		c.emit(publish{Batch: b, To: c.replicas()})
 	}
 }
 

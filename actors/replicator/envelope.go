@@ -18,6 +18,7 @@ const (
 	tagPushResponse
 	tagAck
 	tagDigestRequest
+	tagAcks // a replica's acks of one drain (outbox.go); decoded by decodeAcks
 )
 
 var errMalformed = errors.New("replicator: malformed replication message")

@@ -191,10 +191,14 @@ type send struct {
 	Msg Message
 }
 
-// publish publishes a batch on the partition's log subject.
+// publish sends a batch of the log to the partition's replicas: To names
+// the live owners other than this node when the batch was logged. The shell
+// packs it into each one's envelope (envelope.go), or publishes it on the
+// partition's log subject, where every node that follows it gets it.
 type publish struct {
 	Batch     Batch
 	AckWanted bool
+	To        []string
 }
 
 // follow subscribes to (On) or leaves the partition's log subject.

@@ -38,10 +38,13 @@ type Replicator struct {
 	parts []*part
 	ackTo string // the subject our replicas acknowledge on
 
-	mu    sync.Mutex // guards table, ids, names
+	mu    sync.Mutex // guards table, names
 	table *partition.Table
-	ids   map[string]string // live member name -> node ID
-	names []string          // the live members that replicate, sorted (setOwners)
+	names []string // the live members that replicate, sorted (setOwners)
+
+	ids     atomic.Pointer[map[string]string] // live member name -> node ID (never modified: replaced)
+	peerEnv atomic.Pointer[map[string]bool]   // peer node ID -> it takes log envelopes (its claims say so)
+	out     outbox                            // log batches bound for each peer, until the drain's end
 
 	peers      claimCache         // what the peers said in their heartbeats
 	lastClaims []map[string]Claim // the loop's: claims by partition at the last full tick
@@ -92,10 +95,10 @@ func New(cfg Config) *Replicator {
 		conn:  cfg.Conn,
 		st:    cfg.Store,
 		parts: make([]*part, cfg.Partitions),
-		ids:   map[string]string{},
 		ackTo: cfg.Subjects.NodeAck(cfg.ID),
 		lag:   newLagRecorder(),
 	}
+	r.ids.Store(&map[string]string{})
 	r.data = newStoreAdapter(cfg.Store, cfg.Partitions)
 	logBytes := int(max(cfg.LogBytes/int64(cfg.Partitions), 1))
 	for p := range r.parts {
@@ -118,13 +121,14 @@ func (r *Replicator) Start() error {
 	}{
 		{r.cfg.Subjects.NodeRepl(r.cfg.ID), r.onMessage},
 		{r.ackTo, r.onAckMessage},
+		{r.cfg.Subjects.NodeLog(r.cfg.ID), r.onEnvelope()},
 	} {
 		sub, err := r.conn.Subscribe(s.subject, s.handler)
 		if err != nil {
 			r.unsubscribe()
 			return err
 		}
-		_ = sub.SetPendingLimits(-1, 64<<20)
+		_ = sub.SetPendingLimits(-1, 256<<20)
 		r.subs = append(r.subs, sub)
 	}
 	if err := r.conn.Flush(); err != nil {
@@ -163,21 +167,28 @@ func (r *Replicator) Stop() {
 }
 
 // step runs one message through partition pt's core and performs its
-// effects.
+// effects; the log batches it queued leave at once.
 func (r *Replicator) step(pt *part, m Message) error {
 	pt.mu.Lock()
-	defer pt.mu.Unlock()
 	err := pt.c.step(m)
-	r.perform(pt)
+	r.perform(pt, nil)
+	pt.mu.Unlock()
+	r.Flush()
 	return err
 }
 
 // perform carries out the effects of pt's core, in order, and mirrors its
-// state for readers without the lock. pt.mu is held.
-func (r *Replicator) perform(pt *part) {
+// state for readers without the lock. pt.mu is held. Log batches bound
+// for peers that take envelopes wait in the outbox (Flush); with acks
+// non-nil, so do the acks (sendAcks).
+func (r *Replicator) perform(pt *part, acks *ackBox) {
 	for _, e := range pt.c.takeEffects() {
 		switch e := e.(type) {
 		case send:
+			if a, ok := e.Msg.(Ack); ok && acks != nil {
+				acks.add(e.To, a)
+				continue
+			}
 			r.send(e.To, e.Msg)
 		case publish:
 			r.publish(pt, e)
@@ -237,11 +248,15 @@ func (r *Replicator) send(to string, m Message) {
 	_ = r.conn.Publish(subject, data)
 }
 
-// publish sends a batch of the log to the partition's replicas.
+// publish sends a batch of the log to the partition's replicas: in their
+// envelopes when each takes them, else on the partition's log subject.
 func (r *Replicator) publish(pt *part, e publish) {
 	data, err := wire.Marshal(&e.Batch)
 	if err != nil {
 		r.log.Error("cannot encode a log batch", "err", err)
+		return
+	}
+	if r.queueBatch(e.To, e.AckWanted, data) {
 		return
 	}
 	msg := &nats.Msg{Subject: r.cfg.Subjects.PartitionLog(pt.p), Data: data}
@@ -297,8 +312,21 @@ func (r *Replicator) onMessage(msg *nats.Msg) {
 	}
 }
 
-// onAckMessage takes a replica's ack, on the subscription's goroutine.
+// onAckMessage takes a replica's ack, or its acks of a drain, on the
+// subscription's goroutine.
 func (r *Replicator) onAckMessage(msg *nats.Msg) {
+	if len(msg.Data) > 0 && msg.Data[0] == tagAcks {
+		acks, err := decodeAcks(msg.Data)
+		if err != nil {
+			return
+		}
+		for _, a := range acks {
+			if a.P >= 0 && a.P < len(r.parts) {
+				_ = r.step(r.parts[a.P], a)
+			}
+		}
+		return
+	}
 	m, _, p, err := decode(msg.Data)
 	if err != nil || p < 0 || p >= len(r.parts) {
 		return
@@ -366,7 +394,7 @@ func (r *Replicator) announce() {
 	if r.cfg.SetClaims == nil {
 		return
 	}
-	cs := claims{Parts: map[int]Claim{}}
+	cs := claims{Parts: map[int]Claim{}, Env: envelopeV1}
 	for _, pt := range r.parts {
 		pt.mu.Lock()
 		if cl := pt.c.claim(); cl.Role != RoleNone || cl.Holds {
@@ -383,7 +411,8 @@ func (r *Replicator) announce() {
 // node IDs.
 func (r *Replicator) SetTable(t *partition.Table, ids map[string]string) {
 	r.mu.Lock()
-	r.table, r.ids = t, ids
+	r.table = t
+	r.ids.Store(&ids)
 	r.mu.Unlock()
 	r.setOwners(true)
 }
@@ -414,11 +443,12 @@ func (r *Replicator) setOwners(force bool) {
 // a replicator. r.mu is held.
 func (r *Replicator) replicatingLocked() []string {
 	var names []string
+	ids := *r.ids.Load()
 	if r.cfg.Members == nil {
-		names = slices.Collect(maps.Keys(r.ids))
+		names = slices.Collect(maps.Keys(ids))
 	} else {
 		for _, m := range r.cfg.Members().Live("") {
-			if r.ids[m.Name] != "" && (m.Role == membership.RoleServer || len(m.Extra) > 0 || m.Name == r.cfg.Name) {
+			if ids[m.Name] != "" && (m.Role == membership.RoleServer || len(m.Extra) > 0 || m.Name == r.cfg.Name) {
 				names = append(names, m.Name)
 			}
 		}
@@ -471,11 +501,7 @@ func (r *Replicator) HandOver(ctx context.Context, t *partition.Table, ids map[s
 }
 
 // idOf returns the node ID of member name, "" when it is not live.
-func (r *Replicator) idOf(name string) string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.ids[name]
-}
+func (r *Replicator) idOf(name string) string { return (*r.ids.Load())[name] }
 
 // partitionOf is the partition of key.
 func (r *Replicator) partitionOf(key string) int { return partition.Of(key, r.cfg.Partitions) }

@@ -77,4 +77,5 @@ type DigestResponse struct {
 // has a role in or holds data of.
 type claims struct {
 	Parts map[int]Claim `msgpack:"c"`
+	Env   byte          `msgpack:"env,omitempty"` // the log envelope format it takes (envelopeV1); 0 from nodes before envelopes
 }

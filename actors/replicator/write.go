@@ -14,10 +14,13 @@ type Pending struct {
 	ch chan error // nil: nothing to wait for
 }
 
-// Submit applies ops to partition p as its primary and publishes them to
+// Submit applies ops to partition p as its primary and queues them for
 // the replicas in one batch; results gets one result per op. It does not
 // wait for the replicas: Pending.Wait does, so that a batch over several
 // partitions submits them all and then waits for all their acks at once.
+// The batch leaves at the latest when Wait (or Flush) is called: with the
+// batches of the other partitions submitted before, one message per
+// replica node (outbox.go).
 // It returns ErrNotPrimary or ErrNotReady when this node does not take the
 // partition's writes.
 func (r *Replicator) Submit(p int, ack AckMode, ops []Op, results []OpResult) (Pending, error) {
@@ -35,15 +38,19 @@ func (r *Replicator) Submit(p int, ack AckMode, ops []Op, results []OpResult) (P
 		delete(pt.waits, w.ID)
 		ch = nil
 	}
-	r.perform(pt)
+	r.perform(pt, nil)
 	pt.mu.Unlock()
 	return Pending{r: r, pt: pt, id: w.ID, ch: ch}, err
 }
 
-// Wait returns once every live owner applied the write, ErrAckTimeout
+// Wait sends what was submitted so far (Flush), and returns once every
+// live owner applied the write, ErrAckTimeout
 // after Config.AckTimeout, or ErrNotPrimary when this node stopped leading
 // the partition meanwhile (the write may or may not survive).
 func (pw Pending) Wait() error {
+	if pw.r != nil {
+		pw.r.Flush()
+	}
 	if pw.ch == nil {
 		return nil
 	}

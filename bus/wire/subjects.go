@@ -252,6 +252,13 @@ func (s Subjects) NodeRepl(nodeID string) string {
 	return s.prefix + "." + nodeSubj + "." + nodeID + ".repl"
 }
 
+// NodeLog is the subject a node takes log envelopes on: the batches of
+// the log of several partitions its primary peer logged in one drain
+// (docs/replication.md, "Envelopes").
+func (s Subjects) NodeLog(nodeID string) string {
+	return s.prefix + "." + nodeSubj + "." + nodeID + ".log"
+}
+
 // NodeAck is the subject a primary hears its replicas' acknowledgements on.
 func (s Subjects) NodeAck(nodeID string) string {
 	return s.prefix + "." + nodeSubj + "." + nodeID + ".ack"
