@@ -190,9 +190,13 @@ func (r *Replicator) queueBatch(to []string, ack bool, data []byte) bool {
 func (r *Replicator) onEnvelope() nats.MsgHandler {
 	var acks ackBox
 	return func(msg *nats.Msg) {
-		var b Batch
 		err := readEnvelope(msg.Data, func(ack bool, data []byte) {
-			b = Batch{Entries: b.Entries[:0]}
+			// A new Batch per frame: decoding into the previous
+			// frame's entries would keep the fields the encoding
+			// leaves out when zero (deleted, expiry, flags, value),
+			// as the decoder reuses a slice's elements
+			// (TestEnvelopeFramesKeepTheirOwnFields).
+			var b Batch
 			if wire.Unmarshal(data, &b) != nil || b.P < 0 || b.P >= len(r.parts) {
 				return
 			}

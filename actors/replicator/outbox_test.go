@@ -174,3 +174,90 @@ func TestEnvelopeFrames(t *testing.T) {
 		}
 	}
 }
+
+// TestEnvelopeFramesKeepTheirOwnFields sends, in one envelope to one
+// replica, a partition's batch of a delete and a set with a TTL and flags,
+// then another partition's batch of a plain set and an empty value: each
+// entry must arrive as written. The frames of an envelope are decoded one
+// after the other, and the encoding leaves out zero fields, so an entry
+// decoded over the previous frame's would keep its "deleted", expiry, flags
+// or value.
+func TestEnvelopeFramesKeepTheirOwnFields(t *testing.T) {
+	c := newShellCluster(t)
+	for _, name := range []string{"a", "b", "c"} {
+		c.add(name)
+	}
+	tab := c.table()
+	c.serving(tab)
+	for _, name := range []string{"a", "b", "c"} {
+		c.safe(name)
+	}
+	a := c.nodes["a"]
+	// Two partitions a leads with the same replica: one envelope.
+	var p1, p2 = -1, -1
+	var replica string
+	for p := range shellPartitions {
+		o := tab.Owners(p)
+		switch {
+		case o[0] != "a":
+		case p1 < 0:
+			p1, replica = p, o[1]
+		case o[1] == replica && p2 < 0:
+			p2 = p
+		}
+	}
+	if p2 < 0 {
+		t.Fatalf("a leads no two partitions with one replica")
+	}
+	testkit.Eventually(t, 5*time.Second, func() error {
+		if env := a.r.peerEnv.Load(); env == nil || len(*env) != 2 {
+			return fmt.Errorf("a knows of no envelopes yet")
+		}
+		return nil
+	})
+	keyOf := func(p int, prefix string) string {
+		for j := 0; ; j++ {
+			if k := fmt.Sprintf("%s-%d", prefix, j); partition.Of(k, shellPartitions) == p {
+				return k
+			}
+		}
+	}
+	gone, ttl, plain, empty := keyOf(p1, "gone"), keyOf(p1, "ttl"), keyOf(p2, "plain"), keyOf(p2, "empty")
+	// gone exists first, so that its delete is logged.
+	if _, err := a.r.Submit(p1, AckAll, []Op{{Set: &store.SetRequest{Key: gone, Value: []byte("old value, long")}}}, make([]OpResult, 1)); err != nil {
+		t.Fatal(err)
+	}
+	a.r.Flush()
+	var waits []Pending
+	for _, w := range []struct {
+		p   int
+		ops []Op
+	}{
+		{p1, []Op{{Del: &store.DeleteRequest{Key: gone}}, {Set: &store.SetRequest{Key: ttl, Value: []byte("a value with a TTL"), Flags: 7, TTL: time.Hour}}}},
+		{p2, []Op{{Set: &store.SetRequest{Key: plain, Value: []byte("plain")}}, {Set: &store.SetRequest{Key: empty, Value: []byte{}}}}},
+	} {
+		pw, err := a.r.Submit(w.p, AckAll, w.ops, make([]OpResult, len(w.ops)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		waits = append(waits, pw)
+	}
+	for _, pw := range waits {
+		if err := pw.Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := c.nodes[replica].st
+	if e, err := r.Get(plain); err != nil || string(e.Value) != "plain" || e.Expires != 0 || e.Flags != 0 {
+		t.Errorf("%s on the replica: %+v, %v; want the plain value, no expiry, no flags", plain, e, err)
+	}
+	if e, err := r.Get(empty); err != nil || len(e.Value) != 0 || e.Expires != 0 || e.Flags != 0 {
+		t.Errorf("%s on the replica: %+v, %v; want an empty value, no expiry, no flags", empty, e, err)
+	}
+	if e, err := r.Get(ttl); err != nil || e.Flags != 7 || e.Expires == 0 {
+		t.Errorf("%s on the replica: %+v, %v; want flags 7 and an expiry", ttl, e, err)
+	}
+	if _, err := r.Get(gone); err == nil {
+		t.Errorf("%s still on the replica after its delete", gone)
+	}
+}
