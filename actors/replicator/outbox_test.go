@@ -64,15 +64,7 @@ func (w *wireCount) take(reset bool) map[string]int {
 // each replica node as one message, and each replica acknowledges it with
 // one message: as many messages as replica nodes, not as partitions.
 func TestShellBatchIsOneMessagePerReplica(t *testing.T) {
-	c := newShellCluster(t)
-	for _, name := range []string{"a", "b", "c"} {
-		c.add(name)
-	}
-	tab := c.table()
-	c.serving(tab)
-	for _, name := range []string{"a", "b", "c"} {
-		c.safe(name)
-	}
+	c, tab := envelopeCluster(t)
 	a := c.nodes["a"]
 	var led []int
 	replicas := map[string]bool{}
@@ -101,19 +93,12 @@ func TestShellBatchIsOneMessagePerReplica(t *testing.T) {
 		return nil
 	})
 	wc := countWire(t, c.url)
-	keyOf := func(p int, prefix string) string {
-		for j := 0; ; j++ {
-			if k := fmt.Sprintf("%s-%d", prefix, j); partition.Of(k, shellPartitions) == p {
-				return k
-			}
-		}
-	}
 	for round := range 3 {
 		wc.take(true)
 		var waits []Pending
 		want := map[string]uint64{}
 		for _, p := range led {
-			key, key2 := keyOf(p, fmt.Sprintf("k%d", round)), keyOf(p, fmt.Sprintf("x%d", round))
+			key, key2 := keyIn(p, fmt.Sprintf("k%d", round)), keyIn(p, fmt.Sprintf("x%d", round))
 			res := make([]OpResult, 2)
 			pw, err := a.r.Submit(p, AckAll, []Op{{Set: &store.SetRequest{Key: key, Value: []byte("v")}}, {Set: &store.SetRequest{Key: key2, Value: []byte("w")}}}, res)
 			if err != nil {
@@ -183,15 +168,7 @@ func TestEnvelopeFrames(t *testing.T) {
 // decoded over the previous frame's would keep its "deleted", expiry, flags
 // or value.
 func TestEnvelopeFramesKeepTheirOwnFields(t *testing.T) {
-	c := newShellCluster(t)
-	for _, name := range []string{"a", "b", "c"} {
-		c.add(name)
-	}
-	tab := c.table()
-	c.serving(tab)
-	for _, name := range []string{"a", "b", "c"} {
-		c.safe(name)
-	}
+	c, tab := envelopeCluster(t)
 	a := c.nodes["a"]
 	// Two partitions a leads with the same replica: one envelope.
 	var p1, p2 = -1, -1
@@ -215,14 +192,7 @@ func TestEnvelopeFramesKeepTheirOwnFields(t *testing.T) {
 		}
 		return nil
 	})
-	keyOf := func(p int, prefix string) string {
-		for j := 0; ; j++ {
-			if k := fmt.Sprintf("%s-%d", prefix, j); partition.Of(k, shellPartitions) == p {
-				return k
-			}
-		}
-	}
-	gone, ttl, plain, empty := keyOf(p1, "gone"), keyOf(p1, "ttl"), keyOf(p2, "plain"), keyOf(p2, "empty")
+	gone, ttl, plain, empty := keyIn(p1, "gone"), keyIn(p1, "ttl"), keyIn(p2, "plain"), keyIn(p2, "empty")
 	// gone exists first, so that its delete is logged.
 	if _, err := a.r.Submit(p1, AckAll, []Op{{Set: &store.SetRequest{Key: gone, Value: []byte("old value, long")}}}, make([]OpResult, 1)); err != nil {
 		t.Fatal(err)
@@ -259,5 +229,28 @@ func TestEnvelopeFramesKeepTheirOwnFields(t *testing.T) {
 	}
 	if _, err := r.Get(gone); err == nil {
 		t.Errorf("%s still on the replica after its delete", gone)
+	}
+}
+
+// envelopeCluster starts three shell nodes a, b and c, serving and safe.
+func envelopeCluster(t *testing.T) (*shellCluster, *partition.Table) {
+	c := newShellCluster(t)
+	for _, name := range []string{"a", "b", "c"} {
+		c.add(name)
+	}
+	tab := c.table()
+	c.serving(tab)
+	for _, name := range []string{"a", "b", "c"} {
+		c.safe(name)
+	}
+	return c, tab
+}
+
+// keyIn returns the first key prefix-<n> of partition p.
+func keyIn(p int, prefix string) string {
+	for j := 0; ; j++ {
+		if k := fmt.Sprintf("%s-%d", prefix, j); partition.Of(k, shellPartitions) == p {
+			return k
+		}
 	}
 }
