@@ -118,10 +118,7 @@ func (n *Node) writeOne(op *wire.Request, ack string) (r wire.Result) {
 	if err != nil {
 		return errResult(n.replicationError(p, err))
 	}
-	r = writeResult(wop, res[0])
-	if op.Op == wire.OpTouch { // a touch answers no value; a get that touches does
-		r.Value, r.Flags = nil, 0
-	}
+	r = answerWrite(op, wop, res[0])
 	if err := pw.Wait(); err != nil && r.Code == wire.CodeOK {
 		r = errResult(n.replicationError(p, err))
 	}

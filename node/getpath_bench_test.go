@@ -15,26 +15,11 @@ import (
 //
 //	go test -run '^$' -bench GetPath -count 10 ./node/
 func BenchmarkGetPath(b *testing.B) {
-	cfg := DefaultConfig()
-	cfg.Name, cfg.Listen, cfg.HTTP = "bench", "127.0.0.1:-1", HTTPOff
-	n, err := New(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := n.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(n.Stop)
 	const keys = 1024
-	names := make([]string, keys)
+	n, names := benchNode(b, keys)
 	absent := make([]string, keys)
 	for i := range keys {
-		names[i] = "key" + strconv.Itoa(i)
 		absent[i] = "absent" + strconv.Itoa(i)
-		op := wire.Request{Op: wire.OpSet, Key: names[i], Value: make([]byte, 100)}
-		if r := n.apply(&op, ""); r.Code != wire.CodeOK {
-			b.Fatalf("set: %+v", r)
-		}
 	}
 	b.Run("hit", func(b *testing.B) {
 		i := 0
@@ -113,4 +98,30 @@ func BenchmarkReadHooks(b *testing.B) {
 			i++
 		}
 	})
+}
+
+// benchNode starts a node alone on loopback and sets keys keys, "key0"...,
+// of 100-byte values; it returns the node and the keys.
+func benchNode(b *testing.B, keys int) (*Node, []string) {
+	b.Helper()
+	cfg := DefaultConfig()
+	cfg.Name, cfg.Listen, cfg.HTTP = "bench", "127.0.0.1:-1", HTTPOff
+	n, err := New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := n.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(n.Stop)
+	names := make([]string, keys)
+	value := make([]byte, 100)
+	for i := range keys {
+		names[i] = "key" + strconv.Itoa(i)
+		op := wire.Request{Op: wire.OpSet, Key: names[i], Value: value}
+		if r := n.apply(&op, ""); r.Code != wire.CodeOK {
+			b.Fatalf("set: %+v", r)
+		}
+	}
+	return n, names
 }

@@ -124,6 +124,16 @@ func writeResult(op replicator.Op, res replicator.OpResult) wire.Result {
 	return wire.Result{Code: wire.CodeOK, Version: res.Entry.Version}
 }
 
+// answerWrite is the API's answer to request op, run as the replicator's
+// wop: writeResult, but a touch answers no value (a get that touches does).
+func answerWrite(op *wire.Request, wop replicator.Op, res replicator.OpResult) wire.Result {
+	r := writeResult(wop, res)
+	if op.Op == wire.OpTouch {
+		r.Value, r.Flags = nil, 0
+	}
+	return r
+}
+
 // writeLocal runs write ops on this node's store when it has no
 // replicator (a node without a cluster view yet).
 func (n *Node) writeLocal(op replicator.Op) replicator.OpResult {

@@ -117,10 +117,7 @@ func (n *Node) runPartition(p int, idx []int, ops []wire.Request, ack string, re
 			if err != nil {
 				results[i] = errResult(n.replicationError(p, err))
 			} else {
-				results[i] = writeResult(wops[j], res[j])
-				if ops[i].Op == wire.OpTouch { // a touch answers no value; a get that touches does
-					results[i].Value, results[i].Flags = nil, 0
-				}
+				results[i] = answerWrite(&ops[i], wops[j], res[j])
 			}
 		}
 		waits = append(waits, pendingRun{p: p, idx: run, pending: pw, start: start})

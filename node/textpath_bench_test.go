@@ -22,26 +22,9 @@ import (
 // through applyText (writeOne). get: one get through apply (getResult: the
 // key checked again) and through lookupResult.
 func BenchmarkTextPath(b *testing.B) {
-	cfg := DefaultConfig()
-	cfg.Name, cfg.Listen, cfg.HTTP = "bench", "127.0.0.1:-1", HTTPOff
-	n, err := New(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := n.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(n.Stop)
 	const keys = 1024
-	names := make([]string, keys)
+	n, names := benchNode(b, keys)
 	value := make([]byte, 100)
-	for i := range keys {
-		names[i] = "key" + strconv.Itoa(i)
-		op := wire.Request{Op: wire.OpSet, Key: names[i], Value: value}
-		if r := n.apply(&op, ""); r.Code != wire.CodeOK {
-			b.Fatalf("set: %+v", r)
-		}
-	}
 	req := &detached{nc: n.bus.Conn(), subject: "roost.get.key1", reply: "bench.nobody"}
 	get := wire.Request{Op: wire.OpGet, Key: "key1"}
 	res := wire.Result{Code: wire.CodeOK, Value: value, Version: 123456789, Flags: 0}
