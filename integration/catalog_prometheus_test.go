@@ -12,72 +12,107 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/roostkv/roost/internal/testkit"
+	"github.com/roostkv/roost/node"
 )
 
-// TestCatalogPrometheus: a real Prometheus (Debian's package), given
-// consul_sd_configs pointed at one Roost node's HTTP API, discovers every
-// node through the "roost" service each node registers for itself, and
-// scrapes their /metrics: its /api/v1/targets shows them up.
+// TestCatalogPrometheus: a real Prometheus, given consul_sd_configs pointed
+// at one Roost node's HTTP API, discovers every node through the "roost"
+// service each node registers for itself, and scrapes their /metrics: its
+// /api/v1/targets shows them up. Debian's package has no Consul SD (below);
+// TestCatalogPrometheusHTTPSD runs it through http_sd_configs instead.
 func TestCatalogPrometheus(t *testing.T) {
-	prom := prometheusBinary(t)
+	prom := prometheusBinary(t, "ROOST_REQUIRE_PROMETHEUS")
 	if bin, err := os.ReadFile(prom); err == nil && !bytes.Contains(bin, []byte("__meta_consul_service")) {
 		// Debian's package (bookworm's 2.42) is built without Consul SD.
-		skipPrometheus(t, prom+" is built without consul_sd_configs (Debian's package disables Consul SD); point ROOST_PROMETHEUS at an upstream build")
+		skipPrometheus(t, "ROOST_REQUIRE_PROMETHEUS", prom+" is built without consul_sd_configs (Debian's package disables Consul SD); point ROOST_PROMETHEUS at an upstream build")
 	}
 	nodes := startCluster(t, 2, nil)
+	p := startPrometheus(t, prom, fmt.Sprintf(`    consul_sd_configs:
+      - server: %q
+        services: [roost]
+        refresh_interval: 1s
+`, nodes[0].HTTPAddr()))
+	p.waitUp(t, nodes, "__meta_consul_node", func() {
+		// Debian's package refuses the configuration at once.
+		if strings.Contains(p.logs.String(), "consul_sd_configs not found") {
+			skipPrometheus(t, "ROOST_REQUIRE_PROMETHEUS", prom+" is built without consul_sd_configs (Debian's package disables Consul SD); point ROOST_PROMETHEUS at an upstream build")
+		}
+	})
+}
 
+// TestCatalogPrometheusHTTPSD: the same discovery through Prometheus's
+// http_sd_configs and Roost's /v1/roost/sd/<name>, which any Prometheus
+// build has, Debian's included; the discovered labels are Roost's.
+func TestCatalogPrometheusHTTPSD(t *testing.T) {
+	prom := prometheusBinary(t, "ROOST_REQUIRE_PROMETHEUS_HTTP")
+	nodes := startCluster(t, 2, nil)
+	p := startPrometheus(t, prom, fmt.Sprintf(`    http_sd_configs:
+      - url: "http://%s/v1/roost/sd/roost?passing"
+        refresh_interval: 1s
+`, nodes[1].HTTPAddr()))
+	p.waitUp(t, nodes, "__meta_roost_node", func() {})
+}
+
+// prometheusRun is a Prometheus process started by a test.
+type prometheusRun struct {
+	addr string
+	logs *testkit.LogBuffer
+	done chan struct{}
+}
+
+// startPrometheus runs prom with one scrape job, "roost", whose discovery is
+// sd (YAML, indented for the job), scraping every second; it is killed at
+// the test's end, and its log shown when the test failed.
+func startPrometheus(t *testing.T, prom, sd string) *prometheusRun {
+	t.Helper()
 	dir := t.TempDir()
-	promAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	config := fmt.Sprintf(`global:
+	p := &prometheusRun{addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), logs: &testkit.LogBuffer{}, done: make(chan struct{})}
+	config := `global:
   scrape_interval: 1s
   scrape_timeout: 1s
 scrape_configs:
   - job_name: roost
-    consul_sd_configs:
-      - server: %q
-        services: [roost]
-        refresh_interval: 1s
-`, nodes[0].HTTPAddr())
+` + sd
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(prom, "--config.file="+filepath.Join(dir, "prometheus.yml"),
-		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+promAddr, "--log.level=warn")
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
+		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+p.addr, "--log.level=warn")
+	cmd.Stdout, cmd.Stderr = p.logs, p.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	noConsulSD := func() {
-		// Debian's package (bookworm's 2.42) is built without Consul
-		// service discovery: it refuses the configuration at once.
-		if strings.Contains(logs.String(), "consul_sd_configs not found") {
-			skipPrometheus(t, prom+" is built without consul_sd_configs (Debian's package disables Consul SD); point ROOST_PROMETHEUS at an upstream build")
-		}
-	}
+	go func() { _ = cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		<-done
+		<-p.done
 		if t.Failed() && !t.Skipped() {
-			t.Logf("prometheus's log:\n%s", logs.String())
+			t.Logf("prometheus's log:\n%s", p.logs.String())
 		}
 	})
+	return p
+}
 
+// waitUp waits until Prometheus's active targets are exactly every node's
+// /metrics, up, each discovered with a node label (nodeLabel) naming a test
+// node. exited runs first when Prometheus has exited.
+func (p *prometheusRun) waitUp(t *testing.T, nodes []*node.Node, nodeLabel string, exited func()) {
+	t.Helper()
 	var want []string
 	for _, n := range nodes {
-		want = append(want, "http://"+n.HTTPAddr()+"/metrics")
+		want = append(want, "http://"+n.HTTPAddr()+"/metrics "+n.Name())
 	}
 	slices.Sort(want)
 	eventually(t, 15*time.Second, func() error {
 		select {
-		case <-done:
-			noConsulSD()
-			return fmt.Errorf("prometheus exited: %s", logs.String())
+		case <-p.done:
+			exited()
+			return fmt.Errorf("prometheus exited: %s", p.logs.String())
 		default:
 		}
-		resp, err := http.Get("http://" + promAddr + "/api/v1/targets?state=active")
+		resp, err := http.Get("http://" + p.addr + "/api/v1/targets?state=active")
 		if err != nil {
 			return err
 		}
@@ -97,9 +132,9 @@ scrape_configs:
 		}
 		var up, seen []string
 		for _, tg := range body.Data.ActiveTargets {
-			seen = append(seen, fmt.Sprintf("%s %s %s (node %s)", tg.ScrapeURL, tg.Health, tg.LastError, tg.DiscoveredLabels["__meta_consul_node"]))
-			if tg.Health == "up" && strings.HasPrefix(tg.DiscoveredLabels["__meta_consul_node"], "n") {
-				up = append(up, tg.ScrapeURL)
+			seen = append(seen, fmt.Sprintf("%s %s %s (node %s)", tg.ScrapeURL, tg.Health, tg.LastError, tg.DiscoveredLabels[nodeLabel]))
+			if tg.Health == "up" {
+				up = append(up, tg.ScrapeURL+" "+tg.DiscoveredLabels[nodeLabel])
 			}
 		}
 		slices.Sort(up)
@@ -112,25 +147,26 @@ scrape_configs:
 
 // prometheusBinary is the Prometheus to run: $ROOST_PROMETHEUS, else
 // prometheus on the PATH (Debian's package, which .ci/run installs).
-func prometheusBinary(t *testing.T) string {
+func prometheusBinary(t *testing.T, require string) string {
 	t.Helper()
 	if p := os.Getenv("ROOST_PROMETHEUS"); p != "" {
 		return p
 	}
 	p, err := exec.LookPath("prometheus")
 	if err != nil {
-		skipPrometheus(t, "no prometheus binary found (install it: apt-get install -y prometheus, or set ROOST_PROMETHEUS)")
+		skipPrometheus(t, require, "no prometheus binary found (install it: apt-get install -y prometheus, or set ROOST_PROMETHEUS)")
 	}
 	return p
 }
 
-// skipPrometheus skips the test for why, unless ROOST_REQUIRE_PROMETHEUS is
-// set (.ci/run sets it once it has a Prometheus with Consul SD): then the
-// test fails.
-func skipPrometheus(t *testing.T, why string) {
+// skipPrometheus skips the test for why, unless the environment variable
+// require is set (.ci/run sets ROOST_REQUIRE_PROMETHEUS_HTTP once it has a
+// Prometheus, and ROOST_REQUIRE_PROMETHEUS once it has one with Consul SD):
+// then the test fails.
+func skipPrometheus(t *testing.T, require, why string) {
 	t.Helper()
-	if os.Getenv("ROOST_REQUIRE_PROMETHEUS") != "" {
-		t.Fatal(why + ", and ROOST_REQUIRE_PROMETHEUS is set")
+	if os.Getenv(require) != "" {
+		t.Fatal(why + ", and " + require + " is set")
 	}
-	t.Skip(why + "; consul_sd_configs against Roost was not tried")
+	t.Skip(why + "; Prometheus against Roost was not tried")
 }

@@ -34,6 +34,7 @@ func (n *Node) catalogRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /v1/catalog/service/{name}", auth(n.httpCatalogService))
 	mux.HandleFunc("GET /v1/health/service/{name}", n.httpHealthService)
 	mux.HandleFunc("GET /v1/health/checks/{name}", n.httpHealthChecks)
+	mux.Handle("GET /v1/roost/sd/{name}", auth(n.httpServiceSD)) // catalog_sd.go
 }
 
 // catalogSyncWait bounds how long a register or deregister waits for its
