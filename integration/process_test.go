@@ -2,7 +2,6 @@ package integration
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/roostkv/roost/internal/testkit"
 	"github.com/roostkv/roost/node"
 )
 
@@ -62,7 +62,7 @@ type proc struct {
 	name   string
 	cmd    *exec.Cmd
 	url    string // its NATS URL, once ready
-	stderr *bytes.Buffer
+	stderr *testkit.LogBuffer
 	done   chan error // receives the exit status once
 
 	serving  chan struct{} // closed once it printed its NATS URL
@@ -90,7 +90,7 @@ func launchProc(t *testing.T, name string, args ...string) *proc {
 	}
 	cmd := exec.Command(bin, append([]string{"serve", "--name", name, "--http", "off", "--log-level", "warn"}, args...)...)
 	cmd.Env = append(os.Environ(), "GOMEMLIMIT=") // the node's own memory limit logic
-	p := &proc{name: name, cmd: cmd, stderr: &bytes.Buffer{}, done: make(chan error, 1), serving: make(chan struct{})}
+	p := &proc{name: name, cmd: cmd, stderr: &testkit.LogBuffer{}, done: make(chan error, 1), serving: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

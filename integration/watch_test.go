@@ -2,16 +2,16 @@ package integration
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"os/exec"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/roostkv/roost/internal/testkit"
 )
 
 // watcher is a running `roost watch` process and the lines it prints.
@@ -19,21 +19,10 @@ type watcher struct {
 	cmd    *exec.Cmd
 	lines  chan string
 	done   chan error
-	mu     sync.Mutex
-	stderr bytes.Buffer
+	stderr testkit.LogBuffer
 }
 
-func (w *watcher) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.stderr.Write(p)
-}
-
-func (w *watcher) errText() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.stderr.String()
-}
+func (w *watcher) errText() string { return w.stderr.String() }
 
 // startWatch runs the real binary's `roost watch args...` and waits until
 // it says it is watching.
@@ -44,7 +33,7 @@ func startWatch(t *testing.T, args ...string) *watcher {
 		t.Fatal(err)
 	}
 	w := &watcher{cmd: exec.Command(bin, append([]string{"watch"}, args...)...), lines: make(chan string, 100), done: make(chan error, 1)}
-	w.cmd.Stderr = w
+	w.cmd.Stderr = &w.stderr
 	stdout, err := w.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

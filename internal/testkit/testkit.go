@@ -79,6 +79,13 @@ func (b *LogBuffer) Write(p []byte) (int, error) {
 	return b.buf.Write(p)
 }
 
+// Bytes is a copy of what was written so far.
+func (b *LogBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Clone(b.buf.Bytes())
+}
+
 // String is what was written so far.
 func (b *LogBuffer) String() string {
 	b.mu.Lock()
