@@ -1,40 +1,23 @@
 package integration
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/roostkv/roost/actors/membership"
+	"github.com/roostkv/roost/internal/testkit"
 	"github.com/roostkv/roost/node"
 )
 
-// logTap keeps a node's log lines for a test to look at; safe for
-// concurrent use.
-type logTap struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logTap) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logTap) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// logTap keeps a node's log lines for a test to look at.
+type logTap struct{ testkit.LogBuffer }
 
 func (l *logTap) logger() *slog.Logger { return slog.New(slog.NewTextHandler(l, nil)) }
 

@@ -13,12 +13,12 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/roostkv/roost/actors/store"
 	"github.com/roostkv/roost/bus/wire"
+	"github.com/roostkv/roost/internal/testkit"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -270,26 +270,7 @@ func TestSnapshotOfAnotherPartitionCount(t *testing.T) {
 	}
 }
 
-// logBuffer collects a node's log lines; safe for concurrent use.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// dataDirNode makes a single node with DataDir dir that logs into log.
-func dataDirNode(t *testing.T, dir string, log *logBuffer, edit func(*Config)) *Node {
+func dataDirNode(t *testing.T, dir string, log *testkit.LogBuffer, edit func(*Config)) *Node {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Name = "d"
@@ -309,7 +290,7 @@ func dataDirNode(t *testing.T, dir string, log *logBuffer, edit func(*Config)) *
 	return n
 }
 
-func startDataDirNode(t *testing.T, dir string, log *logBuffer) *Node {
+func startDataDirNode(t *testing.T, dir string, log *testkit.LogBuffer) *Node {
 	t.Helper()
 	n := dataDirNode(t, dir, log, nil)
 	if err := n.Start(); err != nil {
@@ -320,7 +301,7 @@ func startDataDirNode(t *testing.T, dir string, log *logBuffer) *Node {
 
 func TestStopWritesTheSnapshotAndKillDoesNot(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "not", "yet")
-	var log logBuffer
+	var log testkit.LogBuffer
 	n := startDataDirNode(t, dir, &log)
 	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Fatalf("data dir: %v, %v; want it created with mode 0700", fi, err)
@@ -365,7 +346,7 @@ func TestCorruptSnapshotIsMovedAsideAndTheNodeStartsEmpty(t *testing.T) {
 	if err := os.WriteFile(path, []byte("not a snapshot at all"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var log logBuffer
+	var log testkit.LogBuffer
 	n := startDataDirNode(t, dir, &log)
 	if keys := n.store.Stats().Keys; keys != 0 {
 		t.Errorf("%d keys, want an empty store", keys)
@@ -398,7 +379,7 @@ func TestSnapshotHalfAppliedIsUndone(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, snapshotName), data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var log logBuffer
+	var log testkit.LogBuffer
 	n := startDataDirNode(t, dir, &log)
 	if keys := n.store.Stats().Keys; keys != 0 {
 		t.Errorf("%d keys, want none of a snapshot that failed half-way", keys)
@@ -414,7 +395,7 @@ func TestSnapshotOfAnotherPartitionCountIsIgnored(t *testing.T) {
 	if _, err := writeSnapshot(path, snapshotHeader{Partitions: 7}, []store.Record{{Key: "k", Value: []byte("v"), Version: 1, Created: 1}}); err != nil {
 		t.Fatal(err)
 	}
-	var log logBuffer
+	var log testkit.LogBuffer
 	n := startDataDirNode(t, dir, &log)
 	if keys := n.store.Stats().Keys; keys != 0 {
 		t.Errorf("%d keys loaded from a snapshot of 7 partitions into a node of %d", keys, DefaultPartitions)
@@ -440,7 +421,7 @@ func TestDataDirNotUsableIsAConfigError(t *testing.T) {
 		if dir == readOnly && os.Geteuid() == 0 {
 			continue // root writes anywhere
 		}
-		var log logBuffer
+		var log testkit.LogBuffer
 		n := dataDirNode(t, dir, &log, nil)
 		err := n.Start()
 		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "--data-dir") || !strings.Contains(err.Error(), dir) {

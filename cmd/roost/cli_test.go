@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/roostkv/roost/internal/testkit"
 	"github.com/roostkv/roost/node"
 )
 
@@ -70,29 +71,11 @@ type result struct {
 	code           int
 }
 
-// syncBuffer is a bytes.Buffer safe to read while a command writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // newTestApp returns an app on buffers, with env as its whole environment.
 // SetMemoryLimit is recorded in *memLimit (atomically: serve's followHeap
 // sets it from its own goroutine), never applied to the test process.
-func newTestApp(env map[string]string, stdin string) (a *app, stdout, stderr *syncBuffer, memLimit *int64) {
-	stdout, stderr, memLimit = &syncBuffer{}, &syncBuffer{}, new(int64)
+func newTestApp(env map[string]string, stdin string) (a *app, stdout, stderr *testkit.LogBuffer, memLimit *int64) {
+	stdout, stderr, memLimit = &testkit.LogBuffer{}, &testkit.LogBuffer{}, new(int64)
 	a = &app{
 		stdin:          strings.NewReader(stdin),
 		stdout:         stdout,
@@ -567,7 +550,7 @@ func serveInProcess(t *testing.T, env map[string]string, args ...string) (n *nod
 }
 
 // serveApp is serveInProcess with a given app.
-func serveApp(t *testing.T, a *app, stdout, stderr *syncBuffer, args ...string) (n *node.Node, stop func() int) {
+func serveApp(t *testing.T, a *app, stdout, stderr *testkit.LogBuffer, args ...string) (n *node.Node, stop func() int) {
 	t.Helper()
 	ready := make(chan *node.Node, 1)
 	a.onReady = func(n *node.Node) { ready <- n }
@@ -857,7 +840,7 @@ func (w *lineWatcher) Write(p []byte) (int, error) {
 
 // roostProcess starts the test binary as `roost args...`; the lines of its
 // stdout that start with "NATS " arrive on the returned channel.
-func roostProcess(t *testing.T, args ...string) (*exec.Cmd, <-chan string, *syncBuffer) {
+func roostProcess(t *testing.T, args ...string) (*exec.Cmd, <-chan string, *testkit.LogBuffer) {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -866,7 +849,7 @@ func roostProcess(t *testing.T, args ...string) (*exec.Cmd, <-chan string, *sync
 	cmd := exec.Command(exe, args...)
 	cmd.Env = childEnv()
 	urls := &lineWatcher{prefix: "NATS ", found: make(chan string, 1)}
-	stderr := &syncBuffer{}
+	stderr := &testkit.LogBuffer{}
 	cmd.Stdout, cmd.Stderr = urls, stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
