@@ -205,21 +205,31 @@ func (n *Node) httpCatalogService(w http.ResponseWriter, r *http.Request) {
 // with ?passing, the instances whose checks all pass, in the balanced
 // order (catalog.go, "Balancing"); else every instance, sorted.
 func (n *Node) httpHealthService(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	passing, err := queryFlag(q, "passing")
-	if err != nil {
-		httpError(w, err)
-		return
-	}
-	all, ok := n.catalogRead(w, r)
+	es, passing, ok := n.serviceInstances(w, r)
 	if !ok {
 		return
 	}
-	es := healthEntries(all, healthFilter{name: r.PathValue("name"), tags: q["tag"], passing: passing})
 	if passing {
 		balance(es, rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())))
 	}
 	writeJSON(w, http.StatusOK, es)
+}
+
+// serviceInstances reads the instances of the service the path names, as
+// ?tag= and ?passing select them (passing reports the latter), sorted; on
+// error it has answered.
+func (n *Node) serviceInstances(w http.ResponseWriter, r *http.Request) (es []serviceEntry, passing, ok bool) {
+	q := r.URL.Query()
+	passing, err := queryFlag(q, "passing")
+	if err != nil {
+		httpError(w, err)
+		return nil, false, false
+	}
+	all, ok := n.catalogRead(w, r)
+	if !ok {
+		return nil, false, false
+	}
+	return healthEntries(all, healthFilter{name: r.PathValue("name"), tags: q["tag"], passing: passing}), passing, true
 }
 
 // httpHealthChecks is consul's /v1/health/checks/<service>: the checks of

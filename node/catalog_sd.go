@@ -24,17 +24,10 @@ type sdGroup struct {
 // Without ?passing every instance is listed (as consul_sd does: a scrape of
 // a failing instance is what a monitor wants), with __meta_roost_health.
 func (n *Node) httpServiceSD(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	passing, err := queryFlag(q, "passing")
-	if err != nil {
-		httpError(w, err)
-		return
-	}
-	all, ok := n.catalogRead(w, r)
+	es, _, ok := n.serviceInstances(w, r)
 	if !ok {
 		return
 	}
-	es := healthEntries(all, healthFilter{name: r.PathValue("name"), tags: q["tag"], passing: passing})
 	out := make([]sdGroup, 0, len(es))
 	for i := range es {
 		if g, ok := sdGroupOf(&es[i]); ok {
