@@ -79,11 +79,9 @@ func (n *Node) serveText(req micro.Request, op wire.Request, ack string) {
 	case op.Op == wire.OpGet && op.TTL == 0:
 		// The common read (the key is checked already, above): here,
 		// unless it misses and may wait for a loader (load.go).
-		if r, here := n.lookupHere(op.Key); here {
-			n.respondText(req, &op, r)
-			return
+		if !n.serveTextGet(req, &op) {
+			n.serveTextAsync(req, op, func(op *wire.Request) wire.Result { return n.lookupResult(op.Key) })
 		}
-		n.serveTextAsync(req, op, func(op *wire.Request) wire.Result { return n.lookupResult(op.Key) })
 	case mode == wire.AckAll:
 		// A write (a get here touches: it has a TTL) that waits for the
 		// replicas: not on the subscription's goroutine.

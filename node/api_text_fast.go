@@ -44,10 +44,15 @@ type textReply struct {
 	expires [1]string // of Roost-Expires
 	vdigits [20]byte  // the version's decimal digits (a uint64 has at most 20)
 	fdigits [20]byte  // the flags'
+	value   []byte    // a get's value, copied here from the store (serveTextGet)
 }
 
+// maxReplyBuffer bounds the value buffer a pooled reply keeps: a larger
+// value is read into a buffer of its own, which goes with its reply.
+const maxReplyBuffer = 64 << 10
+
 var textReplies = sync.Pool{New: func() any {
-	r := &textReply{}
+	r := &textReply{value: make([]byte, 0, 512)}
 	r.get = nats.Header{hdrVersion: r.version[:], hdrFlags: r.flags[:]}
 	r.write = nats.Header{hdrVersion: r.version[:]}
 	return r
@@ -58,6 +63,12 @@ var textReplies = sync.Pool{New: func() any {
 // touch of a key with a TTL (docs/PROTOCOL.md); an error as the micro error
 // headers with an empty body.
 func (n *Node) respondText(req micro.Request, op *wire.Request, r wire.Result) {
+	n.reply(textReplies.Get().(*textReply), req, op, r)
+}
+
+// reply is respondText from t, which it puts back in the pool.
+func (n *Node) reply(t *textReply, req micro.Request, op *wire.Request, r wire.Result) {
+	defer textReplies.Put(t)
 	if r.Code != wire.CodeOK {
 		_ = req.Error(strconv.Itoa(int(r.Code)), r.Error, nil)
 		return
@@ -66,7 +77,6 @@ func (n *Node) respondText(req micro.Request, op *wire.Request, r wire.Result) {
 	if reply == "" {
 		return // a publish, not a request: nobody to answer (as nats.Msg.Respond)
 	}
-	t := textReplies.Get().(*textReply)
 	t.version[0] = digits(t.vdigits[:0], r.Version)
 	h := t.write
 	if op.Op == wire.OpGet {
@@ -83,8 +93,25 @@ func (n *Node) respondText(req micro.Request, op *wire.Request, r wire.Result) {
 	if expires {
 		delete(h, hdrExpires)
 	}
-	t.msg.Data = nil // hold no value in the pool
-	textReplies.Put(t)
+	t.msg.Data = nil // hold no value in the pool (but t.value's buffer)
+}
+
+// serveTextGet answers a get of a key checkKey has passed, here, with the
+// value read into the reply's own buffer, and reports true; or, when the
+// key misses and may wait for a loader (lookupHere), does nothing and
+// reports false.
+func (n *Node) serveTextGet(req micro.Request, op *wire.Request) bool {
+	t := textReplies.Get().(*textReply)
+	r, here := n.lookupHere(op.Key, t.value[:0])
+	if !here {
+		textReplies.Put(t)
+		return false
+	}
+	if cap(r.Value) > cap(t.value) && cap(r.Value) <= maxReplyBuffer {
+		t.value = r.Value[:0] // the store grew it: keep the larger buffer
+	}
+	n.reply(t, req, op, r)
+	return true
 }
 
 // digits writes v in decimal into buf, which has room for it, and returns
@@ -106,14 +133,15 @@ func (n *Node) lookupResult(key string) wire.Result {
 }
 
 // lookupHere is lookupResult for the text API's subscription goroutine,
-// which must not wait for a loader: when key misses and a loader may
+// which must not wait for a loader, with the value appended to buf (not
+// nil) instead of a copy of its own: when key misses and a loader may
 // answer for it (mayLoad, load.go), here is false and nothing has happened
 // that counts (metrics, hot keys): the caller runs lookupResult from a
 // goroutine of its own. So a hit, the common read, asks the server nothing
 // about loaders; only a miss does, as the read-through needs it to.
-func (n *Node) lookupHere(key string) (r wire.Result, here bool) {
+func (n *Node) lookupHere(key string, buf []byte) (r wire.Result, here bool) {
 	start := time.Now()
-	e, err := n.stored(key)
+	e, err := n.stored(key, buf)
 	if errors.Is(err, store.ErrNotFound) && n.mayLoad(key) {
 		return wire.Result{}, false
 	}

@@ -132,3 +132,40 @@ func TestTextReplyNumbers(t *testing.T) {
 		t.Fatalf("version %q: %v", versions["big"], err)
 	}
 }
+
+// TestTextGetValueBuffers: a get served in place reads the value into the
+// reused reply's buffer (serveTextGet), which grows up to maxReplyBuffer
+// and is kept; each reply must carry exactly its own value, shorter after
+// longer, empty, and over the buffer's bound.
+func TestTextGetValueBuffers(t *testing.T) {
+	n := startTestNode(t, 0)
+	nc, err := nats.Connect(n.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	sizes := map[string]int{"empty": 0, "small": 3, "mid": 4000, "bound": maxReplyBuffer, "over": maxReplyBuffer + 1000}
+	values := map[string][]byte{}
+	for key, size := range sizes {
+		v := make([]byte, size)
+		for i := range v {
+			v[i] = key[i%len(key)]
+		}
+		values[key] = v
+		if m, err := nc.Request(n.subj.Text("set", key), v, 5*time.Second); err != nil || m.Header.Get("Nats-Service-Error-Code") != "" {
+			t.Fatalf("set %s: %v %v", key, err, m.Header)
+		}
+	}
+	order := []string{"mid", "small", "empty", "over", "small", "bound", "mid", "empty", "over", "small"}
+	for round := range 5 {
+		for _, key := range order {
+			m, err := nc.Request(n.subj.Text("get", key), nil, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if code := m.Header.Get("Nats-Service-Error-Code"); code != "" || string(m.Data) != string(values[key]) {
+				t.Fatalf("round %d: get %s: %d bytes (error %q), want its %d", round, key, len(m.Data), code, len(values[key]))
+			}
+		}
+	}
+}
