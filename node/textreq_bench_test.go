@@ -25,7 +25,9 @@ import (
 // machine shared with other work it moves far less than ops/s, and on two
 // cores it is what bounds throughput. The *-vs-echo benchmarks take turns
 // with the echo in slices of 2000 requests and report roost/echo for both
-// measures (ops/s, and echo's CPU per request over Roost's).
+// measures (ops/s, and echo's CPU per request over Roost's);
+// queue-echo-vs-echo puts the keyed echo in a queue group, as micro
+// subscribes Roost's endpoints, beside the plain one.
 //
 // For the profile of one path alone, -bench 'TextRequests/get$' -cpuprofile.
 func BenchmarkTextRequests(b *testing.B) {
@@ -41,6 +43,11 @@ func BenchmarkTextRequests(b *testing.B) {
 		b.Fatal(err)
 	}
 	if _, err := echo.Subscribe("bench.echok.set.>", func(m *nats.Msg) { _ = m.Respond(nil) }); err != nil {
+		b.Fatal(err)
+	}
+	// The same echo in a queue group, as micro subscribes Roost's endpoints
+	// (not a baseline: it tells what the queue group costs the server).
+	if _, err := echo.QueueSubscribe("bench.echoq.get.>", "q", func(m *nats.Msg) { _ = m.Respond(value) }); err != nil {
 		b.Fatal(err)
 	}
 	if err := echo.Flush(); err != nil {
@@ -74,6 +81,7 @@ func BenchmarkTextRequests(b *testing.B) {
 	b.Run("echo-set", func(b *testing.B) { reportRun(b, requests(b, b.N, echoSet, 0)) })
 	b.Run("get-vs-echo", func(b *testing.B) { takeTurns(b, get, echoGet) })
 	b.Run("set-vs-echo", func(b *testing.B) { takeTurns(b, set, echoSet) })
+	b.Run("queue-echo-vs-echo", func(b *testing.B) { takeTurns(b, req("bench.echoq.get.", nil, true), echoGet) })
 }
 
 // run is what a run of requests took: wall time and process CPU time.
