@@ -75,22 +75,28 @@ func (n *Node) serveText(req micro.Request, op wire.Request, ack string) {
 	p, local := n.locate(op.Key)
 	switch {
 	case !local:
-		d := n.detach(req)
-		n.async.Go(func() { n.respondText(d, &op, n.forwardOne(p, op, ack)) })
-	case op.Op == wire.OpGet && n.mayLoad(op.Key):
-		// It may wait for a loader (load.go): not on the subscription's goroutine.
-		d := n.detach(req)
-		n.async.Go(func() { n.respondText(d, &op, n.applyText(&op, ack)) })
-	case mode == wire.AckAll && (op.Op != wire.OpGet || op.TTL > 0):
-		// It waits for the replicas: not on the subscription's goroutine.
-		d := n.detach(req)
-		n.async.Go(func() { n.respondText(d, &op, n.applyText(&op, ack)) })
+		n.serveTextAsync(req, op, func(op *wire.Request) wire.Result { return n.forwardOne(p, *op, ack) })
 	case op.Op == wire.OpGet && op.TTL == 0:
-		// The common read: the key is checked already (checkKey above).
-		n.respondText(req, &op, n.lookupResult(op.Key))
+		// The common read (the key is checked already, above): here,
+		// unless it misses and may wait for a loader (load.go).
+		if !n.serveTextGet(req, &op) {
+			n.serveTextAsync(req, op, func(op *wire.Request) wire.Result { return n.lookupResult(op.Key) })
+		}
+	case mode == wire.AckAll:
+		// A write (a get here touches: it has a TTL) that waits for the
+		// replicas: not on the subscription's goroutine.
+		n.serveTextAsync(req, op, func(op *wire.Request) wire.Result { return n.applyText(op, ack) })
 	default:
 		n.respondText(req, &op, n.applyText(&op, ack))
 	}
+}
+
+// serveTextAsync answers req with run(op) from a goroutine of its own. It
+// takes op by value apart from serveText so that only these requests put
+// their operation on the heap: the common ones, served in place, do not.
+func (n *Node) serveTextAsync(req micro.Request, op wire.Request, run func(*wire.Request) wire.Result) {
+	d := n.detach(req)
+	n.async.Go(func() { n.respondText(d, &op, run(&op)) })
 }
 
 // respondError answers with the NATS micro error headers and an empty body.

@@ -1,9 +1,11 @@
 package node
 
 import (
+	"errors"
 	"strconv"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
@@ -26,17 +28,33 @@ import (
 // handler returns, and an error only through Error, which errors still use:
 // the micro error headers and the endpoint's error count stay as they were).
 
-// textReply is a reusable success reply of the text API.
+// textReply is a reusable success reply of the text API. Its two header
+// maps are the replies' two shapes, filled in place: a get's (Roost-Version
+// and Roost-Flags) and a write's (Roost-Version); Roost-Expires comes and
+// goes for the replies that carry it. The numbers are written into the
+// reply's own digit buffers and the header values are strings over them:
+// nats.go copies the header into its write buffer before PublishMsg
+// returns, and the reply is not used again before it goes back to the pool.
 type textReply struct {
 	msg     nats.Msg
+	get     nats.Header
+	write   nats.Header
 	version [1]string // backing of the Roost-Version value
 	flags   [1]string // of Roost-Flags
 	expires [1]string // of Roost-Expires
+	vdigits [20]byte  // the version's decimal digits (a uint64 has at most 20)
+	fdigits [20]byte  // the flags'
+	value   []byte    // a get's value, copied here from the store (serveTextGet)
 }
 
+// maxReplyBuffer bounds the value buffer a pooled reply keeps: a larger
+// value is read into a buffer of its own, which goes with its reply.
+const maxReplyBuffer = 64 << 10
+
 var textReplies = sync.Pool{New: func() any {
-	r := &textReply{}
-	r.msg.Header = make(nats.Header, 3)
+	r := &textReply{value: make([]byte, 0, 512)}
+	r.get = nats.Header{hdrVersion: r.version[:], hdrFlags: r.flags[:]}
+	r.write = nats.Header{hdrVersion: r.version[:]}
 	return r
 }}
 
@@ -45,6 +63,12 @@ var textReplies = sync.Pool{New: func() any {
 // touch of a key with a TTL (docs/PROTOCOL.md); an error as the micro error
 // headers with an empty body.
 func (n *Node) respondText(req micro.Request, op *wire.Request, r wire.Result) {
+	n.reply(textReplies.Get().(*textReply), req, op, r)
+}
+
+// reply is respondText from t, which it puts back in the pool.
+func (n *Node) reply(t *textReply, req micro.Request, op *wire.Request, r wire.Result) {
+	defer textReplies.Put(t)
 	if r.Code != wire.CodeOK {
 		_ = req.Error(strconv.Itoa(int(r.Code)), r.Error, nil)
 		return
@@ -53,26 +77,48 @@ func (n *Node) respondText(req micro.Request, op *wire.Request, r wire.Result) {
 	if reply == "" {
 		return // a publish, not a request: nobody to answer (as nats.Msg.Respond)
 	}
-	t := textReplies.Get().(*textReply)
-	h := t.msg.Header
-	t.version[0] = strconv.FormatUint(r.Version, 10)
-	h[hdrVersion] = t.version[:]
+	t.version[0] = digits(t.vdigits[:0], r.Version)
+	h := t.write
 	if op.Op == wire.OpGet {
-		t.flags[0] = strconv.FormatUint(r.Flags, 10)
-		h[hdrFlags] = t.flags[:]
-	} else {
-		delete(h, hdrFlags)
+		t.flags[0] = digits(t.fdigits[:0], r.Flags)
+		h = t.get
 	}
-	if r.Expires != 0 && (op.Op == wire.OpGet || op.Op == wire.OpTouch) {
+	expires := r.Expires != 0 && (op.Op == wire.OpGet || op.Op == wire.OpTouch)
+	if expires {
 		t.expires[0] = time.UnixMilli(r.Expires).UTC().Format(time.RFC3339Nano)
 		h[hdrExpires] = t.expires[:]
-	} else {
+	}
+	t.msg.Subject, t.msg.Header, t.msg.Data = reply, h, r.Value
+	_ = n.bus.Conn().PublishMsg(&t.msg)
+	if expires {
 		delete(h, hdrExpires)
 	}
-	t.msg.Subject, t.msg.Data = reply, r.Value
-	_ = n.bus.Conn().PublishMsg(&t.msg)
-	t.msg.Data = nil // hold no value in the pool
-	textReplies.Put(t)
+	t.msg.Data = nil // hold no value in the pool (but t.value's buffer)
+}
+
+// serveTextGet answers a get of a key checkKey has passed, here, with the
+// value read into the reply's own buffer, and reports true; or, when the
+// key misses and may wait for a loader (lookupHere), does nothing and
+// reports false.
+func (n *Node) serveTextGet(req micro.Request, op *wire.Request) bool {
+	t := textReplies.Get().(*textReply)
+	r, here := n.lookupHere(op.Key, t.value[:0])
+	if !here {
+		textReplies.Put(t)
+		return false
+	}
+	if cap(r.Value) > cap(t.value) && cap(r.Value) <= maxReplyBuffer {
+		t.value = r.Value[:0] // the store grew it: keep the larger buffer
+	}
+	n.reply(t, req, op, r)
+	return true
+}
+
+// digits writes v in decimal into buf, which has room for it, and returns
+// the digits as a string over buf: valid until buf is written again.
+func digits(buf []byte, v uint64) string {
+	buf = strconv.AppendUint(buf, v, 10)
+	return unsafe.String(unsafe.SliceData(buf), len(buf))
 }
 
 // lookupResult reads one key that checkKey has passed: getResult without
@@ -84,6 +130,27 @@ func (n *Node) lookupResult(key string) wire.Result {
 		return errResult(err)
 	}
 	return entryResult(e)
+}
+
+// lookupHere is lookupResult for the text API's subscription goroutine,
+// which must not wait for a loader, with the value appended to buf (not
+// nil) instead of a copy of its own: when key misses and a loader may
+// answer for it (mayLoad, load.go), here is false and nothing has happened
+// that counts (metrics, hot keys): the caller runs lookupResult from a
+// goroutine of its own. So a hit, the common read, asks the server nothing
+// about loaders; only a miss does, as the read-through needs it to.
+func (n *Node) lookupHere(key string, buf []byte) (r wire.Result, here bool) {
+	start := time.Now()
+	e, err := n.stored(key, buf)
+	if errors.Is(err, store.ErrNotFound) && n.mayLoad(key) {
+		return wire.Result{}, false
+	}
+	defer n.metrics.done(opGet, start, &err)
+	if e, err = n.afterRead(key, e, err); err != nil {
+		err = explain(err, key, false, 0)
+		return errResult(err), true
+	}
+	return entryResult(e), true
 }
 
 // entryResult is the API's result of a key read.

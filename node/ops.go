@@ -56,6 +56,15 @@ func (n *Node) lookup(key string) (_ store.Entry, err error) {
 
 // find is lookup without its metrics.
 func (n *Node) find(key string) (store.Entry, error) {
+	e, err := n.stored(key, nil)
+	e, err = n.afterRead(key, e, err) // hot keys; a loader on a miss (load.go)
+	return e, explain(err, key, false, 0)
+}
+
+// stored is the store's answer for key, once no ack=all write of it waits
+// for its replicas: with the value appended to buf, or with buf nil a copy
+// of its own (store.GetAppend, store.Get).
+func (n *Node) stored(key string, buf []byte) (store.Entry, error) {
 	if n.repl != nil && n.repl.Unacked() {
 		// A read waits while an ack=all write of the key waits for its
 		// replicas: it never sees a value that could vanish with this node.
@@ -63,9 +72,10 @@ func (n *Node) find(key string) (store.Entry, error) {
 			return store.Entry{}, &apiError{code: wire.CodeUnavailable, msg: fmt.Sprintf("key %q: a write of it waits for its replicas; retry shortly", key)}
 		}
 	}
-	e, err := n.store.Get(key)
-	e, err = n.afterRead(key, e, err) // hot keys; a loader on a miss (load.go)
-	return e, explain(err, key, false, 0)
+	if buf != nil {
+		return n.store.GetAppend(key, buf)
+	}
+	return n.store.Get(key)
 }
 
 // writeOp validates one set or delete of a batch and turns it into the

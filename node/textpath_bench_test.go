@@ -91,3 +91,37 @@ func microReply(req micro.Request, op *wire.Request, r wire.Result) {
 	}
 	_ = req.Respond(r.Value, micro.WithHeaders(h))
 }
+
+// BenchmarkTextHandler measures the text API's get and set handlers alone,
+// as micro calls them, each answering a reply subject nobody listens to:
+// Roost's whole share of a request on the node's subscription goroutine,
+// without NATS's delivery around it.
+//
+//	go test -run '^$' -bench TextHandler -benchmem -count 5 ./node/
+func BenchmarkTextHandler(b *testing.B) {
+	const keys = 1024
+	n, names := benchNode(b, keys)
+	value := make([]byte, 100)
+	reqs := func(op string, data []byte) []*detached {
+		r := make([]*detached, keys)
+		for i := range r {
+			r[i] = &detached{nc: n.bus.Conn(), subject: n.subj.Text(op, names[i]), reply: "bench.nobody", data: data}
+		}
+		return r
+	}
+	gets, sets := reqs("get", nil), reqs("set", value)
+	b.Run("get", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			n.handleGet(gets[i%keys])
+			i++
+		}
+	})
+	b.Run("set", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			n.handleSet(sets[i%keys])
+			i++
+		}
+	})
+}
