@@ -204,4 +204,3 @@ func policyState(s *Store) []string {
 	}
 	return out
 }
-
