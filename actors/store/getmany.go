@@ -27,12 +27,19 @@ import (
 // (see shard.getMany), where Get's lock, an atomic instruction, waits for
 // every earlier load before the next key's can start.
 func (s *Store) GetMany(keys []string, out []Entry, buf []byte) []byte {
+	return s.getMany(keys, out, buf, true)
+}
+
+// getMany is GetMany, with the warm-up stages of shard.getMany on or off
+// (off only to measure what they bring: BenchmarkGetManyWarm).
+func (s *Store) getMany(keys []string, out []Entry, buf []byte, warm bool) []byte {
 	if len(keys) == 0 {
 		return buf
 	}
 	out = out[:len(keys)] // panics when out is too short, before any lock is taken
 	sc := manyScratches.Get().(*manyScratch)
 	sc.order, sc.hash = sc.order[:0], sc.hash[:0]
+	sc.cand = slices.Grow(sc.cand[:0], len(keys))[:len(keys)]
 	for i, k := range keys {
 		h := maphash.String(s.seed, k)
 		sc.order = append(sc.order, (h&s.mask)<<32|uint64(i))
@@ -49,7 +56,7 @@ func (s *Store) GetMany(keys []string, out []Entry, buf []byte) []byte {
 		for hi < len(sc.order) && sc.order[hi]>>32 == id {
 			hi++
 		}
-		buf = s.shards[id].getMany(keys, sc.hash, sc.order[lo:hi], out, buf, &now)
+		buf = s.shards[id].getMany(keys, sc.hash, sc.cand, sc.order[lo:hi], out, buf, &now, warm)
 		lo = hi
 	}
 	if cap(sc.order) <= maxManyScratch {
@@ -59,11 +66,12 @@ func (s *Store) GetMany(keys []string, out []Entry, buf []byte) []byte {
 }
 
 // manyScratch is GetMany's working memory, pooled: each key's shard and
-// position (shard<<32 | position), and the 32-bit hash used inside its
-// shard, by position.
+// position (shard<<32 | position), and by position the 32-bit hash used
+// inside its shard and the slab index warm found for it.
 type manyScratch struct {
 	order []uint64
 	hash  []uint32
+	cand  []uint32
 }
 
 var manyScratches = sync.Pool{New: func() any { return new(manyScratch) }}
@@ -80,10 +88,10 @@ const maxManyScratch = 4096
 // not depend on one another, so the processor has all of them in flight
 // at once, and the lookups that follow find their lines in the cache
 // instead of waiting for each miss in turn.
-func (sh *shard) getMany(keys []string, hash []uint32, order []uint64, out []Entry, buf []byte, now *nower) []byte {
+func (sh *shard) getMany(keys []string, hash []uint32, cand []uint32, order []uint64, out []Entry, buf []byte, now *nower, warm bool) []byte {
 	sh.mu.Lock()
-	if len(order) > 1 && sh.idx.n > 0 {
-		sh.warm(hash, order)
+	if warm && len(order) > 1 && sh.idx.n > 0 {
+		sh.warm(hash, order, cand)
 	}
 	for _, o := range order {
 		p := uint32(o)
@@ -121,31 +129,47 @@ func (sh *shard) getMany(keys []string, hash []uint32, order []uint64, out []Ent
 	return buf
 }
 
-// warm loads, for each key of order, its home slot's control word, then
-// the entry record of each home slot whose tag matches, then the first
-// byte of that entry's key; it changes nothing but sh.warmed, where what
-// it read is summed only so that the compiler keeps the loads.
-func (sh *shard) warm(hash []uint32, order []uint64) {
+// warm runs ahead of getMany's lookups in stages, each a loop of loads
+// that do not depend on one another: every key's home slot in the index;
+// then, probing from there (in lines now cached), the slab index of the
+// first slot whose tag matches, which it keeps in cand; then those entry
+// records; then every cache line of their key and value block, up to
+// warmLines of them. It changes nothing but sh.warmed, where what it read
+// is summed only so that the compiler keeps the loads.
+func (sh *shard) warm(hash []uint32, order []uint64, cand []uint32) {
 	x := &sh.idx
 	var sum uint32
 	for _, o := range order {
 		sum += uint32(x.ctrl(x.home(hash[uint32(o)])))
 	}
 	for _, o := range order {
-		h := hash[uint32(o)]
-		p := x.home(h)
-		if x.ctrl(p) == ctrlOf(h, 0) {
-			sum += sh.sl.at(x.slot(p)).vlen
+		p := uint32(o)
+		cand[p] = x.probe(hash[p])
+	}
+	for _, o := range order {
+		if i := cand[uint32(o)]; i != 0 {
+			sum += sh.sl.at(i).vlen
 		}
 	}
 	for _, o := range order {
-		h := hash[uint32(o)]
-		p := x.home(h)
-		if x.ctrl(p) == ctrlOf(h, 0) {
-			if e := sh.sl.at(x.slot(p)); e.loc != 0 {
-				sum += uint32(sh.sl.data.view(e.loc, 1)[0])
-			}
+		i := cand[uint32(o)]
+		if i == 0 {
+			continue
 		}
+		e := sh.sl.at(i)
+		if e.loc == 0 {
+			continue
+		}
+		b := sh.sl.data.view(e.loc, e.keyLen()+e.valueLen())
+		for off := 0; off < len(b) && off < warmLines*64; off += 64 {
+			sum += uint32(b[off])
+		}
+		sum += uint32(b[min(len(b), warmLines*64)-1])
 	}
 	sh.warmed = sum
 }
+
+// warmLines is how many cache lines of a block warm touches: enough for
+// small values; a longer copy streams, and the processor's own prefetcher
+// keeps ahead of it.
+const warmLines = 4
