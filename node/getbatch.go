@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"math/rand/v2"
+
 	"github.com/nats-io/nats.go/micro"
 	"github.com/roostkv/roost/actors/store"
 	"github.com/roostkv/roost/bus/wire"
@@ -79,8 +81,8 @@ func (n *Node) answerGets(req micro.Request, br *wire.BatchRequest) {
 	if n.repl != nil && n.repl.Unacked() {
 		n.barrierReads(g, results)
 	}
+	n.hot.observeMany(g.keys)
 	for j, key := range g.keys {
-		n.hot.observe(key)
 		i, e := g.at[j], &g.entries[j]
 		switch {
 		case results[i].Code != 0: // failed at the barrier
@@ -158,4 +160,50 @@ func (n *Node) loadMisses(g *getBatch, results []wire.Result) {
 // waited for its replicas for longer than the ack timeout (as find's).
 func errWaitsForReplicas(key string) error {
 	return &apiError{code: wire.CodeUnavailable, msg: fmt.Sprintf("key %q: a write of it waits for its replicas; retry shortly", key)}
+}
+
+// observeMany is observe of each key, with the same odds for each (one in
+// hotSampleEvery, drawn independently), for a batch: one random draw per
+// sixteen keys (four bits each) and the lock taken once for the keys drawn.
+func (h *hotKeys) observeMany(keys []string) {
+	var drawn [maxDrawn]int
+	picked := 0
+	var r uint64
+	for j := range keys {
+		if j%(64/hotSampleBits) == 0 {
+			r = rand.Uint64()
+		}
+		if r&(hotSampleEvery-1) == 0 {
+			if picked == len(drawn) { // many drawn in one batch: count these, go on
+				h.count(keys, drawn[:])
+				picked = 0
+			}
+			drawn[picked] = j
+			picked++
+		}
+		r >>= hotSampleBits
+	}
+	if picked > 0 {
+		h.count(keys, drawn[:picked])
+	}
+}
+
+// hotSampleBits is log2(hotSampleEvery): the random bits a key's draw takes.
+const hotSampleBits = 4
+
+// maxDrawn is how many drawn keys observeMany counts under one hold of the
+// lock.
+const maxDrawn = 32
+
+// count adds one sampled read of keys[j] for each j of drawn.
+func (h *hotKeys) count(keys []string, drawn []int) {
+	h.mu.Lock()
+	for _, j := range drawn {
+		h.sum.Observe(keys[j], 1)
+		h.sampled++
+		if h.sampled%1024 == 0 {
+			h.halveIfDue(time.Now())
+		}
+	}
+	h.mu.Unlock()
 }

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -144,5 +145,42 @@ func TestBatchOfGetsAsksLoaders(t *testing.T) {
 	}
 	if e, err := n.store.Get("ld.1"); err != nil || string(e.Value) != "loaded ld.1" {
 		t.Errorf("the loaded value was not stored: %q, %v", e.Value, err)
+	}
+}
+
+// TestObserveManySamples: a batch's reads are sampled for the hot keys as
+// one by one, one in hotSampleEvery, each key's draw its own.
+func TestObserveManySamples(t *testing.T) {
+	if 1<<hotSampleBits != hotSampleEvery {
+		t.Fatalf("hotSampleBits %d does not match hotSampleEvery %d", hotSampleBits, hotSampleEvery)
+	}
+	h := newHotKeys()
+	keys := make([]string, 100) // not a multiple of 16: the draws cross batches
+	for i := range keys {
+		keys[i] = fmt.Sprint("k", i%10)
+	}
+	const batches = 4000
+	var sumSq float64 // of the reads sampled per batch
+	for range batches {
+		before := h.sampled
+		h.observeMany(keys)
+		d := float64(h.sampled - before)
+		sumSq += d * d
+	}
+	p := 1.0 / hotSampleEvery
+	want := float64(batches*len(keys)) * p
+	if got := float64(h.sampled); got < 0.95*want || got > 1.05*want {
+		t.Errorf("sampled %v reads of %d, want about %v", got, batches*len(keys), want)
+	}
+	// Independent draws: the count per batch is binomial, of variance
+	// n·p·(1-p) (5.9 here); draws shared by several keys would spread it.
+	mean := float64(h.sampled) / batches
+	variance, binomial := sumSq/batches-mean*mean, float64(len(keys))*p*(1-p)
+	if variance > 1.5*binomial || variance < binomial/1.5 {
+		t.Errorf("per-batch sample counts vary by %.1f, want about %.1f: the keys' draws are not independent", variance, binomial)
+	}
+	top := h.sum.Top(10)
+	if len(top) != 10 {
+		t.Fatalf("the summary holds %d keys, want the 10 read", len(top))
 	}
 }
