@@ -83,11 +83,11 @@ const maxManyScratch = 4096
 // order (the low 32 bits of each; all of them keys of this shard, hashed
 // into hash), as lookupInto would one after another: see Store.GetMany.
 //
-// Before the lookups proper it touches, for every key, the index slot it
-// would probe first, then the entry record that slot names: loads that do
-// not depend on one another, so the processor has all of them in flight
-// at once, and the lookups that follow find their lines in the cache
-// instead of waiting for each miss in turn.
+// Before the lookups proper, warm touches what they will read, in stages
+// of loads that do not depend on one another, so that the processor has
+// the shard's misses in flight at once; the lookups that follow find their
+// lines in the cache instead of waiting for each miss in turn. A single
+// key has nothing to overlap, and skips it.
 func (sh *shard) getMany(keys []string, hash []uint32, cand []uint32, order []uint64, out []Entry, buf []byte, now *nower, warm bool) []byte {
 	sh.mu.Lock()
 	if warm && len(order) > 1 && sh.idx.n > 0 {
