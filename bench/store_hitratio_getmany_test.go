@@ -39,14 +39,14 @@ func storeHitRatioBatched(t *testing.T, trace []string, entries, batch int, valu
 // the ratio may be a hair lower than key by key; no more than that.
 func TestStoreHitRatioGetMany(t *testing.T) {
 	keys, requests := 1_000_000, 2_000_000
-	if testing.Short() {
-		keys, requests = 100_000, 400_000
+	if testing.Short() { // CI's race step: a few seconds
+		keys, requests = 20_000, 100_000
 	}
 	trace := storeZipfTrace(keys, requests, 1.01, 2024)
 	value := make([]byte, 16)
 	entries := keys / 10
 	one := storeHitRatio(t, trace, entries, 0, value)
-	for _, batch := range []int{1, 96} {
+	for _, batch := range []int{96} {
 		many := storeHitRatioBatched(t, trace, entries, batch, value)
 		t.Logf("zipf 1.01, %d keys, cache 10%%: Get %.4f, GetMany in batches of %d %.4f", keys, one, batch, many)
 		if many < one-0.002 {
