@@ -44,6 +44,13 @@ import (
 // its calls, and a call still waiting at its deadline fails when its lane
 // next takes a batch, or when the lane's timer finds it overdue (armed while
 // calls wait behind busy senders).
+//
+// A call whose context has no deadline gets the client's timeout, counted
+// from the first reading of the clock after it was queued: when a sender
+// takes its lane's queue (at once, or within the few yields of a
+// regather), or, when it waits behind busy senders, at once. Its caller
+// reads no clock: on a virtual machine a reading costs as much as the
+// rest of the batcher's work for a call.
 type batcher struct {
 	c           *Client
 	maxOps      int           // operations per message
@@ -79,7 +86,7 @@ type call struct {
 	req      wire.Request
 	ack      string          // ack mode of its batch
 	size     int             // estimated bytes in a BatchRequest
-	deadline time.Time       // when its caller gives up
+	deadline time.Time       // when its caller gives up; zero until stamp gives it the client's timeout
 	done     <-chan struct{} // the caller's ctx.Done() (nil for a context that never ends)
 	out      chan outcome    // buffered 1; gets exactly one outcome unless the caller gave up
 }
@@ -106,15 +113,20 @@ func (b *batcher) do(ctx context.Context, req wire.Request, ack string) (wire.Re
 	if ctx.Err() != nil {
 		return wire.Result{}, ctxErr(ctx, b.c.subj.Batch())
 	}
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		deadline = time.Now().Add(b.timeout)
-	}
+	deadline, _ := ctx.Deadline() // none: stamped with the timeout once queued
 	c := calls.Get().(*call)
 	c.req, c.ack, c.size, c.deadline, c.done = req, ack, opSize(&req), deadline, ctx.Done()
 	if !b.enqueue(b.c.destOf(req.Key), c) {
 		c.release()
 		return wire.Result{}, ErrClosed
+	}
+	if c.done == nil {
+		// A context that never ends (context.Background): every call gets
+		// its outcome (its deadline, shutdown), so a plain receive, which
+		// costs a fraction of a select, is enough.
+		o := <-c.out
+		c.release()
+		return o.res, o.err
 	}
 	select {
 	case o := <-c.out:
@@ -158,7 +170,8 @@ func (b *batcher) enqueue(dest string, c *call) bool {
 		b.startSender(l)
 	case l.busy < b.maxInFlight && (l.q.len() >= b.maxOps || time.Since(l.active) >= stallAfter):
 		b.startSender(l)
-	default:
+	default: // behind busy senders: its timeout runs from now
+		c.stamp(time.Now(), b.timeout)
 		b.watch(l)
 	}
 	return true
@@ -205,7 +218,7 @@ func (b *batcher) checkStall(l *lane) {
 	if b.closed || b.lanes[l.dest] != l {
 		return
 	}
-	dropped := l.q.expire(time.Now())
+	dropped := l.q.expire(time.Now(), b.timeout)
 	l.waiting.Store(int32(l.q.len()))
 	b.expire(dropped) // buffered outcomes: this never blocks
 	if l.q.len() > 0 && l.busy < b.maxInFlight && time.Since(l.active) >= stallAfter {
@@ -226,7 +239,7 @@ func (b *batcher) sendLoop(l *lane) {
 		var ack string
 		var calls, dropped []*call
 		if !b.closed { // shutdown fails what is queued
-			ack, calls, dropped = l.q.next(b.maxOps, maxBytes, now)
+			ack, calls, dropped = l.q.next(b.maxOps, maxBytes, now, b.timeout)
 			l.waiting.Store(int32(l.q.len()))
 		}
 		if len(calls) == 0 {
@@ -394,9 +407,10 @@ func (q *queue) len() int { return len(q.pending) }
 // maxBytes of estimated size (a single call larger than maxBytes goes alone,
 // and the node or NATS refuses it). Calls whose caller has given up, or
 // whose deadline is before now, are removed unsent and returned as dropped.
-// The other calls keep their place.
-func (q *queue) next(maxOps, maxBytes int, now time.Time) (ack string, batch, dropped []*call) {
-	dropped = q.expire(now)
+// The other calls keep their place. Calls with no deadline yet get
+// now+timeout.
+func (q *queue) next(maxOps, maxBytes int, now time.Time, timeout time.Duration) (ack string, batch, dropped []*call) {
+	dropped = q.expire(now, timeout)
 	keep := q.pending[:0]
 	bytes := 0
 	for i, c := range q.pending {
@@ -421,10 +435,12 @@ func (q *queue) next(maxOps, maxBytes int, now time.Time) (ack string, batch, dr
 }
 
 // expire removes and returns the calls whose caller has given up or whose
-// deadline is before now.
-func (q *queue) expire(now time.Time) (dropped []*call) {
+// deadline is before now, and gives the others with no deadline yet
+// now+timeout.
+func (q *queue) expire(now time.Time, timeout time.Duration) (dropped []*call) {
 	keep := q.pending[:0]
 	for _, c := range q.pending {
+		c.stamp(now, timeout)
 		if c.overdue(now) {
 			dropped = append(dropped, c)
 		} else {
@@ -436,16 +452,23 @@ func (q *queue) expire(now time.Time) (dropped []*call) {
 	return dropped
 }
 
-// earliest returns the earliest deadline of the waiting calls; there must
-// be one.
+// earliest returns the earliest deadline of the waiting calls that have
+// one; there must be one.
 func (q *queue) earliest() time.Time {
-	t := q.pending[0].deadline
-	for _, c := range q.pending[1:] {
-		if c.deadline.Before(t) {
+	var t time.Time
+	for _, c := range q.pending {
+		if !c.deadline.IsZero() && (t.IsZero() || c.deadline.Before(t)) {
 			t = c.deadline
 		}
 	}
 	return t
+}
+
+// stamp gives a call with no deadline yet the deadline now+timeout.
+func (c *call) stamp(now time.Time, timeout time.Duration) {
+	if c.deadline.IsZero() {
+		c.deadline = now.Add(timeout)
+	}
 }
 
 // takeAll removes and returns every waiting call.

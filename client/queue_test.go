@@ -62,7 +62,7 @@ func TestQueueNext(t *testing.T) {
 			for _, c := range tc.calls {
 				q.push(c)
 			}
-			ack, batch, dropped := q.next(tc.maxOps, tc.maxBytes, now)
+			ack, batch, dropped := q.next(tc.maxOps, tc.maxBytes, now, time.Minute)
 			if ack != tc.wantAck || !slices.Equal(keysOf(batch), tc.want) {
 				t.Errorf("next = %q %v, want %q %v", ack, keysOf(batch), tc.wantAck, tc.want)
 			}
@@ -128,5 +128,28 @@ func TestPlan(t *testing.T) {
 				t.Errorf("plan = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestQueueStampsCalls: a call made with no deadline gets the client's
+// timeout from the first time its queue is looked at, taken or left
+// behind, and is dropped unsent once that passes.
+func TestQueueStampsCalls(t *testing.T) {
+	var q queue
+	now := time.Now()
+	own := now.Add(time.Hour)
+	q.push(testCall("a", "", 1, nil))
+	q.push(testCall("b", "", 1, nil))
+	q.push(testCall("c", "", 1, nil).until(own))
+	_, batch, _ := q.next(1, 100, now, time.Second)
+	if len(batch) != 1 || !batch[0].deadline.Equal(now.Add(time.Second)) {
+		t.Fatalf("taken: %v with deadline %v, want a with now+1s", keysOf(batch), batch[0].deadline)
+	}
+	if got := q.earliest(); !got.Equal(now.Add(time.Second)) {
+		t.Errorf("left behind: earliest deadline %v, want now+1s", got)
+	}
+	_, batch, dropped := q.next(4, 100, now.Add(2*time.Second), time.Second)
+	if !slices.Equal(keysOf(dropped), []string{"b"}) || !slices.Equal(keysOf(batch), []string{"c"}) || !batch[0].deadline.Equal(own) {
+		t.Errorf("2 s later: dropped %v, batch %v, want b dropped and c sent with its own deadline", keysOf(dropped), keysOf(batch))
 	}
 }

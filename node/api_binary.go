@@ -39,6 +39,10 @@ func (n *Node) handleBatch(req micro.Request) {
 		return
 	}
 	local := n.allLocal(br.Ops)
+	if n.batchReadable(br.Ops, local) {
+		n.answerGets(req, br) // one pass for the whole batch (getbatch.go)
+		return
+	}
 	loading := local && br.Ack != wire.AckAll && n.mayLoadAny(br.Ops)
 	switch {
 	case local && !loading && plainGets(br.Ops):
@@ -78,8 +82,10 @@ func plainGets(ops []wire.Request) bool {
 
 // readBatch answers a batch of plain gets of keys this node leads, one key
 // after another with no grouping by partition (there is no write to order
-// them against), and records their metrics once for the batch. The results
-// come from a pool: give them back with releaseResults once encoded.
+// them against), and records their metrics once for the batch: the path of
+// such a batch when the one-pass read (getbatch.go) may not take it. The
+// results come from a pool: give them back with releaseResults once
+// encoded.
 func (n *Node) readBatch(ops []wire.Request) []wire.Result {
 	results := takeResults(len(ops))
 	start := time.Now()

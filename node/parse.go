@@ -112,7 +112,7 @@ func parseAck(s string) (string, error) {
 // such a subject from a client in pedantic mode, and NATS's own KV refuses
 // such keys. "*" and ">" inside a token ("a*", "x>y") are ordinary characters.
 func wildcardToken(key string) (int, string) {
-	if !strings.ContainsAny(key, "*>") {
+	if strings.IndexByte(key, '*') < 0 && strings.IndexByte(key, '>') < 0 { // two byte scans: ContainsAny builds a set per call
 		return 0, ""
 	}
 	for i, tok := range strings.Split(key, ".") {

@@ -100,6 +100,20 @@ func (x *index) find(sl *slab, h uint32, key string) uint32 {
 	}
 }
 
+// probe returns the slab index in the first slot of hash h's probe whose
+// tag matches, or 0: find's candidate, without looking at the slab.
+func (x *index) probe(h uint32) uint32 {
+	for p, want := x.home(h), ctrlOf(h, 0); ; p, want = p+1, want+1 {
+		c := x.ctrl(p)
+		if c == want {
+			return x.slot(p)
+		}
+		if dist1(c) < dist1(want) {
+			return 0
+		}
+	}
+}
+
 // insert adds slab index i under hash h; the key must not be present. Growth
 // rebuilds the index from the slab's entries that are in a queue, so i must
 // not be in one yet.

@@ -27,6 +27,8 @@ type shard struct {
 
 	hits, misses, sets, deletes, evictions, expirations int64
 
+	warmed uint32 // getMany's warm-up writes what it read here, so that its loads are kept
+
 	_ [64]byte // keep the next shard's lock off this shard's last cache line
 }
 
