@@ -84,16 +84,16 @@ type core struct {
 	nextReq uint64 // the last request ID used
 
 	// Primary.
-	pull    *pull             // the copies being pulled in before the term starts
-	pulled  map[string]bool   // the members whose copies the term has
-	log     ring              // the term's last entries, for gap fetches
-	acked   map[string]uint64 // replica -> highest seq it acknowledged this term
+	pull   *pull             // the copies being pulled in before the term starts
+	pulled map[string]bool   // the members whose copies the term has
+	log    ring              // the term's last entries, for gap fetches
+	acked  map[string]uint64 // replica -> highest seq it acknowledged this term
 	// followers: the nodes that apply this term's log, as far as this node
 	// heard (the owners, and any other that synced or fetched from it or
 	// claims to follow the term), each with the highest seq it is known to
 	// have applied; the log keeps what one of them may still fetch.
 	followers map[string]follower
-	waiters []waiter          // ack=all writes waiting for the replicas
+	waiters   []waiter // ack=all writes waiting for the replicas
 	// unacked holds the keys of ack=all writes not yet applied by every
 	// live replica, with the seq of the latest: a read of one waits
 	// (ReadBarrier), so that no reader sees a write that could still vanish
