@@ -412,7 +412,16 @@ func (c *core) pullMore() {
 	slices.Sort(names) // the same effects in the same order, run after run
 	for _, name := range names {
 		src := c.pull.sources[name]
-		if src.done || !c.live[name] {
+		if !c.live[name] {
+			if src.done {
+				// Out of sight, it may lead the partition on its side of a
+				// cut and take writes: pulled again if it comes back before
+				// the term starts (addSources), caught up with after.
+				delete(c.pull.sources, name)
+			}
+			continue
+		}
+		if src.done {
 			continue
 		}
 		done = false
