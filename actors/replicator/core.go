@@ -84,11 +84,16 @@ type core struct {
 	nextReq uint64 // the last request ID used
 
 	// Primary.
-	pull    *pull             // the copies being pulled in before the term starts
-	pulled  map[string]bool   // the members whose copies the term has
-	log     ring              // the term's last entries, for gap fetches
-	acked   map[string]uint64 // replica -> highest seq it acknowledged this term
-	waiters []waiter          // ack=all writes waiting for the replicas
+	pull   *pull             // the copies being pulled in before the term starts
+	pulled map[string]bool   // the members whose copies the term has
+	log    ring              // the term's last entries, for gap fetches
+	acked  map[string]uint64 // replica -> highest seq it acknowledged this term
+	// followers: the nodes that apply this term's log, as far as this node
+	// heard (the owners, and any other that synced or fetched from it or
+	// claims to follow the term), each with the highest seq it is known to
+	// have applied; the log keeps what one of them may still fetch.
+	followers map[string]follower
+	waiters   []waiter // ack=all writes waiting for the replicas
 	// unacked holds the keys of ack=all writes not yet applied by every
 	// live replica, with the seq of the latest: a read of one waits
 	// (ReadBarrier), so that no reader sees a write that could still vanish
@@ -101,6 +106,7 @@ type core struct {
 	sync    *chunked         // the snapshot sync from the primary
 	pending map[uint64]Entry // entries after a gap or during a sync, by seq
 	fetch   *request         // the gap fetch running
+	fetchAt uint64           // the first seq it asked for
 	ackOwed bool             // an entry asked for an ack not sent yet
 
 	// Handing over (any role but primary).
@@ -122,6 +128,12 @@ type core struct {
 
 	out  []effect       // effects of the steps not taken yet
 	recs []store.Record // a write's records, reused
+}
+
+// follower is what a primary knows of a node applying its log.
+type follower struct {
+	seq uint64 // it applied the term's entries up to seq
+	at  int64  // when it last asked for or acknowledged any
 }
 
 // waiter is an ack=all write waiting until every replica applied seq.
@@ -181,7 +193,7 @@ var (
 
 func newCore(cfg coreConfig, st Store) *core {
 	return &core{cfg: cfg, st: st, live: map[string]bool{}, claims: map[string]Claim{},
-		acked: map[string]uint64{}, pending: map[uint64]Entry{}, unacked: map[string]uint64{}, log: newRing(cfg.LogSize, cfg.LogBytes)}
+		acked: map[string]uint64{}, followers: map[string]follower{}, pending: map[uint64]Entry{}, unacked: map[string]uint64{}, log: newRing(cfg.LogSize, cfg.LogBytes)}
 }
 
 // step takes one message. Its error is a Write's (ErrNotPrimary,
@@ -341,6 +353,7 @@ func (c *core) leave() {
 	c.pull, c.sync, c.fetch = nil, nil, nil
 	clear(c.pending)
 	clear(c.acked)
+	clear(c.followers)
 	clear(c.unacked)
 	c.log.reset()
 	c.ackOwed = false
@@ -399,7 +412,16 @@ func (c *core) pullMore() {
 	slices.Sort(names) // the same effects in the same order, run after run
 	for _, name := range names {
 		src := c.pull.sources[name]
-		if src.done || !c.live[name] {
+		if !c.live[name] {
+			if src.done {
+				// Out of sight, it may lead the partition on its side of a
+				// cut and take writes: pulled again if it comes back before
+				// the term starts (addSources), caught up with after.
+				delete(c.pull.sources, name)
+			}
+			continue
+		}
+		if src.done {
 			continue
 		}
 		done = false
@@ -423,6 +445,7 @@ func (c *core) startTerm() {
 		c.term, c.seq, c.since, c.allSeq = c.pull.term, 0, c.now, 0
 		c.log.reset()
 		clear(c.acked)
+		clear(c.followers)
 		clear(c.unacked)
 		c.pulled = map[string]bool{}
 	}
@@ -472,8 +495,8 @@ func (c *core) onWrite(w *Write) error {
 	for i, rec := range recs {
 		c.seq++
 		b.Entries[i] = entryOf(c.cfg.P, ID{c.term, c.seq}, rec)
-		c.log.add(b.Entries[i])
 	}
+	c.logEntries(b.Entries)
 	wait := w.Ack == AckAll
 	c.emit(publish{Batch: b, AckWanted: wait, To: c.replicas()})
 	if wait {
@@ -523,6 +546,85 @@ func (c *core) onAck(a Ack) {
 	}
 	c.acked[a.Node] = a.Seq
 	c.releaseWaiters()
+	c.heardFrom(a.Node, a.Seq)
+	c.trimLog()
+}
+
+// logFloor is the highest seq of the term that every follower has
+// applied, as far as this node heard; c.seq when the partition has none.
+// An owner of this node's table counts as a follower from the start, at 0
+// until heard of. No follower fetches an entry at or below the floor: a
+// replica's seq never goes back within a term but by syncing a snapshot,
+// whose head is this node's seq when served (heardFrom). A node this node
+// has not heard of that fetches an entry forgotten is answered Truncated
+// and syncs, as a replica too far behind does.
+func (c *core) logFloor() uint64 {
+	floor := c.seq
+	for _, name := range c.owners {
+		if name != c.cfg.Self {
+			floor = min(floor, c.followers[name].seq)
+		}
+	}
+	for _, f := range c.followers {
+		floor = min(floor, f.seq)
+	}
+	return floor
+}
+
+// heardFrom records that node name applied the term's log up to seq.
+func (c *core) heardFrom(name string, seq uint64) {
+	if name == c.cfg.Self {
+		return
+	}
+	f := c.followers[name]
+	f.seq, f.at = max(f.seq, seq), c.now
+	c.followers[name] = f
+}
+
+// heardClaims takes the followers' heartbeat claims: a replica of the term
+// applied what it claims, and a node that is not an owner stops counting as
+// a follower when it leaves the live members or says in a beat heard
+// later than its last request that it no longer follows the term.
+func (c *core) heardClaims() {
+	for name, cl := range c.claims {
+		if cl.Role == RoleReplica && cl.Term == c.term && name != c.cfg.Self {
+			f := c.followers[name]
+			if cl.Ready {
+				f.seq = max(f.seq, cl.Seq)
+			}
+			f.at = max(f.at, cl.Seen)
+			c.followers[name] = f
+		}
+	}
+	for name, f := range c.followers {
+		if slices.Contains(c.owners, name) {
+			continue
+		}
+		cl, ok := c.claims[name]
+		follows := ok && cl.Role == RoleReplica && cl.Term == c.term
+		if !c.live[name] || !follows && c.now > f.at+c.cfg.ClaimLag {
+			delete(c.followers, name)
+		}
+	}
+}
+
+// logEntries keeps, of entries just logged, those some other owner may
+// still fetch: none when the partition has no other owner.
+func (c *core) logEntries(entries []Entry) {
+	floor := c.logFloor()
+	for i := range entries {
+		if entries[i].Seq > floor {
+			c.log.add(entries[i])
+		}
+	}
+	c.log.trim(floor)
+}
+
+// trimLog forgets the entries every other owner applied.
+func (c *core) trimLog() {
+	if c.role == RolePrimary && len(c.log.entries) > 0 {
+		c.log.trim(c.logFloor())
+	}
 }
 
 // releaseWaiters answers the writes every live replica has applied, and
@@ -567,8 +669,10 @@ func (c *core) onFetchRequest(m FetchRequest) {
 	case m.Term != c.term:
 		resp.Truncated = true
 	default:
+		c.heardFrom(m.From, m.First-1)
 		entries, ok := c.log.slice(m.First, m.Last)
 		resp.Entries, resp.Truncated = entries, !ok
+
 	}
 	c.sendTo(m.From, resp)
 }
@@ -599,6 +703,15 @@ func (c *core) onSnapshotRequest(m SnapshotRequest) {
 		resp.Refused = "not the ready primary"
 		c.sendTo(m.From, resp)
 		return
+	}
+	if m.FromPrimary {
+		// A replica syncing: it resumes the log after the head of its
+		// first chunk, and the log keeps what follows for it.
+		var head uint64
+		if m.After == "" {
+			head = c.seq
+		}
+		c.heardFrom(m.From, head)
 	}
 	if t := m.FenceTerm; t != 0 {
 		c.maxTerm = max(c.maxTerm, t)
@@ -705,11 +818,11 @@ func (c *core) mergeAndLog(recs []Entry) {
 		if ok, _ := c.st.Apply(e.record()); ok {
 			c.seq++
 			e.P, e.Term, e.Seq = c.cfg.P, c.term, c.seq
-			c.log.add(e)
 			b.Entries = append(b.Entries, e)
 		}
 	}
 	if len(b.Entries) > 0 {
+		c.logEntries(b.Entries)
 		b.P = c.cfg.P
 		c.emit(publish{Batch: b, To: c.replicas()})
 	}
@@ -881,6 +994,7 @@ func (c *core) startFetch(head uint64) {
 	}
 	c.nextReq++
 	c.fetch = &request{to: c.primary, id: c.nextReq, deadline: c.now + c.cfg.RequestTimeout}
+	c.fetchAt = c.seq + 1
 	c.sendTo(c.primary, FetchRequest{P: c.cfg.P, From: c.cfg.Self, Req: c.nextReq, Term: c.term, First: c.seq + 1, Last: last})
 }
 
@@ -892,6 +1006,12 @@ func (c *core) onFetchResponse(m FetchResponse) {
 	switch {
 	case m.Refused != "":
 		return // the next tick looks again
+	case m.Truncated && c.seq >= c.fetchAt:
+		// The entries came by the log meanwhile (a late or repeated
+		// batch), and the primary forgot them once we acknowledged them:
+		// the answer is stale. Fetch what is still missing, if anything.
+		c.startFetch(0)
+		return
 	case m.Truncated:
 		c.startSync()
 		return
@@ -1079,6 +1199,8 @@ func (c *core) onTick(m Tick) {
 		}
 		c.pullMore()
 	case c.serving():
+		c.heardClaims()
+		c.trimLog()
 		c.tickPrimary()
 	case c.role == RoleReplica:
 		c.tickReplica()

@@ -191,7 +191,9 @@ func (r *Replicator) perform(pt *part, acks *ackBox) {
 			}
 			r.send(e.To, e.Msg)
 		case publish:
-			r.publish(pt, e)
+			if len(e.To) > 0 {
+				r.publish(pt, e)
+			}
 			if fn := r.onLogged.Load(); fn != nil {
 				(*fn)(pt.p, e.Batch.Entries)
 			}
@@ -249,7 +251,10 @@ func (r *Replicator) send(to string, m Message) {
 }
 
 // publish sends a batch of the log to the partition's replicas: in their
-// envelopes when each takes them, else on the partition's log subject.
+// envelopes when each takes them, else on the partition's log subject. A
+// batch with no live replica to go to is not sent at all (perform): an
+// owner this node does not know of yet finds the entries by the seq in its
+// heartbeat claims, and fetches them or syncs.
 func (r *Replicator) publish(pt *part, e publish) {
 	data, err := wire.Marshal(&e.Batch)
 	if err != nil {

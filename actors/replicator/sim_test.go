@@ -239,6 +239,9 @@ type sim struct {
 	failed  []string
 	// delivered: envelopes, those of several partitions, ack sets
 	envs, envMulti, ackSets int
+	// delivered: fetch responses, those answered Truncated that make the
+	// replica sync a snapshot
+	fetches, truncated int
 }
 
 func (s *sim) logf(format string, args ...any) {
@@ -432,6 +435,9 @@ func (s *sim) perform(n *simNode, p int, effects []effect) {
 			}
 			s.post(n.name, e.To, p, e.Msg)
 		case publish:
+			if n.env && len(e.To) == 0 {
+				continue // no live replica: the shell sends nothing (a build before envelopes publishes it on the log subject)
+			}
 			if n.env && n.envelopes(e.To) { // a build before envelopes publishes every batch on the log subject
 				for _, to := range e.To {
 					if len(n.out[to]) == 0 {
@@ -634,6 +640,12 @@ func (s *sim) deliver() {
 				s.step(dst, a.P, a)
 			}
 		default:
+			if f, ok := m.msg.(FetchResponse); ok {
+				s.fetches++
+				if c := dst.cores[m.p]; f.Truncated && c.fetch != nil && c.fetch.id == f.Req && c.seq < c.fetchAt {
+					s.truncated++ // the replica syncs a snapshot
+				}
+			}
 			s.step(dst, m.p, m.msg)
 		}
 	}
@@ -1059,10 +1071,11 @@ func TestSimulation(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	failed, envs, envMulti, ackSets := 0, 0, 0, 0
+	failed, envs, envMulti, ackSets, fetches, truncated := 0, 0, 0, 0, 0, 0
 	for _, seed := range seeds {
 		s := runSchedule(t, seed)
 		envs, envMulti, ackSets = envs+s.envs, envMulti+s.envMulti, ackSets+s.ackSets
+		fetches, truncated = fetches+s.fetches, truncated+s.truncated
 		if *simTrace || *simSeed != 0 {
 			t.Logf("seed %d:\n%s", seed, strings.Join(s.trace, "\n"))
 		}
@@ -1073,7 +1086,7 @@ func TestSimulation(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d schedules in %s, %d failed; %d log envelopes delivered (%d of several partitions), %d ack sets", len(seeds), time.Since(start).Round(time.Millisecond), failed, envs, envMulti, ackSets)
+	t.Logf("%d schedules in %s, %d failed; %d log envelopes delivered (%d of several partitions), %d ack sets; %d gap fetches answered, %d of them Truncated (a sync)", len(seeds), time.Since(start).Round(time.Millisecond), failed, envs, envMulti, ackSets, fetches, truncated)
 }
 
 // The same seed plays the same schedule: a failing seed replays exactly.
