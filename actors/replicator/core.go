@@ -38,6 +38,8 @@ type Store interface {
 	// Apply merges a replicated record by version; applied reports whether
 	// it was newer than what the store held.
 	Apply(store.Record) (applied bool, err error)
+	// Evict removes key's entry if its version is at most version (evict.go).
+	Evict(key string, version uint64) bool
 	// Records returns partition p's records, sorted by key. The slice is
 	// the caller's to keep but not to modify.
 	Records(p int) []store.Record
@@ -97,11 +99,12 @@ type core struct {
 	allSeq  uint64 // the highest seq every live replica applied
 
 	// Replica.
-	primary string           // the primary followed
-	sync    *chunked         // the snapshot sync from the primary
-	pending map[uint64]Entry // entries after a gap or during a sync, by seq
-	fetch   *request         // the gap fetch running
-	ackOwed bool             // an entry asked for an ack not sent yet
+	primary   string           // the primary followed
+	sync      *chunked         // the snapshot sync from the primary
+	pending   map[uint64]Entry // entries after a gap or during a sync, by seq
+	fetch     *request         // the gap fetch running
+	ackOwed   bool             // an entry asked for an ack not sent yet
+	evictWait []Evict          // the primary's evictions, until the log reaches them (evict.go)
 
 	// Handing over (any role but primary).
 	push       *chunked // our copy being pushed to the primary
@@ -218,6 +221,10 @@ func (c *core) step(m Message) error {
 		c.onPushRequest(m)
 	case PushResponse:
 		c.onPushResponse(m)
+	case Evicted:
+		c.onEvicted(m)
+	case Evict:
+		c.onEvict(m)
 	default:
 		panic("replicator: unknown message type")
 	}
@@ -838,6 +845,7 @@ func (c *core) onEntry(e Entry) bool {
 // drain applies the pending entries that now follow in order, and forgets
 // those of other terms or already applied.
 func (c *core) drain() {
+	defer c.applyEvictions()
 	for s, e := range c.pending {
 		if e.Term != c.term || s <= c.seq {
 			delete(c.pending, s)

@@ -21,7 +21,7 @@ import (
 func TestShellEvictionAndAntiEntropyAgree(t *testing.T) {
 	c := newShellCluster(t)
 	scfg := store.DefaultConfig()
-	scfg.MaxMemory = store.MinShardBudget // one shard of 4 MiB
+	scfg.MaxMemory = store.MinShardBudget                // one shard of 4 MiB
 	byHand := func(cfg *Config) { cfg.AntiEntropy = -1 } // the test runs the rounds
 	a, b := c.addWith("a", scfg, byHand), c.addWith("b", scfg, byHand)
 	tab := c.table()

@@ -61,6 +61,8 @@ type simStore struct {
 	clock uint64
 	node  uint64
 	now   *int64 // the simulation's time: versions rise across restarts, as the store's hybrid clock's do
+	// onEvict hears every entry Evict removes (the simulation's checker).
+	onEvict func(key string, version uint64)
 }
 
 func (s *simStore) version() uint64 {
@@ -115,6 +117,19 @@ func (s *simStore) Apply(r store.Record) (bool, error) {
 	}
 	s.recs[r.Key] = r
 	return true, nil
+}
+
+// Evict removes key if its version is at most version, as store.Evict.
+func (s *simStore) Evict(key string, version uint64) bool {
+	cur, ok := s.recs[key]
+	if !ok || cur.Version > version {
+		return false
+	}
+	delete(s.recs, key)
+	if s.onEvict != nil {
+		s.onEvict(key, cur.Version)
+	}
+	return true
 }
 
 func (s *simStore) Records(p int) []store.Record {

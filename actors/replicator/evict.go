@@ -1,0 +1,182 @@
+package replicator
+
+import (
+	"slices"
+
+	"github.com/roostkv/roost/actors/store"
+)
+
+// Eviction and the copies of a partition (docs/replication.md, "Eviction
+// and copies"). The primary of a partition decides what of it is evicted,
+// for every copy, as Redis's master does for its replicas: the store spares
+// the copies this node holds for another primary (store.EvictHooks.Spare),
+// and tells the shell of every entry it evicts; the shell steps Evicted in
+// the key's partition. The primary then sends its replicas an Evict: the
+// keys, each at the version evicted, and its log head (term, seq) then. A
+// replica applies it once it applied the log up to that head, so that the
+// writes logged before the eviction are in its copy first; and only to
+// entries at that version or older (store.Evict), so that a write newer
+// than the eviction is never undone by it. The copies then agree, and
+// anti-entropy, which compares their digests, has nothing to bring back.
+//
+// A replica whose store had to evict a spared copy anyway (nothing else
+// left in the shard) tells its primary the same way, and the primary
+// evicts those keys for every copy: a key goes from all copies or from
+// none. An Evict lost, or an eviction while a copy is being pulled or
+// synced, leaves the copies differing until anti-entropy repairs them as
+// any difference: the evicted key may come back once, never a version
+// older than a copy holds.
+
+// Evicted says the store evicted these entries of the partition.
+type Evicted struct{ Keys []Evictee }
+
+// Evictee is one entry evicted: its key and the version it had.
+type Evictee struct {
+	Key     string `msgpack:"k"`
+	Version uint64 `msgpack:"v"`
+}
+
+// Evict carries evictions between the owners of partition P. From the
+// primary: its replicas evict Keys (each at its version or older) once they
+// applied its log up to (Term, Seq). From a replica of Term: it had to
+// evict them, and the primary evicts them for every copy.
+type Evict struct {
+	P    int       `msgpack:"p"`
+	From string    `msgpack:"from"`
+	Term uint64    `msgpack:"t"`
+	Seq  uint64    `msgpack:"s"`
+	Keys []Evictee `msgpack:"keys"`
+}
+
+func (Evicted) isMessage() {}
+func (Evict) isMessage()   {}
+
+// evictWaitMax bounds the evicted keys a replica keeps until the log
+// reaches them; past it the oldest are forgotten (anti-entropy repairs
+// what they leave different).
+const evictWaitMax = 4096
+
+// onEvicted takes this node's store's evictions of the partition.
+func (c *core) onEvicted(m Evicted) {
+	switch {
+	case c.serving():
+		c.evictAll(m.Keys)
+	case c.role == RoleReplica && c.ready && c.live[c.primary]:
+		// A copy spared until nothing else was left: the primary evicts
+		// it for every copy.
+		c.sendTo(c.primary, Evict{P: c.cfg.P, From: c.cfg.Self, Term: c.term, Seq: c.seq, Keys: m.Keys})
+	}
+}
+
+// evictAll evicts keys, each at its version or older, from this primary's
+// copy (already done for the store's own evictions) and has every replica
+// do the same after the entries logged so far.
+func (c *core) evictAll(keys []Evictee) {
+	for _, k := range keys {
+		c.st.Evict(k.Key, k.Version)
+	}
+	m := Evict{P: c.cfg.P, From: c.cfg.Self, Term: c.term, Seq: c.seq, Keys: keys}
+	for _, name := range c.replicas() {
+		c.sendTo(name, m)
+	}
+}
+
+func (c *core) onEvict(m Evict) {
+	switch {
+	case c.serving() && m.Term == c.term && m.From != c.cfg.Self:
+		c.evictAll(m.Keys) // a replica's forced eviction
+	case c.role == RoleReplica && m.From == c.primary && m.Term >= c.term:
+		c.evictWait = append(c.evictWait, m)
+		n := 0
+		for _, w := range c.evictWait {
+			n += len(w.Keys)
+		}
+		for n > evictWaitMax && len(c.evictWait) > 1 {
+			n -= len(c.evictWait[0].Keys)
+			c.evictWait = slices.Delete(c.evictWait, 0, 1)
+		}
+		c.applyEvictions()
+	}
+}
+
+// applyEvictions applies the primary's evictions whose place in the log
+// this replica has reached.
+func (c *core) applyEvictions() {
+	if len(c.evictWait) == 0 {
+		return
+	}
+	if c.role != RoleReplica {
+		c.evictWait = nil
+		return
+	}
+	if c.sync != nil {
+		return // the snapshot decides where the log resumes
+	}
+	kept := c.evictWait[:0]
+	for _, m := range c.evictWait {
+		switch {
+		case m.Term < c.term:
+			// An earlier term's: the primary that took over merged the copies.
+		case m.Term == c.term && m.Seq <= c.seq:
+			for _, k := range m.Keys {
+				c.st.Evict(k.Key, k.Version)
+			}
+		default:
+			kept = append(kept, m)
+		}
+	}
+	clear(c.evictWait[len(kept):])
+	c.evictWait = kept
+}
+
+// evictHooks steers and hears this node's store's eviction: a copy this
+// node holds for another primary is spared while anything else may go, and
+// every eviction is queued for its partition's core.
+func (r *Replicator) evictHooks() *store.EvictHooks {
+	return &store.EvictHooks{
+		Spare: func(key string) bool { return !r.parts[r.partitionOf(key)].serving.Load() },
+		Evicted: func(key string, version uint64) {
+			p := r.partitionOf(key)
+			r.data.mutations[p].Add(1) // snapshots read the store again
+			r.evq.mu.Lock()
+			r.evq.keys = append(r.evq.keys, evictedKey{p: p, e: Evictee{Key: key, Version: version}})
+			r.evq.mu.Unlock()
+			select {
+			case r.evq.kick <- struct{}{}:
+			default:
+			}
+		},
+	}
+}
+
+// evictedKey is one eviction waiting for its partition's core.
+type evictedKey struct {
+	p int
+	e Evictee
+}
+
+// evictLoop steps the store's evictions into their partitions' cores,
+// until Stop.
+func (r *Replicator) evictLoop() {
+	var spare []evictedKey
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-r.evq.kick:
+		}
+		r.evq.mu.Lock()
+		keys := r.evq.keys
+		r.evq.keys = spare[:0]
+		r.evq.mu.Unlock()
+		byPart := map[int][]Evictee{}
+		for _, k := range keys {
+			byPart[k.p] = append(byPart[k.p], k.e)
+		}
+		for p, es := range byPart {
+			_ = r.step(r.parts[p], Evicted{Keys: es})
+		}
+		clear(keys)
+		spare = keys
+	}
+}
