@@ -105,6 +105,7 @@ type core struct {
 	fetch     *request         // the gap fetch running
 	ackOwed   bool             // an entry asked for an ack not sent yet
 	evictWait []Evict          // the primary's evictions, until the log reaches them (evict.go)
+	ghost     ghost            // the latest evictions of this copy: older records offered back are refused (evict.go)
 
 	// Handing over (any role but primary).
 	push       *chunked // our copy being pushed to the primary
@@ -590,7 +591,7 @@ func (c *core) onPushRequest(m PushRequest) {
 		return
 	}
 	seq := c.seq
-	c.mergeAndLog(m.Records)
+	c.mergeAndLog(c.unevicted(m.From, m.Records))
 	resp.Head, resp.Applied = ID{c.term, c.seq}, int(c.seq-seq)
 	c.sendTo(m.From, resp)
 }
@@ -684,10 +685,10 @@ func (c *core) onPulled(src *chunked, m SnapshotResponse) {
 	case m.Refused != "":
 		return // asked again on the next tick
 	}
-	if c.pull.catchUp {
-		c.mergeAndLog(m.Records)
+	if recs := c.unevicted("", m.Records); c.pull.catchUp {
+		c.mergeAndLog(recs)
 	} else {
-		c.merge(m.Records)
+		c.merge(recs)
 	}
 	if m.Next == "" {
 		src.done = true

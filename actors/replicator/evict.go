@@ -51,6 +51,66 @@ type Evict struct {
 func (Evicted) isMessage() {}
 func (Evict) isMessage()   {}
 
+// evictedMax bounds the evictions a core remembers (ghost); past it the
+// oldest are forgotten.
+const evictedMax = 256
+
+// ghost remembers the latest evictions of a partition's keys: a copy that
+// missed them (a holder back with its data dir, a replica whose Evict was
+// lost) offers the evicted keys back at the versions evicted or older, and
+// those are refused, so that an eviction never lets an older version of
+// the key come back in its place.
+type ghost struct {
+	versions map[string]uint64
+	order    []string // oldest first
+}
+
+func (g *ghost) add(key string, version uint64) {
+	if g.versions == nil {
+		g.versions = map[string]uint64{}
+	}
+	if v, ok := g.versions[key]; ok {
+		g.versions[key] = max(v, version)
+		return
+	}
+	g.versions[key] = version
+	g.order = append(g.order, key)
+	if len(g.order) > evictedMax {
+		delete(g.versions, g.order[0])
+		g.order = slices.Delete(g.order, 0, 1)
+	}
+}
+
+// unevicted returns recs without the records this node evicted (at their
+// version or later); when from is not "", from is told to evict those (an
+// Evict after this node's log head), so that its copy agrees with ours.
+func (c *core) unevicted(from string, recs []Entry) []Entry {
+	if len(c.ghost.versions) == 0 {
+		return recs
+	}
+	var refused []Evictee
+	kept := recs[:0:0]
+	for i, e := range recs {
+		if v, ok := c.ghost.versions[e.Key]; ok && e.Version <= v {
+			if kept == nil {
+				kept = append(make([]Entry, 0, len(recs)), recs[:i]...)
+			}
+			refused = append(refused, Evictee{Key: e.Key, Version: v})
+			continue
+		}
+		if kept != nil {
+			kept = append(kept, e)
+		}
+	}
+	if refused == nil {
+		return recs
+	}
+	if from != "" && c.serving() {
+		c.sendTo(from, Evict{P: c.cfg.P, From: c.cfg.Self, Term: c.term, Seq: c.seq, Keys: refused})
+	}
+	return kept
+}
+
 // evictWaitMax bounds the evicted keys a replica keeps until the log
 // reaches them; past it the oldest are forgotten (anti-entropy repairs
 // what they leave different).
@@ -74,6 +134,7 @@ func (c *core) onEvicted(m Evicted) {
 func (c *core) evictAll(keys []Evictee) {
 	for _, k := range keys {
 		c.st.Evict(k.Key, k.Version)
+		c.ghost.add(k.Key, k.Version)
 	}
 	m := Evict{P: c.cfg.P, From: c.cfg.Self, Term: c.term, Seq: c.seq, Keys: keys}
 	for _, name := range c.replicas() {
@@ -120,6 +181,7 @@ func (c *core) applyEvictions() {
 		case m.Term == c.term && m.Seq <= c.seq:
 			for _, k := range m.Keys {
 				c.st.Evict(k.Key, k.Version)
+				c.ghost.add(k.Key, k.Version)
 			}
 		default:
 			kept = append(kept, m)
