@@ -20,7 +20,7 @@ import (
 // during the call.
 type EvictHooks struct {
 	// Spare reports whether eviction should pass key over while other
-	// entries may go instead: at most maxSpared in a row, then the next
+	// entries may go instead: at most maxSpared (64) in a row, then the next
 	// victim goes whatever Spare says, so a shard holding only spared
 	// keys still stays within its budget.
 	Spare func(key string) bool
@@ -30,8 +30,10 @@ type EvictHooks struct {
 }
 
 // maxSpared is how many victims in a row Spare may pass over before one
-// goes anyway.
-const maxSpared = 16
+// goes anyway: with R=3 two keys in three are spared, and 64 in a row
+// almost never happen while others remain; it bounds an eviction's walk
+// when the shard holds little else.
+const maxSpared = 64
 
 // evictHooks holds the SetEvictHooks hooks.
 type evictHooks = atomic.Pointer[EvictHooks]
