@@ -106,7 +106,7 @@ func (c *core) unevicted(from string, recs []Entry) []Entry {
 		return recs
 	}
 	if from != "" && c.serving() {
-		c.sendTo(from, Evict{P: c.cfg.P, From: c.cfg.Self, Term: c.term, Seq: c.seq, Keys: refused})
+		c.sendEvict([]string{from}, refused)
 	}
 	return kept
 }
@@ -124,7 +124,25 @@ func (c *core) onEvicted(m Evicted) {
 	case c.role == RoleReplica && c.ready && c.live[c.primary]:
 		// A copy spared until nothing else was left: the primary evicts
 		// it for every copy.
-		c.sendTo(c.primary, Evict{P: c.cfg.P, From: c.cfg.Self, Term: c.term, Seq: c.seq, Keys: m.Keys})
+		c.sendEvict([]string{c.primary}, m.Keys)
+	}
+}
+
+// sendEvict sends keys to the nodes named, in Evicts of at most about
+// ChunkBytes of keys each (a limit lowered at run time evicts many at once),
+// after this node's log head.
+func (c *core) sendEvict(to []string, keys []Evictee) {
+	for len(keys) > 0 {
+		n, size := 0, 0
+		for n < len(keys) && size < c.cfg.ChunkBytes {
+			size += len(keys[n].Key) + 16
+			n++
+		}
+		m := Evict{P: c.cfg.P, From: c.cfg.Self, Term: c.term, Seq: c.seq, Keys: keys[:n]}
+		for _, name := range to {
+			c.sendTo(name, m)
+		}
+		keys = keys[n:]
 	}
 }
 
@@ -136,10 +154,7 @@ func (c *core) evictAll(keys []Evictee) {
 		c.st.Evict(k.Key, k.Version)
 		c.ghost.add(k.Key, k.Version)
 	}
-	m := Evict{P: c.cfg.P, From: c.cfg.Self, Term: c.term, Seq: c.seq, Keys: keys}
-	for _, name := range c.replicas() {
-		c.sendTo(name, m)
-	}
+	c.sendEvict(c.replicas(), keys)
 }
 
 func (c *core) onEvict(m Evict) {

@@ -11,17 +11,32 @@ import (
 	"github.com/roostkv/roost/partition"
 )
 
-// Two nodes, R=2, hold more than their memory limit: each node evicts.
-// Reads at the primaries make the copies' eviction policies see different
-// things (a replica serves no reads), so left alone they would evict
-// different keys, and anti-entropy would find the digests differ and bring
-// the evicted keys back, to be evicted again, every round. The copies must
-// agree once the rounds have run, and further rounds must repair nothing:
-// no record set again, none evicted again.
+// Two nodes, R=2, hold more than their memory limit: each node evicts,
+// as writes pass the limit or when the limit is lowered at run time (a
+// pushed max_memory). Reads at the primaries make the copies' eviction
+// policies see different things (a replica serves no reads), so left
+// alone they would evict different keys, and anti-entropy would find the
+// digests differ and bring the evicted keys back, to be evicted again,
+// every round. The copies must agree once the rounds have run, and further
+// rounds must repair nothing: no record set again, none evicted again.
 func TestShellEvictionAndAntiEntropyAgree(t *testing.T) {
+	t.Run("writes past the limit", func(t *testing.T) {
+		scfg := store.DefaultConfig()
+		scfg.MaxMemory = store.MinShardBudget // one shard of 4 MiB
+		evictionsAgree(t, scfg, 0)
+	})
+	t.Run("limit lowered at run time", func(t *testing.T) {
+		scfg := store.DefaultConfig()
+		scfg.MaxMemory, scfg.Shards = 16*store.MinShardBudget, 1 // room for everything, until lowered to 4 MiB
+		evictionsAgree(t, scfg, store.MinShardBudget)
+	})
+}
+
+// evictionsAgree writes about 6 MiB into two nodes whose stores have scfg,
+// reading half of it at the primaries, lowers their limit to lower if not
+// 0, and checks the copies agree and stay so over anti-entropy rounds.
+func evictionsAgree(t *testing.T, scfg store.Config, lower int64) {
 	c := newShellCluster(t)
-	scfg := store.DefaultConfig()
-	scfg.MaxMemory = store.MinShardBudget                // one shard of 4 MiB
 	byHand := func(cfg *Config) { cfg.AntiEntropy = -1 } // the test runs the rounds
 	a, b := c.addWith("a", scfg, byHand), c.addWith("b", scfg, byHand)
 	tab := c.table()
@@ -39,6 +54,13 @@ func TestShellEvictionAndAntiEntropyAgree(t *testing.T) {
 	}
 	for i := 120; i < 256; i++ {
 		c.set(tab, key(i), value)
+	}
+	if lower != 0 {
+		for _, n := range []*shellNode{a, b} {
+			if _, err := n.st.SetMaxMemory(lower); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	nodes := []*shellNode{a, b}
 	for _, n := range nodes {
