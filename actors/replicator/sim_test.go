@@ -30,7 +30,11 @@ import (
 //     ack=all write acknowledged before the read;
 //   - a copy is dropped only while another live node holds every record of it;
 //   - once the faults stop, the owners of every partition converge on the
-//     same records, and every acknowledged write is there.
+//     same records, and every acknowledged write is there;
+//   - evictions (primaries evict random keys, replicas now and then must
+//     evict a copy; anti-entropy rounds run every second): a write may be
+//     missing only if a copy evicted its version or a later one, and no
+//     round repairs anything in the last seconds of healing.
 //
 // go test -run TestSimulation -sim.schedules 20000 runs more; -sim.seed N
 // replays one schedule exactly, with -v for its trace.
