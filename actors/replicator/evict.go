@@ -23,9 +23,11 @@ import (
 // left in the shard) tells its primary the same way, and the primary
 // evicts those keys for every copy: a key goes from all copies or from
 // none. An Evict lost, or an eviction while a copy is being pulled or
-// synced, leaves the copies differing until anti-entropy repairs them as
-// any difference: the evicted key may come back once, never a version
-// older than a copy holds.
+// synced, leaves the copies differing until anti-entropy finds them: the
+// replica pushes its copy, and the primary refuses the records its ghost
+// of recent evictions covers and has the replica evict them. Past the
+// ghost's memory an evicted key may come back once, at the version
+// evicted.
 
 // Evicted says the store evicted these entries of the partition.
 type Evicted struct{ Keys []Evictee }
@@ -89,18 +91,13 @@ func (c *core) unevicted(from string, recs []Entry) []Entry {
 		return recs
 	}
 	var refused []Evictee
-	kept := recs[:0:0]
-	for i, e := range recs {
+	kept := make([]Entry, 0, len(recs))
+	for _, e := range recs {
 		if v, ok := c.ghost.versions[e.Key]; ok && e.Version <= v {
-			if kept == nil {
-				kept = append(make([]Entry, 0, len(recs)), recs[:i]...)
-			}
 			refused = append(refused, Evictee{Key: e.Key, Version: v})
 			continue
 		}
-		if kept != nil {
-			kept = append(kept, e)
-		}
+		kept = append(kept, e)
 	}
 	if refused == nil {
 		return recs
@@ -116,8 +113,12 @@ func (c *core) unevicted(from string, recs []Entry) []Entry {
 // what they leave different).
 const evictWaitMax = 4096
 
-// onEvicted takes this node's store's evictions of the partition.
+// onEvicted takes this node's store's evictions of the partition. Whatever
+// the role, the ghost remembers them: this copy no longer has them.
 func (c *core) onEvicted(m Evicted) {
+	for _, k := range m.Keys {
+		c.ghost.add(k.Key, k.Version)
+	}
 	switch {
 	case c.serving():
 		c.evictAll(m.Keys)
