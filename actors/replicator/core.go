@@ -99,13 +99,15 @@ type core struct {
 	allSeq  uint64 // the highest seq every live replica applied
 
 	// Replica.
-	primary   string           // the primary followed
-	sync      *chunked         // the snapshot sync from the primary
-	pending   map[uint64]Entry // entries after a gap or during a sync, by seq
-	fetch     *request         // the gap fetch running
-	ackOwed   bool             // an entry asked for an ack not sent yet
-	evictWait []Evict          // the primary's evictions, until the log reaches them (evict.go)
-	ghost     ghost            // the latest evictions of this copy: older records offered back are refused (evict.go)
+	primary string           // the primary followed
+	sync    *chunked         // the snapshot sync from the primary
+	pending map[uint64]Entry // entries after a gap or during a sync, by seq
+	fetch   *request         // the gap fetch running
+	ackOwed bool             // an entry asked for an ack not sent yet
+
+	// Eviction (evict.go).
+	evictWait []Evict // replica: the primary's evictions, until the log reaches them
+	ghost     ghost   // the latest evictions of this copy: older records offered back are refused
 
 	// Handing over (any role but primary).
 	push       *chunked // our copy being pushed to the primary
