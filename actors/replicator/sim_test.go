@@ -251,15 +251,8 @@ type sim struct {
 	waiting map[string]map[uint64]*ackedWrite // node -> write ID -> the write, unacknowledged
 	nextID  uint64
 	useDir  bool
-	noCuts  bool    // a crash-only schedule: its history is checked by porcupine
-	offline string  // why porcupine cannot judge the history: a read while an acknowledged write's only copies were in down nodes' data dirs
-	envMode int     // 0: no node takes envelopes (the build before them), 1: each incarnation at random (a rolling upgrade), 2: every node
-	clock   int64   // orders the history's events, one tick each
-	history []simOp // every ack=all write and primary read
-	trace   []string
-	failed  []string
-	// delivered: envelopes, those of several partitions, ack sets
-	envs, envMulti, ackSets int
+	noCuts  bool   // a crash-only schedule: its history is checked by porcupine
+	offline string // why porcupine cannot judge the history: a read while an acknowledged write's only copies were in down nodes' data dirs
 
 	// Eviction (evict.go): primaries evict keys at random times, and now
 	// and then a replica has to evict a copy; anti-entropy compares the
@@ -269,6 +262,14 @@ type sim struct {
 	evictions   int               // evictions made
 	repairs     int               // anti-entropy repairs stepped
 	lateRepairs int               // ... in the last seconds of healing, when no copy may differ any more
+
+	envMode int     // 0: no node takes envelopes (the build before them), 1: each incarnation at random (a rolling upgrade), 2: every node
+	clock   int64   // orders the history's events, one tick each
+	history []simOp // every ack=all write and primary read
+	trace   []string
+	failed  []string
+	// delivered: envelopes, those of several partitions, ack sets
+	envs, envMulti, ackSets int
 }
 
 func (s *sim) logf(format string, args ...any) {
@@ -1211,12 +1212,15 @@ func TestSimulation(t *testing.T) {
 			seeds = append(seeds, uint64(i+1))
 		}
 	}
+	evictions, repairs := 0, 0
+	defer func() { t.Logf("%d evictions, %d anti-entropy repairs", evictions, repairs) }()
+
 	start := time.Now()
-	failed, envs, envMulti, ackSets, evictions, repairs := 0, 0, 0, 0, 0, 0
+	failed, envs, envMulti, ackSets := 0, 0, 0, 0
 	for _, seed := range seeds {
 		s := runSchedule(t, seed)
-		envs, envMulti, ackSets = envs+s.envs, envMulti+s.envMulti, ackSets+s.ackSets
 		evictions, repairs = evictions+s.evictions, repairs+s.repairs
+		envs, envMulti, ackSets = envs+s.envs, envMulti+s.envMulti, ackSets+s.ackSets
 		if *simTrace || *simSeed != 0 {
 			t.Logf("seed %d:\n%s", seed, strings.Join(s.trace, "\n"))
 		}
@@ -1227,7 +1231,7 @@ func TestSimulation(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d schedules in %s, %d failed; %d log envelopes delivered (%d of several partitions), %d ack sets; %d evictions, %d anti-entropy repairs", len(seeds), time.Since(start).Round(time.Millisecond), failed, envs, envMulti, ackSets, evictions, repairs)
+	t.Logf("%d schedules in %s, %d failed; %d log envelopes delivered (%d of several partitions), %d ack sets", len(seeds), time.Since(start).Round(time.Millisecond), failed, envs, envMulti, ackSets)
 }
 
 // The same seed plays the same schedule: a failing seed replays exactly.
