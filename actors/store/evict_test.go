@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -92,4 +93,49 @@ func TestEvictIsVersionConditional(t *testing.T) {
 		t.Fatalf("Evict told the Evicted hook %d times: it is for the store's own evictions", heard)
 	}
 	checkInvariants(t, s)
+}
+
+// BenchmarkSetEvicting measures a set that evicts: without hooks; with
+// an Evicted hook that queues every eviction under a mutex, as the
+// replicator's does, and a Spare that spares nothing; and with one key in
+// two spared (copies), which their primary evicts as fast as this node
+// evicts its own (an Evict of the copy written a shard's worth of sets
+// before).
+func BenchmarkSetEvicting(b *testing.B) {
+	for _, mode := range []string{"none", "report", "spare-half"} {
+		b.Run("hooks="+mode, func(b *testing.B) {
+			s, err := New(Config{MaxMemory: MinShardBudget, Shards: 1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			var mu sync.Mutex
+			var queued []string
+			spare := func(key string) bool { return mode == "spare-half" && key[len(key)-1]&1 == 0 }
+			if mode != "none" {
+				s.SetEvictHooks(&EvictHooks{
+					Spare: spare,
+					Evicted: func(key string, _ uint64) {
+						mu.Lock()
+						if queued = append(queued, key); len(queued) > 4096 {
+							queued = queued[:0]
+						}
+						mu.Unlock()
+					},
+				})
+			}
+			value := make([]byte, 1000)
+			const window = MinShardBudget / (1000 + EntryOverhead + 8) // sets the shard holds
+			b.ResetTimer()
+			for i := range b.N {
+				key := fmt.Sprintf("k%d", i)
+				e, err := s.Set(SetRequest{Key: key, Value: value})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if old := fmt.Sprintf("k%d", i-window); i >= window && spare(old) {
+					s.Evict(old, e.Version) // its primary evicted it
+				}
+			}
+		})
+	}
 }
