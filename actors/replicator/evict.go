@@ -64,7 +64,8 @@ const evictedMax = 256
 // the key come back in its place.
 type ghost struct {
 	versions map[string]uint64
-	order    []string // oldest first
+	order    []string // the keys remembered, a ring of evictedMax once full
+	next     int      // the oldest key in order, once full: the next to go
 }
 
 func (g *ghost) add(key string, version uint64) {
@@ -76,11 +77,13 @@ func (g *ghost) add(key string, version uint64) {
 		return
 	}
 	g.versions[key] = version
-	g.order = append(g.order, key)
-	if len(g.order) > evictedMax {
-		delete(g.versions, g.order[0])
-		g.order = slices.Delete(g.order, 0, 1)
+	if len(g.order) < evictedMax {
+		g.order = append(g.order, key)
+		return
 	}
+	delete(g.versions, g.order[g.next])
+	g.order[g.next] = key
+	g.next = (g.next + 1) % evictedMax
 }
 
 // unevicted returns recs without the records this node evicted (at their

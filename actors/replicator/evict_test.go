@@ -124,3 +124,138 @@ func evictionsAgree(t *testing.T, scfg store.Config, lower int64) {
 		}
 	}
 }
+
+// The ghost remembers the latest evictedMax keys, each at its highest
+// version evicted, and forgets the oldest first.
+func TestGhostKeepsTheLatest(t *testing.T) {
+	var g ghost
+	for i := range evictedMax + 10 {
+		g.add(fmt.Sprintf("k%d", i), uint64(i+1))
+	}
+	g.add("k20", 5) // a lower version changes nothing
+	g.add("k21", 1000)
+	if len(g.versions) != evictedMax || len(g.order) != evictedMax {
+		t.Fatalf("remembers %d keys (%d in order), want %d", len(g.versions), len(g.order), evictedMax)
+	}
+	for i := range 10 {
+		if _, ok := g.versions[fmt.Sprintf("k%d", i)]; ok {
+			t.Fatalf("k%d, among the oldest, is still remembered", i)
+		}
+	}
+	if g.versions["k20"] != 21 || g.versions["k21"] != 1000 || g.versions[fmt.Sprintf("k%d", evictedMax+9)] != evictedMax+10 {
+		t.Fatalf("versions: k20 %d, k21 %d", g.versions["k20"], g.versions["k21"])
+	}
+}
+
+// The core's part of eviction, step by step.
+func TestCoreEvictions(t *testing.T) {
+	evictsOf := func(effects []effect) []Evict {
+		var out []Evict
+		for _, s := range effectsOf[send](effects) {
+			if m, ok := s.Msg.(Evict); ok {
+				out = append(out, m)
+			}
+		}
+		return out
+	}
+	// storeEvicts removes key from c's store as the store's eviction does,
+	// and steps what the shell then steps.
+	storeEvicts := func(t *testing.T, c *core, key string) ([]effect, uint64) {
+		t.Helper()
+		st := c.st.(*simStore)
+		v := st.recs[key].Version
+		delete(st.recs, key)
+		effects, _ := stepAll(t, c, Evicted{Keys: []Evictee{{Key: key, Version: v}}})
+		return effects, v
+	}
+	pTerm := uint64(5)<<termNodeBits | termNode("p")
+	// replica makes c a synced replica of p at (pTerm, 3).
+	replica := func(t *testing.T) *core {
+		t.Helper()
+		c := newTestCore("a")
+		effects, _ := stepAll(t, c, SetOwners{Owners: []string{"p", "a"}, Live: []string{"a", "p"}})
+		sr := effectsOf[send](effects)[0].Msg.(SnapshotRequest)
+		_, _ = stepAll(t, c, SnapshotResponse{P: 0, From: "p", Req: sr.Req, Head: ID{Term: pTerm, Seq: 3}})
+		if !c.ready {
+			t.Fatal("replica not synced")
+		}
+		return c
+	}
+	entry := func(seq, version uint64, key string) LogBatch {
+		return LogBatch{Batch: Batch{P: 0, Entries: []Entry{{P: 0, Term: pTerm, Seq: seq, Key: key, Value: []byte("v"), Version: version, Created: version}}}}
+	}
+
+	t.Run("the primary's eviction goes to every replica, after its head", func(t *testing.T) {
+		c := newTestCore("a")
+		leadWith(t, c, "b")
+		_, _ = stepAll(t, c, write(1, AckPrimary, setOp("k", "1"), setOp("j", "2")))
+		effects, v := storeEvicts(t, c, "k")
+		ev := evictsOf(effects)
+		if len(ev) != 1 || ev[0].Term != c.term || ev[0].Seq != c.seq || len(ev[0].Keys) != 1 || ev[0].Keys[0] != (Evictee{"k", v}) {
+			t.Fatalf("evicts sent: %+v", effects)
+		}
+		if to := effectsOf[send](effects)[0].To; to != "b" {
+			t.Fatalf("sent to %s", to)
+		}
+	})
+	t.Run("a replica evicts once the log reaches the eviction, and never a newer version", func(t *testing.T) {
+		c := replica(t)
+		st := c.st.(*simStore)
+		_, _ = stepAll(t, c, entry(4, 104, "x"))
+		_, _ = stepAll(t, c, Evict{P: 0, From: "p", Term: pTerm, Seq: 5, Keys: []Evictee{{"x", 104}}})
+		if _, ok := st.recs["x"]; !ok {
+			t.Fatal("evicted before the log reached the eviction's head")
+		}
+		_, _ = stepAll(t, c, entry(5, 105, "y"))
+		if _, ok := st.recs["x"]; ok {
+			t.Fatal("not evicted once the log reached it")
+		}
+		_, _ = stepAll(t, c, entry(6, 106, "x"), Evict{P: 0, From: "p", Term: pTerm, Seq: 6, Keys: []Evictee{{"x", 104}}})
+		if st.recs["x"].Version != 106 {
+			t.Fatalf("an eviction of x@104 undid the newer write x@106: %+v", st.recs["x"])
+		}
+		_, _ = stepAll(t, c, Evict{P: 0, From: "q", Term: pTerm, Seq: 6, Keys: []Evictee{{"x", 106}}})
+		if st.recs["x"].Version != 106 {
+			t.Fatal("an eviction from a node that is not the primary applied")
+		}
+	})
+	t.Run("a replica's forced eviction goes to its primary, which evicts everywhere", func(t *testing.T) {
+		c := replica(t)
+		_, _ = stepAll(t, c, entry(4, 104, "x"))
+		effects, _ := storeEvicts(t, c, "x")
+		if ev := evictsOf(effects); len(ev) != 1 || effectsOf[send](effects)[0].To != "p" || ev[0].Keys[0] != (Evictee{"x", 104}) {
+			t.Fatalf("forced eviction reported as %+v", effects)
+		}
+		p := newTestCore("p")
+		leadWith(t, p, "a")
+		_, _ = stepAll(t, p, write(1, AckPrimary, setOp("k", "1")))
+		v := p.st.(*simStore).recs["k"].Version
+		effects, _ = stepAll(t, p, Evict{P: 0, From: "a", Term: p.term, Seq: p.seq, Keys: []Evictee{{"k", v}}})
+		if _, ok := p.st.(*simStore).recs["k"]; ok {
+			t.Fatal("the primary kept a key its replica had to evict")
+		}
+		if ev := evictsOf(effects); len(ev) != 1 || effectsOf[send](effects)[0].To != "a" {
+			t.Fatalf("the primary's eviction did not go to its replicas: %+v", effects)
+		}
+	})
+	t.Run("the ghost refuses an evicted record pushed back, and the pusher evicts it", func(t *testing.T) {
+		c := newTestCore("a")
+		leadWith(t, c, "b")
+		_, _ = stepAll(t, c, write(1, AckPrimary, setOp("k", "1")))
+		older := c.st.(*simStore).recs["k"]
+		_, _ = stepAll(t, c, write(2, AckPrimary, setOp("k", "2")))
+		_, v := storeEvicts(t, c, "k")
+		effects, _ := stepAll(t, c, PushRequest{P: 0, From: "b", Req: 7, Records: []Entry{entryOf(0, ID{}, older)}, Last: true})
+		if _, ok := c.st.(*simStore).recs["k"]; ok {
+			t.Fatal("an older version came back in place of the evicted one")
+		}
+		if ev := evictsOf(effects); len(ev) != 1 || ev[0].Keys[0] != (Evictee{"k", v}) {
+			t.Fatalf("the pusher is not told to evict: %+v", effects)
+		}
+		newer := store.Record{Key: "k", Value: []byte("3"), Version: v + 1, Created: v + 1}
+		_, _ = stepAll(t, c, PushRequest{P: 0, From: "b", Req: 8, Records: []Entry{entryOf(0, ID{}, newer)}, Last: true})
+		if c.st.(*simStore).recs["k"].Version != v+1 {
+			t.Fatal("a record newer than the eviction was refused")
+		}
+	})
+}
