@@ -737,6 +737,12 @@ func (c *core) becomeReplica(primary string) {
 	c.leave()
 	c.role, c.primary, c.holds = RoleReplica, primary, true
 	c.handedTo, c.handedTerm, c.handedSeq = "", 0, 0 // what we hold from now on is ours
+	if c.push != nil && c.push.to != primary {
+		// A hand-off to an earlier primary, refused for ever: our copy
+		// goes to this one once synced (pushSynced), and a push in the
+		// way would block that and every repair.
+		c.push, c.resync = nil, false
+	}
 	c.emit(follow{On: true})
 	c.startSync()
 }
