@@ -259,3 +259,24 @@ func TestCoreEvictions(t *testing.T) {
 		}
 	})
 }
+
+// A node handing its copy to a primary that then loses the partition, and
+// made a replica of another, drops the push to the first (refused for
+// ever, it blocked every repair) and pushes to its new primary once synced.
+func TestCoreReplicaDropsStalePush(t *testing.T) {
+	c := newTestCore("a")
+	_, _ = stepAll(t, c, HoldCopy{}, SetOwners{Owners: []string{"q", "b"}, Live: []string{"a", "b", "q"}},
+		Tick{Now: 2e9, Claims: map[string]Claim{"q": {Role: RolePrimary, Ready: true, Term: 7, Seen: 2e9}}})
+	if c.push == nil || c.push.to != "q" {
+		t.Fatalf("no hand-off push to q: %+v", c.push)
+	}
+	effects, _ := stepAll(t, c, SetOwners{Owners: []string{"p", "a"}, Live: []string{"a", "b", "p", "q"}})
+	if c.push != nil {
+		t.Fatalf("the push to q, no longer primary, is kept: %+v", c.push)
+	}
+	sr := effectsOf[send](effects)[0].Msg.(SnapshotRequest)
+	_, _ = stepAll(t, c, SnapshotResponse{P: 0, From: "p", Req: sr.Req, Head: ID{Term: 9, Seq: 1}})
+	if c.push == nil || c.push.to != "p" {
+		t.Fatalf("synced, the copy is not pushed to the new primary: %+v", c.push)
+	}
+}
