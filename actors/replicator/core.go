@@ -625,6 +625,9 @@ func (c *core) onSnapshotRequest(m SnapshotRequest) {
 	}
 	recs := c.st.Records(c.cfg.P)
 	i := 0
+	if m.After == "" {
+		resp.Evicted = c.ghost.list()
+	}
 	if m.After != "" {
 		i, _ = slices.BinarySearchFunc(recs, m.After, func(r store.Record, after string) int {
 			if r.Key <= after {
@@ -687,6 +690,7 @@ func (c *core) onPulled(src *chunked, m SnapshotResponse) {
 	case m.Refused != "":
 		return // asked again on the next tick
 	}
+	c.learnEvictions(m.Evicted)
 	if recs := c.unevicted("", m.Records); c.pull.catchUp {
 		c.mergeAndLog(recs)
 	} else {
@@ -776,6 +780,7 @@ func (c *core) onSynced(m SnapshotResponse) {
 	if s.first {
 		s.first, s.head = false, m.Head
 	}
+	c.learnEvictions(m.Evicted)
 	c.merge(m.Records)
 	if m.Next != "" {
 		s.after = m.Next

@@ -86,6 +86,30 @@ func (g *ghost) add(key string, version uint64) {
 	g.next = (g.next + 1) % evictedMax
 }
 
+// list returns the evictions remembered.
+func (g *ghost) list() []Evictee {
+	if len(g.versions) == 0 {
+		return nil
+	}
+	out := make([]Evictee, 0, len(g.order))
+	for _, key := range g.order {
+		out = append(out, Evictee{Key: key, Version: g.versions[key]})
+	}
+	return out
+}
+
+// learnEvictions takes another copy's latest evictions, sent with a
+// snapshot: this copy evicts those keys too (each at that version or
+// older) and remembers them, so that a takeover or a sync does not bring
+// back an older version than the one evicted from a copy it pulls, whether
+// that copy's chunk comes before or after the one with the older version.
+func (c *core) learnEvictions(es []Evictee) {
+	for _, e := range es {
+		c.st.Evict(e.Key, e.Version)
+		c.ghost.add(e.Key, e.Version)
+	}
+}
+
 // unevicted returns recs without the records this node evicted (at their
 // version or later); when from is not "", from is told to evict those (an
 // Evict after this node's log head), so that its copy agrees with ours.

@@ -238,6 +238,22 @@ func TestCoreEvictions(t *testing.T) {
 			t.Fatalf("the primary's eviction did not go to its replicas: %+v", effects)
 		}
 	})
+	t.Run("a snapshot carries the sender's evictions: the receiver evicts the older version it holds", func(t *testing.T) {
+		c := newTestCore("a")
+		st := c.st.(*simStore)
+		st.recs["x"] = store.Record{Key: "x", Value: []byte("old"), Version: 50, Created: 50}
+		effects, _ := stepAll(t, c, HoldCopy{}, SetOwners{Owners: []string{"p", "a"}, Live: []string{"a", "p"}})
+		sr := effectsOf[send](effects)[0].Msg.(SnapshotRequest)
+		_, _ = stepAll(t, c, SnapshotResponse{P: 0, From: "p", Req: sr.Req, Head: ID{Term: pTerm, Seq: 3}, Evicted: []Evictee{{"x", 60}}})
+		if _, ok := st.recs["x"]; ok {
+			t.Fatal("kept x@50 while its primary evicted x@60")
+		}
+		// ... and serves them with its own snapshots.
+		resp := effectsOf[send](mustStep(t, c, SnapshotRequest{P: 0, From: "q", Req: 1}))[0].Msg.(SnapshotResponse)
+		if len(resp.Evicted) != 1 || resp.Evicted[0] != (Evictee{"x", 60}) {
+			t.Fatalf("snapshot's evictions: %+v", resp.Evicted)
+		}
+	})
 	t.Run("the ghost refuses an evicted record pushed back, and the pusher evicts it", func(t *testing.T) {
 		c := newTestCore("a")
 		leadWith(t, c, "b")
@@ -279,4 +295,10 @@ func TestCoreReplicaDropsStalePush(t *testing.T) {
 	if c.push == nil || c.push.to != "p" {
 		t.Fatalf("synced, the copy is not pushed to the new primary: %+v", c.push)
 	}
+}
+
+func mustStep(t *testing.T, c *core, m Message) []effect {
+	t.Helper()
+	effects, _ := stepAll(t, c, m)
+	return effects
 }
