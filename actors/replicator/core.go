@@ -38,6 +38,8 @@ type Store interface {
 	// Apply merges a replicated record by version; applied reports whether
 	// it was newer than what the store held.
 	Apply(store.Record) (applied bool, err error)
+	// Evict removes key's entry if its version is at most version (evict.go).
+	Evict(key string, version uint64) bool
 	// Records returns partition p's records, sorted by key. The slice is
 	// the caller's to keep but not to modify.
 	Records(p int) []store.Record
@@ -108,6 +110,10 @@ type core struct {
 	fetch   *request         // the gap fetch running
 	fetchAt uint64           // the first seq it asked for
 	ackOwed bool             // an entry asked for an ack not sent yet
+
+	// Eviction (evict.go).
+	evictWait []Evict // replica: the primary's evictions, until the log reaches them
+	ghost     ghost   // the latest evictions of this copy: older records offered back are refused
 
 	// Handing over (any role but primary).
 	push       *chunked // our copy being pushed to the primary
@@ -230,6 +236,10 @@ func (c *core) step(m Message) error {
 		c.onPushRequest(m)
 	case PushResponse:
 		c.onPushResponse(m)
+	case Evicted:
+		c.onEvicted(m)
+	case Evict:
+		c.onEvict(m)
 	default:
 		panic("replicator: unknown message type")
 	}
@@ -687,7 +697,7 @@ func (c *core) onPushRequest(m PushRequest) {
 		return
 	}
 	seq := c.seq
-	c.mergeAndLog(m.Records)
+	c.mergeAndLog(c.unevicted(m.From, m.Records))
 	resp.Head, resp.Applied = ID{c.term, c.seq}, int(c.seq-seq)
 	c.sendTo(m.From, resp)
 }
@@ -728,6 +738,9 @@ func (c *core) onSnapshotRequest(m SnapshotRequest) {
 	}
 	recs := c.st.Records(c.cfg.P)
 	i := 0
+	if m.After == "" {
+		resp.Evicted = c.ghost.list()
+	}
 	if m.After != "" {
 		i, _ = slices.BinarySearchFunc(recs, m.After, func(r store.Record, after string) int {
 			if r.Key <= after {
@@ -790,10 +803,11 @@ func (c *core) onPulled(src *chunked, m SnapshotResponse) {
 	case m.Refused != "":
 		return // asked again on the next tick
 	}
-	if c.pull.catchUp {
-		c.mergeAndLog(m.Records)
+	c.learnEvictions(m.Evicted)
+	if recs := c.unevicted("", m.Records); c.pull.catchUp {
+		c.mergeAndLog(recs)
 	} else {
-		c.merge(m.Records)
+		c.merge(recs)
 	}
 	if m.Next == "" {
 		src.done = true
@@ -840,6 +854,12 @@ func (c *core) becomeReplica(primary string) {
 	c.leave()
 	c.role, c.primary, c.holds = RoleReplica, primary, true
 	c.handedTo, c.handedTerm, c.handedSeq = "", 0, 0 // what we hold from now on is ours
+	if c.push != nil && c.push.to != primary {
+		// A hand-off to an earlier primary, refused for ever: our copy
+		// goes to this one once synced (pushSynced), and a push in the
+		// way would block that and every repair.
+		c.push, c.resync = nil, false
+	}
 	c.emit(follow{On: true})
 	c.startSync()
 }
@@ -873,6 +893,7 @@ func (c *core) onSynced(m SnapshotResponse) {
 	if s.first {
 		s.first, s.head = false, m.Head
 	}
+	c.learnEvictions(m.Evicted)
 	c.merge(m.Records)
 	if m.Next != "" {
 		s.after = m.Next
@@ -951,6 +972,7 @@ func (c *core) onEntry(e Entry) bool {
 // drain applies the pending entries that now follow in order, and forgets
 // those of other terms or already applied.
 func (c *core) drain() {
+	defer c.applyEvictions()
 	for s, e := range c.pending {
 		if e.Term != c.term || s <= c.seq {
 			delete(c.pending, s)

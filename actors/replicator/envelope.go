@@ -18,7 +18,8 @@ const (
 	tagPushResponse
 	tagAck
 	tagDigestRequest
-	tagAcks // a replica's acks of one drain (outbox.go); decoded by decodeAcks
+	tagAcks  // a replica's acks of one drain (outbox.go); decoded by decodeAcks
+	tagEvict // evictions (evict.go)
 )
 
 var errMalformed = errors.New("replicator: malformed replication message")
@@ -43,6 +44,8 @@ func encode(m any) ([]byte, error) {
 		tag = tagAck
 	case DigestRequest:
 		tag = tagDigestRequest
+	case Evict:
+		tag = tagEvict
 	default:
 		return nil, fmt.Errorf("replicator: %T is not a wire message", m)
 	}
@@ -94,6 +97,10 @@ func decode(data []byte) (Message, any, int, error) {
 		var m DigestRequest
 		err = wire.Unmarshal(body, &m)
 		return nil, m, -1, err
+	case tagEvict:
+		var m Evict
+		err = wire.Unmarshal(body, &m)
+		return m, nil, m.P, err
 	}
 	return nil, nil, 0, errMalformed
 }

@@ -129,6 +129,9 @@ type SnapshotResponse struct {
 	Head       ID      `msgpack:"head"`
 	Refused    string  `msgpack:"refused,omitempty"`
 	Superseded uint64  `msgpack:"super,omitempty"`
+	// Evicted: on the first chunk, the sender's latest evictions of the
+	// partition (its ghost, evict.go), which the receiver applies too.
+	Evicted []Evictee `msgpack:"ev,omitempty"`
 }
 
 // PushRequest offers records to the partition's primary (a handover, a

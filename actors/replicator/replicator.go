@@ -64,6 +64,12 @@ type Replicator struct {
 
 	onLogged atomic.Pointer[func(p int, entries []Entry)] // the change feed's (announce.go); nil = nobody listens
 
+	evq struct { // the store's evictions, until evictLoop steps them (evict.go)
+		mu   sync.Mutex
+		keys []evictedKey
+		kick chan struct{} // buffered 1
+	}
+
 	dropMu    sync.Mutex // guards dropping, dropAgain (dropUnheld)
 	dropping  bool
 	dropAgain bool
@@ -106,6 +112,7 @@ func New(cfg Config) *Replicator {
 			RequestTimeout: int64(cfg.RequestTimeout), ClaimLag: int64(2 * cfg.Heartbeat), Replicas: cfg.Replicas}
 		r.parts[p] = &part{p: p, c: newCore(cc, partStore{r.data, p}), waits: map[uint64]chan error{}, readyCh: make(chan struct{}), ackedCh: make(chan struct{})}
 	}
+	r.evq.kick = make(chan struct{}, 1)
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	return r
 }
@@ -135,7 +142,9 @@ func (r *Replicator) Start() error {
 		r.unsubscribe()
 		return err
 	}
+	r.st.SetEvictHooks(r.evictHooks())
 	r.wg.Go(r.loop)
+	r.wg.Go(r.evictLoop)
 	return nil
 }
 
@@ -149,6 +158,7 @@ func (r *Replicator) unsubscribe() {
 // Stop ends the loop and fails the writes that wait for acks. It returns
 // once every goroutine it started has ended.
 func (r *Replicator) Stop() {
+	r.st.SetEvictHooks(nil)
 	r.cancel()
 	r.unsubscribe()
 	for _, pt := range r.parts {

@@ -74,7 +74,14 @@ func newShellCluster(t *testing.T) *shellCluster {
 // add starts a node; the tables are set by table.
 func (c *shellCluster) add(name string) *shellNode {
 	c.t.Helper()
-	st, err := store.New(store.DefaultConfig())
+	return c.addWith(name, store.DefaultConfig(), nil)
+}
+
+// addWith starts a node with its store's config; edit, if not nil,
+// changes the replicator's.
+func (c *shellCluster) addWith(name string, scfg store.Config, edit func(*Config)) *shellNode {
+	c.t.Helper()
+	st, err := store.New(scfg)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -90,6 +97,9 @@ func (c *shellCluster) add(name string) *shellNode {
 		Heartbeat: 40 * time.Millisecond, Tick: 10 * time.Millisecond, AntiEntropy: 100 * time.Millisecond,
 		AckTimeout: 2 * time.Second, RequestTimeout: 300 * time.Millisecond, ChunkBytes: 512,
 		Logger: slog.New(slog.DiscardHandler)}
+	if edit != nil {
+		edit(&cfg)
+	}
 	r := New(cfg)
 	if err := r.Start(); err != nil {
 		c.t.Fatal(err)

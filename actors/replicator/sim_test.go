@@ -3,6 +3,7 @@ package replicator
 import (
 	"flag"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -29,7 +30,11 @@ import (
 //     ack=all write acknowledged before the read;
 //   - a copy is dropped only while another live node holds every record of it;
 //   - once the faults stop, the owners of every partition converge on the
-//     same records, and every acknowledged write is there.
+//     same records, and every acknowledged write is there;
+//   - evictions (primaries evict random keys, replicas now and then must
+//     evict a copy; anti-entropy rounds run every second): a write may be
+//     missing only if a copy evicted its version or a later one, and no
+//     round repairs anything in the last seconds of healing.
 //
 // go test -run TestSimulation -sim.schedules 20000 runs more; -sim.seed N
 // replays one schedule exactly, with -v for its trace.
@@ -61,6 +66,8 @@ type simStore struct {
 	clock uint64
 	node  uint64
 	now   *int64 // the simulation's time: versions rise across restarts, as the store's hybrid clock's do
+	// onEvict hears every entry Evict removes (the simulation's checker).
+	onEvict func(key string, version uint64)
 }
 
 func (s *simStore) version() uint64 {
@@ -115,6 +122,19 @@ func (s *simStore) Apply(r store.Record) (bool, error) {
 	}
 	s.recs[r.Key] = r
 	return true, nil
+}
+
+// Evict removes key if its version is at most version, as store.Evict.
+func (s *simStore) Evict(key string, version uint64) bool {
+	cur, ok := s.recs[key]
+	if !ok || cur.Version > version {
+		return false
+	}
+	delete(s.recs, key)
+	if s.onEvict != nil {
+		s.onEvict(key, cur.Version)
+	}
+	return true
 }
 
 func (s *simStore) Records(p int) []store.Record {
@@ -199,6 +219,7 @@ type simOp struct {
 	At      int64  // simulation time of the call
 	Key     string
 	Write   bool
+	Evict   bool // the primary evicted the key at Version
 	Version uint64
 	Call    int64
 	Return  int64
@@ -230,8 +251,18 @@ type sim struct {
 	waiting map[string]map[uint64]*ackedWrite // node -> write ID -> the write, unacknowledged
 	nextID  uint64
 	useDir  bool
-	noCuts  bool    // a crash-only schedule: its history is checked by porcupine
-	offline string  // why porcupine cannot judge the history: a read while an acknowledged write's only copies were in down nodes' data dirs
+	noCuts  bool   // a crash-only schedule: its history is checked by porcupine
+	offline string // why porcupine cannot judge the history: a read while an acknowledged write's only copies were in down nodes' data dirs
+
+	// Eviction (evict.go): primaries evict keys at random times, and now
+	// and then a replica has to evict a copy; anti-entropy compares the
+	// copies every second, as the shell's rounds do.
+	erng        *rand.Rand        // evictions' own draws: the faults of a seed stay those it had before
+	evicted     map[string]uint64 // key -> the highest version any node evicted: writes up to it may read as absent
+	evictions   int               // evictions made
+	repairs     int               // anti-entropy repairs stepped
+	lateRepairs int               // ... in the last seconds of healing, when no copy may differ any more
+
 	envMode int     // 0: no node takes envelopes (the build before them), 1: each incarnation at random (a rolling upgrade), 2: every node
 	clock   int64   // orders the history's events, one tick each
 	history []simOp // every ack=all write and primary read
@@ -256,7 +287,8 @@ func (s *sim) fail(format string, args ...any) {
 
 func newSim(t *testing.T, seed uint64, nodes int) *sim {
 	s := &sim{t: t, seed: seed, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), byName: map[string]*simNode{},
-		cut: map[[2]string]bool{}, waiting: map[string]map[uint64]*ackedWrite{}}
+		cut: map[[2]string]bool{}, waiting: map[string]map[uint64]*ackedWrite{}, evicted: map[string]uint64{}}
+	s.erng = rand.New(rand.NewPCG(seed^0x5bd1e995, seed))
 	s.dropP = []float64{0, 0.01, 0.05}[s.rng.IntN(3)]
 	s.dupP = []float64{0, 0.02}[s.rng.IntN(2)]
 	s.maxLag = int64([]time.Duration{2 * time.Millisecond, 20 * time.Millisecond, 80 * time.Millisecond}[s.rng.IntN(3)])
@@ -289,6 +321,7 @@ func (s *sim) start(n *simNode) {
 	n.env = s.envMode == 2 || s.envMode == 1 && s.rng.IntN(2) == 0
 	n.peerEnv, n.out, n.outInc, n.outTo, n.acks, n.acksTo, n.inEnv = map[string]int{}, map[string][]envPart{}, map[string]int{}, nil, map[string][]Ack{}, nil, false
 	n.st = &simStore{recs: map[string]store.Record{}, node: n.idx, now: &s.now}
+	n.st.onEvict = func(key string, version uint64) { s.noteEvicted(n, key, version) }
 	loaded := false
 	if s.useDir && n.saved != nil {
 		for _, r := range n.saved {
@@ -491,7 +524,9 @@ func (s *sim) checkDrop(n *simNode, p int) {
 			}
 		}
 		if !held {
-			s.fail("%s dropped p%d holding the only copy of %s@%d", n.name, p, r.Key, r.Version)
+			if s.evicted[r.Key] < r.Version { // an eviction may leave a dropped copy the last of a key
+				s.fail("%s dropped p%d holding the only copy of %s@%d", n.name, p, r.Key, r.Version)
+			}
 		}
 	}
 }
@@ -723,7 +758,7 @@ func (s *sim) read() {
 	s.history = append(s.history, simOp{Node: n.name, At: s.now, Key: key, Version: got, Call: at, Return: at + 1})
 	s.event()
 	for _, w := range s.acked {
-		if w.key == key && !w.excused && w.version > got && !s.available(w) && s.offline == "" {
+		if w.key == key && !w.excused && w.version > got && s.evicted[key] < w.version && !s.available(w) && s.offline == "" {
 			// Every copy is in the data dir of a node that is down (a
 			// kill, and a leave that could not hand over): the
 			// guarantee holds while one owner survives, and none runs.
@@ -737,7 +772,7 @@ func (s *sim) read() {
 		return // a split: last writer wins once it heals
 	}
 	for _, w := range s.acked {
-		if w.key == key && !w.excused && w.settled && w.version > got && s.available(w) {
+		if w.key == key && !w.excused && w.settled && w.version > got && s.evicted[key] < w.version && s.available(w) {
 			s.fail("read of %s at primary %s returned version %d, older than %d acknowledged at %.2fs", key, n.name, got, w.version, float64(w.at)/1e9)
 		}
 	}
@@ -916,8 +951,12 @@ func (s *sim) run() {
 			for range s.rng.IntN(3) {
 				s.write()
 			}
+			s.evict()
 			s.flushAll() // the writes of this step are one client batch: their envelopes leave now
 			s.read()
+		}
+		if s.now%int64(time.Second) == 0 {
+			s.antiEntropy(s.now > settle-int64(4*time.Second))
 		}
 		if s.now == end {
 			s.logf("faults stop: heal, restart every node")
@@ -934,7 +973,87 @@ func (s *sim) run() {
 		}
 	}
 	s.checkConverged()
+	if s.lateRepairs > 0 {
+		s.fail("anti-entropy still repaired %d copies in the last 4 s of healing: the copies do not settle", s.lateRepairs)
+	}
 	s.checkLinearizable()
+}
+
+// evict has, now and then, a running node's store evict a random key: as
+// the primary of its partition (the store's eviction), or, one time in
+// three, as its replica (a copy the store had to evict anyway); it steps
+// the core as the shell does (Evicted).
+func (s *sim) evict() {
+	if s.erng.IntN(25) != 0 {
+		return
+	}
+	n := s.nodes[s.erng.IntN(len(s.nodes))]
+	if !n.up || len(n.st.recs) == 0 {
+		return
+	}
+	keys := slices.Sorted(maps.Keys(n.st.recs))
+	key := keys[s.erng.IntN(len(keys))]
+	p := partition.Of(key, simPartitions)
+	c := n.cores[p]
+	if !c.serving() && !(c.role == RoleReplica && s.erng.IntN(3) == 0) {
+		return
+	}
+	v := n.st.recs[key].Version
+	delete(n.st.recs, key)
+	s.evictions++
+	s.logf("%s evicts %s@%d (%s of p%d)", n.name, key, v, c.role, p)
+	s.noteEvicted(n, key, v)
+	s.step(n, p, Evicted{Keys: []Evictee{{Key: key, Version: v}}})
+}
+
+// noteEvicted records that n evicted key at version: the acknowledged
+// writes up to it may read as absent from now on. Any copy's eviction is
+// an operation of the history: the primary's applies to every copy, and a
+// replica's forced one is the partition's too (and its copy may be the
+// one a takeover finds).
+func (s *sim) noteEvicted(n *simNode, key string, version uint64) {
+	s.evicted[key] = max(s.evicted[key], version)
+	at := s.event()
+	s.history = append(s.history, simOp{Node: n.name, At: s.now, Key: key, Evict: true, Version: version, Call: at, Return: at + 1})
+	s.event()
+}
+
+// antiEntropy is a round of the shell's (antientropy.go): each ready
+// primary compares its copy of each partition with each ready replica's at
+// the same head, over links not cut, and the replica repairs (Repair) a
+// copy that differs. late: no copy may differ any more.
+func (s *sim) antiEntropy(late bool) {
+	for _, n := range s.nodes {
+		if !n.up {
+			continue
+		}
+		for p, c := range n.cores {
+			if !c.serving() {
+				continue
+			}
+			for _, name := range c.replicas() {
+				m := s.byName[name]
+				if m == nil || !m.up || s.cut[[2]string{n.name, name}] || s.cut[[2]string{name, n.name}] {
+					continue
+				}
+				rc := m.cores[p]
+				if rc.role != RoleReplica || rc.primary != n.name || !rc.ready || rc.term != c.term || rc.seq != c.seq {
+					continue
+				}
+				same := func(a, b store.Record) bool {
+					return a.Key == b.Key && a.Version == b.Version && a.Deleted == b.Deleted
+				}
+				if !slices.EqualFunc(n.st.Records(p), m.st.Records(p), same) {
+					s.repairs++
+					if late {
+						s.lateRepairs++
+					}
+					s.logf("anti-entropy: %s's copy of p%d differs from %s's: repair", name, p, n.name)
+					s.step(m, p, Repair{})
+				}
+			}
+		}
+	}
 }
 
 // event returns the next tick of the history's clock.
@@ -943,7 +1062,12 @@ func (s *sim) event() int64 {
 	return s.clock
 }
 
-// simModel is a register of versions: a write sets it, a read returns it.
+// simRegister is a key's state for porcupine: the version of its last
+// write, and the highest version evicted.
+type simRegister struct{ version, evicted uint64 }
+
+// simModel is a register of versions: a write sets it, a read returns it;
+// after an eviction of the version written, a read may also find nothing.
 var simModel = porcupine.Model{
 	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
 		byKey := map[string][]porcupine.Operation{}
@@ -962,18 +1086,30 @@ var simModel = porcupine.Model{
 		}
 		return out
 	},
-	Init: func() any { return uint64(0) },
+	Init: func() any { return simRegister{} },
 	Step: func(state, input, _ any) (bool, any) {
-		op := input.(simOp)
-		if op.Write {
-			return true, op.Version
+		op, st := input.(simOp), state.(simRegister)
+		switch {
+		case op.Write:
+			st.version = op.Version
+			return true, st
+		case op.Evict:
+			st.evicted = max(st.evicted, op.Version)
+			return true, st
+		case st.version > st.evicted:
+			return op.Version == st.version, st
 		}
-		return op.Version == state.(uint64), state
+		// Evicted since its last write: absent, or the version evicted
+		// where a copy that missed the eviction serves it.
+		return op.Version == 0 || op.Version == st.version, st
 	},
 	DescribeOperation: func(input, _ any) string {
 		op := input.(simOp)
 		if op.Write {
 			return fmt.Sprintf("write %s@%d", op.Key, op.Version)
+		}
+		if op.Evict {
+			return fmt.Sprintf("evict %s@%d", op.Key, op.Version)
 		}
 		return fmt.Sprintf("read %s -> %d", op.Key, op.Version)
 	},
@@ -1006,7 +1142,7 @@ func (s *sim) checkLinearizable() {
 	}
 	res := porcupine.CheckOperationsTimeout(simModel, ops, 10*time.Second)
 	if res != porcupine.Ok {
-		s.fail("history of %d operations is %s for porcupine", len(ops), res)
+		s.fail("history of %d operations is %s for porcupine%s", len(ops), res, illegalKey(ops))
 	}
 }
 
@@ -1036,10 +1172,28 @@ func (s *sim) checkConverged() {
 	for _, w := range s.acked {
 		p := partition.Of(w.key, simPartitions)
 		primary := s.byName[t.Owners(p)[0]]
-		if got := primary.st.recs[w.key].Version; !w.excused && got < w.version {
+		if got := primary.st.recs[w.key].Version; !w.excused && got < w.version && s.evicted[w.key] < w.version {
 			s.fail("acknowledged write %s@%d (at %.2fs) lost: the primary %s holds version %d", w.key, w.version, float64(w.at)/1e9, primary.name, got)
 		}
 	}
+}
+
+// illegalKey names the first key whose operations alone are not
+// linearizable, and lists them.
+func illegalKey(ops []porcupine.Operation) string {
+	for _, part := range simModel.Partition(ops) {
+		if porcupine.CheckOperationsTimeout(simModel, part, 10*time.Second) != porcupine.Illegal {
+			continue
+		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "; key %s:", part[0].Input.(simOp).Key)
+		for _, op := range part {
+			in := op.Input.(simOp)
+			fmt.Fprintf(&b, "\n    [%d,%d] %.2fs %s %s", op.Call, op.Return, float64(in.At)/1e9, in.Node, simModel.DescribeOperation(in, nil))
+		}
+		return b.String()
+	}
+	return ""
 }
 
 func versions(recs []store.Record) string {
@@ -1070,10 +1224,14 @@ func TestSimulation(t *testing.T) {
 			seeds = append(seeds, uint64(i+1))
 		}
 	}
+	evictions, repairs := 0, 0
+	defer func() { t.Logf("%d evictions, %d anti-entropy repairs", evictions, repairs) }()
+
 	start := time.Now()
 	failed, envs, envMulti, ackSets, fetches, truncated := 0, 0, 0, 0, 0, 0
 	for _, seed := range seeds {
 		s := runSchedule(t, seed)
+		evictions, repairs = evictions+s.evictions, repairs+s.repairs
 		envs, envMulti, ackSets = envs+s.envs, envMulti+s.envMulti, ackSets+s.ackSets
 		fetches, truncated = fetches+s.fetches, truncated+s.truncated
 		if *simTrace || *simSeed != 0 {

@@ -57,6 +57,14 @@ func (s partStore) Apply(rec store.Record) (bool, error) {
 	return ok, err
 }
 
+func (s partStore) Evict(key string, version uint64) bool {
+	ok := s.a.st.Evict(key, version)
+	if ok {
+		s.a.mutations[s.p].Add(1)
+	}
+	return ok
+}
+
 func (s partStore) Records(p int) []store.Record { return s.a.snapshotOf(p) }
 
 // snapCacheFor is how long the records of one pass serve snapshots;

@@ -24,6 +24,7 @@ type shard struct {
 	ttlKeys int               // live entries with an expiry, so the sweep can skip shards without any
 	flagsHi map[uint32]uint32 // the high half of flags wider than 32 bits, by slab index (entry.bits&wideFlags); nil until needed
 	gone    *goneHook         // the store's NotifyGone callback (gone.go); nil in shards made alone
+	evict   *evictHooks       // the store's SetEvictHooks hooks (evict.go); nil in shards made alone
 
 	hits, misses, sets, deletes, evictions, expirations int64
 
@@ -305,8 +306,10 @@ func (sh *shard) makeRoom(size int64) {
 	if sh.budget == 0 {
 		return
 	}
+	h, spared := sh.hooks(), 0
 	for sh.bytes+size > sh.budget {
 		if i := sh.tombs.tail; i != 0 {
+			sh.evicted(h, i)
 			sh.drop(i)
 			continue
 		}
@@ -317,6 +320,11 @@ func (sh *shard) makeRoom(size int64) {
 		if i == 0 {
 			panic("store: shard over budget with nothing to evict")
 		}
+		if sh.spare(h, i, &spared) {
+			continue // a copy its primary evicts (evict.go)
+		}
+		spared = 0
+		sh.evicted(h, i)
 		sh.report(i, GoneEvicted)
 		sh.forget(i)
 		sh.evictions++

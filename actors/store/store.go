@@ -25,6 +25,7 @@ type Store struct {
 	vc     hlc
 	notify atomic.Pointer[func(Change)] // called with every change; nil = nobody listens
 	gone   goneHook                     // called with every key expired or evicted (gone.go); nil = nobody listens
+	evict  evictHooks                   // steer and hear eviction (evict.go); nil = none
 
 	inbox     *actors.Inbox[message]
 	runner    actors.Runner
@@ -55,6 +56,7 @@ func New(cfg Config) (*Store, error) {
 		s.shards[i] = newShard(budget)
 		s.shards[i].tombTTL = max(cfg.TombstoneTTL, 0)
 		s.shards[i].gone = &s.gone
+		s.shards[i].evict = &s.evict
 		s.shards[i].pol.pin = cfg.Pinned
 	}
 	unmapOnCollect(s.shards)
