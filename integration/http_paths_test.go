@@ -52,6 +52,7 @@ var traversalKeys = []string{
 }
 
 func TestConsulKVTraversalKeysAreRefused(t *testing.T) {
+	t.Parallel()
 	for _, token := range []string{"", agentToken} {
 		name := "no token"
 		if token != "" {
@@ -235,6 +236,7 @@ func rawDo(t *testing.T, addr, method, target string, headers []string, body str
 }
 
 func TestHTTPMalformedRequestsNeverRedirectNorFail(t *testing.T) {
+	t.Parallel()
 	nodes := startCluster(t, 2, withToken)
 	n := nodes[0]
 	kv := consulKV(t, n, agentToken)

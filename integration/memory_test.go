@@ -19,6 +19,7 @@ import (
 // and checks that the Go heap never grows past 1.25 × the limit + 32 MiB and
 // that evictions are counted.
 func TestMaxMemoryBoundsHeap(t *testing.T) {
+	// Not parallel: it measures the process's heap and sets its memory limit.
 	if testing.Short() {
 		t.Skip("writes 320 MiB")
 	}

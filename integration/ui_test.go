@@ -34,6 +34,7 @@ func chromiumPath() string {
 }
 
 func TestUIDashboardShowsEveryMember(t *testing.T) {
+	t.Parallel()
 	nodes := startCluster(t, 3, withToken)
 	base := nodes[1].HTTPURL() + "/ui/"
 
@@ -175,6 +176,7 @@ func TestUIDashboardShowsEveryMember(t *testing.T) {
 // 2,000 stored copies apart, fits the window, labels the chart with whole
 // numbers, and shows a killed node dead with "–" for every figure.
 func TestUIDashboardTrueFigures(t *testing.T) {
+	t.Parallel()
 	browser := chromiumPath()
 	if browser == "" {
 		if os.Getenv("ROOST_REQUIRE_BROWSER") != "" {
