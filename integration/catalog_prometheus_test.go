@@ -19,6 +19,7 @@ import (
 // node through the "roost" service each node registers for itself, and
 // scrapes their /metrics: its /api/v1/targets shows them up.
 func TestCatalogPrometheus(t *testing.T) {
+	t.Parallel()
 	prom := prometheusBinary(t)
 	if bin, err := os.ReadFile(prom); err == nil && !bytes.Contains(bin, []byte("__meta_consul_service")) {
 		// Debian's package (bookworm's 2.42) is built without Consul SD.

@@ -152,6 +152,7 @@ func (h keyHistory) String() string {
 // TestKeyHistoryCheck proves the check of TestAckAllSurvivesKill can fail:
 // hand-built histories of one key, and what a read may find after them.
 func TestKeyHistoryCheck(t *testing.T) {
+	t.Parallel()
 	ack := func(value string, version uint64) attempt {
 		return attempt{value: value, outcome: acked, version: version}
 	}
@@ -198,6 +199,7 @@ func TestKeyHistoryCheck(t *testing.T) {
 // both survivors' copies, and the killed node's partitions answer again
 // within 3s of the crash.
 func TestAckAllSurvivesKill(t *testing.T) {
+	// Not parallel: the ack must come within 3 s of the kill, on 100 ms heartbeats.
 	nodes := startCluster(t, 3, func(_ int, c *node.Config) { c.Replicas = 2 })
 	victim, survivors := nodes[2], nodes[:2]
 	table := nodes[0].Table()
@@ -421,6 +423,7 @@ func TestAckAllSurvivesKill(t *testing.T) {
 // more writes land, and once it says it is in sync it alone serves every key
 // at its latest value when the other two are killed.
 func TestR3RejoinCatchesUp(t *testing.T) {
+	t.Parallel()
 	edit := func(_ int, c *node.Config) { c.Replicas = 3 }
 	nodes := startCluster(t, 3, edit)
 	n1, n2 := nodes[0], nodes[1]
@@ -616,6 +619,7 @@ func (w *linWatch) done() map[string]int {
 // of their keys is killed, and keep completing operations on those keys
 // after it.
 func TestLinearizableAcrossPrimaryCrash(t *testing.T) {
+	t.Parallel()
 	nodes := startCluster(t, 3, func(_ int, c *node.Config) { c.Replicas = 2 })
 	table := nodes[0].Table()
 	// The watcher follows the cluster wherever its node goes.

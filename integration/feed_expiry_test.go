@@ -17,6 +17,7 @@ import (
 // on the other node, and wakes a consul blocking query made through the
 // other node long before its wait ends.
 func TestFeedExpiry(t *testing.T) {
+	t.Parallel()
 	nodes := startCluster(t, 2, func(_ int, c *node.Config) {
 		c.FeedExpiry = true
 		c.SweepInterval = 50 * time.Millisecond
@@ -86,6 +87,7 @@ func TestFeedExpiry(t *testing.T) {
 // evictions with its name; a node without announces no expiry, and a
 // blocking query on a key that expires there waits its whole wait.
 func TestFeedEvictionAndOptIn(t *testing.T) {
+	t.Parallel()
 	on := startNode(t, func(c *node.Config) {
 		c.FeedExpiry = true
 		c.MaxMemory, c.MaxValue = 64<<10, 1<<10
