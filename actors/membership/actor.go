@@ -98,7 +98,7 @@ func (m *Membership) Start() error {
 	m.sub = sub
 	m.tick, m.stopTick = m.cfg.Ticker, func() {}
 	if m.tick == nil {
-		t := time.NewTicker(max(m.cfg.Interval/checksPerInterval, time.Millisecond))
+		t := time.NewTicker(tickPeriod(m.cfg.Interval))
 		m.tick, m.stopTick = t.C, t.Stop
 	}
 	m.handle(tickMsg{Now: m.cfg.Clock()}) // the first beat, before the loop runs

@@ -4,7 +4,10 @@ import "time"
 
 // message is the closed set of messages the state machine steps on. Each
 // carries Now, the time the loop stamped it with.
-type message interface{ isMessage() }
+type message interface {
+	isMessage()
+	stamp() time.Time // the time the loop stamped it with
+}
 
 // request is a message sent through the inbox by an API call. The loop
 // stamps it with the time it takes it out (at), and answers an error (nil =
@@ -67,6 +70,14 @@ func (setTagsRequest) isMessage()    {}
 func (setRoleRequest) isMessage()    {}
 func (leaveRequest) isMessage()      {}
 func (pingRequest) isMessage()       {}
+
+func (m tickMsg) stamp() time.Time           { return m.Now }
+func (m beatMsg) stamp() time.Time           { return m.Now }
+func (m forceLeaveRequest) stamp() time.Time { return m.Now }
+func (m setTagsRequest) stamp() time.Time    { return m.Now }
+func (m setRoleRequest) stamp() time.Time    { return m.Now }
+func (m leaveRequest) stamp() time.Time      { return m.Now }
+func (m pingRequest) stamp() time.Time       { return m.Now }
 
 func (m forceLeaveRequest) reply() chan<- error { return m.Reply }
 func (m setTagsRequest) reply() chan<- error    { return m.Reply }
