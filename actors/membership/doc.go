@@ -18,8 +18,10 @@
 // Our own stalls. A tick that comes more than two tick periods after the loop
 // last ran (a tick, a beat or a request) shows that this node stalled: CPU
 // starvation, a GC pause, a suspended process. The beats that arrived
-// meanwhile wait unread in our queue, so the excess is credited to every live
-// member: its silence counts net of our stalls since its last beat, and its
+// meanwhile wait unread in our queue: a tick first applies every beat waiting
+// there (the loop's select would otherwise take the tick before them half the
+// time), then credits the excess to every live member it still has not
+// heard: its silence counts net of our stalls since its last beat, and its
 // next beat clears the credit. Each tick so counts at most two tick periods
 // of silence, however late: a member silent for good is dead after at most
 // 5×DeadAfter late ticks (30 with the defaults). The credit is capped at

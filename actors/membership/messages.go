@@ -19,9 +19,13 @@ type request interface {
 }
 
 // tickMsg is a tick of the loop's ticker: publish a beat if one is due, and
-// check every member's silence.
+// check every member's silence. Queued are the beats that were waiting in
+// our queue when the tick was taken: the loop's select picks among ready
+// channels at random, so without them a tick after a stall would judge
+// peers whose beats sat unread behind it. They count as heard at Now.
 type tickMsg struct {
-	Now time.Time
+	Now    time.Time
+	Queued []Heartbeat
 }
 
 // beatMsg is a heartbeat that arrived from the bus.

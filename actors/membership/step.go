@@ -146,6 +146,11 @@ func (s *state) onTick(m tickMsg) (out output) {
 		s.loud(&out, now, "stall", slog.LevelWarn, "this node stalled (CPU starvation, a GC pause, a suspended process?); its peers' silence during the stall is not counted against them",
 			"stalled", stall, "since", s.lastRun)
 	}
+	for i := range m.Queued {
+		o := s.onBeat(beatMsg{Beat: m.Queued[i], Now: now})
+		out.Notes = append(out.Notes, o.Notes...)
+		out.Dirty = out.Dirty || o.Dirty
+	}
 	if s.nextBeat.IsZero() || !now.Before(s.nextBeat) {
 		out.Beat = s.beat(now)
 		out.Dirty = true
@@ -163,7 +168,9 @@ func (s *state) onTick(m tickMsg) (out output) {
 		switch e.Status {
 		case Alive, Suspect:
 			dead := time.Duration(s.deadAfter) * e.interval
-			e.stalled = min(e.stalled+stall, (maxStallCredit-1)*dead)
+			// Only the part of our stall after its last beat: one queued
+			// behind this tick was heard at now.
+			e.stalled = min(e.stalled+min(stall, max(now.Sub(e.LastSeen), 0)), (maxStallCredit-1)*dead)
 			silent := now.Sub(e.LastSeen) - e.stalled
 			switch {
 			case silent >= dead:

@@ -836,3 +836,42 @@ func TestOwnStallsAreNotPeersSilence(t *testing.T) {
 		})
 	}
 }
+
+// TestQueuedBeatsHeardBeforeJudging: the beats that waited in the loop's
+// queue behind a tick (tickMsg.Queued) count as heard before the tick judges
+// silences, and our stall is not credited to the peers they came from.
+func TestQueuedBeatsHeardBeforeJudging(t *testing.T) {
+	queued := func(s *state, at time.Time, bs ...Heartbeat) output {
+		return s.step(tickMsg{Now: at, Queued: bs})
+	}
+	t.Run("a beat queued behind the tick keeps its sender alive", func(t *testing.T) {
+		s := newTestState(t)
+		beat(s, hb("b", "id-b", 1, 1), t0)
+		tick(s, t0.Add(6*iv-iv/10))
+		wantStatus(t, s, "b", Suspect)
+		out := queued(s, t0.Add(6*iv), hb("b", "id-b", 1, 2))
+		wantStatus(t, s, "b", Alive)
+		if !member(t, s, "b").LastSeen.Equal(t0.Add(6*iv)) || len(notes(out, slog.LevelWarn)) != 0 {
+			t.Fatalf("b %+v, notes %+v", member(t, s, "b"), out.Notes)
+		}
+	})
+	t.Run("after a stall, the queued sender is judged from its beat, the others net of the stall", func(t *testing.T) {
+		s := newTestState(t)
+		beat(s, hb("b", "id-b", 1, 1), t0)
+		beat(s, hb("c", "id-c", 1, 1), t0)
+		tick(s, t0.Add(iv))
+		stalled := t0.Add(iv + 10*time.Second)
+		queued(s, stalled, hb("b", "id-b", 1, 2))
+		wantStatus(t, s, "b", Alive)
+		wantStatus(t, s, "c", Alive) // 600 ms counted: 500 before the stall, 100 of grace
+		tick(s, stalled.Add(900*time.Millisecond))
+		wantStatus(t, s, "c", Suspect)
+		wantStatus(t, s, "b", Alive)
+		tick(s, stalled.Add(1500*time.Millisecond-1))
+		wantStatus(t, s, "b", Alive) // no credit from the stall before its beat
+		tick(s, stalled.Add(1500*time.Millisecond))
+		wantStatus(t, s, "b", Suspect)
+		tick(s, stalled.Add(2400*time.Millisecond))
+		wantStatus(t, s, "c", Dead)
+	})
+}
