@@ -39,6 +39,7 @@ var roostBin = sync.OnceValues(func() (string, error) {
 })
 
 func TestMain(m *testing.M) {
+	defaultParallel()
 	code := m.Run()
 	if roostBinDir != "" { // built by a test; not built here just to remove it
 		os.RemoveAll(roostBinDir)
