@@ -6,7 +6,7 @@
 // Most tests wait on heartbeats, timeouts and other processes rather than
 // the CPU (a three-node in-process test uses about a tenth of a core), so
 // each test starts with t.Parallel() and go test runs -parallel of them at
-// once: 4 unless -parallel is given (TestMain sets it, parallel_test.go), or
+// once: 3 unless -parallel is given (TestMain sets it, parallel_test.go), or
 // GOMAXPROCS under -race. In-process clusters so share a loaded machine; a
 // node does not count its own stalls as its peers' silence (see
 // actors/membership, "Our own stalls"), so starvation does not move
