@@ -9,10 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -234,6 +236,10 @@ func TestAckAllSurvivesKill(t *testing.T) {
 	histories := make([][]keyHistory, writers) // writer -> key -> writes
 	start := time.Now()
 	var killedAt time.Duration // since start; written before the writers are told to stop
+	// The writers count the writes to keys the victim led that they began
+	// after the kill and got acknowledged; until the kill, no write is after it.
+	var killedAtNS, victimAcks atomic.Int64
+	killedAtNS.Store(math.MaxInt64)
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	var wg sync.WaitGroup
@@ -258,6 +264,9 @@ func TestAckAllSurvivesKill(t *testing.T) {
 						t.Errorf("set w%d.k%d answered 200 without a Roost-Version", w, k)
 						a.outcome, a.why = gaveUp, "200 without a version"
 					}
+					if int64(a.at) > killedAtNS.Load() && ledByVictim(fmt.Sprintf("w%d.k%d", w, k)) {
+						victimAcks.Add(1)
+					}
 				}
 				histories[w][k] = append(histories[w][k], a)
 			}
@@ -275,6 +284,7 @@ func TestAckAllSurvivesKill(t *testing.T) {
 	waitUntil(500 * time.Millisecond)
 	routes := []int{survivors[0].Bus().Routes(), survivors[1].Bus().Routes()}
 	killedAt = time.Since(start)
+	killedAtNS.Store(int64(killedAt))
 	kill := time.Now()
 	killed := make(chan struct{})
 	go func() { defer close(killed); victim.Kill() }()
@@ -338,7 +348,13 @@ func TestAckAllSurvivesKill(t *testing.T) {
 	if err := <-ackWrite; err != nil {
 		t.Errorf("ack=all set of %s, replicated by %s: %v", replicatedKey, victim.Name(), err)
 	}
+	// Write on for 1.5 s after the kill, and until a write to a key the
+	// victim led is acknowledged (on a starved machine the writers may
+	// manage only a few writes in 1.5 s; the check below needs one).
 	waitUntil(killedAt + 1500*time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); victimAcks.Load() == 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond) // a poll
+	}
 	stop()
 	wg.Wait()
 	t.Logf("writers stopped %s after the kill", time.Since(kill).Round(time.Millisecond))
