@@ -38,6 +38,7 @@ import (
 //     skew): of the writes on both sides, the later one has the higher
 //     version, so last writer wins means the later write wins.
 func TestSplitHealsThroughAdvertise(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("runs three processes through a proxy")
 	}

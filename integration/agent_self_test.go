@@ -46,6 +46,7 @@ func natsHostPort(t *testing.T, n *node.Node) string {
 }
 
 func TestAgentSelfStatusAndConsulMembers(t *testing.T) {
+	t.Parallel()
 	nodes := startCluster(t, 3, func(i int, c *node.Config) {
 		c.Token = agentToken
 		c.Datacenter = "eu-west"
@@ -144,6 +145,7 @@ func TestAgentSelfStatusAndConsulMembers(t *testing.T) {
 }
 
 func TestDatacenterDefaultsToDC1(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, nil)
 	self, err := agentConsul(t, n, "").Agent().Self()
 	if err != nil {

@@ -62,6 +62,7 @@ func agentDo(t *testing.T, n *node.Node, method, path, body string, header ...st
 func withToken(i int, c *node.Config) { c.Token = agentToken }
 
 func TestAgentMembersAndHealthState(t *testing.T) {
+	t.Parallel()
 	nodes := startCluster(t, 3, withToken)
 	c := agentConsul(t, nodes[0], agentToken)
 
@@ -177,6 +178,7 @@ func TestAgentMembersAndHealthState(t *testing.T) {
 }
 
 func TestAgentJoin(t *testing.T) {
+	t.Parallel()
 	n1 := startNode(t, func(c *node.Config) { c.Name = "n1"; c.ClusterListen = "127.0.0.1:-1"; fastBeats(c) })
 	n2 := startNode(t, func(c *node.Config) { c.Name = "n2"; c.ClusterListen = "127.0.0.1:-1"; fastBeats(c) })
 	if len(n1.Members().Members) != 1 || len(n2.Members().Members) != 1 {
@@ -209,6 +211,7 @@ func TestAgentJoin(t *testing.T) {
 }
 
 func TestAgentLeave(t *testing.T) {
+	t.Parallel()
 	left := make(chan struct{})
 	nodes := startCluster(t, 3, func(i int, c *node.Config) {
 		if i == 2 {
@@ -266,6 +269,7 @@ func TestAgentLeave(t *testing.T) {
 }
 
 func TestAgentRoostMembersFilterAndTags(t *testing.T) {
+	t.Parallel()
 	zones := []string{"a", "b", "a"}
 	nodes := startCluster(t, 3, func(i int, c *node.Config) {
 		c.Token = agentToken

@@ -137,6 +137,7 @@ func (l *answerLog) summary() string {
 // through n1 while n2 is killed with SIGKILL. Every request gets an answer
 // within its documented bound.
 func TestEveryRequestAnswered(t *testing.T) {
+	// Not parallel: every request must be answered within its bound while a process is killed.
 	if testing.Short() {
 		t.Skip("starts three processes and kills one under load")
 	}

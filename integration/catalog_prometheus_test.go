@@ -23,6 +23,7 @@ import (
 // /api/v1/targets shows them up. Debian's package has no Consul SD (below);
 // TestCatalogPrometheusHTTPSD runs it through http_sd_configs instead.
 func TestCatalogPrometheus(t *testing.T) {
+	t.Parallel()
 	prom := prometheusBinary(t, "ROOST_REQUIRE_PROMETHEUS")
 	if bin, err := os.ReadFile(prom); err == nil && !bytes.Contains(bin, []byte("__meta_consul_service")) {
 		// Debian's package (bookworm's 2.42) is built without Consul SD.
@@ -46,6 +47,7 @@ func TestCatalogPrometheus(t *testing.T) {
 // http_sd_configs and Roost's /v1/roost/sd/<name>, which any Prometheus
 // build has, Debian's included; the discovered labels are Roost's.
 func TestCatalogPrometheusHTTPSD(t *testing.T) {
+	t.Parallel()
 	prom := prometheusBinary(t, "ROOST_REQUIRE_PROMETHEUS_HTTP")
 	nodes := startCluster(t, 2, nil)
 	p := startPrometheus(t, prom, fmt.Sprintf(`    http_sd_configs:

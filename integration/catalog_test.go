@@ -63,6 +63,7 @@ func ids(es []*api.ServiceEntry) []string {
 // leaves the catalog within the dead-after time; a blocking
 // Health().Service on a third node wakes on each change.
 func TestCatalogConsul(t *testing.T) {
+	// Not parallel: a killed node's service must leave within dead-after + 1 s.
 	if testing.Short() {
 		// The race step runs -short: this test drives only roost serve
 		// processes (built without -race), so -race in the test binary
@@ -210,6 +211,7 @@ func TestCatalogConsul(t *testing.T) {
 // keys, binary scans), a KV prefix in the reserved space is refused, and a
 // store full of user data under --max-memory never evicts them.
 func TestCatalogKeysApart(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, func(c *node.Config) { c.MaxMemory = 8 << 20 })
 	cl := agentConsul(t, n, "")
 	if err := cl.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: "web-1", Name: "web", Check: &api.AgentServiceCheck{TTL: "1h", Status: "passing"}}); err != nil {
@@ -258,6 +260,7 @@ func TestCatalogKeysApart(t *testing.T) {
 // follows what its endpoint answers, a deregistered service leaves, and bad
 // registrations are refused with a reason.
 func TestCatalogChecks(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, nil)
 	cl := agentConsul(t, n, "")
 	var status atomic.Int32

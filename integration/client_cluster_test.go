@@ -21,6 +21,7 @@ import (
 // forward (almost) nothing; when a node leaves, the client falls back and
 // refreshes its table, keeps working, and never reads a wrong value.
 func TestClientRoutesInCluster(t *testing.T) {
+	t.Parallel()
 	nodes := startCluster(t, 3, nil)
 	// No periodic refresh within the test: only a failed request can make
 	// the client fetch the table again.

@@ -26,6 +26,7 @@ func dialClient(t *testing.T, n *node.Node, opts ...client.Option) *client.Clien
 }
 
 func TestClientAgainstNode(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, func(c *node.Config) { c.MaxValue = 64 << 10 })
 	c := dialClient(t, n)
 	ctx := context.Background()
@@ -111,6 +112,7 @@ func TestClientAgainstNode(t *testing.T) {
 // concurrent caller gets its own answer and that the calls really shared
 // messages: the node's micro stats count the batch messages.
 func TestClientBatchesConcurrentCalls(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, nil)
 	c := dialClient(t, n)
 	const callers, calls = 64, 100
@@ -176,6 +178,7 @@ func batchMessages(t *testing.T, n *node.Node) int {
 // TestBatchReplyFull: gets whose values would overflow the reply fail one by
 // one with 413, the others in the same batch succeed, and each alone works.
 func TestBatchReplyFull(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, nil) // 1 MiB values, messages up to 1 MiB + 64 KiB
 	c := dialClient(t, n)
 	ctx := context.Background()

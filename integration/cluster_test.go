@@ -91,6 +91,7 @@ func memberStatus(n *node.Node, name string) membership.Status {
 }
 
 func TestClusterForms(t *testing.T) {
+	t.Parallel()
 	nodes := startCluster(t, 3, nil)
 	// Every node lists all three alive (startCluster waited for it) and the
 	// same table.
@@ -129,6 +130,7 @@ func TestClusterForms(t *testing.T) {
 }
 
 func TestAnyNodeAnswersForAnyKey(t *testing.T) {
+	t.Parallel()
 	nodes := startCluster(t, 3, nil)
 	n1, n3 := connect(t, nodes[0]), connect(t, nodes[2])
 	for i := range 1000 {
@@ -182,6 +184,7 @@ func TestAnyNodeAnswersForAnyKey(t *testing.T) {
 }
 
 func TestProxyNodeRoutesAndHoldsNothing(t *testing.T) {
+	t.Parallel()
 	nodes := startCluster(t, 3, func(i int, c *node.Config) {
 		if i == 2 {
 			c.Role = node.RoleProxy
@@ -213,6 +216,7 @@ func TestProxyNodeRoutesAndHoldsNothing(t *testing.T) {
 // once and hands its partitions over; through leaves and joins every key
 // answers the last value written, never 404 and never an older one.
 func TestGracefulLeaveAndNoStaleValues(t *testing.T) {
+	t.Parallel()
 	nodes := startCluster(t, 3, nil)
 	nc := connect(t, nodes[0])
 	const keys = 300

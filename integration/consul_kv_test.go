@@ -58,6 +58,7 @@ func mustGet(t *testing.T, kv *api.KV, key string, q *api.QueryOptions) (*api.KV
 }
 
 func TestConsulKV(t *testing.T) {
+	t.Parallel()
 	nodes := startCluster(t, 3, nil)
 	kv1, kv2, kv3 := consulKV(t, nodes[0], ""), consulKV(t, nodes[1], ""), consulKV(t, nodes[2], "")
 
@@ -228,6 +229,7 @@ func TestConsulKV(t *testing.T) {
 }
 
 func TestConsulKVBlockingGetWokenThroughAnotherNode(t *testing.T) {
+	t.Parallel()
 	nodes := startCluster(t, 3, nil)
 	// The query waits on n1, the put goes through n2, the key lives on n3:
 	// the wake-up must cross the bus.
@@ -288,6 +290,7 @@ func TestConsulKVBlockingGetWokenThroughAnotherNode(t *testing.T) {
 }
 
 func TestConsulKVBlockingListWokenByDeleteThroughAnotherNode(t *testing.T) {
+	t.Parallel()
 	nodes := startCluster(t, 3, nil)
 	kv1, kv2 := consulKV(t, nodes[0], ""), consulKV(t, nodes[1], "")
 	victim := keyLedBy(t, nodes[0], "svc/web/", nodes[2].Name())
@@ -341,6 +344,7 @@ func TestConsulKVBlockingListWokenByDeleteThroughAnotherNode(t *testing.T) {
 }
 
 func TestConsulKVAndNATSShareTheKeys(t *testing.T) {
+	t.Parallel()
 	nodes := startCluster(t, 3, nil)
 	nc := connect(t, nodes[0])
 	kv := consulKV(t, nodes[1], "")
@@ -362,6 +366,7 @@ func TestConsulKVAndNATSShareTheKeys(t *testing.T) {
 }
 
 func TestConsulKVBadInput(t *testing.T) {
+	t.Parallel()
 	const token = "s3cret"
 	n := startNode(t, func(c *node.Config) {
 		c.Token = token

@@ -25,6 +25,7 @@ import (
 // docs/http.md).
 
 func TestIncrTextAPI(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, nil)
 	nc := connect(t, n)
 	incr := func(key, delta string, headers ...string) reply {
@@ -77,6 +78,7 @@ func TestIncrTextAPI(t *testing.T) {
 }
 
 func TestTouchSlidesTTL(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, func(c *node.Config) { c.SweepInterval = 50 * time.Millisecond })
 	nc := connect(t, n)
 	wantCode(t, "touch absent", request(t, nc, "roost.touch.none", nil, "Roost-TTL", "1s"), 404)
@@ -114,6 +116,7 @@ func TestTouchSlidesTTL(t *testing.T) {
 }
 
 func TestIncrTouchHTTP(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, nil)
 	do := func(method, path, body string) (int, string, http.Header) {
 		t.Helper()
@@ -164,6 +167,7 @@ func TestIncrTouchHTTP(t *testing.T) {
 // exactly 16,000, the answers are exactly 1..16,000, and each client's
 // answers rise.
 func TestIncrExactAcrossNodes(t *testing.T) {
+	t.Parallel()
 	// Heartbeats at the default pace, not the fast beats of other cluster
 	// tests: on a loaded machine (the race detector's run) 300 ms without a
 	// beat would make a node suspect, and partitions moving meanwhile
@@ -237,6 +241,7 @@ func TestIncrExactAcrossNodes(t *testing.T) {
 // TestClientIncrTouch: the Go client's Incr, Touch and Get(AndTouch), over
 // the binary API.
 func TestClientIncrTouch(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, nil)
 	c := dialClient(t, n)
 	ctx := context.Background()
@@ -276,6 +281,7 @@ func TestClientIncrTouch(t *testing.T) {
 // at least the acknowledged increments (none is lost while an owner
 // survives) and at most those plus the unanswered attempts.
 func TestIncrKillNode(t *testing.T) {
+	// Not parallel: kill -9 on 150 ms heartbeats.
 	if testing.Short() {
 		t.Skip("starts three processes and kills one")
 	}
@@ -376,6 +382,7 @@ func procTable(t *testing.T, url string) node.TableReply {
 // TestIncrTouchBinaryAPI: OpIncr, OpTouch and OpGet with a TTL in one
 // msgpack batch, bad ones failing alone with a reason.
 func TestIncrTouchBinaryAPI(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, nil)
 	nc := connect(t, n)
 	batch := func(ops ...wire.Request) []wire.Result {

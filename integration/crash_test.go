@@ -24,6 +24,7 @@ import (
 // least its acked version: with R=2, every partition had a second owner
 // (n3, or n2 once caught up) when n1 died.
 func TestRejoinThenCrash(t *testing.T) {
+	// Not parallel: kill -9 and restarts, timed against heartbeats.
 	if testing.Short() {
 		t.Skip("kills and restarts processes")
 	}

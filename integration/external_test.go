@@ -14,6 +14,7 @@ import (
 // (the deployment a team already has) instead of embedding one: clients of
 // that server reach the cache.
 func TestExternalNATS(t *testing.T) {
+	t.Parallel()
 	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true, Authorization: "ext-token"})
 	if err != nil {
 		t.Fatal(err)
@@ -49,6 +50,7 @@ func TestExternalNATS(t *testing.T) {
 // TestClusterThroughExternalNATS: nodes that all use --nats with the same
 // external server form one cluster through it, with no routes of their own.
 func TestClusterThroughExternalNATS(t *testing.T) {
+	t.Parallel()
 	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true})
 	if err != nil {
 		t.Fatal(err)

@@ -9,10 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -152,6 +154,7 @@ func (h keyHistory) String() string {
 // TestKeyHistoryCheck proves the check of TestAckAllSurvivesKill can fail:
 // hand-built histories of one key, and what a read may find after them.
 func TestKeyHistoryCheck(t *testing.T) {
+	t.Parallel()
 	ack := func(value string, version uint64) attempt {
 		return attempt{value: value, outcome: acked, version: version}
 	}
@@ -198,6 +201,7 @@ func TestKeyHistoryCheck(t *testing.T) {
 // both survivors' copies, and the killed node's partitions answer again
 // within 3s of the crash.
 func TestAckAllSurvivesKill(t *testing.T) {
+	// Not parallel: the ack must come within 3 s of the kill, on 100 ms heartbeats.
 	nodes := startCluster(t, 3, func(_ int, c *node.Config) { c.Replicas = 2 })
 	victim, survivors := nodes[2], nodes[:2]
 	table := nodes[0].Table()
@@ -232,6 +236,10 @@ func TestAckAllSurvivesKill(t *testing.T) {
 	histories := make([][]keyHistory, writers) // writer -> key -> writes
 	start := time.Now()
 	var killedAt time.Duration // since start; written before the writers are told to stop
+	// The writers count the writes to keys the victim led that they began
+	// after the kill and got acknowledged; until the kill, no write is after it.
+	var killedAtNS, victimAcks atomic.Int64
+	killedAtNS.Store(math.MaxInt64)
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	var wg sync.WaitGroup
@@ -256,6 +264,9 @@ func TestAckAllSurvivesKill(t *testing.T) {
 						t.Errorf("set w%d.k%d answered 200 without a Roost-Version", w, k)
 						a.outcome, a.why = gaveUp, "200 without a version"
 					}
+					if int64(a.at) > killedAtNS.Load() && ledByVictim(fmt.Sprintf("w%d.k%d", w, k)) {
+						victimAcks.Add(1)
+					}
 				}
 				histories[w][k] = append(histories[w][k], a)
 			}
@@ -273,6 +284,7 @@ func TestAckAllSurvivesKill(t *testing.T) {
 	waitUntil(500 * time.Millisecond)
 	routes := []int{survivors[0].Bus().Routes(), survivors[1].Bus().Routes()}
 	killedAt = time.Since(start)
+	killedAtNS.Store(int64(killedAt))
 	kill := time.Now()
 	killed := make(chan struct{})
 	go func() { defer close(killed); victim.Kill() }()
@@ -336,7 +348,13 @@ func TestAckAllSurvivesKill(t *testing.T) {
 	if err := <-ackWrite; err != nil {
 		t.Errorf("ack=all set of %s, replicated by %s: %v", replicatedKey, victim.Name(), err)
 	}
+	// Write on for 1.5 s after the kill, and until a write to a key the
+	// victim led is acknowledged (on a starved machine the writers may
+	// manage only a few writes in 1.5 s; the check below needs one).
 	waitUntil(killedAt + 1500*time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); victimAcks.Load() == 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond) // a poll
+	}
 	stop()
 	wg.Wait()
 	t.Logf("writers stopped %s after the kill", time.Since(kill).Round(time.Millisecond))
@@ -421,6 +439,7 @@ func TestAckAllSurvivesKill(t *testing.T) {
 // more writes land, and once it says it is in sync it alone serves every key
 // at its latest value when the other two are killed.
 func TestR3RejoinCatchesUp(t *testing.T) {
+	t.Parallel()
 	edit := func(_ int, c *node.Config) { c.Replicas = 3 }
 	nodes := startCluster(t, 3, edit)
 	n1, n2 := nodes[0], nodes[1]
@@ -616,6 +635,7 @@ func (w *linWatch) done() map[string]int {
 // of their keys is killed, and keep completing operations on those keys
 // after it.
 func TestLinearizableAcrossPrimaryCrash(t *testing.T) {
+	t.Parallel()
 	nodes := startCluster(t, 3, func(_ int, c *node.Config) { c.Replicas = 2 })
 	table := nodes[0].Table()
 	// The watcher follows the cluster wherever its node goes.

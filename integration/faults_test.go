@@ -121,6 +121,7 @@ func (s faultSchedule) run(c *procCluster, rng *rand.Rand, d time.Duration) (kil
 // before it began. Without --data-dir, and with it (restarts load the
 // snapshot of the last graceful stop, or an older one after a kill).
 func TestKillRestartUnderLoad(t *testing.T) {
+	// Not parallel: kill -9 and restarts on a schedule, timed against heartbeats.
 	if testing.Short() {
 		t.Skip("kills and restarts processes for several seconds")
 	}

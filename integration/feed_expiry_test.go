@@ -17,6 +17,7 @@ import (
 // on the other node, and wakes a consul blocking query made through the
 // other node long before its wait ends.
 func TestFeedExpiry(t *testing.T) {
+	t.Parallel()
 	nodes := startCluster(t, 2, func(_ int, c *node.Config) {
 		c.FeedExpiry = true
 		c.SweepInterval = 50 * time.Millisecond
@@ -42,7 +43,13 @@ func TestFeedExpiry(t *testing.T) {
 	for l := watch.next(t); !strings.HasPrefix(l, "del "); l = watch.next(t) {
 	}
 
-	set := request(t, nc, "roost.set."+key, []byte("v"), "Roost-TTL", "1s")
+	// The query must wait before the key expires: one that comes after
+	// finds no index above its own (an expiry does not raise it) and waits
+	// out its wait. So the TTL leaves room for a starved machine, and the
+	// test checks that the query waited in time.
+	const ttl = 3 * time.Second
+	set := request(t, nc, "roost.set."+key, []byte("v"), "Roost-TTL", ttl.String())
+	setAt := time.Now()
 	wantCode(t, "set with ttl", set, 200)
 	kv := consulKV(t, nodes[0], "")
 	_, qm := mustGet(t, kv, key, nil)
@@ -55,6 +62,15 @@ func TestFeedExpiry(t *testing.T) {
 		}
 		blocked <- err
 	}()
+	eventually(t, ttl, func() error {
+		if n := nodes[0].BlockingQueries(); n != 1 {
+			return fmt.Errorf("%d blocking queries on %s, want 1", n, nodes[0].Name())
+		}
+		return nil
+	})
+	if waiting := time.Since(setAt); waiting >= ttl {
+		t.Fatalf("the blocking query waited only %s after the set, past the key's TTL of %s", waiting, ttl)
+	}
 	if l := watch.next(t); l != fmt.Sprintf("set %s version %d", key, set.version(t)) {
 		t.Fatalf("watch printed %q, want the set", l)
 	}
@@ -86,6 +102,7 @@ func TestFeedExpiry(t *testing.T) {
 // evictions with its name; a node without announces no expiry, and a
 // blocking query on a key that expires there waits its whole wait.
 func TestFeedEvictionAndOptIn(t *testing.T) {
+	t.Parallel()
 	on := startNode(t, func(c *node.Config) {
 		c.FeedExpiry = true
 		c.MaxMemory, c.MaxValue = 64<<10, 1<<10

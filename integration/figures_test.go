@@ -34,6 +34,7 @@ func roostStats(t *testing.T, n *node.Node) (node.StatsReply, []map[string]any) 
 }
 
 func TestFiguresDistinctKeysTagsAndDeadMembers(t *testing.T) {
+	t.Parallel()
 	skipInRaceStep(t, "the stats fan-out is raced by TestMetrics and TestAgent*")
 	nodes := startCluster(t, 3, func(_ int, c *node.Config) {
 		c.Token = agentToken

@@ -346,6 +346,7 @@ func (h *history) waitAllRight(t *testing.T, c *procCluster, names []string, wit
 // TestHistoryCheckerCatchesLosses proves the checks can fail: hand-built
 // histories, with times in arbitrary units.
 func TestHistoryCheckerCatchesLosses(t *testing.T) {
+	t.Parallel()
 	acked := func(value string, version uint64, end time.Duration) writeRec {
 		return writeRec{value: value, start: end - 1, end: end, acked: true, version: version}
 	}

@@ -12,6 +12,7 @@ import (
 // The hottest key of a node's reads heads its hot list, over HTTP and for
 // every node of the cluster; the counts are the sampled reads scaled up.
 func TestHotKeys(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("-short: thousands of sequential requests; runs in the full suite")
 	}

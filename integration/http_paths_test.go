@@ -52,6 +52,7 @@ var traversalKeys = []string{
 }
 
 func TestConsulKVTraversalKeysAreRefused(t *testing.T) {
+	t.Parallel()
 	skipInRaceStep(t, "input validation over many requests; the handlers are raced by TestConsulKV*")
 	for _, token := range []string{"", agentToken} {
 		name := "no token"
@@ -236,6 +237,7 @@ func rawDo(t *testing.T, addr, method, target string, headers []string, body str
 }
 
 func TestHTTPMalformedRequestsNeverRedirectNorFail(t *testing.T) {
+	t.Parallel()
 	skipInRaceStep(t, "input validation over many requests; the handlers are raced by TestConsulKV*")
 	nodes := startCluster(t, 2, withToken)
 	n := nodes[0]

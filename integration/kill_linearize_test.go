@@ -224,6 +224,7 @@ func (c *casClient) do(in casInput) (op porcupine.Operation, kept bool) {
 // linearizable (porcupine). A write whose answer never came, or was an
 // error, may or may not have applied: the model allows both.
 func TestKillRestartLinearizable(t *testing.T) {
+	// Not parallel: kill -9 and restarts on a schedule, timed against heartbeats.
 	if testing.Short() {
 		t.Skip("kills and restarts processes for several seconds")
 	}

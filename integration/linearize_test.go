@@ -430,6 +430,7 @@ func (c *linClient) do(in linInput) (op porcupine.Operation, kept bool, failure 
 }
 
 func TestLinearizableFaultFree(t *testing.T) {
+	t.Parallel()
 	nodes := startCluster(t, 3, func(_ int, c *node.Config) { c.Replicas = 2 })
 	stats := runLinearizable(t, nodes, linOptions{Clients: 8, Duration: 2 * time.Second}, nil)
 	if stats.Completed() < 200 || stats.Gets < 50 || stats.Sets < 50 {
@@ -445,6 +446,7 @@ func TestLinearizableFaultFree(t *testing.T) {
 // TestLinearizabilityCheckerCatchesViolations proves the checker can fail:
 // hand-built histories, with times in arbitrary units.
 func TestLinearizabilityCheckerCatchesViolations(t *testing.T) {
+	t.Parallel()
 	set := func(client int, key, value string, call, ret int64) porcupine.Operation {
 		return porcupine.Operation{ClientId: client, Input: linInput{Op: linSet, Key: key, Value: value}, Call: call, Output: linOutput{}, Return: ret}
 	}

@@ -205,6 +205,7 @@ func wantAll(t *testing.T, what string, outs []getOutcome, code int, value strin
 }
 
 func TestLoaderSingleFlightAcrossTheCluster(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		// 500 gets at once on three nodes under -race: heartbeats are
 		// missed and partitions move mid-stampede. TestServeLoader's
@@ -327,6 +328,7 @@ func TestLoaderSingleFlightAcrossTheCluster(t *testing.T) {
 }
 
 func TestServeLoader(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, func(c *node.Config) { c.LoadTimeout = time.Second })
 	var calls sync.Map // key → *atomic.Int32
 	count := func(key string) int32 {
@@ -467,6 +469,7 @@ func TestServeLoader(t *testing.T) {
 // never answers them; a node must not take it for a loader, or every miss
 // would wait out --load-timeout and answer 503.
 func TestObserverIsNotALoader(t *testing.T) {
+	// Not parallel: a miss must be answered within 1 s.
 	n := startNode(t, func(c *node.Config) { c.LoadTimeout = 3 * time.Second })
 	watcher := connect(t, n)
 	for _, subject := range []string{"roost.>", ">", "roost.*.obs.k"} {
@@ -506,6 +509,7 @@ func TestObserverIsNotALoader(t *testing.T) {
 // one node, a loader connected to another is still found (through the
 // interest the second node's server announced on its route).
 func TestObserverAndRemoteLoader(t *testing.T) {
+	// Not parallel: a miss must be answered within 1 s.
 	nodes := startCluster(t, 2, nil)
 	watcher := connect(t, nodes[0])
 	if _, err := watcher.Subscribe("roost.>", func(*nats.Msg) {}); err != nil {

@@ -15,6 +15,7 @@ import (
 
 // The dashboard shows each node's load counters and hot keys.
 func TestUIDashboardLoadsAndHotKeys(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("-short: a browser run; it runs in the full suite")
 	}

@@ -24,6 +24,7 @@ import (
 // Go heap (docs/store.md, "Memory layout"), so the same bound also holds the
 // growth of the process's resident memory, sampled alongside.
 func TestMaxMemoryBoundsHeap(t *testing.T) {
+	// Not parallel: it measures the process's heap and sets its memory limit.
 	if testing.Short() {
 		t.Skip("writes 320 MiB")
 	}

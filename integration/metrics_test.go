@@ -80,6 +80,7 @@ func clusterSum(t *testing.T, scrapes []map[string]*dto.MetricFamily, name strin
 }
 
 func TestMetrics(t *testing.T) {
+	t.Parallel()
 	nodes := startCluster(t, 3, func(i int, c *node.Config) {
 		c.Token = agentToken
 		c.SweepInterval = 50 * time.Millisecond

@@ -45,6 +45,7 @@ func runNATS(t *testing.T, cli, url string, args ...string) (string, error) {
 // TestStockNATSCLI drives a node with the stock nats CLI, as the README's
 // quickstart does: set, get, delete with TTL, flags and CAS, micro ls.
 func TestStockNATSCLI(t *testing.T) {
+	t.Parallel()
 	cli := natsCLI(t)
 	n := startNode(t, nil)
 	url := n.ClientURL()

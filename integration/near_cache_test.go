@@ -19,6 +19,7 @@ import (
 // primary), drops the partition's entries, and serves the new primary's
 // write of the key long before its ttl. Its versions never go back.
 func TestNearCacheAcrossFailover(t *testing.T) {
+	t.Parallel()
 	nodes := startCluster(t, 3, nil)
 	key := keyLedBy(t, nodes[0], "near", "n3")
 	writer := dialClient(t, nodes[0], client.WithTimeout(2*time.Second))
@@ -96,6 +97,7 @@ func TestNearCacheAcrossFailover(t *testing.T) {
 // near cache drops every entry before it serves again, and serves the new
 // value long before the ttl.
 func TestNearCacheAcrossAReconnect(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, nil)
 	proxy, err := netfault.NewProxy(strings.TrimPrefix(n.ClientURL(), "nats://"))
 	if err != nil {

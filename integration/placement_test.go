@@ -27,6 +27,7 @@ import (
 // ROOST_TEST_NO_PLACEMENT=1 runs it so (skipping the table check), to show
 // that it can.
 func TestZoneLoss(t *testing.T) {
+	// Not parallel: kill -9 of a zone, timed against heartbeats.
 	if testing.Short() {
 		t.Skip("kills processes")
 	}
@@ -141,6 +142,7 @@ func tableOfURL(t *testing.T, url string) node.TableReply {
 // partition spread: every node agrees, the banner goes and the summary says
 // the owners are spread.
 func TestPlacementReportsUnspread(t *testing.T) {
+	t.Parallel()
 	skipInRaceStep(t, "zone placement is pure (partition.ComputeZoned, tested in its package); the table change is raced by TestRebalanceAddNodeNoLoss")
 	nodes := startCluster(t, 3, func(i int, c *node.Config) {
 		c.PlacementTag = "zone"

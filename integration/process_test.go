@@ -39,6 +39,7 @@ var roostBin = sync.OnceValues(func() (string, error) {
 })
 
 func TestMain(m *testing.M) {
+	defaultParallel()
 	code := m.Run()
 	if roostBinDir != "" { // built by a test; not built here just to remove it
 		os.RemoveAll(roostBinDir)
@@ -195,6 +196,7 @@ func statusOf(t *testing.T, url, name string) (string, uint64) {
 // heartbeat timings: they form a cluster, a killed node is marked dead and
 // comes back alive with a higher incarnation, a terminated one leaves.
 func TestThreeProcesses(t *testing.T) {
+	// Not parallel: kill -9 and SIGTERM with failure detection and exit bounds.
 	if testing.Short() {
 		t.Skip("starts three processes and waits for failure detection")
 	}

@@ -33,6 +33,7 @@ func readySafe(t *testing.T, n *node.Node) (int, node.ReadyReply) {
 // at once, before it is even declared dead), and it turns 200 again once
 // the table moved on and the new replicas synced; /metrics says the same.
 func TestReadySafeGate(t *testing.T) {
+	t.Parallel()
 	nodes := startCluster(t, 3, nil)
 	n1 := nodes[0]
 	eventually(t, 10*time.Second, func() error {

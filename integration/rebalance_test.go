@@ -409,6 +409,7 @@ func checkSettled(t *testing.T, phase string, nodes []*node.Node, l *ledger) {
 // acknowledged value through every node, each partition held by exactly its
 // owners with identical copies.
 func TestRebalanceAddNodeNoLoss(t *testing.T) {
+	t.Parallel()
 	const (
 		replicas = 2
 		keys     = 2000
@@ -509,6 +510,7 @@ type splitWrite struct {
 // every key reads, through every node, the write with the highest version
 // on either side: last writer wins.
 func TestSplitBrainConverges(t *testing.T) {
+	t.Parallel()
 	const (
 		replicas = 2
 		keys     = 400

@@ -47,6 +47,7 @@ func configOf(t *testing.T, reply node.ConfigReply, name string) node.NodeConfig
 // applies the rule before it is ready; removing the rule restores the
 // limit. Other settings, the bulk re-tag and bad input ride along.
 func TestConfigPushByTag(t *testing.T) {
+	// Not parallel: it fills three nodes with 110 MiB each and loads the machine.
 	if testing.Short() {
 		// Under -race (CI's race step runs -short) filling three nodes past
 		// 64 MiB takes over a minute and a fourth node's first read of the
@@ -247,6 +248,7 @@ func TestConfigPushByTag(t *testing.T) {
 // forces out the dead members with that tag and skips the live ones; a
 // bulk operation without a filter is refused.
 func TestBulkForceLeaveByTag(t *testing.T) {
+	t.Parallel()
 	zones := []string{"a", "a", "b"}
 	nodes := startCluster(t, 3, func(i int, c *node.Config) { c.Tags = map[string]string{"zone": zones[i]} })
 	n1 := nodes[0]
@@ -284,6 +286,7 @@ func TestBulkForceLeaveByTag(t *testing.T) {
 // value takes the pushed TTL, and with negative_ttl 0 a loader's 404 is
 // not remembered (the loader is asked again).
 func TestConfigLoaderTTLs(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, nil)
 	nc := connect(t, n)
 	var calls atomic.Int64

@@ -81,6 +81,7 @@ func startSplitCluster(t *testing.T, size int, edit func(i int, c *node.Config))
 // (and only it), a heal brings it back; twice, so that a heal provably
 // leaves no route of the last node outside the proxy.
 func TestSplitHarnessCutsAndHeals(t *testing.T) {
+	t.Parallel()
 	skipInRaceStep(t, "it tests the test harness (netfault); TestSplitBrainConverges races the cut and heal")
 	nodes, proxy := startSplitCluster(t, 3, nil)
 	majority, isolated := nodes[:2], nodes[2]

@@ -17,6 +17,7 @@ import (
 )
 
 func TestTextSetGetDelete(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, nil)
 	nc := connect(t, n)
 
@@ -44,6 +45,7 @@ func TestTextSetGetDelete(t *testing.T) {
 }
 
 func TestVersionsRiseAndCAS(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, nil)
 	nc := connect(t, n)
 
@@ -79,6 +81,7 @@ func TestVersionsRiseAndCAS(t *testing.T) {
 }
 
 func TestTTLExpires(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, nil)
 	nc := connect(t, n)
 
@@ -114,6 +117,7 @@ func TestTTLExpires(t *testing.T) {
 }
 
 func TestLargeBinaryValueRoundTrips(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, nil)
 	nc := connect(t, n)
 	value := make([]byte, 256<<10)
@@ -129,6 +133,7 @@ func TestLargeBinaryValueRoundTrips(t *testing.T) {
 }
 
 func TestDottedKeysAreDistinct(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, nil)
 	nc := connect(t, n)
 	for _, k := range []string{"a.b.c", "a.b", "x.b.c"} {
@@ -144,6 +149,7 @@ func TestDottedKeysAreDistinct(t *testing.T) {
 }
 
 func TestBadInputKeepsServing(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, func(c *node.Config) { c.MaxValue = 4096 })
 	nc := connect(t, n)
 	wantCode(t, "seed", request(t, nc, "roost.set.keep", []byte("kept")), 200)
@@ -201,6 +207,7 @@ func TestBadInputKeepsServing(t *testing.T) {
 }
 
 func TestWrongTokenIsRefused(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, func(c *node.Config) { c.Token = "s3cret" })
 	if _, err := nats.Connect(n.ClientURL(), nats.Token("wrong")); err == nil {
 		t.Fatal("a wrong token connected")
@@ -228,6 +235,7 @@ func TestWrongTokenIsRefused(t *testing.T) {
 }
 
 func TestMicroServiceIsDiscoverable(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, nil)
 	nc := connect(t, n)
 	resp, err := nc.Request("$SRV.PING.roost", nil, 2*time.Second)

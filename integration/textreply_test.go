@@ -16,6 +16,7 @@ import (
 // each request and each error ($SRV.STATS), and a set published with no
 // reply subject is applied and answers nothing.
 func TestTextRepliesCarryOnlyTheirHeaders(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, nil)
 	nc := connect(t, n)
 	wantCode(t, "set ttl", request(t, nc, "roost.set.ttl", []byte("a"), "Roost-TTL", "1h", "Roost-Flags", "7"), 200)

@@ -133,6 +133,7 @@ func plainNATSRefused(t *testing.T, clientURL string) {
 }
 
 func TestTLSServesNATSAndHTTP(t *testing.T) {
+	t.Parallel()
 	pki := newTestPKI(t)
 	n := startNode(t, func(c *node.Config) {
 		c.TLSCert, c.TLSKey = pki.cert, pki.key
@@ -181,6 +182,7 @@ func TestTLSServesNATSAndHTTP(t *testing.T) {
 }
 
 func TestTLSMutual(t *testing.T) {
+	t.Parallel()
 	pki := newTestPKI(t)
 	n := startNode(t, func(c *node.Config) { c.TLSCert, c.TLSKey, c.TLSCA = pki.cert, pki.key, pki.ca })
 
@@ -205,6 +207,7 @@ func TestTLSMutual(t *testing.T) {
 }
 
 func TestTLSCluster(t *testing.T) {
+	t.Parallel()
 	pki := newTestPKI(t)
 	nodes := startCluster(t, 2, func(i int, c *node.Config) {
 		c.TLSCert, c.TLSKey, c.TLSCA = pki.cert, pki.key, pki.ca
@@ -224,6 +227,7 @@ func TestTLSCluster(t *testing.T) {
 }
 
 func TestTLSConfigErrors(t *testing.T) {
+	t.Parallel()
 	pki := newTestPKI(t)
 	for _, tc := range []struct {
 		edit func(*node.Config)

@@ -16,6 +16,7 @@ import (
 // The token as consul reads it: ?token=, X-Consul-Token, Authorization:
 // Bearer, in that order.
 func TestTokenInTheQuery(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, func(c *node.Config) { c.Token = agentToken })
 	mustPut(t, consulKV(t, n, agentToken), &api.KVPair{Key: "k", Value: []byte("v")})
 	q := "?token=" + url.QueryEscape(agentToken)
@@ -59,6 +60,7 @@ func TestTokenInTheQuery(t *testing.T) {
 
 // ?index=N&wait=0s waits as long as no wait: consul's 5 minutes, not 0.
 func TestBlockingWaitZeroIsTheDefault(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, nil)
 	kv := consulKV(t, n, "")
 	mustPut(t, kv, &api.KVPair{Key: "k", Value: []byte("v")})

@@ -46,6 +46,7 @@ type written struct {
 // version, before it has any peer; what was deleted stays deleted, and new
 // writes get versions above the loaded ones.
 func TestWarmRestartSingleNode(t *testing.T) {
+	t.Parallel()
 	const keys = 1000
 	dir := filepath.Join(t.TempDir(), "data")
 	withDir := func(c *node.Config) { c.DataDir = dir }
@@ -112,6 +113,7 @@ func TestWarmRestartSingleNode(t *testing.T) {
 // (or is absent, if deleted) through every node: the older values of the
 // snapshot are merged by version and never win.
 func TestWarmRestartRejoinsWithLatestValues(t *testing.T) {
+	t.Parallel()
 	skipInRaceStep(t, "the snapshot path is raced by TestWarmRestartSingleNode, the rejoin by TestR3RejoinCatchesUp")
 	const keys = 300
 	dir := filepath.Join(t.TempDir(), "n3")

@@ -91,6 +91,7 @@ func (w *watcher) interrupt(t *testing.T) {
 }
 
 func TestWatchPrintsChanges(t *testing.T) {
+	t.Parallel()
 	nodes := startCluster(t, 3, nil)
 	a := keyLedBy(t, nodes[0], "wt/a", nodes[2].Name()) // announced by n3
 	b := keyLedBy(t, nodes[0], "wt/b", nodes[0].Name()) // announced by n1, the node the watchers use

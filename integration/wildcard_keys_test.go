@@ -35,6 +35,7 @@ var literalStarKeys = []string{"a*", "a.b*", "a.*b", "x>y", "a.>>", "**.c"}
 // written, the node keeps serving, and "*" or ">" inside a token is an
 // ordinary character on every API.
 func TestWildcardKeysRefused(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, nil)
 	nc := connect(t, n)
 	c := dialClient(t, n)
@@ -120,6 +121,7 @@ func TestWildcardKeysRefused(t *testing.T) {
 // TestWildcardKeysRefusedNATSCLI: what a user of the stock nats CLI sees
 // for `nats req 'roost.set.a.*' x`, the case the issue reported.
 func TestWildcardKeysRefusedNATSCLI(t *testing.T) {
+	t.Parallel()
 	cli := natsCLI(t)
 	n := startNode(t, nil)
 	for _, subject := range []string{"roost.set.a.*", "roost.set.a.>", "roost.get.a.*", "roost.del.users.>"} {

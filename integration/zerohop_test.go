@@ -63,6 +63,7 @@ func getSetRound(t *testing.T, nodes []*node.Node, nc *nats.Conn, round, n, toke
 }
 
 func TestZeroHopTextAPI(t *testing.T) {
+	t.Parallel()
 	type round struct {
 		tokens   int
 		min, max float64 // the fraction of operations forwarded
@@ -117,6 +118,7 @@ func TestZeroHopTextAPI(t *testing.T) {
 // sees the last acknowledged write, and afterwards every key reads back its
 // value through every node, with routing settled (nothing forwarded).
 func TestZeroHopThroughJoinAndLeave(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("-short: a join and a leave under load take 10-20 s; the full suite runs it")
 	}
@@ -174,6 +176,7 @@ func TestZeroHopThroughJoinAndLeave(t *testing.T) {
 // shows), routes text requests to their primaries as the embedded servers
 // do.
 func TestZeroHopExternalNATS(t *testing.T) {
+	t.Parallel()
 	skipInRaceStep(t, "the router it drives is raced by TestZeroHopTextAPI")
 	conf := wire.MappingsConf(wire.NewSubjects("").TextMappings(node.TextOps(), node.DefaultPartitions))
 	doc, err := os.ReadFile("../docs/PROTOCOL.md")

@@ -98,7 +98,7 @@ func (m *Membership) Start() error {
 	m.sub = sub
 	m.tick, m.stopTick = m.cfg.Ticker, func() {}
 	if m.tick == nil {
-		t := time.NewTicker(max(m.cfg.Interval/checksPerInterval, time.Millisecond))
+		t := time.NewTicker(tickPeriod(m.cfg.Interval))
 		m.tick, m.stopTick = t.C, t.Stop
 	}
 	m.handle(tickMsg{Now: m.cfg.Clock()}) // the first beat, before the loop runs
@@ -135,7 +135,7 @@ func (m *Membership) run(ctx context.Context) error {
 		case <-ctx.Done(): // Stop
 			return nil
 		case <-m.tick: // time to beat if due, and to judge silences
-			m.handle(tickMsg{Now: m.cfg.Clock()})
+			m.handle(tickMsg{Now: m.cfg.Clock(), Queued: m.queuedBeats()})
 		case msg := <-m.beats: // a heartbeat from the bus
 			m.onBusMessage(msg)
 		case r := <-m.inbox.Receive(): // an API request
@@ -143,6 +143,22 @@ func (m *Membership) run(ctx context.Context) error {
 			r.reply() <- m.handle(r)
 		}
 	}
+}
+
+// queuedBeats takes the heartbeats waiting in the queue, decoded, for the
+// tick to apply before it judges silences.
+func (m *Membership) queuedBeats() []Heartbeat {
+	var bs []Heartbeat
+	for n := len(m.beats); n > 0; n-- { // only the loop receives: n are there
+		msg := <-m.beats
+		var b Heartbeat
+		if err := wire.Unmarshal(msg.Data, &b); err != nil {
+			m.warn("undecodable heartbeat ignored", "err", err, "bytes", len(msg.Data))
+			continue
+		}
+		bs = append(bs, b)
+	}
+	return bs
 }
 
 // onBusMessage decodes a heartbeat and steps on it.

@@ -24,6 +24,15 @@ const (
 	// fires: statuses are checked on every tick, so a silent member is
 	// marked at most Interval/10 after its threshold.
 	checksPerInterval = 10
+	// stallGrace is how many tick periods late a tick may come before the
+	// delay counts as a stall of this node: a tick one period late is
+	// scheduling jitter (the ticker drops a tick the loop was slow to take).
+	stallGrace = 2
+	// maxStallCredit bounds what this node's stalls may excuse: a member's
+	// silence is judged net of our stalls, but a member silent for
+	// maxStallCredit × its DeadAfter periods is dead however much we stalled
+	// (hashicorp/memberlist's awareness scales its timeouts by at most 8 too).
+	maxStallCredit = 8
 	// logEvery is the least time between two repeats of a loud log line
 	// about one peer (refused partition count, name conflict, stale process).
 	logEvery = 10 * time.Second
@@ -69,6 +78,11 @@ type Config struct {
 	// Interval/10. Tests pass their own channel (and Clock) to drive
 	// everything.
 	Ticker <-chan time.Time
+}
+
+// tickPeriod is the default ticker's period for a beat interval.
+func tickPeriod(interval time.Duration) time.Duration {
+	return max(interval/checksPerInterval, time.Millisecond)
 }
 
 // DefaultConfig is a Config with every default filled in; the caller adds

@@ -13,7 +13,23 @@
 // alive again. Silences are judged on every tick, Interval/10 by default, so a
 // verdict comes at most a tenth of an interval late: with the defaults a
 // process killed with -9 is dead 3.0–3.05 s after its last beat, which is
-// 2.5–3.05 s after the kill. A beat with Leaving marks its sender left at
+// 2.5–3.05 s after the kill — while the judging node runs on time.
+//
+// Our own stalls. A tick that comes more than two tick periods after the loop
+// last ran (a tick, a beat or a request) shows that this node stalled: CPU
+// starvation, a GC pause, a suspended process. The beats that arrived
+// meanwhile wait unread in our queue: a tick first applies every beat waiting
+// there (the loop's select would otherwise take the tick before them half the
+// time), then credits the excess to every live member it still has not
+// heard: its silence counts net of our stalls since its last beat, and its
+// next beat clears the credit. Each tick so counts at most two tick periods
+// of silence, however late: a member silent for good is dead after at most
+// 5×DeadAfter late ticks (30 with the defaults). The credit is capped at
+// 7×DeadAfter of the member's periods, so every node finds it dead at most
+// 8×DeadAfter periods (24 s) after its last beat, on its first tick after
+// that (as hashicorp/memberlist's awareness scales its timeouts by at most 8).
+//
+// A beat with Leaving marks its sender left at
 // once, for good: that process ID never comes back (a restart has a new ID
 // and a higher incarnation, and replaces it). Dead and left members leave the
 // view ForgetAfter after they became so.

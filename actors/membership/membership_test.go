@@ -240,20 +240,27 @@ func TestInjectedTickerAndClock(t *testing.T) {
 		t.Fatalf("LastSeen %v, want the injected clock's %v", m.LastSeen, t0)
 	}
 	b.Stop()
-	// Only a tick of the injected ticker judges silences, by the injected clock.
-	nowNS.Store(t0.Add(6*time.Second - 1).UnixNano())
-	ticks <- time.Time{}
-	if err := a.Ready(context.Background()); err != nil { // the tick has been handled
-		t.Fatal(err)
+	// Only a tick of the injected ticker judges silences, by the injected
+	// clock. The ticks come on time (every Interval/10): one tick seconds
+	// late would be a stall of a's, not b's silence.
+	runTo := func(to time.Time) {
+		t.Helper()
+		for now := time.Unix(0, nowNS.Load()); now.Before(to); {
+			if now = now.Add(100 * time.Millisecond); now.After(to) {
+				now = to
+			}
+			nowNS.Store(now.UnixNano())
+			ticks <- time.Time{}
+			if err := a.Ready(context.Background()); err != nil { // the tick has been handled
+				t.Fatal(err)
+			}
+		}
 	}
+	runTo(t0.Add(6*time.Second - 1))
 	if err := hasStatus(a, "b", Suspect)(); err != nil {
 		t.Fatal(err)
 	}
-	nowNS.Store(t0.Add(6 * time.Second).UnixNano())
-	ticks <- time.Time{}
-	if err := a.Ready(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	runTo(t0.Add(6 * time.Second))
 	if err := hasStatus(a, "b", Dead)(); err != nil {
 		t.Fatal(err)
 	}

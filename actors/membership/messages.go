@@ -4,7 +4,10 @@ import "time"
 
 // message is the closed set of messages the state machine steps on. Each
 // carries Now, the time the loop stamped it with.
-type message interface{ isMessage() }
+type message interface {
+	isMessage()
+	stamp() time.Time // the time the loop stamped it with
+}
 
 // request is a message sent through the inbox by an API call. The loop
 // stamps it with the time it takes it out (at), and answers an error (nil =
@@ -16,9 +19,13 @@ type request interface {
 }
 
 // tickMsg is a tick of the loop's ticker: publish a beat if one is due, and
-// check every member's silence.
+// check every member's silence. Queued are the beats that were waiting in
+// our queue when the tick was taken: the loop's select picks among ready
+// channels at random, so without them a tick after a stall would judge
+// peers whose beats sat unread behind it. They count as heard at Now.
 type tickMsg struct {
-	Now time.Time
+	Now    time.Time
+	Queued []Heartbeat
 }
 
 // beatMsg is a heartbeat that arrived from the bus.
@@ -67,6 +74,14 @@ func (setTagsRequest) isMessage()    {}
 func (setRoleRequest) isMessage()    {}
 func (leaveRequest) isMessage()      {}
 func (pingRequest) isMessage()       {}
+
+func (m tickMsg) stamp() time.Time           { return m.Now }
+func (m beatMsg) stamp() time.Time           { return m.Now }
+func (m forceLeaveRequest) stamp() time.Time { return m.Now }
+func (m setTagsRequest) stamp() time.Time    { return m.Now }
+func (m setRoleRequest) stamp() time.Time    { return m.Now }
+func (m leaveRequest) stamp() time.Time      { return m.Now }
+func (m pingRequest) stamp() time.Time       { return m.Now }
 
 func (m forceLeaveRequest) reply() chan<- error { return m.Reply }
 func (m setTagsRequest) reply() chan<- error    { return m.Reply }

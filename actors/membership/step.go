@@ -30,6 +30,7 @@ type state struct {
 	partitions   int           // our partition count P
 	placement    string        // our placement tag; peers must have the same
 	interval     time.Duration // our beat period
+	tickEvery    time.Duration // the loop's tick period: a longer gap between two messages is a stall of ours
 	suspectAfter int           // beat periods of silence before suspect
 	deadAfter    int           // beat periods of silence before dead
 	forgetAfter  time.Duration // how long dead and left members stay
@@ -41,6 +42,7 @@ type state struct {
 	version  uint64                // of the view
 	seq      uint64                // of our last beat
 	nextBeat time.Time             // when our next regular beat is due; zero = at the next tick
+	lastRun  time.Time             // when the loop last stepped a message: it was running then
 }
 
 // entry is a member as the state machine keeps it.
@@ -49,6 +51,7 @@ type entry struct {
 	interval time.Duration // the beat period the member announces
 	seq      uint64        // highest beat sequence applied
 	forced   bool          // left by ForceLeave, not by its own announcement: a beat revives it
+	stalled  time.Duration // our own stalls since its last beat: time we could not hear it, not its silence
 }
 
 // goneRecord remembers a forgotten member.
@@ -96,6 +99,7 @@ func newState(cfg Config) *state {
 		partitions:   me.Partitions,
 		placement:    me.Placement,
 		interval:     cfg.Interval,
+		tickEvery:    tickPeriod(cfg.Interval),
 		suspectAfter: cfg.SuspectAfter,
 		deadAfter:    cfg.DeadAfter,
 		forgetAfter:  cfg.ForgetAfter,
@@ -109,6 +113,7 @@ func newState(cfg Config) *state {
 
 // step applies one message.
 func (s *state) step(msg message) output {
+	defer s.ran(msg.stamp())
 	switch m := msg.(type) {
 	case tickMsg:
 		return s.onTick(m)
@@ -131,9 +136,21 @@ func (s *state) step(msg message) output {
 // onTick beats when a beat is due, then judges every member by its silence:
 // suspect once silent for suspectAfter of its beat periods, dead once silent
 // for deadAfter (both inclusive: at exactly the threshold), forgotten once
-// dead or left for forgetAfter.
+// dead or left for forgetAfter. A silence is the time since the member's last
+// beat less the time this node itself stalled since (see stall): a node that
+// did not run could not hear its peers.
 func (s *state) onTick(m tickMsg) (out output) {
 	now := m.Now
+	stall := s.stall(now)
+	if stall >= s.interval {
+		s.loud(&out, now, "stall", slog.LevelWarn, "this node stalled (CPU starvation, a GC pause, a suspended process?); its peers' silence during the stall is not counted against them",
+			"stalled", stall, "since", s.lastRun)
+	}
+	for i := range m.Queued {
+		o := s.onBeat(beatMsg{Beat: m.Queued[i], Now: now})
+		out.Notes = append(out.Notes, o.Notes...)
+		out.Dirty = out.Dirty || o.Dirty
+	}
 	if s.nextBeat.IsZero() || !now.Before(s.nextBeat) {
 		out.Beat = s.beat(now)
 		out.Dirty = true
@@ -150,14 +167,18 @@ func (s *state) onTick(m tickMsg) (out output) {
 		}
 		switch e.Status {
 		case Alive, Suspect:
-			silent := now.Sub(e.LastSeen)
+			dead := time.Duration(s.deadAfter) * e.interval
+			// Only the part of our stall after its last beat: one queued
+			// behind this tick was heard at now.
+			e.stalled = min(e.stalled+min(stall, max(now.Sub(e.LastSeen), 0)), (maxStallCredit-1)*dead)
+			silent := now.Sub(e.LastSeen) - e.stalled
 			switch {
-			case silent >= time.Duration(s.deadAfter)*e.interval:
-				out.log(slog.LevelWarn, "member dead", "name", name, "id", e.ID, "silent", silent)
+			case silent >= dead:
+				out.log(slog.LevelWarn, "member dead", "name", name, "id", e.ID, "silent", silent, "we_stalled", e.stalled)
 				s.setStatus(e, Dead, now)
 				out.Dirty = true
 			case silent >= time.Duration(s.suspectAfter)*e.interval && e.Status == Alive:
-				out.log(slog.LevelInfo, "member suspect", "name", name, "id", e.ID, "silent", silent)
+				out.log(slog.LevelInfo, "member suspect", "name", name, "id", e.ID, "silent", silent, "we_stalled", e.stalled)
 				s.setStatus(e, Suspect, now)
 				out.Dirty = true
 			}
@@ -255,7 +276,7 @@ func (s *state) refresh(e *entry, b *Heartbeat, now time.Time) (out output) {
 	if e.Status == Left && !e.forced {
 		return out // a left ID never returns
 	}
-	e.LastSeen, e.Extra, e.interval = now, b.Extra, b.interval(s.interval)
+	e.LastSeen, e.Extra, e.interval, e.stalled = now, b.Extra, b.interval(s.interval), 0
 	out.Dirty = true
 	if b.Seq > e.seq { // not a beat overtaken by a newer one
 		e.seq = b.Seq
@@ -397,6 +418,26 @@ func (s *state) onLeave(m leaveRequest) (out output) {
 	out.Beat = s.beat(m.Now)
 	out.Dirty = true
 	return out
+}
+
+// stall returns how long this node did not run before now, a tick late:
+// the time since the loop last stepped a message beyond stallGrace tick
+// periods (the ticker fires every tickEvery, so a longer gap means the loop
+// was not scheduled: CPU starvation, a GC pause, a suspended process). Beats
+// that arrived meanwhile wait unread in our queue and do not count as heard
+// until now, so the stall is ours, not the peers' silence.
+func (s *state) stall(now time.Time) time.Duration {
+	if s.lastRun.IsZero() {
+		return 0
+	}
+	return max(now.Sub(s.lastRun)-stallGrace*s.tickEvery, 0)
+}
+
+// ran records that the loop ran at now.
+func (s *state) ran(now time.Time) {
+	if now.After(s.lastRun) {
+		s.lastRun = now
+	}
 }
 
 // beat makes our next heartbeat.

@@ -38,7 +38,33 @@ func hb(name, id string, inc, seq uint64) Heartbeat {
 }
 
 func beat(s *state, b Heartbeat, at time.Time) output { return s.step(beatMsg{Beat: b, Now: at}) }
-func tick(s *state, at time.Time) output              { return s.step(tickMsg{Now: at}) }
+
+// tick runs the node's loop on time up to at: a tick every tick period since
+// the loop last ran, the last one at at. It returns what the ticks asked for
+// (their notes, dirty if any was, the last beat). A test that jumps the
+// clock in one tick models a stall of the node (tickOnce).
+func tick(s *state, at time.Time) output {
+	var all output
+	for {
+		now := at
+		if !s.lastRun.IsZero() && s.lastRun.Add(s.tickEvery).Before(at) {
+			now = s.lastRun.Add(s.tickEvery)
+		}
+		out := s.step(tickMsg{Now: now})
+		all.Notes = append(all.Notes, out.Notes...)
+		all.Dirty = all.Dirty || out.Dirty
+		if out.Beat != nil {
+			all.Beat = out.Beat
+		}
+		if !now.Before(at) {
+			return all
+		}
+	}
+}
+
+// tickOnce is one tick at at, however long after the loop last ran: a late
+// tick when the node stalled.
+func tickOnce(s *state, at time.Time) output { return s.step(tickMsg{Now: at}) }
 
 // member returns name's member in the current view.
 func member(t *testing.T, s *state, name string) Member {
@@ -89,10 +115,6 @@ func TestSilenceThresholds(t *testing.T) {
 		{
 			name: "defaults: suspect at 3 beats, dead at 6", interval: iv,
 			checks: []check{{0, Alive}, {3*iv - 1, Alive}, {3 * iv, Suspect}, {6*iv - 1, Suspect}, {6 * iv, Dead}, {5 * time.Minute, Dead}},
-		},
-		{
-			name: "dead at once when the tick comes late", interval: iv,
-			checks: []check{{6 * iv, Dead}},
 		},
 		{
 			name: "configured counts", interval: iv,
@@ -533,23 +555,23 @@ func TestBeatCadence(t *testing.T) {
 	}
 	// Ticks that jitter keep the cadence; a stall of more than an interval
 	// beats once at once and restarts the cadence from there.
-	if out := tick(s, t0.Add(4*iv+time.Millisecond)); out.Beat == nil {
+	if out := tickOnce(s, t0.Add(4*iv+time.Millisecond)); out.Beat == nil {
 		t.Fatal("no beat at +4iv+1ms")
 	}
-	if out := tick(s, t0.Add(5*iv-time.Millisecond)); out.Beat != nil {
+	if out := tickOnce(s, t0.Add(5*iv-time.Millisecond)); out.Beat != nil {
 		t.Fatal("beat before +5iv")
 	}
-	if out := tick(s, t0.Add(5*iv)); out.Beat == nil {
+	if out := tickOnce(s, t0.Add(5*iv)); out.Beat == nil {
 		t.Fatal("no beat at +5iv")
 	}
 	stall := t0.Add(10*iv + 3*time.Millisecond)
-	if out := tick(s, stall); out.Beat == nil {
+	if out := tickOnce(s, stall); out.Beat == nil {
 		t.Fatal("no beat after a stall")
 	}
-	if out := tick(s, stall.Add(iv-1)); out.Beat != nil {
+	if out := tickOnce(s, stall.Add(iv-1)); out.Beat != nil {
 		t.Fatal("burst of beats after a stall")
 	}
-	if out := tick(s, stall.Add(iv)); out.Beat == nil {
+	if out := tickOnce(s, stall.Add(iv)); out.Beat == nil {
 		t.Fatal("no beat an interval after the stall")
 	}
 }
@@ -699,4 +721,157 @@ func TestPlacementTagRefused(t *testing.T) {
 	if b := z.beat(t0); b.Placement != "zone" {
 		t.Fatalf("own beat carries placement %q", b.Placement)
 	}
+}
+
+// TestOwnStallsAreNotPeersSilence drives node a through stalls of its own
+// (ticks that come late: CPU starvation, a GC pause) against a peer b that
+// beats every iv. With the defaults a tick is due every 50 ms and one more
+// than 100 ms late is a stall; b is suspect after 1.5 s and dead after 3 s of
+// silence net of a's stalls, and dead 24 s after its last beat at the latest.
+func TestOwnStallsAreNotPeersSilence(t *testing.T) {
+	type event struct {
+		kind string        // "run": ticks on time up to at; "stall": one tick at at; "beat": b beats at at
+		at   time.Duration // since t0
+		want Status        // b's status after the event
+	}
+	// every repeats a cycle of events n times, each shifted by period.
+	every := func(n int, period time.Duration, cycle ...event) []event {
+		var evs []event
+		for i := range n {
+			for _, e := range cycle {
+				e.at += time.Duration(i) * period
+				evs = append(evs, e)
+			}
+		}
+		return evs
+	}
+	cases := []struct {
+		name   string
+		events []event
+	}{
+		{
+			name: "a stall of 10 s is not b's silence; b is judged on the time a runs after it",
+			events: []event{
+				{"beat", 0, Alive}, {"run", iv, Alive},
+				{"stall", iv + 10*time.Second, Alive}, // 600 ms of silence counted: 500 before, 100 of grace
+				{"run", iv + 10*time.Second + 850*time.Millisecond, Alive},
+				{"run", iv + 10*time.Second + 900*time.Millisecond, Suspect},
+				{"run", iv + 10*time.Second + 2400*time.Millisecond - 1, Suspect},
+				{"run", iv + 10*time.Second + 2400*time.Millisecond, Dead},
+			},
+		},
+		{
+			name: "a beat after the stall keeps b alive",
+			events: []event{
+				{"beat", 0, Alive}, {"run", iv, Alive},
+				{"stall", iv + 10*time.Second, Alive},
+				{"beat", iv + 10*time.Second + time.Millisecond, Alive},
+				{"run", iv + 10*time.Second + 1400*time.Millisecond, Alive},
+			},
+		},
+		{
+			// a runs every 700 ms (each tick 650 ms late); b's beats reach a
+			// only every fifth run, 3.5 s apart, as a's stalls and the bus
+			// delay them. Every run counts 100 ms of b's silence.
+			name: "repeated stalls: b heard every fifth run stays alive",
+			events: every(6, 3500*time.Millisecond,
+				event{"beat", 0, Alive},
+				event{"stall", 700 * time.Millisecond, Alive}, event{"stall", 1400 * time.Millisecond, Alive},
+				event{"stall", 2100 * time.Millisecond, Alive}, event{"stall", 2800 * time.Millisecond, Alive},
+				event{"stall", 3500*time.Millisecond - 1, Alive}),
+		},
+		{
+			// The same stalls with b silent for good: 100 ms counted a run,
+			// suspect at the 15th, dead at the 30th (21 s), within the bound.
+			name: "repeated stalls: b silent for good is dead after 5 x DeadAfter late ticks",
+			events: append(append([]event{{"beat", 0, Alive}},
+				every(14, 700*time.Millisecond, event{"stall", 700 * time.Millisecond, Alive})...),
+				append(every(15, 700*time.Millisecond, event{"stall", 15 * 700 * time.Millisecond, Suspect}),
+					event{"stall", 30 * 700 * time.Millisecond, Dead})...),
+		},
+		{
+			name: "at most 7 x DeadAfter periods of stalls are excused: dead 24 s after the last beat",
+			events: []event{
+				{"beat", 0, Alive}, {"run", iv, Alive},
+				{"stall", 23 * time.Second, Suspect}, // 21 s excused, 2 s counted
+				{"run", 24*time.Second - 1, Suspect},
+				{"run", 24 * time.Second, Dead},
+			},
+		},
+		{
+			name:   "a stall longer than the cap: dead at once",
+			events: []event{{"beat", 0, Alive}, {"run", iv, Alive}, {"stall", time.Minute, Dead}},
+		},
+		{
+			// Beats from others and requests show a ran between its ticks.
+			name: "a tick late after a beat of another peer is a stall only from that beat",
+			events: []event{
+				{"beat", 0, Alive}, {"run", 2500 * time.Millisecond, Suspect},
+				{"beat-c", 2900 * time.Millisecond, Suspect},
+				{"stall", 3000 * time.Millisecond, Dead}, // 100 ms since a ran: no stall
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newTestState(t)
+			seq := uint64(0)
+			for _, e := range tc.events {
+				at := t0.Add(e.at)
+				switch e.kind {
+				case "run":
+					tick(s, at)
+				case "stall":
+					tickOnce(s, at)
+				case "beat":
+					seq++
+					beat(s, hb("b", "id-b", 1, seq), at)
+				case "beat-c":
+					beat(s, hb("c", "id-c", 1, 1), at)
+				}
+				if got := member(t, s, "b").Status; got != e.want {
+					t.Fatalf("after %s at +%v: b is %s, want %s", e.kind, e.at, got, e.want)
+				}
+			}
+		})
+	}
+}
+
+// TestQueuedBeatsHeardBeforeJudging: the beats that waited in the loop's
+// queue behind a tick (tickMsg.Queued) count as heard before the tick judges
+// silences, and our stall is not credited to the peers they came from.
+func TestQueuedBeatsHeardBeforeJudging(t *testing.T) {
+	queued := func(s *state, at time.Time, bs ...Heartbeat) output {
+		return s.step(tickMsg{Now: at, Queued: bs})
+	}
+	t.Run("a beat queued behind the tick keeps its sender alive", func(t *testing.T) {
+		s := newTestState(t)
+		beat(s, hb("b", "id-b", 1, 1), t0)
+		tick(s, t0.Add(6*iv-iv/10))
+		wantStatus(t, s, "b", Suspect)
+		out := queued(s, t0.Add(6*iv), hb("b", "id-b", 1, 2))
+		wantStatus(t, s, "b", Alive)
+		if !member(t, s, "b").LastSeen.Equal(t0.Add(6*iv)) || len(notes(out, slog.LevelWarn)) != 0 {
+			t.Fatalf("b %+v, notes %+v", member(t, s, "b"), out.Notes)
+		}
+	})
+	t.Run("after a stall, the queued sender is judged from its beat, the others net of the stall", func(t *testing.T) {
+		s := newTestState(t)
+		beat(s, hb("b", "id-b", 1, 1), t0)
+		beat(s, hb("c", "id-c", 1, 1), t0)
+		tick(s, t0.Add(iv))
+		stalled := t0.Add(iv + 10*time.Second)
+		queued(s, stalled, hb("b", "id-b", 1, 2))
+		wantStatus(t, s, "b", Alive)
+		wantStatus(t, s, "c", Alive) // 600 ms counted: 500 before the stall, 100 of grace
+		tick(s, stalled.Add(900*time.Millisecond))
+		wantStatus(t, s, "c", Suspect)
+		wantStatus(t, s, "b", Alive)
+		tick(s, stalled.Add(1500*time.Millisecond-1))
+		wantStatus(t, s, "b", Alive) // no credit from the stall before its beat
+		tick(s, stalled.Add(1500*time.Millisecond))
+		wantStatus(t, s, "b", Suspect)
+		tick(s, stalled.Add(2400*time.Millisecond))
+		wantStatus(t, s, "c", Dead)
+	})
 }
