@@ -451,3 +451,43 @@ func TestConsulKVBadInput(t *testing.T) {
 		t.Fatalf("the consul client with the token reads %+v", p)
 	}
 }
+
+// TestConsulKVBlockingGetAfterExpiry: a blocking query on a key that
+// expired before the query came (no waiter was there to hear of it) answers
+// at once with a 404, not after its wait: the key's absence is the change
+// its index asks about. A query on a key never seen (index 1, a 404's)
+// still waits.
+func TestConsulKVBlockingGetAfterExpiry(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, nil)
+	nc := connect(t, n)
+	kv := consulKV(t, n, "")
+	wantCode(t, "set with ttl", request(t, nc, "roost.set.brief", []byte("v"), "Roost-TTL", "200ms"), 200)
+	p, qm := mustGet(t, kv, "brief", nil)
+	if p == nil {
+		t.Fatal("the key is gone before its TTL")
+	}
+	eventually(t, 5*time.Second, func() error {
+		if p, _ := mustGet(t, kv, "brief", nil); p != nil {
+			return fmt.Errorf("still there")
+		}
+		return nil
+	})
+	const wait = 20 * time.Second
+	start := time.Now()
+	p, qm2, err := kv.Get("brief", &api.QueryOptions{WaitIndex: qm.LastIndex, WaitTime: wait})
+	if err != nil || p != nil {
+		t.Fatalf("blocking query = %+v, %v; want a 404", p, err)
+	}
+	if took := time.Since(start); took > wait/4 {
+		t.Fatalf("the blocking query on a key already expired answered after %s: it waited for a change that had happened", took)
+	}
+	// Blocking on the absent key (the 404's index) waits for a change.
+	start = time.Now()
+	if p, _, err := kv.Get("brief", &api.QueryOptions{WaitIndex: qm2.LastIndex, WaitTime: 300 * time.Millisecond}); err != nil || p != nil {
+		t.Fatalf("blocking on the absent key = %+v, %v", p, err)
+	}
+	if took := time.Since(start); took < 300*time.Millisecond {
+		t.Fatalf("a blocking query on an absent key answered after %s, before its wait and with no change", took)
+	}
+}

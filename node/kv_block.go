@@ -108,7 +108,13 @@ func (n *Node) readKV(ctx context.Context, q kvQuery, min uint64, final bool) (r
 	defer cancel()
 	if !q.prefix {
 		resp, err := n.kvKey(ctx, q.key, min)
-		return kvResult{entries: resp.Entries, index: resp.Index}, final || resp.Index > min, err
+		// An absent key with no tombstone (it expired, was evicted, or its
+		// tombstone was purged) answers index 0, and a 404 says 1: a client
+		// blocking on a higher index saw the key present, so its absence is
+		// the change it waits for, whenever it happened (before this query
+		// came too, when no waiter was there to hear of it).
+		gone := len(resp.Entries) == 0 && resp.Index == 0 && min > 1
+		return kvResult{entries: resp.Entries, index: resp.Index}, final || gone || resp.Index > min, err
 	}
 	peers, err := n.kvPeers()
 	if err != nil {
