@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -50,13 +51,37 @@ func TestMain(m *testing.M) {
 // freePort returns a loopback port that was free a moment ago.
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 1000 {
+		port := int(nextPort.Add(1))
+		if port >= ephemeralLow {
+			nextPort.Store(portsLow + int32(os.Getpid()%1000))
+			continue
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue // taken
+		}
+		ln.Close()
+		return port
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port below the ephemeral range")
+	return 0
 }
+
+// The ports freePort hands out lie below Linux's ephemeral range (32768 up),
+// where every listener on port 0 gets its port: an in-process node of a
+// test running in parallel could otherwise take a port between freePort's
+// check and the child process's bind ("address already in use"). Each test
+// process starts at its own offset, so two test binaries seldom try the
+// same port, and the check catches it when they do.
+const (
+	portsLow     = 20000
+	ephemeralLow = 32768
+)
+
+var nextPort atomic.Int32
+
+func init() { nextPort.Store(portsLow + int32(os.Getpid()%10000)) }
 
 // proc is one `roost serve` process.
 type proc struct {

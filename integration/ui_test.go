@@ -34,7 +34,8 @@ func chromiumPath() string {
 }
 
 func TestUIDashboardShowsEveryMember(t *testing.T) {
-	t.Parallel()
+	// Not parallel: headless Chromium's processes load the machine, and the
+	// page's figures are read against deadlines.
 	skipInRaceStep(t, "the browser adds minutes under -race; the HTTP handlers it reads are raced by TestAgent* and TestMetrics")
 	nodes := startCluster(t, 3, withToken)
 	base := nodes[1].HTTPURL() + "/ui/"
@@ -177,7 +178,7 @@ func TestUIDashboardShowsEveryMember(t *testing.T) {
 // 2,000 stored copies apart, fits the window, labels the chart with whole
 // numbers, and shows a killed node dead with "–" for every figure.
 func TestUIDashboardTrueFigures(t *testing.T) {
-	t.Parallel()
+	// Not parallel: as TestUIDashboardShowsEveryMember.
 	skipInRaceStep(t, "the browser adds minutes under -race; the figures it reads are raced by TestMetrics")
 	browser := chromiumPath()
 	if browser == "" {
