@@ -48,16 +48,7 @@ func BenchmarkGetPath(b *testing.B) {
 //
 //	go test -run '^$' -bench ReadHooks -count 5 ./node/
 func BenchmarkReadHooks(b *testing.B) {
-	cfg := DefaultConfig()
-	cfg.Name, cfg.Listen, cfg.HTTP = "bench", "127.0.0.1:-1", HTTPOff
-	n, err := New(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := n.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(n.Stop)
+	n, _ := benchNode(b, 0)
 	const keys = 1024
 	absent := make([]string, keys)
 	for i := range keys {

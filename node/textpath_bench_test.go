@@ -38,36 +38,29 @@ func BenchmarkTextPath(b *testing.B) {
 			n.respondText(req, &get, res)
 		}
 	})
-	b.Run("set/apply", func(b *testing.B) {
-		i := 0
-		for b.Loop() {
-			op := wire.Request{Op: wire.OpSet, Key: names[i%keys], Value: value}
-			if r := n.apply(&op, ""); r.Code != wire.CodeOK {
-				b.Fatalf("set: %+v", r)
+	for _, path := range []struct {
+		name string
+		op   wire.Op
+		run  func(*wire.Request, string) wire.Result
+	}{
+		{"set/apply", wire.OpSet, n.apply},
+		{"set/applyText", wire.OpSet, n.applyText},
+		{"get/apply", wire.OpGet, n.apply},
+	} {
+		b.Run(path.name, func(b *testing.B) {
+			i := 0
+			for b.Loop() {
+				op := wire.Request{Op: path.op, Key: names[i%keys]}
+				if path.op == wire.OpSet {
+					op.Value = value
+				}
+				if r := path.run(&op, ""); r.Code != wire.CodeOK {
+					b.Fatalf("%s: %+v", path.name, r)
+				}
+				i++
 			}
-			i++
-		}
-	})
-	b.Run("set/applyText", func(b *testing.B) {
-		i := 0
-		for b.Loop() {
-			op := wire.Request{Op: wire.OpSet, Key: names[i%keys], Value: value}
-			if r := n.applyText(&op, ""); r.Code != wire.CodeOK {
-				b.Fatalf("set: %+v", r)
-			}
-			i++
-		}
-	})
-	b.Run("get/apply", func(b *testing.B) {
-		i := 0
-		for b.Loop() {
-			op := wire.Request{Op: wire.OpGet, Key: names[i%keys]}
-			if r := n.apply(&op, ""); r.Code != wire.CodeOK {
-				b.Fatalf("get: %+v", r)
-			}
-			i++
-		}
-	})
+		})
+	}
 	b.Run("get/lookupResult", func(b *testing.B) {
 		i := 0
 		for b.Loop() {
