@@ -88,13 +88,13 @@ type call struct {
 	size     int             // estimated bytes in a BatchRequest
 	deadline time.Time       // when its caller gives up; zero until stamp gives it the client's timeout
 	done     <-chan struct{} // the caller's ctx.Done() (nil for a context that never ends)
-	out      chan outcome    // buffered 1; gets exactly one outcome unless the caller gave up
-}
 
-// outcome is what a call's caller receives.
-type outcome struct {
+	// The outcome: res and err are set by whoever finishes the call (a
+	// sender, a stall check, shutdown), which then sends on out. The
+	// caller reads them once it has received from out.
 	res wire.Result
 	err error
+	out chan struct{} // buffered 1; gets exactly one signal unless the caller gave up
 }
 
 func newBatcher(c *Client) *batcher {
@@ -124,14 +124,16 @@ func (b *batcher) do(ctx context.Context, req wire.Request, ack string) (wire.Re
 		// A context that never ends (context.Background): every call gets
 		// its outcome (its deadline, shutdown), so a plain receive, which
 		// costs a fraction of a select, is enough.
-		o := <-c.out
+		<-c.out
+		res, err := c.res, c.err
 		c.release()
-		return o.res, o.err
+		return res, err
 	}
 	select {
-	case o := <-c.out:
+	case <-c.out:
+		res, err := c.res, c.err
 		c.release()
-		return o.res, o.err
+		return res, err
 	case <-c.done:
 		// Its outcome may still come: c is not reused.
 		return wire.Result{}, ctxErr(ctx, b.c.subj.Batch())
@@ -140,7 +142,13 @@ func (b *batcher) do(ctx context.Context, req wire.Request, ack string) (wire.Re
 
 // calls holds calls whose outcome was received, with their channel, for
 // the next calls to reuse.
-var calls = sync.Pool{New: func() any { return &call{out: make(chan outcome, 1)} }}
+var calls = sync.Pool{New: func() any { return &call{out: make(chan struct{}, 1)} }}
+
+// finish gives c its outcome and wakes its caller. Called once per call.
+func (c *call) finish(res wire.Result, err error) {
+	c.res, c.err = res, err
+	c.out <- struct{}{} // buffered: this never blocks
+}
 
 // release gives c back to the pool; its outcome has been received (or was
 // never due), and the batcher holds it no more.
@@ -315,7 +323,7 @@ func (b *batcher) regather(l *lane, want int) {
 // deadline passed while they waited.
 func (b *batcher) expire(calls []*call) {
 	for _, c := range calls {
-		c.out <- outcome{err: timeoutErr(b.c.subj.Batch())}
+		c.finish(wire.Result{}, timeoutErr(b.c.subj.Batch()))
 	}
 }
 
@@ -348,9 +356,9 @@ func (s *sender) request(b *batcher, dest, ack string, calls []*call) ([]wire.Re
 func (s *sender) answer(calls []*call, results []wire.Result, err error) {
 	for i, c := range calls {
 		if err != nil {
-			c.out <- outcome{err: err}
+			c.finish(wire.Result{}, err)
 		} else {
-			c.out <- outcome{res: results[i]}
+			c.finish(results[i], nil)
 		}
 	}
 	if err == nil {
@@ -387,7 +395,7 @@ func (b *batcher) shutdown() {
 	}
 	b.mu.Unlock()
 	for _, c := range queued {
-		c.out <- outcome{err: ErrClosed}
+		c.finish(wire.Result{}, ErrClosed)
 	}
 	b.senders.Wait()
 }

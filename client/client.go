@@ -30,6 +30,14 @@ type Client struct {
 }
 
 // Item is one key as read from Roost.
+//
+// Value is the caller's: it may read it, change its bytes and append to
+// it, and no other Item sees that. It may share memory with the reply it
+// came in (a batch reply of at most 64 KiB is not copied value by value),
+// though never with another Item's Value within its length or capacity
+// (an append copies); so keeping a Value keeps that reply from the garbage
+// collector too. To keep a few small values of many for long, keep copies
+// (bytes.Clone).
 type Item struct {
 	Key     string
 	Value   []byte
@@ -332,7 +340,11 @@ func decodeBatch(m *nats.Msg, err error, dest string, n int, into []wire.Result)
 	}
 	clear(into[:cap(into)]) // the decoder leaves absent fields as they are
 	resp := wire.BatchResponse{Results: into[:0]}
-	if err := wire.Unmarshal(m.Data, &resp); err != nil {
+	unmarshal := resp.UnmarshalSharedValues // values point into m.Data (see Item)
+	if len(m.Data) > maxSharedReply {
+		unmarshal = resp.UnmarshalMsgpack
+	}
+	if err := unmarshal(m.Data); err != nil {
 		return nil, fmt.Errorf("%w: reply on %s: %w", ErrProtocol, dest, err)
 	}
 	if len(resp.Results) != n {
@@ -340,6 +352,12 @@ func decodeBatch(m *nats.Msg, err error, dest string, n int, into []wire.Result)
 	}
 	return resp.Results, nil
 }
+
+// maxSharedReply is the largest batch reply whose values are handed out as
+// slices of the reply rather than copies: a value kept keeps its whole
+// reply from the collector, at most this many bytes. Larger replies (large
+// values, mostly) have each value copied out.
+const maxSharedReply = 64 << 10
 
 // requestNode is request on a node's own subject, ended early with
 // errNodeGone once the router knows the node is gone.

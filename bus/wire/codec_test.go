@@ -73,6 +73,19 @@ func checkDecode[T, M any](t *testing.T, data []byte, back func(M) T) bool {
 	return mpacktest.CheckDecode(t, codec, data, back)
 }
 
+// checkShared checks that a decoder sharing the payload's memory
+// (UnmarshalSharedKeys, UnmarshalSharedValues) decodes data as Unmarshal
+// does, or fails as it does.
+func checkShared[T any](t *testing.T, data []byte, shared func(*T, []byte) error) {
+	t.Helper()
+	var want, got T
+	wantErr := Unmarshal(bytes.Clone(data), &want)
+	err := shared(&got, data)
+	if (err == nil) != (wantErr == nil) || err == nil && !reflect.DeepEqual(got, want) {
+		t.Errorf("shared decode: %+v, %v; Unmarshal %+v, %v", got, err, want, wantErr)
+	}
+}
+
 func ptr[T any](v T) *T { return &v }
 
 func TestBatchRequestEncodesAsReflection(t *testing.T) {
@@ -198,6 +211,7 @@ func TestBatchRequestDecodesAsReflection(t *testing.T) {
 				return
 			}
 			checkDecode(t, data, fromMirrorBatchRequest)
+			checkShared(t, data, (*BatchRequest).UnmarshalSharedKeys)
 		})
 	}
 	// Every truncation of a valid payload fails on both sides.
@@ -224,7 +238,10 @@ func TestBatchResponseDecodesAsReflection(t *testing.T) {
 		"error as int":  wireMap(t, "r", array(wireMap(t, "e", 1))),
 	}
 	for name, data := range cases {
-		t.Run(name, func(t *testing.T) { checkDecode(t, data, fromMirrorBatchResponse) })
+		t.Run(name, func(t *testing.T) {
+			checkDecode(t, data, fromMirrorBatchResponse)
+			checkShared(t, data, (*BatchResponse).UnmarshalSharedValues)
+		})
 	}
 	full := wireMap(t, "r", array(ok, ok))
 	for n := range full {

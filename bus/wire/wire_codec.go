@@ -1,6 +1,8 @@
 package wire
 
 import (
+	"fmt"
+
 	"github.com/roostkv/roost/internal/mpack"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -43,9 +45,11 @@ func (x Request) AppendMsgpack(b []byte) []byte {
 }
 
 // UnmarshalMsgpack decodes data into x.
-func (x *Request) UnmarshalMsgpack(data []byte) error { return x.decode(mpack.NewReader(data)) }
+func (x *Request) UnmarshalMsgpack(data []byte) error { return x.decode(mpack.NewReader(data), false) }
 
-func (x *Request) decode(r *mpack.Reader) error {
+// decode reads x from r; with sharedKey, its key is a string over r's data
+// instead of a copy.
+func (x *Request) decode(r *mpack.Reader, sharedKey bool) error {
 	zero, err := r.Struct(requestFields, func(name []byte) (err error) {
 		switch string(name) {
 		case "op":
@@ -53,7 +57,11 @@ func (x *Request) decode(r *mpack.Reader) error {
 			op, err = r.Uint64()
 			x.Op = Op(op)
 		case "k":
-			x.Key, err = r.String()
+			if sharedKey {
+				x.Key, err = r.StringShared()
+			} else {
+				x.Key, err = r.String()
+			}
 		case "v":
 			x.Value, err = r.Bytes()
 		case "ttl":
@@ -99,12 +107,25 @@ func (x BatchRequest) AppendMsgpack(b []byte) []byte {
 }
 
 // UnmarshalMsgpack decodes data into x.
-func (x *BatchRequest) UnmarshalMsgpack(data []byte) error {
+func (x *BatchRequest) UnmarshalMsgpack(data []byte) error { return x.unmarshal(data, false) }
+
+// UnmarshalSharedKeys is UnmarshalMsgpack with the keys of the operations
+// decoded as strings over data, not copies: one allocation fewer per
+// operation. data must not change while a key is in use, and a key kept
+// keeps all of data from the collector (strings.Clone it to keep it).
+func (x *BatchRequest) UnmarshalSharedKeys(data []byte) error {
+	if err := x.unmarshal(data, true); err != nil {
+		return fmt.Errorf("bus: decode %T: %w", x, err)
+	}
+	return nil
+}
+
+func (x *BatchRequest) unmarshal(data []byte, sharedKeys bool) error {
 	r := mpack.NewReader(data)
 	zero, err := r.Struct(batchRequestFields, func(name []byte) (err error) {
 		switch string(name) {
 		case "ops":
-			x.Ops, err = mpack.ReadSlice(r, x.Ops, func(op *Request) error { return op.decode(r) })
+			x.Ops, err = mpack.ReadSlice(r, x.Ops, func(op *Request) error { return op.decode(r, sharedKeys) })
 		case "ack":
 			x.Ack, err = r.String()
 		default:
@@ -142,9 +163,11 @@ func (x Result) AppendMsgpack(b []byte) []byte {
 }
 
 // UnmarshalMsgpack decodes data into x.
-func (x *Result) UnmarshalMsgpack(data []byte) error { return x.decode(mpack.NewReader(data)) }
+func (x *Result) UnmarshalMsgpack(data []byte) error { return x.decode(mpack.NewReader(data), false) }
 
-func (x *Result) decode(r *mpack.Reader) error {
+// decode reads x from r; with sharedValue, its value is a slice of r's
+// data (mpack.Reader.BytesShared) instead of a copy.
+func (x *Result) decode(r *mpack.Reader, sharedValue bool) error {
 	zero, err := r.Struct(resultFields, func(name []byte) (err error) {
 		switch string(name) {
 		case "c":
@@ -154,7 +177,11 @@ func (x *Result) decode(r *mpack.Reader) error {
 		case "e":
 			x.Error, err = r.String()
 		case "v":
-			x.Value, err = r.Bytes()
+			if sharedValue {
+				x.Value, err = r.BytesShared()
+			} else {
+				x.Value, err = r.Bytes()
+			}
 		case "ver":
 			x.Version, err = r.Uint64()
 		case "f":
@@ -186,13 +213,27 @@ func (x BatchResponse) AppendMsgpack(b []byte) []byte {
 }
 
 // UnmarshalMsgpack decodes data into x.
-func (x *BatchResponse) UnmarshalMsgpack(data []byte) error {
+func (x *BatchResponse) UnmarshalMsgpack(data []byte) error { return x.unmarshal(data, false) }
+
+// UnmarshalSharedValues is UnmarshalMsgpack with the values of the results
+// decoded as slices of data, not copies: one allocation fewer per value.
+// Each value's capacity ends at its length, so that an append to one copies
+// it rather than writing over the next; a value kept keeps all of data
+// from the collector.
+func (x *BatchResponse) UnmarshalSharedValues(data []byte) error {
+	if err := x.unmarshal(data, true); err != nil {
+		return fmt.Errorf("bus: decode %T: %w", x, err)
+	}
+	return nil
+}
+
+func (x *BatchResponse) unmarshal(data []byte, sharedValues bool) error {
 	r := mpack.NewReader(data)
 	zero, err := r.Struct(batchResponseFields, func(name []byte) (err error) {
 		if string(name) != "r" {
 			return r.Skip()
 		}
-		x.Results, err = mpack.ReadSlice(r, x.Results, func(res *Result) error { return res.decode(r) })
+		x.Results, err = mpack.ReadSlice(r, x.Results, func(res *Result) error { return res.decode(r, sharedValues) })
 		return err
 	})
 	if zero {

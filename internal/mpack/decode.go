@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"unsafe"
 )
 
 // Errors of decoding.
@@ -15,7 +16,8 @@ var (
 
 // A Reader decodes msgpack values one after the other from a byte slice.
 // It never retains the slice beyond its own life: what it returns is
-// copied, except the names passed to a Struct callback.
+// copied, except the names passed to a Struct callback and what
+// BytesShared and StringShared return.
 type Reader struct {
 	data []byte
 	off  int // next byte to read
@@ -108,6 +110,30 @@ func (r *Reader) Bytes() ([]byte, error) {
 	v := make([]byte, len(b))
 	copy(v, b)
 	return v, nil
+}
+
+// BytesShared is Bytes without the copy: the value is the slice of the
+// Reader's data that holds it, with its capacity ending at its length, so
+// that an append to it copies instead of writing over what follows. It
+// shares the data's memory (and keeps all of it from the collector): for a
+// caller that owns data and never changes it.
+func (r *Reader) BytesShared() ([]byte, error) {
+	b, err := r.raw()
+	if b == nil || err != nil {
+		return nil, err
+	}
+	return b[:len(b):len(b)], nil
+}
+
+// StringShared is String without the copy: the string's bytes are the
+// Reader's data, which must not change while the string is in use (and
+// which it keeps from the collector).
+func (r *Reader) StringShared() (string, error) {
+	b, err := r.raw()
+	if len(b) == 0 || err != nil {
+		return "", err
+	}
+	return unsafe.String(&b[0], len(b)), nil
 }
 
 // ArrayLen reads an array's header: its length, or -1 for nil.
