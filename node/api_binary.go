@@ -23,7 +23,11 @@ const (
 
 func (n *Node) handleBatch(req micro.Request) {
 	br := batchRequests.Get().(*wire.BatchRequest)
-	if err := wire.Unmarshal(req.Data(), br); err != nil {
+	// The keys are strings over the request's bytes (NATS gives each
+	// message a buffer of its own, which nothing changes): the one-pass
+	// read keeps none of them past the batch (getbatch.go); every other
+	// path gets copies (ownKeys).
+	if err := br.UnmarshalSharedKeys(req.Data()); err != nil {
 		releaseBatchRequest(br)
 		respondError(req, errBadRequest("malformed batch: %v", err))
 		return
@@ -43,6 +47,7 @@ func (n *Node) handleBatch(req micro.Request) {
 		n.answerGets(req, br) // one pass for the whole batch (getbatch.go)
 		return
 	}
+	ownKeys(br.Ops)
 	loading := local && br.Ack != wire.AckAll && n.mayLoadAny(br.Ops)
 	switch {
 	case local && !loading && plainGets(br.Ops):
@@ -65,6 +70,16 @@ func (n *Node) handleBatch(req micro.Request) {
 			n.respondBatch(d, n.executeBatch(br.Ops, br.Ack))
 			releaseBatchRequest(br)
 		})
+	}
+}
+
+// ownKeys replaces the keys of ops, which share the request's bytes, with
+// copies: the paths other than the one-pass read may keep a key (a write
+// in the store, the replication log, a load), and a kept key must not keep
+// the whole request from the collector.
+func ownKeys(ops []wire.Request) {
+	for i := range ops {
+		ops[i].Key = strings.Clone(ops[i].Key)
 	}
 }
 

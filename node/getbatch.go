@@ -3,6 +3,7 @@ package node
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,7 +32,7 @@ import (
 
 // getBatch is the working memory of one batch of gets, pooled.
 type getBatch struct {
-	keys    []string      // the keys that passed checkKey, in batch order
+	keys    []string      // the keys that passed checkKey, in batch order; they share the request's bytes (handleBatch): what keeps one copies it
 	at      []int         // at[j] is the position in the batch of keys[j]
 	entries []store.Entry // the store's answer for keys[j]; Version 0 = a miss
 	values  []byte        // the hits' values, which entries[j].Value point into
@@ -136,6 +137,7 @@ func (n *Node) barrierReads(g *getBatch, results []wire.Result) {
 func (n *Node) loadMisses(g *getBatch, results []wire.Result) {
 	l := n.loads
 	for _, j := range g.loads {
+		g.keys[j] = strings.Clone(g.keys[j]) // the load table and the load keep it
 		key := g.keys[j]
 		l.mu.Lock()
 		act, f := l.table.miss(key, time.Now(), n.loaderListens(key))
@@ -199,7 +201,7 @@ const maxDrawn = 32
 func (h *hotKeys) count(keys []string, drawn []int) {
 	h.mu.Lock()
 	for _, j := range drawn {
-		h.sum.Observe(keys[j], 1)
+		h.sum.Observe(strings.Clone(keys[j]), 1) // a new key stays in the summary: not the request's bytes
 		h.sampled++
 		if h.sampled%1024 == 0 {
 			h.halveIfDue(time.Now())

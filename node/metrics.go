@@ -84,7 +84,7 @@ var latencyBuckets = []float64{250e-9, 500e-9, 1e-6, 2.5e-6, 5e-6, 10e-6, 25e-6,
 type metrics struct {
 	reg     *prometheus.Registry
 	ops     [numOps][numResults]atomic.Uint64 // operations executed here, by kind and result
-	latency [numOps]prometheus.Observer       // seconds per operation, by kind
+	latency [numOps]latencyHistogram          // seconds per operation, by kind (metrics_latency.go)
 	keys    keyCounter                        // the last count of keys by role (agent_keys.go)
 
 	forwarded atomic.Uint64 // operations this node sent on to their primary (forward.go)
@@ -95,17 +95,8 @@ type metrics struct {
 // collectors.
 func newMetrics(n *Node) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
-	hist := prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Namespace: "roost",
-		Name:      "operation_duration_seconds",
-		Help:      "Time this node took to execute a get, set or del it is the primary of (checks and store; not the network).",
-		Buckets:   latencyBuckets,
-	}, []string{"op"})
-	for op := range numOps {
-		m.latency[op] = hist.WithLabelValues(opNames[op])
-	}
 	m.reg.MustRegister(
-		hist,
+		newLatencyCollector(m),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Namespace: "roost",
 			Name:      "forwarded_total",
@@ -123,22 +114,29 @@ func newMetrics(n *Node) *metrics {
 // time.Now(), &err)`.
 func (m *metrics) done(op opKind, start time.Time, err *error) {
 	m.ops[op][resultOf(*err)].Add(1)
-	m.latency[op].Observe(time.Since(start).Seconds())
+	m.latency[op].observeN(time.Since(start), 1)
 }
 
 // doneBatch records len(results) operations of kind op that ran one after
 // another from start, ending with results: each counts by its result, and
-// with the batch's time shared evenly as its duration. One clock reading
-// for a batch instead of two per operation.
+// is observed in the latency histogram with the batch's time shared evenly
+// as its duration. One clock reading and one histogram update for a batch
+// instead of two and one per operation; the counters take one add per
+// result kind present.
 func (m *metrics) doneBatch(op opKind, start time.Time, results []wire.Result) {
 	if len(results) == 0 {
 		return
 	}
-	each := (time.Since(start) / time.Duration(len(results))).Seconds()
+	var by [numResults]uint64
 	for i := range results {
-		m.ops[op][resultOfCode(int(results[i].Code))].Add(1)
-		m.latency[op].Observe(each)
+		by[resultOfCode(int(results[i].Code))]++
 	}
+	for r, n := range by {
+		if n > 0 {
+			m.ops[op][r].Add(n)
+		}
+	}
+	m.latency[op].observeN(time.Since(start)/time.Duration(len(results)), uint64(len(results)))
 }
 
 // doneResult records an operation whose outcome is an API result.
