@@ -31,6 +31,13 @@
 // goroutines have no order; one goroutine's calls are applied in the order
 // it makes them. WithBatching(false) makes every call a request of its own.
 //
+// The values a batch reply carries (Get, MGet) are not copied one by one:
+// each Item's Value is a slice of the reply (of at most 64 KiB; a larger
+// reply's values are copied), its capacity ending at its length. A Value
+// is its caller's to change or append to without touching any other, but
+// keeping it keeps its whole reply in memory; keep a copy of a small value
+// held for long among many dropped.
+//
 // # Routing
 //
 // A client learns the cluster's partition table ("<prefix>.admin.table") when
