@@ -14,7 +14,7 @@ import (
 // a sum, exposed by latencyCollector) that records n observations of one
 // duration at the cost of one. A batch of gets is observed as its n gets,
 // each taking the batch's time shared evenly (metrics.doneBatch): counts
-// stay exact, one per operation, for one bucket lookup and three atomic
+// stay exact, one per operation, for one bucket lookup and two atomic
 // adds per batch instead of per get. Prometheus's own histogram has no
 // observe-n-times.
 //
