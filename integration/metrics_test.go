@@ -134,6 +134,9 @@ func TestMetrics(t *testing.T) {
 			{"roost_members", []string{"status", "dead"}, 0},
 			{"roost_partitions", []string{"role", "primary"}, 271},
 			{"roost_store_evictions_total", nil, 0},
+			{"roost_evictions_sent_total", nil, 0}, // no limit reached: no eviction to tell the copies of
+			{"roost_evictions_forced_total", nil, 0},
+			{"roost_evictions_followed_total", nil, 0},
 		} {
 			if got := clusterSum(t, scrapes, c.name, c.labels...); got != c.want {
 				return fmt.Errorf("%s%v summed over the nodes = %v, want %v", c.name, c.labels, got, c.want)

@@ -45,6 +45,7 @@ type Replicator struct {
 	ids     atomic.Pointer[map[string]string] // live member name -> node ID (never modified: replaced)
 	peerEnv atomic.Pointer[map[string]bool]   // peer node ID -> it takes log envelopes (its claims say so)
 	out     outbox                            // log batches bound for each peer, until the drain's end
+	evicts  evictCounts                       // EvictionStats
 
 	peers      claimCache         // what the peers said in their heartbeats
 	lastClaims []map[string]Claim // the loop's: claims by partition at the last full tick
@@ -257,7 +258,11 @@ func (r *Replicator) send(to string, m Message) {
 	if _, ok := m.(Ack); ok {
 		subject = r.cfg.Subjects.NodeAck(id)
 	}
-	_ = r.conn.Publish(subject, data)
+	if r.conn.Publish(subject, data) == nil {
+		if ev, ok := m.(Evict); ok {
+			r.evicts.count(ev)
+		}
+	}
 }
 
 // publish sends a batch of the log to the partition's replicas: in their
