@@ -19,7 +19,13 @@ import (
 // scrape reads n's /metrics (no token) into metric families.
 func scrape(t *testing.T, n *node.Node) map[string]*dto.MetricFamily {
 	t.Helper()
-	resp, err := http.Get("http://" + n.HTTPAddr() + "/metrics")
+	return scrapeAddr(t, n.HTTPAddr())
+}
+
+// scrapeAddr reads the /metrics of the node serving HTTP at addr (host:port).
+func scrapeAddr(t *testing.T, addr string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
 		t.Fatalf("GET /metrics: %v", err)
 	}
