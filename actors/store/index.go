@@ -160,7 +160,7 @@ func (x *index) grow(sl *slab) {
 	for range 8 {
 		x.slots += max(x.slots/2, 8)
 		sl.mem.free(x.b)
-		x.b = sl.mem.allocOwn((x.slots + maxDist + 2) * slotBytes)
+		x.b = sl.mem.alloc((x.slots + maxDist + 2) * slotBytes)
 		if x.rebuild(sl) {
 			return
 		}

@@ -25,10 +25,8 @@ const mapMin = 64 << 10
 // mapped regions, to unmap them when the store is collected (see
 // unmapOnCollect). Not safe for concurrent use: the shard's lock covers it.
 type offheap struct {
-	mapped map[*byte]int  // the start and length of every live mapped region
-	bytes  atomic.Int64   // bytes mapped now (atomic: tests read it while a cleanup may run)
-	pool   *hugePool      // the store's huge-page blocks, shared by its shards (hugepool.go); nil = a mapping per allocation
-	own    map[*byte]bool // the mapped regions that are mappings of their own, not the pool's (allocOwn)
+	mapped map[*byte]int // the start and length of every live mapped region
+	bytes  atomic.Int64  // bytes mapped now (atomic: tests read it while a cleanup may run)
 }
 
 // alloc returns n zeroed bytes. A nil offheap allocates on the heap.
@@ -36,42 +34,16 @@ func (m *offheap) alloc(n int) []byte {
 	if n < mapMin || m == nil {
 		return make([]byte, n)
 	}
-	b, ok := m.mapBytes(n)
-	if !ok {
-		return make([]byte, n)
-	}
-	m.keep(b)
-	return b
-}
-
-// allocOwn is alloc from a mapping of its own, outside the pool: for the
-// tables that grow by copying into a larger one (the index, the ghost),
-// whose old table would otherwise stay resident as a hole in a huge page
-// until something else fills it; a mapping of its own goes back to the
-// system whole when freed.
-func (m *offheap) allocOwn(n int) []byte {
-	if n < mapMin || m == nil || m.pool == nil {
-		return m.alloc(n)
-	}
 	b, ok := mapBytes(n)
 	if !ok {
 		return make([]byte, n)
 	}
-	m.keep(b)
-	if m.own == nil {
-		m.own = map[*byte]bool{}
-	}
-	m.own[&b[0]] = true
-	return b
-}
-
-// keep records b as mapped.
-func (m *offheap) keep(b []byte) {
 	if m.mapped == nil {
 		m.mapped = map[*byte]int{}
 	}
 	m.mapped[&b[0]] = len(b)
 	m.bytes.Add(int64(len(b)))
+	return b
 }
 
 // free gives back b, a whole slice that alloc returned; b must not be used
@@ -84,41 +56,14 @@ func (m *offheap) free(b []byte) {
 	if n, ok := m.mapped[&b[0]]; ok {
 		delete(m.mapped, &b[0])
 		m.bytes.Add(-int64(n))
-		m.unmap(b[:n])
+		unmapBytes(b[:n])
 	}
-}
-
-// unmap gives back b, a region of mapped.
-func (m *offheap) unmap(b []byte) {
-	if m.own[&b[0]] {
-		delete(m.own, &b[0])
-		unmapBytes(b)
-		return
-	}
-	m.unmapBytes(b)
-}
-
-// mapBytes maps n bytes, from the pool when there is one.
-func (m *offheap) mapBytes(n int) ([]byte, bool) {
-	if m.pool != nil {
-		return m.pool.alloc(n)
-	}
-	return mapBytes(n)
-}
-
-// unmapBytes gives back what mapBytes returned.
-func (m *offheap) unmapBytes(b []byte) {
-	if m.pool != nil {
-		m.pool.free(b)
-		return
-	}
-	unmapBytes(b)
 }
 
 // release unmaps every region still mapped.
 func (m *offheap) release() {
 	for p, n := range m.mapped {
-		m.unmap(unsafeBytes(p, n))
+		unmapBytes(unsafeBytes(p, n))
 	}
 	m.mapped = nil
 	m.bytes.Store(0)
@@ -137,9 +82,6 @@ func unmapOnCollect(shards []shard) {
 		for _, m := range ms {
 			m.release()
 		}
-		if ms[0].pool != nil {
-			ms[0].pool.drain() // the shards' pool: its spare block
-		}
 	}, mems)
 }
 
@@ -148,29 +90,9 @@ func unmapOnCollect(shards []shard) {
 // process that sets a soft memory limit for its heap should leave this
 // much out of it.
 func (s *Store) OffHeapBytes() int64 {
-	var n, own int64
-	for i := range s.shards {
-		m := s.shards[i].sl.mem
-		n += m.bytes.Load()
-		own += m.ownBytes()
-	}
-	if p := s.shards[0].sl.mem.pool; p != nil {
-		return own + p.mappedBytes() // the blocks whole: their free units and the spare too
-	}
-	return n
-}
-
-// ownBytes is what m has mapped outside the pool: its own mappings
-// (allocOwn), and those of over a block that the pool maps apart.
-func (m *offheap) ownBytes() int64 {
-	if m.pool == nil {
-		return m.bytes.Load()
-	}
 	var n int64
-	for p, size := range m.mapped {
-		if m.own[p] {
-			n += int64(size)
-		}
+	for i := range s.shards {
+		n += s.shards[i].sl.mem.bytes.Load()
 	}
 	return n
 }

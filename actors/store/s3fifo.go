@@ -288,7 +288,7 @@ func (p *s3fifo) queue(q uint8) *fifo {
 
 // allocUint16s returns n zeroed uint16s from mem.
 func allocUint16s(mem *offheap, n int) []uint16 {
-	b := mem.allocOwn(2 * n)
+	b := mem.alloc(2 * n)
 	return unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(b))), n)
 }
 

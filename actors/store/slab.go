@@ -139,7 +139,7 @@ func (e *entry) tomb() bool { return e.queue == queueTomb }
 // Slab geometry: entries live in chunks of chunkSize records, addressed by a
 // uint32 index; index 0 is reserved as "none".
 const (
-	chunkBits = 12
+	chunkBits = 14
 	chunkSize = 1 << chunkBits
 	chunkMask = chunkSize - 1
 )
@@ -150,13 +150,12 @@ const entryBytes = int(unsafe.Sizeof(entry{}))
 // slab stores a shard's entries in fixed chunks so that entries are not
 // separate heap objects (no per-entry allocation header or size-class
 // rounding) and links between them are 4-byte indices. Chunks hold no
-// pointers and come from the shard's offheap memory: each chunk grows by
-// doubling up to chunkSize (the first from 8 records, so a shard with few
-// keys stays small and on the heap, below mapMin; the others from mapMin),
-// so that a chunk's unused tail, resident whole in a huge page
-// (hugepool.go), is at most the size of its used part; a full chunk is
-// 256 KiB, mapped and page-aligned, so no record in it straddles two cache
-// lines (TestSlabRecordsAreCacheLines). The slab also holds the arena of its entries' key and value
+// pointers and come from the shard's offheap memory: the first chunk grows
+// by doubling up to chunkSize, so a shard with few keys stays small (and on
+// the heap, below mapMin); a full chunk is 1 MiB, mapped and page-aligned,
+// so no record in it straddles two cache lines
+// (TestSlabRecordsAreCacheLines), and pages of it not yet used are not
+// resident. The slab also holds the arena of its entries' key and value
 // bytes. Not safe for concurrent use.
 type slab struct {
 	chunks [][]entry
@@ -199,13 +198,10 @@ func (s *slab) alloc() uint32 {
 	c := s.chunks[last]
 	switch {
 	case len(c) == chunkSize:
-		// A new chunk starts small and grows like the first: its memory
-		// comes in huge pages (hugepool.go), resident whole, so a chunk
-		// mapped at its full size would keep its empty tail resident.
-		c = s.newChunk(mapMin / entryBytes)
+		c = s.newChunk(chunkSize)
 		s.chunks = append(s.chunks, c)
 		last++
-	case len(c) == cap(c): // the last chunk, still growing
+	case len(c) == cap(c): // the first chunk, still growing
 		grown := append(s.newChunk(min(2*cap(c), chunkSize)), c...)
 		s.freeChunk(c)
 		c = grown

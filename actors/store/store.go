@@ -52,10 +52,8 @@ func New(cfg Config) (*Store, error) {
 	s.vc.clock = cfg.Clock
 	s.maxMemory.Store(cfg.MaxMemory)
 	budget := cfg.MaxMemory / int64(cfg.Shards)
-	pool := &hugePool{}
 	for i := range s.shards {
 		s.shards[i] = newShard(budget)
-		s.shards[i].sl.mem.pool = pool
 		s.shards[i].tombTTL = max(cfg.TombstoneTTL, 0)
 		s.shards[i].gone = &s.gone
 		s.shards[i].evict = &s.evict
