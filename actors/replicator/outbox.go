@@ -88,6 +88,7 @@ type outbox struct {
 	mu     sync.Mutex
 	peers  map[string]*peerBox // by node ID
 	dirty  []*peerBox          // those with bytes waiting
+	enc    []byte              // addBatch's encoding, reused
 }
 
 type peerBox struct {
@@ -95,9 +96,20 @@ type peerBox struct {
 	buf     []byte
 }
 
-// add queues an encoded batch for each node ID of ids.
-func (o *outbox) add(subjects func(id string) string, ids []string, ack bool, batch []byte) {
+// addBatch queues batch for each node ID of ids: encoded once, into a
+// buffer the outbox reuses, and copied into each peer's envelope.
+func (o *outbox) addBatch(subjects func(id string) string, ids []string, ack bool, batch *Batch) {
 	o.mu.Lock()
+	o.enc = batch.AppendMsgpack(o.enc[:0])
+	o.addLocked(subjects, ids, ack, o.enc)
+	if cap(o.enc) > 64<<10 {
+		o.enc = nil // a large batch's buffer is not kept
+	}
+	o.mu.Unlock()
+}
+
+// addLocked queues an encoded batch for each node ID of ids. o.mu is held.
+func (o *outbox) addLocked(subjects func(id string) string, ids []string, ack bool, batch []byte) {
 	if o.peers == nil {
 		o.peers = map[string]*peerBox{}
 	}
@@ -113,7 +125,6 @@ func (o *outbox) add(subjects func(id string) string, ids []string, ack bool, ba
 		pb.buf = appendFrame(pb.buf, ack, batch)
 	}
 	o.queued.Store(int32(len(o.dirty)))
-	o.mu.Unlock()
 }
 
 // flush sends every envelope waiting, one message per peer.
@@ -160,7 +171,7 @@ func (r *Replicator) Flush() { r.out.flush(r.conn) }
 
 // queueBatch packs a batch into the envelopes of its replicas, if each of
 // them takes envelopes: false when it must go on the log subject.
-func (r *Replicator) queueBatch(to []string, ack bool, data []byte) bool {
+func (r *Replicator) queueBatch(to []string, ack bool, b *Batch) bool {
 	if len(to) == 0 {
 		return false
 	}
@@ -177,7 +188,7 @@ func (r *Replicator) queueBatch(to []string, ack bool, data []byte) bool {
 		}
 		dst = append(dst, id)
 	}
-	r.out.add(r.cfg.Subjects.NodeLog, dst, ack, data)
+	r.out.addBatch(r.cfg.Subjects.NodeLog, dst, ack, b)
 	return true
 }
 
@@ -197,7 +208,7 @@ func (r *Replicator) onEnvelope() nats.MsgHandler {
 			// as the decoder reuses a slice's elements
 			// (TestEnvelopeFramesKeepTheirOwnFields).
 			var b Batch
-			if wire.Unmarshal(data, &b) != nil || b.P < 0 || b.P >= len(r.parts) {
+			if b.decodeView(data) != nil || b.P < 0 || b.P >= len(r.parts) {
 				return
 			}
 			pt := r.parts[b.P]
