@@ -84,11 +84,12 @@ type ackSet struct {
 // under their partition's lock, so a partition's batches are queued in log
 // order; Flush sends under the outbox's lock, so they leave in that order.
 type outbox struct {
-	queued atomic.Int32 // peers with bytes waiting: Flush's fast path
-	mu     sync.Mutex
-	peers  map[string]*peerBox // by node ID
-	dirty  []*peerBox          // those with bytes waiting
-	enc    []byte              // addBatch's encoding, reused
+	queued  atomic.Int32           // peers with bytes waiting: Flush's fast path
+	subject func(id string) string // a peer's envelope subject (Subjects.NodeLog), set once
+	mu      sync.Mutex
+	peers   map[string]*peerBox // by node ID
+	dirty   []*peerBox          // those with bytes waiting
+	enc     []byte              // addBatch's encoding, reused
 }
 
 type peerBox struct {
@@ -98,10 +99,10 @@ type peerBox struct {
 
 // addBatch queues batch for each node ID of ids: encoded once, into a
 // buffer the outbox reuses, and copied into each peer's envelope.
-func (o *outbox) addBatch(subjects func(id string) string, ids []string, ack bool, batch *Batch) {
+func (o *outbox) addBatch(ids []string, ack bool, batch *Batch) {
 	o.mu.Lock()
 	o.enc = batch.AppendMsgpack(o.enc[:0])
-	o.addLocked(subjects, ids, ack, o.enc)
+	o.addLocked(ids, ack, o.enc)
 	if cap(o.enc) > 64<<10 {
 		o.enc = nil // a large batch's buffer is not kept
 	}
@@ -109,14 +110,14 @@ func (o *outbox) addBatch(subjects func(id string) string, ids []string, ack boo
 }
 
 // addLocked queues an encoded batch for each node ID of ids. o.mu is held.
-func (o *outbox) addLocked(subjects func(id string) string, ids []string, ack bool, batch []byte) {
+func (o *outbox) addLocked(ids []string, ack bool, batch []byte) {
 	if o.peers == nil {
 		o.peers = map[string]*peerBox{}
 	}
 	for _, id := range ids {
 		pb := o.peers[id]
 		if pb == nil {
-			pb = &peerBox{subject: subjects(id)}
+			pb = &peerBox{subject: o.subject(id)}
 			o.peers[id] = pb
 		}
 		if len(pb.buf) == 0 {
@@ -188,7 +189,7 @@ func (r *Replicator) queueBatch(to []string, ack bool, b *Batch) bool {
 		}
 		dst = append(dst, id)
 	}
-	r.out.addBatch(r.cfg.Subjects.NodeLog, dst, ack, b)
+	r.out.addBatch(dst, ack, b)
 	return true
 }
 

@@ -105,6 +105,7 @@ func New(cfg Config) *Replicator {
 		lag:   newLagRecorder(),
 	}
 	r.ids.Store(&map[string]string{})
+	r.out.subject = cfg.Subjects.NodeLog
 	r.data = newStoreAdapter(cfg.Store, cfg.Partitions)
 	logBytes := int(max(cfg.LogBytes/int64(cfg.Partitions), 1))
 	for p := range r.parts {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/roostkv/roost/actors/store"
 	"github.com/roostkv/roost/bus/wire"
 	"github.com/roostkv/roost/internal/mpack"
 	"github.com/roostkv/roost/internal/mpack/mpacktest"
@@ -263,4 +264,51 @@ func TestAckSetCodecAsReflection(t *testing.T) {
 	}
 	mpacktest.CheckFields(t, reflect.TypeOf(Ack{}), reflect.TypeOf(mirrorAck{}), ackFields)
 	mpacktest.CheckFields(t, reflect.TypeOf(ackSet{}), reflect.TypeOf(mirrorAckSet{}), ackSetFields)
+}
+
+// A replica decodes a batch's values in place (decodeView): the values it
+// applies share the message's bytes, so the store must keep copies of its
+// own. Overwriting the message after the apply changes nothing stored.
+func TestBatchViewValuesAreCopiedByTheStore(t *testing.T) {
+	st, err := store.New(store.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Start()
+	t.Cleanup(st.Stop)
+	in := Batch{P: 1, Entries: []Entry{
+		{P: 1, Term: 1, Seq: 1, Key: "a", Value: []byte("value of a"), Version: 10, Created: 10},
+		{P: 1, Term: 1, Seq: 2, Key: "b", Value: bytes.Repeat([]byte{'b'}, 5000), Version: 11, Created: 11},
+	}}
+	data := in.AppendMsgpack(nil)
+	var b Batch
+	if err := b.decodeView(data); err != nil {
+		t.Fatal(err)
+	}
+	for i := range b.Entries {
+		if !bytes.Equal(b.Entries[i].Value, in.Entries[i].Value) {
+			t.Fatalf("entry %d: value %q, want %q", i, b.Entries[i].Value, in.Entries[i].Value)
+		}
+		if _, err := st.Apply(b.Entries[i].record()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range data {
+		data[i] = 0xff
+	}
+	for _, e := range in.Entries {
+		got, err := st.Get(e.Key)
+		if err != nil || !bytes.Equal(got.Value, e.Value) {
+			t.Fatalf("%s: stored %q (%v) after its message was overwritten, want %q", e.Key, got.Value, err, e.Value)
+		}
+	}
+	// The view's values end where they end: appending to one does not
+	// write over the next field of the message.
+	var v Batch
+	if err := v.decodeView(in.AppendMsgpack(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if c := cap(v.Entries[0].Value); c != len(v.Entries[0].Value) {
+		t.Fatalf("a view's capacity is %d, its length %d", c, len(v.Entries[0].Value))
+	}
 }
