@@ -217,10 +217,7 @@ func (r *Replicator) onEnvelope() nats.MsgHandler {
 			_ = pt.c.step(LogBatch{Batch: b, AckWanted: ack})
 			r.perform(pt, &acks)
 			pt.mu.Unlock()
-			now := time.Now()
-			for i := range b.Entries {
-				r.lag.record(b.Entries[i].Version, now)
-			}
+			r.lag.recordBatch(b.Entries, time.Now())
 		})
 		if err != nil {
 			r.log.Debug("malformed log envelope", "err", err)

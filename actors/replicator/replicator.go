@@ -307,10 +307,7 @@ func (r *Replicator) onLog(pt *part, msg *nats.Msg) {
 		return
 	}
 	_ = r.step(pt, LogBatch{Batch: b, AckWanted: msg.Reply != ""})
-	now := time.Now()
-	for i := range b.Entries {
-		r.lag.record(b.Entries[i].Version, now)
-	}
+	r.lag.recordBatch(b.Entries, time.Now())
 }
 
 // onMessage takes a replication message addressed to this node. Each is
