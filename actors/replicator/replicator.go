@@ -106,6 +106,7 @@ func New(cfg Config) *Replicator {
 		lag:   newLagRecorder(),
 	}
 	r.ids.Store(&map[string]string{})
+	r.out.subject = cfg.Subjects.NodeLog
 	r.data = newStoreAdapter(cfg.Store, cfg.Partitions)
 	logBytes := int(max(cfg.LogBytes/int64(cfg.Partitions), 1))
 	for p := range r.parts {
@@ -271,12 +272,12 @@ func (r *Replicator) send(to string, m Message) {
 // owner this node does not know of yet finds the entries by the seq in its
 // heartbeat claims, and fetches them or syncs.
 func (r *Replicator) publish(pt *part, e publish) {
+	if r.queueBatch(e.To, e.AckWanted, &e.Batch) {
+		return
+	}
 	data, err := wire.Marshal(&e.Batch)
 	if err != nil {
 		r.log.Error("cannot encode a log batch", "err", err)
-		return
-	}
-	if r.queueBatch(e.To, e.AckWanted, data) {
 		return
 	}
 	msg := &nats.Msg{Subject: r.cfg.Subjects.PartitionLog(pt.p), Data: data}
@@ -307,14 +308,11 @@ func (r *Replicator) follow(pt *part, on bool) {
 // onLog takes a batch of a followed partition's log.
 func (r *Replicator) onLog(pt *part, msg *nats.Msg) {
 	var b Batch
-	if err := wire.Unmarshal(msg.Data, &b); err != nil || b.P != pt.p {
+	if err := b.decodeView(msg.Data); err != nil || b.P != pt.p {
 		return
 	}
 	_ = r.step(pt, LogBatch{Batch: b, AckWanted: msg.Reply != ""})
-	now := time.Now()
-	for i := range b.Entries {
-		r.lag.record(b.Entries[i].Version, now)
-	}
+	r.lag.recordBatch(b.Entries, time.Now())
 }
 
 // onMessage takes a replication message addressed to this node. Each is

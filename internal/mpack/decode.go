@@ -110,6 +110,17 @@ func (r *Reader) Bytes() ([]byte, error) {
 	return v, nil
 }
 
+// BytesView reads a bin or a str as Bytes does, but in place: the slice
+// shares the reader's data (its capacity ends with the value), so it stays
+// valid as long as that data is left unchanged.
+func (r *Reader) BytesView() ([]byte, error) {
+	b, err := r.raw()
+	if b == nil || err != nil {
+		return nil, err
+	}
+	return b[:len(b):len(b)], nil
+}
+
 // ArrayLen reads an array's header: its length, or -1 for nil.
 func (r *Reader) ArrayLen() (int, error) {
 	c, err := r.code()
