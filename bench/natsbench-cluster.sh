@@ -6,7 +6,7 @@
 # roost.get.<key> for a key whose primary is not n2.
 #
 # usage: bench/natsbench-cluster.sh BIN LABEL    (NATS= the nats CLI, default: nats on PATH;
-#        ROUTE= extra serve flags, e.g. ROUTE='--text-route partition' for zero-hop routing)
+#        ROUTE= extra serve flags, e.g. ROUTE='--text-route local' for the forwarding path)
 # prints: LABEL key=<key> primary=<node> | echo: <stats> | get: <stats>
 set -u
 BIN=$1; LABEL=$2

@@ -3,7 +3,9 @@ package integration
 // Every request answered: requests in flight through a surviving node when
 // another node is killed (kill -9, a real process) each get an answer —
 // their reply, or a 503 — within the documented bound (docs/cluster.md,
-// "Bounds"), never a hang.
+// "Bounds"), never a hang; but for text requests NATS routed to the killed
+// node itself, the key's primary (docs/PROTOCOL.md, "Routing"), which are
+// lost with it as with any NATS service.
 
 import (
 	"context"
@@ -135,7 +137,8 @@ func (l *answerLog) summary() string {
 // TestEveryRequestAnswered: three roost processes, R=2; text-API gets and
 // sets (some with Roost-Ack: all) and Go-client calls and batches all go
 // through n1 while n2 is killed with SIGKILL. Every request gets an answer
-// within its documented bound.
+// within its documented bound, but text requests in flight to n2 at the
+// kill (routed there by partition: at most one per text requester).
 func TestEveryRequestAnswered(t *testing.T) {
 	// Not parallel: every request must be answered within its bound while a process is killed.
 	if testing.Short() {
@@ -178,7 +181,10 @@ func TestEveryRequestAnswered(t *testing.T) {
 				default:
 				}
 				a := log.start(kind, bound)
-				r, err := send(nc, "roost."+verb+"."+key(rand.IntN(keys)), []byte(fmt.Sprint(i)), farTimeout, headers...)
+				// Not farTimeout: a request lost with n2 (see lostWindow)
+				// times out a second past its bound, reported late, and
+				// its requester goes on.
+				r, err := send(nc, "roost."+verb+"."+key(rand.IntN(keys)), []byte(fmt.Sprint(i)), bound+time.Second, headers...)
 				switch {
 				case errors.Is(err, nats.ErrConnectionClosed):
 					return // the test ended: unanswered
@@ -231,6 +237,7 @@ func TestEveryRequestAnswered(t *testing.T) {
 		text("text set", boundPlain, "set")
 		text("text set all", boundAckAll, "set", "Roost-Ack", "all")
 	}
+	const textRequesters = 6 + 3 + 3
 	for range 3 {
 		goClient("client get", func(ctx context.Context, c *client.Client, i int) error {
 			_, err := c.Get(ctx, key(rand.IntN(keys)))
@@ -271,6 +278,7 @@ func TestEveryRequestAnswered(t *testing.T) {
 	})
 	killed := time.Since(log.begin)
 	c.kill("n2")
+	gone := time.Since(log.begin) // the process has exited
 	// Keep the load on until n1 routes without n2, so that requests run
 	// through every stage of the failover: in flight at the kill, sent
 	// while n2 is still thought alive, while partitions move.
@@ -292,6 +300,31 @@ func TestEveryRequestAnswered(t *testing.T) {
 	}
 	late, total := log.late()
 	t.Logf("n2 killed %s into the load; %d requests:\n%s", killed.Round(time.Millisecond), total, log.summary())
+	// The text API is routed by partition (the default; docs/PROTOCOL.md,
+	// "Routing"): NATS hands a text request straight to its key's primary,
+	// so one in flight to n2 when it dies — sent until n2's process has
+	// exited and n1's server sees the route drop — is lost with it, and its
+	// requester has only its own timeout, as with any NATS service
+	// (docs/cluster.md, "Bounds"). A lost request holds its requester,
+	// which sends one at a time, until it times out past its bound: there
+	// are at most as many as text requesters. Everything else — the text
+	// requests sent after the window, every Go-client call — is answered
+	// within its bound.
+	const lostWindow = 100 * time.Millisecond
+	var lost []answered
+	late = slices.DeleteFunc(late, func(a answered) bool {
+		if strings.HasPrefix(a.kind, "text ") && a.start >= killed-lostWindow && a.start <= gone+lostWindow && (a.took == 0 || a.result == nats.ErrTimeout.Error()) {
+			lost = append(lost, a)
+			return true
+		}
+		return false
+	})
+	for _, a := range lost {
+		t.Logf("%s sent %s after the kill: lost with n2 (documented)", a.kind, (a.start - killed).Round(time.Millisecond))
+	}
+	if len(lost) > textRequesters {
+		t.Errorf("%d text requests lost at the kill, more than the %d text requesters could have had in flight", len(lost), textRequesters)
+	}
 	if len(late) > 0 {
 		for i, a := range late {
 			if i == 20 {

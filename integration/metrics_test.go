@@ -19,7 +19,13 @@ import (
 // scrape reads n's /metrics (no token) into metric families.
 func scrape(t *testing.T, n *node.Node) map[string]*dto.MetricFamily {
 	t.Helper()
-	resp, err := http.Get("http://" + n.HTTPAddr() + "/metrics")
+	return scrapeAddr(t, n.HTTPAddr())
+}
+
+// scrapeAddr reads the /metrics of the node serving HTTP at addr (host:port).
+func scrapeAddr(t *testing.T, addr string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
 		t.Fatalf("GET /metrics: %v", err)
 	}
@@ -134,6 +140,9 @@ func TestMetrics(t *testing.T) {
 			{"roost_members", []string{"status", "dead"}, 0},
 			{"roost_partitions", []string{"role", "primary"}, 271},
 			{"roost_store_evictions_total", nil, 0},
+			{"roost_evictions_sent_total", nil, 0}, // no limit reached: no eviction to tell the copies of
+			{"roost_evictions_forced_total", nil, 0},
+			{"roost_evictions_followed_total", nil, 0},
 		} {
 			if got := clusterSum(t, scrapes, c.name, c.labels...); got != c.want {
 				return fmt.Errorf("%s%v summed over the nodes = %v, want %v", c.name, c.labels, got, c.want)

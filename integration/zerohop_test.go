@@ -72,7 +72,7 @@ func TestZeroHopTextAPI(t *testing.T) {
 		route  string
 		rounds []round
 	}{
-		{node.TextRoutePartition, []round{
+		{"", []round{ // the default: partition
 			// Keys the mappings take reach their primary directly.
 			{1, 0, 0.02},
 			{wire.MaxRoutedTokens, 0, 0.02},
@@ -83,7 +83,11 @@ func TestZeroHopTextAPI(t *testing.T) {
 		// Without routing, as before: two thirds are forwarded.
 		{node.TextRouteLocal, []round{{1, 0.4, 0.9}}},
 	} {
-		t.Run(tc.route, func(t *testing.T) {
+		name := tc.route
+		if name == "" {
+			name = "default"
+		}
+		t.Run(name, func(t *testing.T) {
 			if tc.route == node.TextRouteLocal && os.Getenv("ROOST_ZEROHOP_BASELINE") == "" {
 				// It shows the test fails without routing (0.63 of the
 				// operations forwarded); the 5-token round above shows the
@@ -122,7 +126,7 @@ func TestZeroHopThroughJoinAndLeave(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: a join and a leave under load take 10-20 s; the full suite runs it")
 	}
-	nodes := startCluster(t, 3, func(_ int, c *node.Config) { c.TextRoute = node.TextRoutePartition })
+	nodes := startCluster(t, 3, nil) // the default: --text-route partition
 	const keys = 200
 	l := newLedger(keys)
 	nc := connect(t, nodes[0])
@@ -138,7 +142,6 @@ func TestZeroHopThroughJoinAndLeave(t *testing.T) {
 		c.Name = "n4"
 		c.ClusterListen = "127.0.0.1:-1"
 		c.Join = []string{nodes[0].Bus().ClusterAddr()}
-		c.TextRoute = node.TextRoutePartition
 		fastBeats(c)
 	})
 	all := append(nodes[:3:3], n4)
@@ -174,7 +177,7 @@ func TestZeroHopThroughJoinAndLeave(t *testing.T) {
 // TestZeroHopExternalNATS: an operator's nats-server, configured from a
 // file with the block `roost mappings` prints (the one docs/PROTOCOL.md
 // shows), routes text requests to their primaries as the embedded servers
-// do.
+// do, whatever the nodes' --text-route.
 func TestZeroHopExternalNATS(t *testing.T) {
 	t.Parallel()
 	skipInRaceStep(t, "the router it drives is raced by TestZeroHopTextAPI")
@@ -201,7 +204,9 @@ func TestZeroHopExternalNATS(t *testing.T) {
 		nodes = append(nodes, startNode(t, func(c *node.Config) {
 			c.Name = name
 			c.NATSURL = srv.ClientURL()
-			c.TextRoute = node.TextRoutePartition
+			if name == "e3" {
+				c.TextRoute = node.TextRouteLocal // no effect with --nats: every node holds its routed subjects
+			}
 			fastBeats(c)
 		}))
 	}

@@ -47,7 +47,7 @@ type Config struct {
 	Prefix        string            // [--prefix] subject prefix of the API; default "roost"
 	Datacenter    string            // [--datacenter] datacenter name reported where consul reports one (member tag dc, /v1/agent/self); "" = "dc1"
 	SweepInterval time.Duration     // how often expired entries are swept; default 1s
-	TextRoute     string            // [--text-route] TextRouteLocal (default, ""): the node a client is connected to answers, forwarding to the primary; TextRoutePartition: NATS routes each text request to its key's primary (zero-hop; a request in flight to a primary that is killed is lost with it)
+	TextRoute     string            // [--text-route] TextRoutePartition (default, ""): in a cluster the embedded server maps each text request to its key's partition, and NATS routes it to the primary (zero-hop; a request in flight to a primary that is killed is lost with it); TextRouteLocal: it maps nothing, and the node a client is connected to answers, forwarding to the primary. Either way the node holds the routed subjects of the partitions it leads (route.go)
 
 	AckTimeout  time.Duration // [--ack-timeout] how long an ack=all write waits for every live owner; default 5s
 	AntiEntropy time.Duration // [--anti-entropy] period of the replicas' digest comparisons; default 5s, negative = off

@@ -197,7 +197,7 @@ func (n *Node) handlePartitionBatch(msg *nats.Msg) {
 
 // servePartitionBatch executes a forwarded batch and answers it.
 func (n *Node) servePartitionBatch(msg *nats.Msg, br *wire.BatchRequest) {
-	local := map[int][]int{}
+	local := make([]opRef, 0, len(br.Ops))
 	for i := range br.Ops {
 		p, here := n.locate(br.Ops[i].Key)
 		if !here && n.leadsSyncing(p) && n.awaitPartition(p) == nil {
@@ -209,10 +209,10 @@ func (n *Node) servePartitionBatch(msg *nats.Msg, br *wire.BatchRequest) {
 			respondMsgError(msg, &apiError{code: wire.CodeUnavailable, msg: "not the primary of this partition any more"})
 			return
 		}
-		local[p] = append(local[p], i)
+		local = append(local, opRef{p: p, i: i})
 	}
 	resp := wire.BatchResponse{Results: make([]wire.Result, len(br.Ops))}
-	n.executeLocal(local, br.Ops, br.Ack, resp.Results)
+	n.executeGroups(groupByPartition(local), br.Ops, br.Ack, resp.Results)
 	data, err := wire.Marshal(&resp)
 	if err != nil {
 		respondMsgError(msg, err)
@@ -233,8 +233,8 @@ func respondMsgError(msg *nats.Msg, err error) {
 // others forwarded per partition, concurrently.
 func (n *Node) executeBatch(ops []wire.Request, ack string) []wire.Result {
 	results := make([]wire.Result, len(ops))
-	remote := map[int][]int{} // partition -> indexes of its ops
-	local := map[int][]int{}
+	var remote map[int][]int // partition -> indexes of its ops
+	local := make([]opRef, 0, len(ops))
 	for i := range ops {
 		if err := n.checkKey(ops[i].Key); err != nil {
 			results[i] = errResult(err)
@@ -242,12 +242,24 @@ func (n *Node) executeBatch(ops []wire.Request, ack string) []wire.Result {
 		}
 		p, here := n.locate(ops[i].Key)
 		if here {
-			local[p] = append(local[p], i)
+			local = append(local, opRef{p: p, i: i})
 		} else {
+			if remote == nil {
+				remote = map[int][]int{}
+			}
 			remote[p] = append(remote[p], i)
 		}
 	}
-	n.executeLocal(local, ops, ack, results)
+	n.executeGroups(groupByPartition(local), ops, ack, results)
+	if len(remote) > 0 {
+		n.executeRemote(remote, ops, ack, results)
+	}
+	return results
+}
+
+// executeRemote forwards the ops of each partition of remote to its
+// primary, concurrently, and fills in their results.
+func (n *Node) executeRemote(remote map[int][]int, ops []wire.Request, ack string, results []wire.Result) {
 	var wg sync.WaitGroup
 	for p, idx := range remote {
 		wg.Go(func() {
@@ -266,5 +278,4 @@ func (n *Node) executeBatch(ops []wire.Request, ack string) []wire.Result {
 		})
 	}
 	wg.Wait()
-	return results
 }

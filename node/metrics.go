@@ -103,6 +103,7 @@ func newMetrics(n *Node) *metrics {
 			Help:      "Operations this node received but does not lead, and sent on to their partition's primary (one hop).",
 		}, func() float64 { return float64(m.forwarded.Load()) }),
 		&nodeCollector{n: n, m: m},
+		evictionCollector{n},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

@@ -1,9 +1,11 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/roostkv/roost/actors/replicator"
@@ -69,18 +71,58 @@ func ackMode(ack string) replicator.AckMode {
 // Pending.Wait waits for the replicas' acks with ack=all.
 
 // executeLocal runs the ops of the partitions this node leads (by
-// partition, indexes into ops). Each partition's ops run in order: a get
-// reads the store, and each run of consecutive writes is one replicator
-// write. The entries of every partition leave together when the first
-// Wait flushes the replicator's outbox: one message per replica node
-// (docs/replication.md, "Envelopes"). With ack=all the batch waits for the
-// acks of every partition at once, at the end.
+// partition, indexes into ops): executeGroups.
 func (n *Node) executeLocal(local map[int][]int, ops []wire.Request, ack string, results []wire.Result) {
-	var waits []pendingRun
+	groups := make([]opGroup, 0, len(local))
 	for p, idx := range local {
-		waits = n.runPartition(p, idx, ops, ack, results, waits)
+		groups = append(groups, opGroup{p: p, idx: idx})
 	}
-	for _, w := range waits {
+	n.executeGroups(groups, ops, ack, results)
+}
+
+// opGroup is the ops of one partition in a batch: indexes into its ops, in
+// their order.
+type opGroup struct {
+	p   int
+	idx []int
+}
+
+// groupByPartition groups the indexes of ops, refs in op order (of which p
+// is each op's partition), by partition: one allocation for the batch
+// instead of a map of slices.
+func groupByPartition(refs []opRef) []opGroup {
+	slices.SortStableFunc(refs, func(a, b opRef) int { return cmp.Compare(a.p, b.p) })
+	idx := make([]int, len(refs))
+	var groups []opGroup
+	from := 0 // where the last group starts in idx
+	for j, r := range refs {
+		idx[j] = r.i
+		if len(groups) == 0 || groups[len(groups)-1].p != r.p {
+			groups = append(groups, opGroup{p: r.p})
+			from = j
+		}
+		groups[len(groups)-1].idx = idx[from : j+1 : j+1]
+	}
+	return groups
+}
+
+// opRef is op i of a batch, of partition p.
+type opRef struct{ p, i int }
+
+// executeGroups runs the ops of the partitions this node leads, a group
+// per partition. Each partition's ops run in order: a get reads the store,
+// and each run of consecutive writes is one replicator write. The entries
+// of every partition leave together when the first Wait flushes the
+// replicator's outbox: one message per replica node
+// (docs/replication.md, "Envelopes"). With ack=all the batch waits for the
+// acks of every partition at once, at the end. The runs' buffers are cut
+// from one allocation per batch (writeRuns).
+func (n *Node) executeGroups(groups []opGroup, ops []wire.Request, ack string, results []wire.Result) {
+	runs := newWriteRuns(len(ops), len(groups))
+	for _, g := range groups {
+		n.runPartition(g.p, g.idx, ops, ack, results, runs)
+	}
+	for _, w := range runs.waits {
 		err := w.pending.Wait()
 		for _, i := range w.idx {
 			if err != nil && results[i].Code == wire.CodeOK {
@@ -100,33 +142,32 @@ type pendingRun struct {
 	start   time.Time
 }
 
+// writeRuns holds a batch's runs of writes: their op indexes, replicator
+// ops and results are cut from buffers as long as the batch, which never
+// grow (a batch has no more writes than ops), so a run's slices stay
+// valid until the batch is answered.
+type writeRuns struct {
+	idx   []int
+	wops  []replicator.Op
+	res   []replicator.OpResult
+	waits []pendingRun
+}
+
+func newWriteRuns(ops, groups int) *writeRuns {
+	return &writeRuns{idx: make([]int, 0, ops), wops: make([]replicator.Op, 0, ops),
+		res: make([]replicator.OpResult, 0, ops), waits: make([]pendingRun, 0, groups)}
+}
+
 // runPartition runs the ops idx of partition p in order, submitting each
-// run of consecutive writes at once, and returns waits with the runs whose
-// acks are due.
-func (n *Node) runPartition(p int, idx []int, ops []wire.Request, ack string, results []wire.Result, waits []pendingRun) []pendingRun {
+// run of consecutive writes at once, and adds the runs whose acks are due
+// to runs.waits.
+func (n *Node) runPartition(p int, idx []int, ops []wire.Request, ack string, results []wire.Result, runs *writeRuns) {
 	start := time.Now()
-	var run []int
-	var wops []replicator.Op
-	flush := func() {
-		if len(run) == 0 {
-			return
-		}
-		res := make([]replicator.OpResult, len(wops))
-		pw, err := n.submit(p, ack, wops, res)
-		for j, i := range run {
-			if err != nil {
-				results[i] = errResult(n.replicationError(p, err))
-			} else {
-				results[i] = answerWrite(&ops[i], wops[j], res[j])
-			}
-		}
-		waits = append(waits, pendingRun{p: p, idx: run, pending: pw, start: start})
-		run, wops = nil, nil
-	}
+	from := len(runs.idx) // the current run: runs.idx[from:], runs.wops[from:]
 	for _, i := range idx {
 		op := &ops[i]
 		if op.Op == wire.OpGet && op.TTL == 0 { // a get with a TTL touches: a write
-			flush()
+			from = n.submitRun(p, ack, ops, results, runs, from, start)
 			results[i] = n.getResult(op.Key)
 			continue
 		}
@@ -136,10 +177,31 @@ func (n *Node) runPartition(p int, idx []int, ops []wire.Request, ack string, re
 			n.metrics.doneResult(opKindOf(op.Op), start, results[i])
 			continue
 		}
-		run, wops = append(run, i), append(wops, wop)
+		runs.idx, runs.wops = append(runs.idx, i), append(runs.wops, wop)
 	}
-	flush()
-	return waits
+	n.submitRun(p, ack, ops, results, runs, from, start)
+}
+
+// submitRun submits the run of writes runs holds from index from on, if
+// any, and returns where the next run starts.
+func (n *Node) submitRun(p int, ack string, ops []wire.Request, results []wire.Result, runs *writeRuns, from int, start time.Time) int {
+	to := len(runs.idx)
+	if to == from {
+		return to
+	}
+	run, wops := runs.idx[from:to:to], runs.wops[from:to:to]
+	runs.res = runs.res[:to]
+	res := runs.res[from:to:to]
+	pw, err := n.submit(p, ack, wops, res)
+	for j, i := range run {
+		if err != nil {
+			results[i] = errResult(n.replicationError(p, err))
+		} else {
+			results[i] = answerWrite(&ops[i], wops[j], res[j])
+		}
+	}
+	runs.waits = append(runs.waits, pendingRun{p: p, idx: run, pending: pw, start: start})
+	return to
 }
 
 // submit hands a run of writes of partition p to the replicator, waiting

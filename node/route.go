@@ -15,8 +15,12 @@ import (
 // subscribes to "<prefix>.t.<partition>.>" in queue group "t": a request
 // reaches its key's primary with no hop. The text API's own subjects stay
 // subscribed on every node (local to its server) for what no mapping
-// routes: keys of more tokens than wire.MaxRoutedTokens, or an external NATS
-// without the mappings.
+// routes: keys of more tokens than wire.MaxRoutedTokens, a server started
+// with --text-route local, or an external NATS without the mappings.
+//
+// Every node of a cluster holds the routed subjects as below, whatever its
+// --text-route: the flag decides only whether its own server maps its
+// clients' requests, so a cluster that mixes the two answers both.
 //
 // Which node holds a partition's subscription follows the table, and never
 // leaves the subject without a subscriber while a node can serve it:
@@ -55,8 +59,8 @@ func (n *Node) textOps() []textOp {
 
 // Values of Config.TextRoute.
 const (
-	TextRoutePartition = "partition" // NATS routes each text request to its key's primary (opt-in: see the trade-off in docs/PROTOCOL.md, "Routing")
-	TextRouteLocal     = "local"     // the node a client is connected to answers, forwarding to the primary (default, "")
+	TextRoutePartition = "partition" // the embedded server maps each text request to its key's partition: NATS routes it to the primary (default, "")
+	TextRouteLocal     = "local"     // the embedded server maps nothing: the node a client is connected to answers its text requests, forwarding to the primary
 )
 
 // routeTick is how often the node checks its partitions' subscriptions
@@ -71,17 +75,22 @@ const routeHandOff = 2 * time.Second
 // subscription when it cannot see the others' (an external NATS).
 const routeGrace = 3 * time.Second
 
-// textRouting reports whether this node routes the text API by partition:
-// unless told not to, whenever it can have peers. An embedded server
-// started without a cluster port never gets one (bus.ErrNoCluster), so a
-// lone node keeps the text API as it is, with no mapping to match.
+// textRouting reports whether this node holds its partitions' routed
+// subjects: whenever it can have peers, whatever its --text-route, so that
+// a request any server of the cluster mapped finds its primary (a cluster
+// may mix the two settings: a rolling change of the flag, or an operator's
+// choice per node). An embedded server started without a cluster port never
+// gets one (bus.ErrNoCluster), so a lone node keeps the text API as it is,
+// with no mapping to match.
 func (n *Node) textRouting() bool {
-	return n.cfg.TextRoute == TextRoutePartition && (n.cfg.NATSURL != "" || n.cfg.ClusterListen != "" || len(n.cfg.Join) > 0)
+	return n.cfg.NATSURL != "" || n.cfg.ClusterListen != "" || len(n.cfg.Join) > 0
 }
 
-// textMappings are the mappings the embedded server applies, or none.
+// textMappings are the mappings the embedded server applies, or none: the
+// flag decides only this. With an external NATS the operator adds them to
+// the server's configuration ("roost mappings").
 func (n *Node) textMappings() []wire.Mapping {
-	if !n.textRouting() || n.cfg.NATSURL != "" {
+	if !n.textRouting() || n.cfg.NATSURL != "" || n.cfg.TextRoute == TextRouteLocal {
 		return nil
 	}
 	return n.subj.TextMappings(TextOps(), n.cfg.Partitions)

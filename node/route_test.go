@@ -3,6 +3,8 @@ package node
 import (
 	"testing"
 	"time"
+
+	"github.com/roostkv/roost/bus/wire"
 )
 
 func TestWantRouted(t *testing.T) {
@@ -30,6 +32,35 @@ func TestWantRouted(t *testing.T) {
 	} {
 		if got := wantRouted(tc.s); got != tc.want {
 			t.Errorf("%s: wantRouted(%+v) = %v, want %v", tc.name, tc.s, got, tc.want)
+		}
+	}
+}
+
+// TestTextRoutingByConfig: a node that can have peers holds the routed
+// subjects whatever its --text-route; the flag decides only whether its
+// embedded server maps; an external NATS is mapped by its operator.
+func TestTextRoutingByConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		cfg         Config
+		holds, maps bool
+	}{
+		{"lone node: neither", Config{}, false, false},
+		{"lone node, local: neither", Config{TextRoute: TextRouteLocal}, false, false},
+		{"cluster, default: both", Config{ClusterListen: "127.0.0.1:6222"}, true, true},
+		{"cluster, partition: both", Config{ClusterListen: "127.0.0.1:6222", TextRoute: TextRoutePartition}, true, true},
+		{"joining, default: both", Config{Join: []string{"127.0.0.1:6222"}}, true, true},
+		{"cluster, local: holds, maps nothing", Config{ClusterListen: "127.0.0.1:6222", TextRoute: TextRouteLocal}, true, false},
+		{"external NATS: holds, the operator maps", Config{NATSURL: "nats://127.0.0.1:4222"}, true, false},
+		{"external NATS, local: holds", Config{NATSURL: "nats://127.0.0.1:4222", TextRoute: TextRouteLocal}, true, false},
+	} {
+		tc.cfg.Partitions = DefaultPartitions
+		n := &Node{cfg: tc.cfg, subj: wire.NewSubjects("")}
+		if got := n.textRouting(); got != tc.holds {
+			t.Errorf("%s: holds the routed subjects = %v, want %v", tc.name, got, tc.holds)
+		}
+		if got := len(n.textMappings()) > 0; got != tc.maps {
+			t.Errorf("%s: its server maps = %v, want %v", tc.name, got, tc.maps)
 		}
 	}
 }

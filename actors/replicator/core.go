@@ -73,6 +73,7 @@ type core struct {
 	now    int64            // the last Tick's time
 	owners []string         // the partition's owners in this node's table, primary first
 	live   map[string]bool  // live members
+	reps   []string         // the live owners other than this node (replicas), as of the last SetOwners: shared, never modified
 	claims map[string]Claim // what the peers last said of the partition
 	heard  map[string]int64 // when each peer's last heartbeat arrived
 
@@ -293,6 +294,12 @@ func (c *core) onOwners(m SetOwners) {
 	for _, name := range m.Live {
 		c.live[name] = true
 	}
+	c.reps = nil
+	for _, name := range c.owners {
+		if name != c.cfg.Self && c.live[name] {
+			c.reps = append(c.reps, name)
+		}
+	}
 	c.adopt()
 }
 
@@ -468,16 +475,10 @@ func (c *core) startTerm() {
 	c.ready = true
 }
 
-// replicas returns the live owners other than this node.
-func (c *core) replicas() []string {
-	var out []string
-	for _, name := range c.owners {
-		if name != c.cfg.Self && c.live[name] {
-			out = append(out, name)
-		}
-	}
-	return out
-}
+// replicas returns the live owners other than this node: a slice the
+// core shares (every write names it), which callers must not modify;
+// SetOwners replaces it.
+func (c *core) replicas() []string { return c.reps }
 
 func (c *core) onWrite(w *Write) error {
 	switch {

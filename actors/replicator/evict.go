@@ -48,6 +48,10 @@ type Evict struct {
 	Term uint64    `msgpack:"t"`
 	Seq  uint64    `msgpack:"s"`
 	Keys []Evictee `msgpack:"keys"`
+
+	// forced marks, on the node that sends it, a replica's report of
+	// copies its store had to evict (counted apart: EvictionStats).
+	forced bool `msgpack:"-"`
 }
 
 func (Evicted) isMessage() {}
@@ -130,7 +134,7 @@ func (c *core) unevicted(from string, recs []Entry) []Entry {
 		return recs
 	}
 	if from != "" && c.serving() {
-		c.sendEvict([]string{from}, refused)
+		c.sendEvict([]string{from}, refused, false)
 	}
 	return kept
 }
@@ -152,21 +156,21 @@ func (c *core) onEvicted(m Evicted) {
 	case c.role == RoleReplica && c.ready && c.live[c.primary]:
 		// A copy spared until nothing else was left: the primary evicts
 		// it for every copy.
-		c.sendEvict([]string{c.primary}, m.Keys)
+		c.sendEvict([]string{c.primary}, m.Keys, true)
 	}
 }
 
 // sendEvict sends keys to the nodes named, in Evicts of at most about
 // ChunkBytes of keys each (a limit lowered at run time evicts many at once),
 // after this node's log head.
-func (c *core) sendEvict(to []string, keys []Evictee) {
+func (c *core) sendEvict(to []string, keys []Evictee, forced bool) {
 	for len(keys) > 0 {
 		n, size := 0, 0
 		for n < len(keys) && size < c.cfg.ChunkBytes {
 			size += len(keys[n].Key) + 16
 			n++
 		}
-		m := Evict{P: c.cfg.P, From: c.cfg.Self, Term: c.term, Seq: c.seq, Keys: keys[:n]}
+		m := Evict{P: c.cfg.P, From: c.cfg.Self, Term: c.term, Seq: c.seq, Keys: keys[:n], forced: forced}
 		for _, name := range to {
 			c.sendTo(name, m)
 		}
@@ -182,7 +186,7 @@ func (c *core) evictAll(keys []Evictee) {
 		c.st.Evict(k.Key, k.Version)
 		c.ghost.add(k.Key, k.Version)
 	}
-	c.sendEvict(c.replicas(), keys)
+	c.sendEvict(c.replicas(), keys, false)
 }
 
 func (c *core) onEvict(m Evict) {

@@ -113,6 +113,19 @@ func evictionsAgree(t *testing.T, scfg store.Config, lower int64) {
 				n.name, got.sets-before[i].sets, got.evictions-before[i].evictions)
 		}
 	}
+	// Each node leads some partitions and copies the others': each told
+	// its replica of its evictions and followed the other's. An entry
+	// followed came from a message the other node sent: one of its
+	// Evicts as a primary or one of its forced reports as a replica.
+	for i, n := range nodes {
+		st, other := n.r.EvictionStats(), nodes[1-i].r.EvictionStats()
+		if st.Sent == 0 || st.Followed == 0 {
+			t.Errorf("%s: eviction stats %+v: want keys sent and followed", n.name, st)
+		}
+		if st.Followed > other.Sent+other.Forced {
+			t.Errorf("%s followed %d evictions, more than %s sent (%+v)", n.name, st.Followed, nodes[1-i].name, other)
+		}
+	}
 	all := map[int]bool{}
 	for p := range shellPartitions {
 		all[p] = true

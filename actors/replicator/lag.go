@@ -25,15 +25,23 @@ func newLagRecorder() *lagRecorder {
 	return &lagRecorder{h: hdrhistogram.New(1, int64(time.Minute/time.Microsecond), 2)}
 }
 
-// record notes the lag of an entry of version v applied now.
-func (l *lagRecorder) record(v uint64, now time.Time) {
-	lag := now.UnixMicro() - int64(v)
+// recordBatch notes the lags of a batch's entries applied now, under one
+// lock.
+func (l *lagRecorder) recordBatch(entries []Entry, now time.Time) {
+	us := now.UnixMicro()
+	l.mu.Lock()
+	for i := range entries {
+		l.recordLocked(entries[i].Version, us)
+	}
+	l.mu.Unlock()
+}
+
+func (l *lagRecorder) recordLocked(v uint64, nowMicro int64) {
+	lag := nowMicro - int64(v)
 	if lag < 0 || lag > int64(time.Minute/time.Microsecond) {
 		return // not a clock reading (a burst ran the clock ahead), or a stale copy
 	}
-	l.mu.Lock()
 	_ = l.h.RecordValue(max(lag, 1))
-	l.mu.Unlock()
 }
 
 // Lag summarises the replication lag of the entries this node applied as a

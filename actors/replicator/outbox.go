@@ -84,10 +84,12 @@ type ackSet struct {
 // under their partition's lock, so a partition's batches are queued in log
 // order; Flush sends under the outbox's lock, so they leave in that order.
 type outbox struct {
-	queued atomic.Int32 // peers with bytes waiting: Flush's fast path
-	mu     sync.Mutex
-	peers  map[string]*peerBox // by node ID
-	dirty  []*peerBox          // those with bytes waiting
+	queued  atomic.Int32           // peers with bytes waiting: Flush's fast path
+	subject func(id string) string // a peer's envelope subject (Subjects.NodeLog), set once
+	mu      sync.Mutex
+	peers   map[string]*peerBox // by node ID
+	dirty   []*peerBox          // those with bytes waiting
+	enc     []byte              // addBatch's encoding, reused
 }
 
 type peerBox struct {
@@ -95,16 +97,27 @@ type peerBox struct {
 	buf     []byte
 }
 
-// add queues an encoded batch for each node ID of ids.
-func (o *outbox) add(subjects func(id string) string, ids []string, ack bool, batch []byte) {
+// addBatch queues batch for each node ID of ids: encoded once, into a
+// buffer the outbox reuses, and copied into each peer's envelope.
+func (o *outbox) addBatch(ids []string, ack bool, batch *Batch) {
 	o.mu.Lock()
+	o.enc = batch.AppendMsgpack(o.enc[:0])
+	o.addLocked(ids, ack, o.enc)
+	if cap(o.enc) > 64<<10 {
+		o.enc = nil // a large batch's buffer is not kept
+	}
+	o.mu.Unlock()
+}
+
+// addLocked queues an encoded batch for each node ID of ids. o.mu is held.
+func (o *outbox) addLocked(ids []string, ack bool, batch []byte) {
 	if o.peers == nil {
 		o.peers = map[string]*peerBox{}
 	}
 	for _, id := range ids {
 		pb := o.peers[id]
 		if pb == nil {
-			pb = &peerBox{subject: subjects(id)}
+			pb = &peerBox{subject: o.subject(id)}
 			o.peers[id] = pb
 		}
 		if len(pb.buf) == 0 {
@@ -113,7 +126,6 @@ func (o *outbox) add(subjects func(id string) string, ids []string, ack bool, ba
 		pb.buf = appendFrame(pb.buf, ack, batch)
 	}
 	o.queued.Store(int32(len(o.dirty)))
-	o.mu.Unlock()
 }
 
 // flush sends every envelope waiting, one message per peer.
@@ -160,7 +172,7 @@ func (r *Replicator) Flush() { r.out.flush(r.conn) }
 
 // queueBatch packs a batch into the envelopes of its replicas, if each of
 // them takes envelopes: false when it must go on the log subject.
-func (r *Replicator) queueBatch(to []string, ack bool, data []byte) bool {
+func (r *Replicator) queueBatch(to []string, ack bool, b *Batch) bool {
 	if len(to) == 0 {
 		return false
 	}
@@ -177,7 +189,7 @@ func (r *Replicator) queueBatch(to []string, ack bool, data []byte) bool {
 		}
 		dst = append(dst, id)
 	}
-	r.out.add(r.cfg.Subjects.NodeLog, dst, ack, data)
+	r.out.addBatch(dst, ack, b)
 	return true
 }
 
@@ -197,7 +209,7 @@ func (r *Replicator) onEnvelope() nats.MsgHandler {
 			// as the decoder reuses a slice's elements
 			// (TestEnvelopeFramesKeepTheirOwnFields).
 			var b Batch
-			if wire.Unmarshal(data, &b) != nil || b.P < 0 || b.P >= len(r.parts) {
+			if b.decodeView(data) != nil || b.P < 0 || b.P >= len(r.parts) {
 				return
 			}
 			pt := r.parts[b.P]
@@ -205,10 +217,7 @@ func (r *Replicator) onEnvelope() nats.MsgHandler {
 			_ = pt.c.step(LogBatch{Batch: b, AckWanted: ack})
 			r.perform(pt, &acks)
 			pt.mu.Unlock()
-			now := time.Now()
-			for i := range b.Entries {
-				r.lag.record(b.Entries[i].Version, now)
-			}
+			r.lag.recordBatch(b.Entries, time.Now())
 		})
 		if err != nil {
 			r.log.Debug("malformed log envelope", "err", err)

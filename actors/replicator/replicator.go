@@ -45,6 +45,7 @@ type Replicator struct {
 	ids     atomic.Pointer[map[string]string] // live member name -> node ID (never modified: replaced)
 	peerEnv atomic.Pointer[map[string]bool]   // peer node ID -> it takes log envelopes (its claims say so)
 	out     outbox                            // log batches bound for each peer, until the drain's end
+	evicts  evictCounts                       // EvictionStats
 
 	peers      claimCache         // what the peers said in their heartbeats
 	lastClaims []map[string]Claim // the loop's: claims by partition at the last full tick
@@ -105,6 +106,7 @@ func New(cfg Config) *Replicator {
 		lag:   newLagRecorder(),
 	}
 	r.ids.Store(&map[string]string{})
+	r.out.subject = cfg.Subjects.NodeLog
 	r.data = newStoreAdapter(cfg.Store, cfg.Partitions)
 	logBytes := int(max(cfg.LogBytes/int64(cfg.Partitions), 1))
 	for p := range r.parts {
@@ -257,7 +259,11 @@ func (r *Replicator) send(to string, m Message) {
 	if _, ok := m.(Ack); ok {
 		subject = r.cfg.Subjects.NodeAck(id)
 	}
-	_ = r.conn.Publish(subject, data)
+	if r.conn.Publish(subject, data) == nil {
+		if ev, ok := m.(Evict); ok {
+			r.evicts.count(ev)
+		}
+	}
 }
 
 // publish sends a batch of the log to the partition's replicas: in their
@@ -266,12 +272,12 @@ func (r *Replicator) send(to string, m Message) {
 // owner this node does not know of yet finds the entries by the seq in its
 // heartbeat claims, and fetches them or syncs.
 func (r *Replicator) publish(pt *part, e publish) {
+	if r.queueBatch(e.To, e.AckWanted, &e.Batch) {
+		return
+	}
 	data, err := wire.Marshal(&e.Batch)
 	if err != nil {
 		r.log.Error("cannot encode a log batch", "err", err)
-		return
-	}
-	if r.queueBatch(e.To, e.AckWanted, data) {
 		return
 	}
 	msg := &nats.Msg{Subject: r.cfg.Subjects.PartitionLog(pt.p), Data: data}
@@ -302,14 +308,11 @@ func (r *Replicator) follow(pt *part, on bool) {
 // onLog takes a batch of a followed partition's log.
 func (r *Replicator) onLog(pt *part, msg *nats.Msg) {
 	var b Batch
-	if err := wire.Unmarshal(msg.Data, &b); err != nil || b.P != pt.p {
+	if err := b.decodeView(msg.Data); err != nil || b.P != pt.p {
 		return
 	}
 	_ = r.step(pt, LogBatch{Batch: b, AckWanted: msg.Reply != ""})
-	now := time.Now()
-	for i := range b.Entries {
-		r.lag.record(b.Entries[i].Version, now)
-	}
+	r.lag.recordBatch(b.Entries, time.Now())
 }
 
 // onMessage takes a replication message addressed to this node. Each is

@@ -1,6 +1,7 @@
 package replicator
 
 import (
+	"slices"
 	"sync"
 	"time"
 )
@@ -31,7 +32,7 @@ func (r *Replicator) Status() []PartitionStatus {
 				Last: ID{c.term, c.seq}, Holds: c.holds}
 			switch c.role {
 			case RolePrimary:
-				ps.Replicas = c.replicas()
+				ps.Replicas = slices.Clone(c.replicas())
 			case RoleReplica:
 				ps.Primary = c.primary
 				if pc, ok := c.claims[c.primary]; ok && pc.Term == c.term && pc.Seq > c.seq {

@@ -20,6 +20,7 @@ type storeAdapter struct {
 	st         *store.Store
 	partitions int
 	mutations  []atomic.Uint64 // writes per partition through the replicator
+	followed   atomic.Uint64   // entries Evict removed (EvictionStats.Followed)
 	snaps      snapCache
 }
 
@@ -61,6 +62,7 @@ func (s partStore) Evict(key string, version uint64) bool {
 	ok := s.a.st.Evict(key, version)
 	if ok {
 		s.a.mutations[s.p].Add(1)
+		s.a.followed.Add(1)
 	}
 	return ok
 }

@@ -48,11 +48,17 @@ func (r *Replicator) Submit(p int, ack AckMode, ops []Op, results []OpResult) (P
 // after Config.AckTimeout, or ErrNotPrimary when this node stopped leading
 // the partition meanwhile (the write may or may not survive).
 func (pw Pending) Wait() error {
-	if pw.r != nil {
-		pw.r.Flush()
+	if pw.r == nil {
+		return nil
 	}
+	pw.r.Flush()
 	if pw.ch == nil {
 		return nil
+	}
+	select {
+	case err := <-pw.ch: // already acked: a batch's later partitions usually are, by the ack set that acked its first
+		return err
+	default:
 	}
 	t := time.NewTimer(pw.r.cfg.AckTimeout)
 	defer t.Stop()

@@ -73,7 +73,7 @@ type Config struct {
 	Nodes     int    // nodes to start when Server is "", clustered, in this process unless Procs; targets talk to the first
 	Procs     bool   // start the Nodes nodes as `roost serve` processes of Exec instead of in this process
 	Exec      string // path of the roost executable Procs runs; `roost bench` sets its own
-	TextRoute string // --text-route of the nodes started here: "" = the node's default (local), "partition" = zero-hop routing
+	TextRoute string // --text-route of the nodes started here: "" = the node's default (partition: zero-hop routing), "local" = forwarded by the node a client is connected to
 	HTTPAddr  string // host:port of the HTTP API of a node of Server, for PathHTTP; "" = none (the nodes started here serve it on a free loopback port)
 	KVServer  string // NATS URL with JetStream for the KV baseline; "" = Server if it has JetStream, or an embedded one (see doc.go)
 

@@ -166,7 +166,7 @@ func (x Result) AppendMsgpack(b []byte) []byte {
 func (x *Result) UnmarshalMsgpack(data []byte) error { return x.decode(mpack.NewReader(data), false) }
 
 // decode reads x from r; with sharedValue, its value is a slice of r's
-// data (mpack.Reader.BytesShared) instead of a copy.
+// data (mpack.Reader.BytesView) instead of a copy.
 func (x *Result) decode(r *mpack.Reader, sharedValue bool) error {
 	zero, err := r.Struct(resultFields, func(name []byte) (err error) {
 		switch string(name) {
@@ -178,7 +178,7 @@ func (x *Result) decode(r *mpack.Reader, sharedValue bool) error {
 			x.Error, err = r.String()
 		case "v":
 			if sharedValue {
-				x.Value, err = r.BytesShared()
+				x.Value, err = r.BytesView()
 			} else {
 				x.Value, err = r.Bytes()
 			}

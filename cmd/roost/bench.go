@@ -89,7 +89,7 @@ JSON object per target and line.`,
 	fs.StringVar(&cfg.Token, "token", "", "token of the deployment (and of the nodes this command starts)")
 	fs.StringVar(&cfg.Prefix, "prefix", cfg.Prefix, "subject prefix of the deployment (the nodes' --prefix)")
 	fs.IntVar(&cfg.Nodes, "nodes", cfg.Nodes, "nodes to start, clustered, when there is no --server (targets talk to the first)")
-	fs.StringVar(&cfg.TextRoute, "text-route", "", "--text-route of the nodes the run starts: local (the default) or partition (zero-hop routing of the text API)")
+	fs.StringVar(&cfg.TextRoute, "text-route", "", "--text-route of the nodes the run starts: partition (the default: zero-hop routing of the text API) or local")
 	fs.BoolVar(&cfg.Procs, "procs", false, "start the --nodes as 'roost serve' processes instead of in this process")
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", "", "host:port of a --server node's HTTP API, for --path http (a node started here serves HTTP on a free port)")
 	fs.Var(f.workload, "workload", "what workers do: get, set, or mixed (see --get-ratio)")

@@ -19,10 +19,10 @@ func (a *app) newMappingsCmd() *cobra.Command {
 external NATS (roost serve --nats) for the account Roost and its clients
 use: with it, the server sends each text-API request (roost.<op>.<key>, keys
 of up to 4 tokens) straight to its key's primary, as the embedded servers
-do with --text-route partition. Add it only together with --text-route
-partition on every node: with the default (local) no node subscribes to the
-mapped subjects and mapped requests find no responder. Use the cluster's
---partitions and --prefix. Without it everything works, one hop slower: see
+do by default (--text-route partition). Every node of a cluster holds its
+partitions' routed subjects whatever its --text-route, so the mappings can
+be added and reloaded while the nodes run. Use the cluster's --partitions
+and --prefix. Without them everything works, one hop slower: see
 docs/PROTOCOL.md, "Routing".`,
 		Example: `  roost mappings >> nats-server.conf
   roost mappings --partitions 1021 --prefix cache`,

@@ -106,7 +106,7 @@ SIGINT or SIGTERM stops the node and exits 0.`,
 	fs.StringVar(&f.role, "role", def.Role, "server (holds data) or proxy (routes only)")
 	fs.StringVar(&f.dataDir, "data-dir", def.DataDir, "directory for a warm-restart snapshot")
 	fs.StringVar(&f.prefix, "prefix", def.Prefix, "subject prefix of the NATS API")
-	fs.StringVar(&f.textRoute, "text-route", node.TextRouteLocal, "local: the node a client is connected to answers, forwarding to the primary (every request answered within its bound, even when a node dies); partition: NATS sends each text-API request straight to its key's primary, no forwarding hop, but a request in flight to a primary that is killed is lost with it (embedded server; with --nats the operator adds the mappings, docs/PROTOCOL.md)")
+	fs.StringVar(&f.textRoute, "text-route", node.TextRoutePartition, "partition: in a cluster, this node's server sends each text-API request straight to its key's primary, no forwarding hop (a request in flight to a primary that is killed is lost with it, as a Go client's is); local: this node's server maps nothing, and this node answers its clients' text requests, forwarding to the primary. Either way the node serves requests other servers routed to it; with --nats the operator's server configuration decides (roost mappings, docs/PROTOCOL.md)")
 	fs.StringVar(&f.datacenter, "datacenter", node.DefaultDatacenter, "datacenter name reported where consul reports one (member tag dc, /v1/agent/self)")
 	fs.DurationVar(&f.sweepInterval, "sweep-interval", def.SweepInterval, "how often expired entries are swept")
 	fs.DurationVar(&f.heartbeatInterval, "heartbeat-interval", def.HeartbeatInterval, "how often the node tells its peers it lives")

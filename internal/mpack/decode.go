@@ -17,7 +17,7 @@ var (
 // A Reader decodes msgpack values one after the other from a byte slice.
 // It never retains the slice beyond its own life: what it returns is
 // copied, except the names passed to a Struct callback and what
-// BytesShared and StringShared return.
+// BytesView and StringShared return.
 type Reader struct {
 	data []byte
 	off  int // next byte to read
@@ -112,12 +112,10 @@ func (r *Reader) Bytes() ([]byte, error) {
 	return v, nil
 }
 
-// BytesShared is Bytes without the copy: the value is the slice of the
-// Reader's data that holds it, with its capacity ending at its length, so
-// that an append to it copies instead of writing over what follows. It
-// shares the data's memory (and keeps all of it from the collector): for a
-// caller that owns data and never changes it.
-func (r *Reader) BytesShared() ([]byte, error) {
+// BytesView reads a bin or a str as Bytes does, but in place: the slice
+// shares the reader's data (its capacity ends with the value), so it stays
+// valid as long as that data is left unchanged.
+func (r *Reader) BytesView() ([]byte, error) {
 	b, err := r.raw()
 	if b == nil || err != nil {
 		return nil, err
@@ -125,9 +123,9 @@ func (r *Reader) BytesShared() ([]byte, error) {
 	return b[:len(b):len(b)], nil
 }
 
-// StringShared is String without the copy: the string's bytes are the
-// Reader's data, which must not change while the string is in use (and
-// which it keeps from the collector).
+// StringShared is String without the copy, as BytesView is Bytes without
+// it: the string's bytes are the Reader's data, which must not change
+// while the string is in use (and which it keeps from the collector).
 func (r *Reader) StringShared() (string, error) {
 	b, err := r.raw()
 	if len(b) == 0 || err != nil {

@@ -85,28 +85,28 @@ func TestReadsAsMsgpack(t *testing.T) {
 		v, err = NewReader(data).Bytes()
 		wantErr = dec().Decode(&wantV)
 		same(data, "bytes", v, err, wantV, wantErr)
-		v, err = NewReader(data).BytesShared()
+		v, err = NewReader(data).BytesView()
 		same(data, "shared bytes", v, err, wantV, wantErr)
 		s, err = NewReader(data).StringShared()
 		same(data, "shared string", s, err, wantS, wantErr)
 	}
 }
 
-// TestBytesShared: a shared value is the data's own bytes, and an append to
+// TestBytesView: a shared value is the data's own bytes, and an append to
 // it does not write over the value after it.
-func TestBytesShared(t *testing.T) {
+func TestBytesView(t *testing.T) {
 	data := AppendBytes(AppendBytes(nil, []byte("ab")), []byte("cd"))
 	r := NewReader(data)
-	first, err := r.BytesShared()
+	first, err := r.BytesView()
 	if err != nil {
 		t.Fatal(err)
 	}
 	first[0] = 'A'
 	if data[2] != 'A' {
-		t.Fatalf("BytesShared copied: data % x", data)
+		t.Fatalf("BytesView copied: data % x", data)
 	}
 	_ = append(first, 'X', 'Y')
-	if second, err := r.BytesShared(); err != nil || string(second) != "cd" {
+	if second, err := r.BytesView(); err != nil || string(second) != "cd" {
 		t.Fatalf("after an append to the first value, the second reads %q, %v", second, err)
 	}
 }
