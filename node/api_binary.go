@@ -219,7 +219,7 @@ func (n *Node) apply(op *wire.Request, ack string) wire.Result {
 		return n.getResult(op.Key)
 	}
 	results := make([]wire.Result, 1)
-	n.executeLocal(map[int][]int{partition.Of(op.Key, n.cfg.Partitions): {0}}, []wire.Request{*op}, ack, results)
+	n.executeGroups([]opGroup{{p: partition.Of(op.Key, n.cfg.Partitions), idx: []int{0}}}, []wire.Request{*op}, ack, results)
 	return results[0]
 }
 

@@ -159,7 +159,7 @@ func entryResult(e store.Entry) wire.Result {
 }
 
 // applyText runs op, of a partition this node leads, for the text API:
-// apply without a batch's bookkeeping (executeLocal's per-partition map,
+// apply without a batch's bookkeeping (executeGroups' group,
 // the batch's copies and slices) for its single operation.
 func (n *Node) applyText(op *wire.Request, ack string) wire.Result {
 	if op.Op == wire.OpGet && op.TTL == 0 { // a get with a TTL touches: a write
@@ -168,7 +168,7 @@ func (n *Node) applyText(op *wire.Request, ack string) wire.Result {
 	return n.writeOne(op, ack)
 }
 
-// writeOne is runPartition and executeLocal (replication.go) for a batch
+// writeOne is runPartition and executeGroups (replication.go) for a batch
 // of one write: submitted to the replicator, waited for when its ack mode
 // says so, counted in the metrics.
 func (n *Node) writeOne(op *wire.Request, ack string) (r wire.Result) {

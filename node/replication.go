@@ -70,16 +70,6 @@ func ackMode(ack string) replicator.AckMode {
 // applies them to the store, logs them and publishes them to the replicas;
 // Pending.Wait waits for the replicas' acks with ack=all.
 
-// executeLocal runs the ops of the partitions this node leads (by
-// partition, indexes into ops): executeGroups.
-func (n *Node) executeLocal(local map[int][]int, ops []wire.Request, ack string, results []wire.Result) {
-	groups := make([]opGroup, 0, len(local))
-	for p, idx := range local {
-		groups = append(groups, opGroup{p: p, idx: idx})
-	}
-	n.executeGroups(groups, ops, ack, results)
-}
-
 // opGroup is the ops of one partition in a batch: indexes into its ops, in
 // their order.
 type opGroup struct {

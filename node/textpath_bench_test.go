@@ -18,7 +18,7 @@ import (
 // reply: a get's success reply (Roost-Version, Roost-Flags, a 100-byte
 // value) published to a subject nobody listens to, through micro's Respond
 // as before (microReply) and from the reused message (respondText). set:
-// one set through apply (a batch of one: executeLocal's map and copies) and
+// one set through apply (a batch of one: executeGroups' group and copies) and
 // through applyText (writeOne). get: one get through apply (getResult: the
 // key checked again) and through lookupResult.
 func BenchmarkTextPath(b *testing.B) {
