@@ -6,6 +6,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"github.com/roostkv/roost/actors/membership"
 	"github.com/roostkv/roost/bus/wire"
 )
 
@@ -86,6 +87,43 @@ func (n *Node) textRouting() bool {
 	return n.cfg.NATSURL != "" || n.cfg.ClusterListen != "" || len(n.cfg.Join) > 0
 }
 
+// holdsRoutes reports whether this node holds the routed subjects of the
+// partitions it leads, which its heartbeats tell its peers (mapText).
+func (n *Node) holdsRoutes() bool { return n.textRouting() && !n.unrouted }
+
+// mapText has the embedded server map the text API to partitions while
+// every server of view v holds the routed subjects, and not while one does
+// not: a node of a build before it (its heartbeats say nothing of it) in a
+// rolling upgrade. A request mapped to a partition that node leads would
+// find nobody to answer it; unmapped, the node the client is connected to
+// answers it, forwarding to the primary, as under --text-route local. The
+// mappings come back once that node has gone. Without mappings (local, an
+// external NATS, a lone node) there is nothing to decide.
+func (n *Node) mapText(v membership.View) {
+	if len(n.textMappings()) == 0 {
+		return
+	}
+	var without []string
+	for _, m := range v.Members {
+		if m.Role != membership.RoleProxy && (m.Status == membership.Alive || m.Status == membership.Suspect) && !m.Routes {
+			without = append(without, m.Name)
+		}
+	}
+	on := len(without) == 0
+	if on == n.bus.Mapped() {
+		return
+	}
+	if err := n.bus.SetMapped(on); err != nil {
+		n.log.Error("cannot change the text API's mappings", "err", err)
+		return
+	}
+	if on {
+		n.log.Info("text requests are mapped to their partitions again: every server holds the routed subjects")
+	} else {
+		n.log.Warn("text requests are not mapped to partitions while servers of an older build are members: they do not hold the routed subjects", "servers", without)
+	}
+}
+
 // textMappings are the mappings the embedded server applies, or none: the
 // flag decides only this. With an external NATS the operator adds them to
 // the server's configuration ("roost mappings").
@@ -144,7 +182,7 @@ func wantRouted(s routeState) bool {
 // startTextRouter subscribes the partitions this node serves and keeps them in
 // step with the table until stopTextRouter.
 func (n *Node) startTextRouter() {
-	if !n.textRouting() {
+	if !n.holdsRoutes() {
 		return
 	}
 	rt := &textRouter{

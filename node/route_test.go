@@ -1,10 +1,16 @@
 package node
 
 import (
+	"cmp"
+	"errors"
+	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/roostkv/roost/bus/wire"
+	"github.com/roostkv/roost/internal/testkit"
+	"github.com/roostkv/roost/partition"
 )
 
 func TestWantRouted(t *testing.T) {
@@ -61,6 +67,97 @@ func TestTextRoutingByConfig(t *testing.T) {
 		}
 		if got := len(n.textMappings()) > 0; got != tc.maps {
 			t.Errorf("%s: its server maps = %v, want %v", tc.name, got, tc.maps)
+		}
+	}
+}
+
+// A node that maps the text API joins a node of a build before routed
+// subjects (it holds none, and its beats say nothing of them): while that
+// node is a member, the mapping node must not map requests to the
+// partitions it leads (nobody would answer them), and it maps again once
+// that node has gone.
+func TestMappingWaitsForOlderBuilds(t *testing.T) {
+	start := func(name string, edit func(c *Config), unrouted bool) *Node {
+		cfg := DefaultConfig()
+		cfg.Name = name
+		cfg.Listen = "127.0.0.1:-1"
+		cfg.ClusterListen = "127.0.0.1:-1"
+		cfg.HTTP = HTTPOff
+		cfg.Replicas = 1 // no stand-in: a partition the older node leads has no other holder
+		cfg.HeartbeatInterval = 100 * time.Millisecond
+		edit(&cfg)
+		n, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.unrouted = unrouted
+		if err := n.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(n.Stop)
+		return n
+	}
+	// The older node is there first, as in a rolling upgrade: a never
+	// leads (so never holds) the partitions the older node leads.
+	old := start("old", func(c *Config) { c.TextRoute = TextRouteLocal }, true) // an older build's default
+	a := start("a", func(c *Config) { c.Join = []string{old.bus.ClusterAddr()} }, false)
+	nc := testkit.Connect(t, a.ClientURL())
+	settled := func(n *Node, servers int) error {
+		if got := len(n.routing.Load().table.Members()); got != servers {
+			return fmt.Errorf("%s routes over %d servers, want %d", n.cfg.Name, got, servers)
+		}
+		for p := range n.cfg.Partitions {
+			if n.routing.Load().primary(p) && !n.repl.Ready(p) {
+				return fmt.Errorf("%s still pulls in partition %d", n.cfg.Name, p)
+			}
+		}
+		return nil
+	}
+	testkit.Eventually(t, 10*time.Second, func() error { return cmp.Or(settled(a, 2), settled(old, 2)) })
+	if a.bus.Mapped() {
+		t.Fatal("a still maps text requests with an older build in the cluster")
+	}
+	// Every key's set and get through a's server is answered, those the
+	// older node leads included.
+	ledByOld := 0
+	roundTrip := func(i int) error {
+		key := "k" + strconv.Itoa(i)
+		if old.routing.Load().primary(partition.Of(key, old.cfg.Partitions)) {
+			ledByOld++
+		}
+		for _, req := range []struct{ op, body string }{{"set", "v" + key}, {"get", ""}} {
+			msg, err := nc.Request("roost."+req.op+"."+key, []byte(req.body), 2*time.Second)
+			if err != nil {
+				return fmt.Errorf("%s %s: %w", req.op, key, err)
+			}
+			if code := msg.Header.Get("Nats-Service-Error-Code"); code != "" {
+				return fmt.Errorf("%s %s: error %s %s", req.op, key, code, msg.Header.Get("Nats-Service-Error"))
+			}
+			if req.op == "get" && string(msg.Data) != "v"+key {
+				return fmt.Errorf("get %s = %q", key, msg.Data)
+			}
+		}
+		return nil
+	}
+	for i := range 100 {
+		if err := roundTrip(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ledByOld == 0 {
+		t.Fatal("no key of the 100 is led by the older node: the test shows nothing")
+	}
+	// Once it has gone, a maps again, and still answers.
+	old.Stop()
+	testkit.Eventually(t, 10*time.Second, func() error {
+		if !a.bus.Mapped() {
+			return errors.New("a does not map text requests again")
+		}
+		return settled(a, 1)
+	})
+	for i := range 100 {
+		if err := roundTrip(i); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
