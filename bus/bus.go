@@ -82,6 +82,7 @@ type Bus struct {
 	closeOnce    sync.Once
 	gacc         atomic.Pointer[server.Account] // the embedded server's global account, once looked up (interest.go)
 	loadPatterns loadPatterns                   // loader subscriptions, listed when observers are about (interest.go)
+	queueSubs    queueSubs                      // queue subscriptions by subject, listed (interest.go)
 }
 
 // Open starts the embedded server (or dials the external one) and returns the

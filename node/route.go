@@ -64,6 +64,9 @@ const (
 	TextRouteLocal     = "local"     // the embedded server maps nothing: the node a client is connected to answers its text requests, forwarding to the primary
 )
 
+// routedQueue is the queue group of the routed subscriptions.
+const routedQueue = "t"
+
 // routeTick is how often the node checks its partitions' subscriptions
 // against its table and the replicator, besides on each view change.
 const routeTick = 10 * time.Millisecond
@@ -260,7 +263,8 @@ func (n *Node) reconcileRoutes(rt *textRouter) {
 	leaving := n.leaving.Load()
 	now := time.Now()
 	changed := false
-	observers := -1 // subscriptions that match every routed subject; looked up once
+	var holders map[string]int // the cluster's routed subscriptions by subject; looked up once, when needed
+	known, looked := false, false
 	for p := range n.cfg.Partitions {
 		s := rt.subs[p]
 		st := routeState{subscribed: s != nil}
@@ -276,11 +280,15 @@ func (n *Node) reconcileRoutes(rt *textRouter) {
 		if !st.serves && !st.leads && !st.standIn && !st.subscribed {
 			continue
 		}
-		if observers < 0 {
-			observers = max(n.bus.Interest(n.subj.RoutedNowhere()), 0)
+		if !looked {
+			holders, known = n.bus.QueueSubscribers(routedQueue)
+			looked = true
 		}
-		if st.others = n.bus.Interest(n.subj.Routed(p, "get", "k")); st.others >= 0 {
-			st.others -= observers // e.g. `nats sub 'roost.t.>'`: they answer nothing
+		st.others = -1
+		if known {
+			// Subscriptions in the queue group on the subject itself: an
+			// observer (`nats sub '>'`) answers nothing and is not counted.
+			st.others = holders[n.subj.RoutedPartition(p)]
 			if st.subscribed {
 				st.others--
 			}
@@ -294,7 +302,7 @@ func (n *Node) reconcileRoutes(rt *textRouter) {
 		}
 		switch want := wantRouted(st); {
 		case want && !st.subscribed:
-			sub, err := n.bus.Conn().QueueSubscribe(n.subj.RoutedPartition(p), "t", func(msg *nats.Msg) { n.handleRouted(rt, msg) })
+			sub, err := n.bus.Conn().QueueSubscribe(n.subj.RoutedPartition(p), routedQueue, func(msg *nats.Msg) { n.handleRouted(rt, msg) })
 			if err != nil {
 				n.log.Error("cannot take partition's text requests", "partition", p, "err", err)
 				continue
