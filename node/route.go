@@ -141,6 +141,7 @@ func (n *Node) textMappings() []wire.Mapping {
 type textRouter struct {
 	handlers map[string]micro.HandlerFunc // by op name
 	subs     map[int]*routedSub           // by partition
+	subjects []string                     // by partition: its routed subject (RoutedPartition)
 	wake     chan struct{}                // a view changed: look now
 	stop     chan struct{}
 	done     chan struct{}
@@ -197,6 +198,9 @@ func (n *Node) startTextRouter() {
 	}
 	for _, op := range n.textOps() {
 		rt.handlers[op.name] = op.handler
+	}
+	for p := range n.cfg.Partitions {
+		rt.subjects = append(rt.subjects, n.subj.RoutedPartition(p))
 	}
 	n.textRoutes.Store(rt)
 	n.reconcileRoutes(rt)
@@ -288,7 +292,7 @@ func (n *Node) reconcileRoutes(rt *textRouter) {
 		if known {
 			// Subscriptions in the queue group on the subject itself: an
 			// observer (`nats sub '>'`) answers nothing and is not counted.
-			st.others = holders[n.subj.RoutedPartition(p)]
+			st.others = holders[rt.subjects[p]]
 			if st.subscribed {
 				st.others--
 			}
@@ -302,7 +306,7 @@ func (n *Node) reconcileRoutes(rt *textRouter) {
 		}
 		switch want := wantRouted(st); {
 		case want && !st.subscribed:
-			sub, err := n.bus.Conn().QueueSubscribe(n.subj.RoutedPartition(p), routedQueue, func(msg *nats.Msg) { n.handleRouted(rt, msg) })
+			sub, err := n.bus.Conn().QueueSubscribe(rt.subjects[p], routedQueue, func(msg *nats.Msg) { n.handleRouted(rt, msg) })
 			if err != nil {
 				n.log.Error("cannot take partition's text requests", "partition", p, "err", err)
 				continue
