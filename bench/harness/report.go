@@ -31,6 +31,7 @@ type Settings struct {
 	Concurrency int     `json:"concurrency"` // workers per target
 	Duration    string  `json:"duration"`    // measured time per target, a Go duration
 	Round       string  `json:"round"`       // length of one round, a Go duration
+	Turn        string  `json:"turn"`        // length of a target's turn within a round, a Go duration
 	Ack         string  `json:"ack"`
 	Batching    string  `json:"batching"`             // "on" or "off"; only the client path batches
 	NearCache   int64   `json:"near_cache,omitempty"` // bytes of the client path's near cache; 0 = off
@@ -48,6 +49,7 @@ type Row struct {
 	Server    string        // the NATS URL its requests went to, or the HTTP API's URL with --path http
 	OpsPerSec float64       // median of its rounds' throughputs
 	Rounds    []float64     // each round's throughput, ops/s
+	Turns     []float64     // each turn's throughput, ops/s: the i-th turns of all rows ran side by side
 	Ops       int64         // successful operations, all rounds
 	Errors    int64         // failed operations, all rounds (not in the latencies)
 	FirstErr  string        // the first failure; "" = none
@@ -84,6 +86,7 @@ func (r *runner) settings() Settings {
 		Concurrency: c.Concurrency,
 		Duration:    c.Duration.String(),
 		Round:       min(c.Round, c.Duration).String(),
+		Turn:        c.turns(min(c.Round, c.Duration))[0].String(),
 		Ack:         c.Ack,
 		Batching:    onOff(c.batching()),
 		NearCache:   c.NearCache,
@@ -133,6 +136,7 @@ func (r *runner) report() *Report {
 			Server:    m.server,
 			OpsPerSec: Median(m.rounds),
 			Rounds:    m.rounds,
+			Turns:     m.turns,
 			Ops:       m.ops,
 			Errors:    m.errs,
 			P50:       time.Duration(h.ValueAtPercentile(50)),
@@ -178,18 +182,20 @@ func ratio(a, b float64) float64 {
 
 // jsonRow is one line of --json.
 type jsonRow struct {
-	Name        string   `json:"name"`
-	OpsPerSec   float64  `json:"ops_per_sec"`
-	P50         float64  `json:"p50_us"`
-	P99         float64  `json:"p99_us"`
-	P999        float64  `json:"p999_us"`
-	MaxUS       float64  `json:"max_us"`
-	RatioToEcho *float64 `json:"ratio_to_echo,omitempty"`
-	RatioToKV   *float64 `json:"ratio_to_kv,omitempty"`
-	Ops         int64    `json:"ops"`
-	Errors      int64    `json:"errors"`
-	Rounds      int      `json:"rounds"`
-	Server      string   `json:"server"`
+	Name        string    `json:"name"`
+	OpsPerSec   float64   `json:"ops_per_sec"`
+	P50         float64   `json:"p50_us"`
+	P99         float64   `json:"p99_us"`
+	P999        float64   `json:"p999_us"`
+	MaxUS       float64   `json:"max_us"`
+	RatioToEcho *float64  `json:"ratio_to_echo,omitempty"`
+	RatioToKV   *float64  `json:"ratio_to_kv,omitempty"`
+	Ops         int64     `json:"ops"`
+	Errors      int64     `json:"errors"`
+	Rounds      int       `json:"rounds"`
+	RoundOps    []float64 `json:"round_ops_per_sec"` // each round's throughput, in order
+	TurnOps     []float64 `json:"turn_ops_per_sec"`  // each turn's throughput, in order
+	Server      string    `json:"server"`
 	Settings
 }
 
@@ -208,6 +214,8 @@ func (rep *Report) WriteJSON(w io.Writer) error {
 			Ops:       row.Ops,
 			Errors:    row.Errors,
 			Rounds:    len(row.Rounds),
+			RoundOps:  roundAll(row.Rounds),
+			TurnOps:   roundAll(row.Turns),
 			Server:    row.Server,
 			Settings:  rep.Settings,
 		}
@@ -225,6 +233,14 @@ func (rep *Report) WriteJSON(w io.Writer) error {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func roundAll(xs []float64) []float64 {
+	out := make([]float64, len(xs))
+	for i, x := range xs {
+		out[i] = round1(x)
+	}
+	return out
+}
 
 func micros(d time.Duration) float64 { return round1(float64(d) / float64(time.Microsecond)) }
 
