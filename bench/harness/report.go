@@ -63,6 +63,17 @@ type Row struct {
 	// run (or this row is it).
 	RatioToEcho float64
 	RatioToKV   float64
+	// CPUPerOp is the CPU time of the whole harness process per operation
+	// in this row's rounds, 0 when not measured: only when the nodes run in
+	// this process, where the node, its server, the baselines and the
+	// workers all are. Only one target runs at a time, so a turn's CPU is
+	// its target's (with the little the idle ones do meanwhile). On a
+	// machine shared with other work it moves much less than ops/s, which
+	// follow the CPU the process is given. CPURatioToEcho is the echo's
+	// CPUPerOp over this row's: like RatioToEcho, higher is better, and on
+	// a CPU-bound run they agree.
+	CPUPerOp       time.Duration
+	CPURatioToEcho float64
 }
 
 // Row returns the row named name, or nil.
@@ -147,8 +158,10 @@ func (r *runner) report() *Report {
 		if m.err != nil {
 			row.FirstErr = m.err.Error()
 		}
+		row.CPUPerOp = r.cpuPerOp(m)
 		if e := byName[NameEcho]; e != nil && m != e {
 			row.RatioToEcho = ratio(row.OpsPerSec, Median(e.rounds))
+			row.CPURatioToEcho = ratio(float64(r.cpuPerOp(e)), float64(row.CPUPerOp))
 		}
 		if kv := byName[NameKV]; kv != nil && m.name == NameRoost {
 			row.RatioToKV = ratio(row.OpsPerSec, Median(kv.rounds))
@@ -156,6 +169,14 @@ func (r *runner) report() *Report {
 		rep.Rows = append(rep.Rows, row)
 	}
 	return rep
+}
+
+// cpuPerOp is m's CPUPerOp (see Row).
+func (r *runner) cpuPerOp(m *measured) time.Duration {
+	if m.noCPU || m.ops == 0 || r.cfg.Server != "" || r.cfg.Procs {
+		return 0
+	}
+	return m.cpu / time.Duration(m.ops)
 }
 
 // Median of xs; 0 when empty.
@@ -190,6 +211,8 @@ type jsonRow struct {
 	MaxUS       float64   `json:"max_us"`
 	RatioToEcho *float64  `json:"ratio_to_echo,omitempty"`
 	RatioToKV   *float64  `json:"ratio_to_kv,omitempty"`
+	CPUPerOp    *float64  `json:"cpu_us_per_op,omitempty"`     // Row.CPUPerOp
+	CPURatio    *float64  `json:"cpu_ratio_to_echo,omitempty"` // Row.CPURatioToEcho
 	Ops         int64     `json:"ops"`
 	Errors      int64     `json:"errors"`
 	Rounds      int       `json:"rounds"`
@@ -224,6 +247,12 @@ func (rep *Report) WriteJSON(w io.Writer) error {
 		}
 		if row.RatioToKV > 0 {
 			j.RatioToKV = ptr(round3(row.RatioToKV))
+		}
+		if row.CPUPerOp > 0 {
+			j.CPUPerOp = ptr(float64(row.CPUPerOp.Nanoseconds()/10) / 100)
+		}
+		if row.CPURatioToEcho > 0 {
+			j.CPURatio = ptr(round3(row.CPURatioToEcho))
 		}
 		if err := enc.Encode(j); err != nil {
 			return err
@@ -333,6 +362,9 @@ func (rep *Report) WriteTable(w io.Writer) error {
 			parts = append(parts, fmt.Sprintf("roost/kv %.2f", roost.RatioToKV))
 		}
 		fmt.Fprintf(w, "\n%s (ratios of the median ops/s above)\n", strings.Join(parts, ", "))
+		if roost.CPURatioToEcho > 0 {
+			fmt.Fprintf(w, "CPU per operation (this process): roost %.1f µs, echo's over roost's %.2f\n", float64(roost.CPUPerOp)/float64(time.Microsecond), roost.CPURatioToEcho)
+		}
 	}
 	for _, row := range rep.Rows {
 		if row.FirstErr != "" {

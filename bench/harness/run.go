@@ -71,6 +71,8 @@ type measured struct {
 	hists  []*hdrhistogram.Histogram // one per worker, across rounds: merged for the report
 	rounds []float64                 // ops/s of each round
 	turns  []float64                 // ops/s of each turn, in order: turn i of every target ran side by side
+	cpu    time.Duration             // CPU time of this process in all rounds (see cpuPerOp)
+	noCPU  bool                      // cpu could not be read in some turn
 	ops    int64                     // successful operations in all rounds
 	errs   int64                     // failed operations in all rounds
 	err    error                     // the first failure
@@ -193,6 +195,8 @@ type workerResult struct {
 type turnResult struct {
 	workerResult
 	elapsed time.Duration
+	cpu     time.Duration // this process's CPU time in the turn
+	noCPU   bool          // cpu could not be read
 }
 
 func (t *turnResult) add(o turnResult) {
@@ -202,13 +206,17 @@ func (t *turnResult) add(o turnResult) {
 		t.err = o.err
 	}
 	t.elapsed += o.elapsed
+	t.cpu += o.cpu
+	t.noCPU = t.noCPU || o.noCPU
 }
 
 // endRound records m's round: its throughput over all its turns.
 func (r *runner) endRound(m *measured, round, rounds int, t turnResult) {
 	opsPerSec := float64(t.ops) / t.elapsed.Seconds()
 	m.rounds = append(m.rounds, opsPerSec)
+	m.noCPU = m.noCPU || t.noCPU
 	m.ops += t.ops
+	m.cpu += t.cpu
 	m.errs += t.errs
 	if m.err == nil {
 		m.err = t.err
@@ -230,6 +238,7 @@ func (r *runner) phase(ctx context.Context, m *measured, ph Phase, round, rounds
 
 	results := make([]workerResult, len(r.workers))
 	var wg sync.WaitGroup
+	cpu0, cpuOK := processCPU()
 	start := time.Now()
 	for w, ws := range r.workers {
 		var h *hdrhistogram.Histogram
@@ -252,14 +261,19 @@ func (r *runner) phase(ctx context.Context, m *measured, ph Phase, round, rounds
 		}
 	}
 	elapsed := time.Since(start)
+	cpu1, ok := processCPU()
 	r.elapsed += d
 	if err := ctx.Err(); err != nil {
 		return turnResult{}, err
 	}
 
-	total := turnResult{elapsed: elapsed}
+	total := turnResult{elapsed: elapsed, cpu: cpu1 - cpu0, noCPU: !cpuOK || !ok}
 	for _, res := range results {
-		total.add(turnResult{workerResult: res})
+		total.ops += res.ops
+		total.errs += res.errs
+		if total.err == nil {
+			total.err = res.err
+		}
 	}
 	if total.ops == 0 {
 		return turnResult{}, fmt.Errorf("harness: %s: %w in %s of %s (%d failed): %v", m.name, errNoOps, d, ph, total.errs, total.err)
