@@ -57,7 +57,7 @@ type Config struct {
 	Concurrency int           // workers in flight per target, sharing one connection per target
 	Duration    time.Duration // measured time per target, summed over its rounds
 	Round       time.Duration // length of one round of one target; targets take turns round by round
-	Turn        time.Duration // within a round, targets alternate in turns this long, mirrored (a, b, c, c, b, a); 0 or ≥ Round = one turn per round
+	Turn        time.Duration // within a round, targets alternate in turns this long (turnOrder: a, b, c, a, c, b, ...); 0 or ≥ Round = one turn per round
 	Warmup      time.Duration // unmeasured run of each target before the first round; 0 = none
 	Timeout     time.Duration // per request; a request that takes longer counts as an error
 	Ack         string        // wire.AckPrimary or wire.AckAll, for Roost's writes
