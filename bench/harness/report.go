@@ -74,6 +74,12 @@ type Row struct {
 	// a CPU-bound run they agree.
 	CPUPerOp       time.Duration
 	CPURatioToEcho float64
+	// TurnRatioToEcho is the median over the turns of this row's ops/s
+	// over the echo's in the same turn (the two ran side by side, within a
+	// turn's length of each other): the pairs share the machine's load of
+	// the moment, so the median moves less between runs than the ratio of
+	// the median rounds. 0 with fewer than 3 turns, or no echo.
+	TurnRatioToEcho float64
 }
 
 // Row returns the row named name, or nil.
@@ -162,6 +168,7 @@ func (r *runner) report() *Report {
 		if e := byName[NameEcho]; e != nil && m != e {
 			row.RatioToEcho = ratio(row.OpsPerSec, Median(e.rounds))
 			row.CPURatioToEcho = ratio(float64(r.cpuPerOp(e)), float64(row.CPUPerOp))
+			row.TurnRatioToEcho = turnRatio(m.turns, e.turns)
 		}
 		if kv := byName[NameKV]; kv != nil && m.name == NameRoost {
 			row.RatioToKV = ratio(row.OpsPerSec, Median(kv.rounds))
@@ -169,6 +176,21 @@ func (r *runner) report() *Report {
 		rep.Rows = append(rep.Rows, row)
 	}
 	return rep
+}
+
+// turnRatio is the median of a[i]/b[i] over the turns both have; 0 with
+// fewer than 3.
+func turnRatio(a, b []float64) float64 {
+	var rs []float64
+	for i := range min(len(a), len(b)) {
+		if b[i] > 0 {
+			rs = append(rs, a[i]/b[i])
+		}
+	}
+	if len(rs) < 3 {
+		return 0
+	}
+	return Median(rs)
 }
 
 // cpuPerOp is m's CPUPerOp (see Row).
@@ -211,8 +233,9 @@ type jsonRow struct {
 	MaxUS       float64   `json:"max_us"`
 	RatioToEcho *float64  `json:"ratio_to_echo,omitempty"`
 	RatioToKV   *float64  `json:"ratio_to_kv,omitempty"`
-	CPUPerOp    *float64  `json:"cpu_us_per_op,omitempty"`     // Row.CPUPerOp
-	CPURatio    *float64  `json:"cpu_ratio_to_echo,omitempty"` // Row.CPURatioToEcho
+	CPUPerOp    *float64  `json:"cpu_us_per_op,omitempty"`      // Row.CPUPerOp
+	CPURatio    *float64  `json:"cpu_ratio_to_echo,omitempty"`  // Row.CPURatioToEcho
+	TurnRatio   *float64  `json:"turn_ratio_to_echo,omitempty"` // Row.TurnRatioToEcho
 	Ops         int64     `json:"ops"`
 	Errors      int64     `json:"errors"`
 	Rounds      int       `json:"rounds"`
@@ -253,6 +276,9 @@ func (rep *Report) WriteJSON(w io.Writer) error {
 		}
 		if row.CPURatioToEcho > 0 {
 			j.CPURatio = ptr(round3(row.CPURatioToEcho))
+		}
+		if row.TurnRatioToEcho > 0 {
+			j.TurnRatio = ptr(round3(row.TurnRatioToEcho))
 		}
 		if err := enc.Encode(j); err != nil {
 			return err
@@ -362,6 +388,9 @@ func (rep *Report) WriteTable(w io.Writer) error {
 			parts = append(parts, fmt.Sprintf("roost/kv %.2f", roost.RatioToKV))
 		}
 		fmt.Fprintf(w, "\n%s (ratios of the median ops/s above)\n", strings.Join(parts, ", "))
+		if roost.TurnRatioToEcho > 0 {
+			fmt.Fprintf(w, "roost/echo turn by turn (median of the turns' ratios) %.2f\n", roost.TurnRatioToEcho)
+		}
 		if roost.CPURatioToEcho > 0 {
 			fmt.Fprintf(w, "CPU per operation (this process): roost %.1f µs, echo's over roost's %.2f\n", float64(roost.CPUPerOp)/float64(time.Microsecond), roost.CPURatioToEcho)
 		}

@@ -136,3 +136,20 @@ func TestRatiosAgreeWithOpsPerSec(t *testing.T) {
 		}
 	}
 }
+
+func TestTurnRatio(t *testing.T) {
+	tests := []struct {
+		a, b []float64
+		want float64
+	}{
+		{[]float64{90, 40, 30}, []float64{100, 50, 60}, 0.8},        // 0.9, 0.8, 0.5
+		{[]float64{90, 40, 30, 10}, []float64{100, 50, 60}, 0.8},    // a turn without its pair is left out
+		{[]float64{90, 40}, []float64{100, 50}, 0},                  // too few turns
+		{[]float64{90, 40, 30, 20}, []float64{100, 50, 0, 40}, 0.8}, // a turn of the baseline with nothing: left out
+	}
+	for _, tt := range tests {
+		if got := turnRatio(tt.a, tt.b); math.Abs(got-tt.want) > 1e-9 {
+			t.Errorf("turnRatio(%v, %v) = %g, want %g", tt.a, tt.b, got, tt.want)
+		}
+	}
+}
