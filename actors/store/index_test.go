@@ -96,21 +96,28 @@ func TestSlabReusesSlots(t *testing.T) {
 	}
 }
 
-func TestSlabRecordsAreCacheLines(t *testing.T) {
-	// Records are 64 bytes, and a full chunk is a large allocation (32 KiB),
-	// which Go aligns to a page: no record in it straddles two cache lines.
-	// (The first chunk, while it grows, may sit 8 bytes off: Go puts a header
-	// before smaller objects that hold pointers.)
-	var sl slab
+func TestSlabChunksAreMapped(t *testing.T) {
+	// Records are 56 bytes, packed; a full chunk is mapped outside the Go
+	// heap, page-aligned, and its records follow one another.
+	sl := newSlab(&offheap{})
+	defer sl.mem.release()
 	for range 3 * chunkSize {
 		sl.alloc()
 	}
 	if c := cap(sl.chunks[0]); c != chunkSize {
 		t.Fatalf("first chunk grew to %d records, want %d", c, chunkSize)
 	}
-	for i := uint32(1); i < sl.end(); i++ {
-		if p := uintptr(unsafe.Pointer(sl.at(i))); p%64 != 0 {
-			t.Fatalf("record %d at %#x, not on a 64-byte boundary", i, p)
+	for n, c := range sl.chunks {
+		if p := uintptr(unsafe.Pointer(&c[0])); p%4096 != 0 {
+			t.Fatalf("chunk %d at %#x, not on a page boundary", n, p)
+		}
+	}
+	if got, want := sl.mem.bytes.Load(), int64(len(sl.chunks)*chunkSize*entryBytes); got != want {
+		t.Fatalf("%d bytes mapped for %d chunks, want %d", got, len(sl.chunks), want)
+	}
+	for i := uint32(2); i < sl.end(); i++ {
+		if d := uintptr(unsafe.Pointer(sl.at(i))) - uintptr(unsafe.Pointer(sl.at(i-1))); i&chunkMask != 0 && d != uintptr(entryBytes) {
+			t.Fatalf("record %d is %d bytes after the one before", i, d)
 		}
 	}
 }
