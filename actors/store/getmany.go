@@ -134,7 +134,7 @@ func (sh *shard) getMany(keys []string, hash []uint32, cand []uint32, order []ui
 // then, probing from there (in lines now cached), the slab index of the
 // first slot whose tag matches, which it keeps in cand, and the first line
 // of its key and value block, at the slot's location; then those entry
-// records; then every other cache line of their blocks, up to warmLines of
+// records (both lines of one that straddles two); then every other cache line of their blocks, up to warmLines of
 // them. It changes nothing but sh.warmed, where what it read is summed only
 // so that the compiler keeps the loads.
 func (sh *shard) warm(hash []uint32, order []uint64, cand []uint32) {
@@ -153,7 +153,8 @@ func (sh *shard) warm(hash []uint32, order []uint64, cand []uint32) {
 	}
 	for _, o := range order {
 		if i := cand[uint32(o)]; i != 0 {
-			sum += sh.sl.at(i).vlen
+			e := sh.sl.at(i)
+			sum += uint32(e.loc) + uint32(e.bits) // the record's first and last bytes: both its lines when it straddles two
 		}
 	}
 	for _, o := range order {

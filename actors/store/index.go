@@ -117,10 +117,11 @@ func (x *index) store(p int, c uint16, i, l uint32) {
 
 // find returns the slab index of key, or 0.
 //
-// On a tag match it asks for the record's key length and then the key's
-// bytes at the slot's location: both addresses come from the slot, so the
-// processor, running ahead of the length check, has the two cache misses in
-// flight together. The slot's location equals the record's, so a key of
+// On a tag match it asks for the record's key length (the record's last
+// bytes) and location (its first: a record straddling two cache lines has
+// both lines asked for) and then the key's bytes at the slot's location:
+// all the addresses come from the slot, so the processor, running ahead of
+// the checks, has the misses in flight together. The slot's location equals the record's, so a key of
 // the right length that compares equal is the key.
 func (x *index) find(sl *slab, h uint32, key string) uint32 {
 	if x.n == 0 {
@@ -135,7 +136,7 @@ func (x *index) find(sl *slab, h uint32, key string) uint32 {
 				if e.hash == h && sl.hasKey(e, key) {
 					return i
 				}
-			} else if e.keyLen() == len(key) && sl.data.viewString(unpackLoc(l), len(key)) == key {
+			} else if e.keyLen() == len(key) && e.loc != 0 && sl.data.viewString(unpackLoc(l), len(key)) == key {
 				return i
 			}
 		} else if dist1(c) < dist1(want) { // empty, or nearer its home than key would be: key is absent
