@@ -132,10 +132,11 @@ func (sh *shard) getMany(keys []string, hash []uint32, cand []uint32, order []ui
 // warm runs ahead of getMany's lookups in stages, each a loop of loads
 // that do not depend on one another: every key's home slot in the index;
 // then, probing from there (in lines now cached), the slab index of the
-// first slot whose tag matches, which it keeps in cand; then those entry
-// records; then every cache line of their key and value block, up to
-// warmLines of them. It changes nothing but sh.warmed, where what it read
-// is summed only so that the compiler keeps the loads.
+// first slot whose tag matches, which it keeps in cand, and the first line
+// of its key and value block, at the slot's location; then those entry
+// records (both lines of one that straddles two); then every other cache line of their blocks, up to warmLines of
+// them. It changes nothing but sh.warmed, where what it read is summed only
+// so that the compiler keeps the loads.
 func (sh *shard) warm(hash []uint32, order []uint64, cand []uint32) {
 	x := &sh.idx
 	var sum uint32
@@ -144,11 +145,16 @@ func (sh *shard) warm(hash []uint32, order []uint64, cand []uint32) {
 	}
 	for _, o := range order {
 		p := uint32(o)
-		cand[p] = x.probe(hash[p])
+		i, l := x.probe(hash[p])
+		cand[p] = i
+		if l != 0 {
+			sum += uint32(sh.sl.data.view(unpackLoc(l), 1)[0])
+		}
 	}
 	for _, o := range order {
 		if i := cand[uint32(o)]; i != 0 {
-			sum += sh.sl.at(i).vlen
+			e := sh.sl.at(i)
+			sum += uint32(e.loc) + uint32(e.bits) // the record's first and last bytes: both its lines when it straddles two
 		}
 	}
 	for _, o := range order {
@@ -161,7 +167,7 @@ func (sh *shard) warm(hash []uint32, order []uint64, cand []uint32) {
 			continue
 		}
 		b := sh.sl.data.view(e.loc, e.keyLen()+e.valueLen())
-		for off := 0; off < len(b) && off < warmLines*64; off += 64 {
+		for off := 64; off < len(b) && off < warmLines*64; off += 64 {
 			sum += uint32(b[off])
 		}
 		sum += uint32(b[min(len(b), warmLines*64)-1])

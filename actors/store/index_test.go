@@ -96,21 +96,93 @@ func TestSlabReusesSlots(t *testing.T) {
 	}
 }
 
-func TestSlabRecordsAreCacheLines(t *testing.T) {
-	// Records are 64 bytes, and a full chunk is a large allocation (32 KiB),
-	// which Go aligns to a page: no record in it straddles two cache lines.
-	// (The first chunk, while it grows, may sit 8 bytes off: Go puts a header
-	// before smaller objects that hold pointers.)
-	var sl slab
+func TestSlabChunksAreMapped(t *testing.T) {
+	// Records are 56 bytes, packed; a full chunk is mapped outside the Go
+	// heap, page-aligned, and its records follow one another.
+	sl := newSlab(&offheap{})
+	defer sl.mem.release()
 	for range 3 * chunkSize {
 		sl.alloc()
 	}
 	if c := cap(sl.chunks[0]); c != chunkSize {
 		t.Fatalf("first chunk grew to %d records, want %d", c, chunkSize)
 	}
-	for i := uint32(1); i < sl.end(); i++ {
-		if p := uintptr(unsafe.Pointer(sl.at(i))); p%64 != 0 {
-			t.Fatalf("record %d at %#x, not on a 64-byte boundary", i, p)
+	for n, c := range sl.chunks {
+		if p := uintptr(unsafe.Pointer(&c[0])); p%4096 != 0 {
+			t.Fatalf("chunk %d at %#x, not on a page boundary", n, p)
+		}
+	}
+	if got, want := sl.mem.bytes.Load(), int64(len(sl.chunks)*chunkSize*entryBytes); got != want {
+		t.Fatalf("%d bytes mapped for %d chunks, want %d", got, len(sl.chunks), want)
+	}
+	for i := uint32(2); i < sl.end(); i++ {
+		if d := uintptr(unsafe.Pointer(sl.at(i))) - uintptr(unsafe.Pointer(sl.at(i-1))); i&chunkMask != 0 && d != uintptr(entryBytes) {
+			t.Fatalf("record %d is %d bytes after the one before", i, d)
+		}
+	}
+}
+
+func TestPackLoc(t *testing.T) {
+	tests := []struct {
+		name string
+		loc  uint64
+		want uint32 // 0: not packed
+	}{
+		{"first block of page 1", 1 << 32, 1 << 16},
+		{"an offset", 7<<32 | 120*5, 7<<16 | 75},
+		{"the last page id and offset that fit", 0xffff<<32 | (8<<16 - 8), 0xffffffff},
+		{"page id 65 536", 1 << 48, 0},
+		{"offset 512 KiB", 1<<32 | 8<<16, 0},
+		{"an offset off the 8-byte grid", 1<<32 | 12, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := packLoc(tt.loc)
+			if got != tt.want {
+				t.Fatalf("packLoc(%#x) = %#x, want %#x", tt.loc, got, tt.want)
+			}
+			if got != 0 && unpackLoc(got) != tt.loc {
+				t.Fatalf("unpackLoc(%#x) = %#x, want %#x", got, unpackLoc(got), tt.loc)
+			}
+		})
+	}
+}
+
+func TestFindWithoutPackedLocation(t *testing.T) {
+	// A slot whose location did not fit in 32 bits holds 0, and the lookup
+	// reads the location from the record: clear every slot's location and
+	// every key must still be found, and no other.
+	sl := newSlab(&offheap{})
+	defer sl.mem.release()
+	var x index
+	hash := func(k string) uint32 { return fnv32(k) & 0xff0000ff } // few home slots, few tags: many false tag matches
+	ref := map[string]uint32{}
+	for n := range 3000 {
+		k := fmt.Sprint("key-", n)
+		i := sl.alloc()
+		*sl.at(i) = entry{hash: hash(k)}
+		sl.setKey(sl.at(i), k, []byte("value"))
+		x.insert(&sl, hash(k), i)
+		sl.at(i).queue = queueMain
+		ref[k] = i
+	}
+	packed := 0
+	for p := range len(x.b) / slotBytes {
+		if x.loc(p) != 0 {
+			packed++
+			c, i := x.load(p)
+			x.store(p, c, i, 0)
+		}
+	}
+	if packed != len(ref) {
+		t.Fatalf("%d slots had a packed location, want %d", packed, len(ref))
+	}
+	for k, i := range ref {
+		if got := x.find(&sl, hash(k), k); got != i {
+			t.Fatalf("find(%s) = %d, want %d", k, got, i)
+		}
+		if got := x.find(&sl, hash(k), k+"x"); got != 0 {
+			t.Fatalf("find(%sx) = %d, want 0", k, got)
 		}
 	}
 }

@@ -129,7 +129,7 @@ func (sh *shard) check() error {
 }
 
 // check verifies the index against the slab: every occupied slot holds a
-// queued entry with its tag and its distance from home, the count is right,
+// queued entry with its tag, its distance from home and its arena location, the count is right,
 // and the Robin Hood order holds (a slot is at most one farther from its
 // home than the slot before it, so lookups may stop early and deletes may
 // shift back).
@@ -151,6 +151,9 @@ func (x *index) check(sl *slab) error {
 		e := sl.at(i)
 		if d := p - x.home(e.hash); e.queue == queueNone || d < 0 || d > maxDist || c != ctrlOf(e.hash, d) {
 			return fmt.Errorf("slot %d: control %#x for entry %q (queue %d) at distance %d", p, c, sl.key(e), e.queue, d)
+		}
+		if l := x.loc(p); l != packLoc(e.loc) {
+			return fmt.Errorf("slot %d: location %#x, entry %q's is %#x (packed %#x)", p, l, sl.key(e), e.loc, packLoc(e.loc))
 		}
 	}
 	if n != x.n {

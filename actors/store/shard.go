@@ -177,11 +177,11 @@ func (sh *shard) put(h, i uint32, w *write) uint32 {
 		sh.bytes -= old
 		sh.makeRoom(w.size)
 		e = sh.sl.at(i)
-		sh.sl.setValue(e, w.value)
+		sh.setValue(i, e, w.value)
 		sh.pol.requeue(&sh.sl, i, q)
 		sh.bytes += w.size
 	} else {
-		sh.sl.setValue(e, w.value)
+		sh.setValue(i, e, w.value)
 		sh.pol.resized(e, w.size-old)
 		sh.bytes += w.size - old
 	}
@@ -210,7 +210,7 @@ func (sh *shard) revive(i uint32, w *write) {
 	sh.sl.at(i).queue = queueNone // out of every queue, so making room cannot take it
 	sh.makeRoom(w.size)
 	e := sh.sl.at(i)
-	sh.sl.setValue(e, w.value)
+	sh.setValue(i, e, w.value)
 	e.version, e.created, e.expires = w.version, cmp.Or(w.created, w.version), w.expires
 	sh.setFlags(i, e, w.flags)
 	sh.pol.insert(&sh.sl, i)
@@ -253,7 +253,7 @@ func (sh *shard) bury(i uint32, version uint64, now int64) {
 	if e.expires != 0 {
 		sh.ttlKeys--
 	}
-	sh.sl.setValue(e, nil)
+	sh.setValue(i, e, nil)
 	sh.setFlags(i, e, 0)
 	e.version, e.expires = version, sh.tombUntil(now)
 	e.setFreq(0)
@@ -506,5 +506,15 @@ func (sh *shard) setFlags(i uint32, e *entry, f uint64) {
 	case e.hasWideFlags():
 		delete(sh.flagsHi, i)
 		e.bits &^= wideFlags
+	}
+}
+
+// setValue replaces entry e's value, at slab index i, with a copy of v
+// (slab.setValue), and tells the index when the block moved.
+func (sh *shard) setValue(i uint32, e *entry, v []byte) {
+	loc := e.loc
+	sh.sl.setValue(e, v)
+	if e.loc != loc {
+		sh.idx.relocate(e.hash, i, e.loc)
 	}
 }

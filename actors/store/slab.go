@@ -6,26 +6,33 @@ import "unsafe"
 // len(key)+len(value). It is measured, not guessed (TestEntryOverheadIsHonest
 // checks it against the heap), and is made of:
 //
-//	64  the entry record in its shard's slab (key and value pointers, version,
+//	56  the entry record in its shard's slab (arena location, version,
 //	    created, expiry, lengths, hash, queue links, flags, queue id, counter)
-//	~7  its slot in the shard's index (5 bytes per slot, load 7/12..7/8)
+//	~12 its slot in the shard's index (10 bytes per slot: control word, slab
+//	    index, packed arena location; load 4/7..6/7)
 //	~3  the ghost queue's 2-byte fingerprints, sized to the live entry count
 //	    (only when MaxMemory > 0)
 //	~1  slab chunks not yet filled, free slots
 //
-// Rounding of the key and value allocations to Go's size classes is not in it
-// (a 20-byte key occupies 24 bytes, a 100-byte value 112); see docs/store.md.
+// and rounding of the block to its arena size class (none for a block of a
+// multiple of 8 bytes up to 256). That sums to about 72 (73.6 measured at
+// 200k entries); the constant stays 76, what it was when the record was 64
+// bytes and the slot 6, so that a --max-memory holds as many entries as
+// before (docs/store.md, "Entries and the slab").
 const EntryOverhead = 76
 
-// entry is one key in a shard's slab: 64 bytes, one cache line (checked by
-// a test), and no pointers, so the collector never looks into the slab.
-// Lengths, links and the access counter are packed into 32-bit and smaller
-// fields; the rare parts that do not fit (the high half of wide flags)
-// live beside the slab, in the shard. The key's and the value's bytes are
-// one block in the shard's arena (arena.go), at loc.
+// entry is one key in a shard's slab: 56 bytes (checked by a test) and no
+// pointers, so the collector never looks into the slab. Lengths, links and
+// the access counter are packed into 32-bit and smaller fields; the rare
+// parts that do not fit (the high half of wide flags) live beside the slab,
+// in the shard. The key's and the value's bytes are one block in the
+// shard's arena (arena.go), at loc. A record is not aligned to a cache
+// line (six in eight straddle two): a lookup has its address from the
+// index slot, together with the block's, so the record's one or two lines
+// and the key's line are fetched at once (index.find); the 8 bytes a
+// 64-byte record spent on alignment pay for the slot's location.
 type entry struct {
 	loc     uint64 // arena location of the block: the key's bytes, then the value's; 0 for a free slot
-	_       uint64 // spare: the record stays one cache line
 	version uint64 // version of the last write
 	created uint64 // version of the write that created the key
 	expires int64  // absolute expiry in Unix nanoseconds; 0 = never. A tombstone's: when the sweep removes it
@@ -152,9 +159,8 @@ const entryBytes = int(unsafe.Sizeof(entry{}))
 // rounding) and links between them are 4-byte indices. Chunks hold no
 // pointers and come from the shard's offheap memory: the first chunk grows
 // by doubling up to chunkSize, so a shard with few keys stays small (and on
-// the heap, below mapMin); a full chunk is 1 MiB, mapped and page-aligned,
-// so no record in it straddles two cache lines
-// (TestSlabRecordsAreCacheLines), and pages of it not yet used are not
+// the heap, below mapMin); a full chunk is 896 KiB, mapped and page-aligned
+// (TestSlabChunksAreMapped), and pages of it not yet used are not
 // resident. The slab also holds the arena of its entries' key and value
 // bytes. Not safe for concurrent use.
 type slab struct {
