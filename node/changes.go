@@ -148,6 +148,9 @@ type feed struct {
 	done chan struct{} // closed when the publisher has ended
 
 	primaryOf func(key string) string // names the primary of a key's partition (feed_expiry.go)
+
+	linger   time.Duration // the least time between two messages of changes (feed_pace.go)
+	audience func() int    // subscriptions to the feed other than this node's own; < 0: cannot tell (feed_pace.go)
 }
 
 // startFeed opens the feed's connection, listens to the feed and has the
@@ -173,6 +176,7 @@ func (n *Node) startFeed() error {
 		seqFeed: seqFeed{headsSubject: n.subj.ChangeHeads(), node: n.cfg.Name},
 		kick:    make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	f.waiters.init()
+	f.pace(n)
 	if f.sub, err = nc.Subscribe(f.subject, f.onMessage); err != nil {
 		nc.Close()
 		return fmt.Errorf("node: change feed: %w", err)
@@ -251,6 +255,10 @@ func (f *feed) publisher() {
 			return
 		}
 		out, cuts = f.publish(out, cuts)
+		if !f.rest() {
+			f.publish(out, cuts)
+			return
+		}
 	}
 }
 
@@ -261,6 +269,9 @@ func (f *feed) publish(out []byte, cuts []int) ([]byte, []int) {
 	out, f.buf = f.buf, out[:0]
 	cuts, f.cuts = f.cuts, cuts[:0]
 	f.mu.Unlock()
+	if len(out) > 0 && f.audience != nil && f.audience() == 0 {
+		return out[:0], cuts[:0] // nobody listens: the server would drop it (feed_pace.go)
+	}
 	from := 0
 	for _, to := range append(cuts, len(out)) {
 		if to > from {
