@@ -149,8 +149,8 @@ type feed struct {
 
 	primaryOf func(key string) string // names the primary of a key's partition (feed_expiry.go)
 
-	linger   time.Duration // the least time between two messages of changes (feed_pace.go)
-	audience func() int    // subscriptions to the feed other than this node's own; < 0: cannot tell (feed_pace.go)
+	linger time.Duration // the least time between two messages of changes (feed_pace.go)
+	heard  func() bool   // whether anyone subscribes to the feed now; nil: assume so (feed_pace.go)
 }
 
 // startFeed opens the feed's connection, listens to the feed and has the
@@ -176,10 +176,11 @@ func (n *Node) startFeed() error {
 		seqFeed: seqFeed{headsSubject: n.subj.ChangeHeads(), node: n.cfg.Name},
 		kick:    make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	f.waiters.init()
-	f.pace(n)
-	if f.sub, err = nc.Subscribe(f.subject, f.onMessage); err != nil {
-		nc.Close()
-		return fmt.Errorf("node: change feed: %w", err)
+	if f.pace(n) { // not a node that can never have peers (feed_pace.go)
+		if f.sub, err = nc.Subscribe(f.subject, f.onMessage); err != nil {
+			nc.Close()
+			return fmt.Errorf("node: change feed: %w", err)
+		}
 	}
 	if err := nc.Flush(); err != nil {
 		nc.Close()
@@ -269,7 +270,7 @@ func (f *feed) publish(out []byte, cuts []int) ([]byte, []int) {
 	out, f.buf = f.buf, out[:0]
 	cuts, f.cuts = f.cuts, cuts[:0]
 	f.mu.Unlock()
-	if len(out) > 0 && f.audience != nil && f.audience() == 0 {
+	if len(out) > 0 && f.heard != nil && !f.heard() {
 		return out[:0], cuts[:0] // nobody listens: the server would drop it (feed_pace.go)
 	}
 	from := 0

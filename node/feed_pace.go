@@ -5,44 +5,48 @@ import (
 	"time"
 )
 
-// The feed's pace. Under load a node would send a message of changes per
-// client batch it serves, and every other node of the cluster receives each
-// one: about a sixth of the cluster's CPU per write (BENCHMARKS.md,
-// "writes"). Two things cut it:
+// The feed's pace. Under load a node sent a message of changes per client
+// batch it served, and every other node of the cluster received each one:
+// about a sixth of the cluster's CPU per write (BENCHMARKS.md, "writes").
+// Two things cut it:
 //
 //   - after each message, the publisher rests feedLinger before it sends
 //     the next: a change made while the node is quiet leaves at once, and
 //     under load the changes of feedLinger go as one message. A change is
-//     therefore announced at most feedLinger after it was queued (before
+//     therefore published at most feedLinger after it was queued (before
 //     its write was acknowledged): the bound this adds to the wake of a
-//     blocking query on another node and to `roost watch`;
-//   - with an embedded server, a message nobody but this node's own
-//     subscription would receive (a node alone, no `roost watch`) is not
-//     sent: the server would drop it.
+//     blocking query on another node, to `roost watch` and to a near
+//     cache's invalidation; the catalog caches of other nodes see a
+//     service change as late;
+//   - a node that can never have peers (an embedded server without a
+//     cluster port or a route to join) does not listen to the feed, since
+//     nobody else can publish there, and sends nothing while nobody
+//     subscribes to it (no `roost watch`, no near cache): its server would
+//     drop the message. The server is asked for every message; a
+//     subscriber gets every change published once its subscription is in
+//     the server, as from any NATS publisher.
 
 // feedLinger is the least time between two messages of changes from one node.
 const feedLinger = 2 * time.Millisecond
 
-// pace sets the feed's linger and, with an embedded server, how it counts
-// its audience.
-func (f *feed) pace(n *Node) {
+// pace sets the feed's linger and, on a node that can never have peers,
+// how it learns whether anyone listens; listen reports whether the node
+// listens to the feed.
+func (f *feed) pace(n *Node) (listen bool) {
 	f.linger = feedLinger
 	if s := os.Getenv("ROOST_FEED_LINGER"); s != "" { // EXPERIMENT: remove
 		f.linger, _ = time.ParseDuration(s)
 	}
 	if os.Getenv("ROOST_NOFEED") != "" { // EXPERIMENT: remove
-		f.audience = func() int { return 0 }
-		return
+		f.heard = func() bool { return false }
+		return true
 	}
-	if os.Getenv("ROOST_FEED_NOGATE") != "" { // EXPERIMENT: remove
-		return
+	if n.cfg.NATSURL != "" || n.cfg.ClusterListen != "" || len(n.cfg.Join) > 0 { // it may have peers, now or later
+		return true
 	}
-	if n.bus.Embedded() {
-		subject := f.subject
-		f.audience = func() int {
-			return n.bus.Interest(subject) - 1 // this node's own subscription (no echo: it hears nothing)
-		}
-	}
+	subject := f.subject
+	f.heard = func() bool { return n.bus.Interest(subject) > 0 }
+	return false
 }
 
 // rest waits out the linger after a message; false: the feed stops.
