@@ -149,8 +149,8 @@ type feed struct {
 
 	primaryOf func(key string) string // names the primary of a key's partition (feed_expiry.go)
 
-	linger time.Duration // the least time between two messages of changes (feed_pace.go)
-	heard  func() bool   // whether anyone subscribes to the feed now; nil: assume so (feed_pace.go)
+	linger time.Duration             // the least time between two messages of changes (feed_pace.go)
+	heard  func(subject string) bool // whether anyone subscribes to subject now; nil: assume so (feed_pace.go)
 }
 
 // startFeed opens the feed's connection, listens to the feed and has the
@@ -270,7 +270,7 @@ func (f *feed) publish(out []byte, cuts []int) ([]byte, []int) {
 	out, f.buf = f.buf, out[:0]
 	cuts, f.cuts = f.cuts, cuts[:0]
 	f.mu.Unlock()
-	if len(out) > 0 && f.heard != nil && !f.heard() {
+	if len(out) > 0 && f.heard != nil && !f.heard(f.subject) {
 		return out[:0], cuts[:0] // nobody listens: the server would drop it (feed_pace.go)
 	}
 	from := 0

@@ -38,14 +38,13 @@ func (f *feed) pace(n *Node) (listen bool) {
 		f.linger, _ = time.ParseDuration(s)
 	}
 	if os.Getenv("ROOST_NOFEED") != "" { // EXPERIMENT: remove
-		f.heard = func() bool { return false }
+		f.heard = func(string) bool { return false }
 		return true
 	}
 	if n.cfg.NATSURL != "" || n.cfg.ClusterListen != "" || len(n.cfg.Join) > 0 { // it may have peers, now or later
 		return true
 	}
-	subject := f.subject
-	f.heard = func() bool { return n.bus.Interest(subject) > 0 }
+	f.heard = func(subject string) bool { return n.bus.Interest(subject) > 0 }
 	return false
 }
 

@@ -72,7 +72,7 @@ func TestFeedPublishesOnlyWhenHeard(t *testing.T) {
 	srv := testkit.StartNATS(t)
 	nc := testkit.Connect(t, srv.ClientURL())
 	var heard atomic.Bool
-	f := &feed{nc: nc, subject: "test.feed", kick: make(chan struct{}, 1), heard: heard.Load}
+	f := &feed{nc: nc, subject: "test.feed", kick: make(chan struct{}, 1), heard: func(string) bool { return heard.Load() }}
 	f.waiters.init()
 	sent := func() uint64 {
 		before := nc.Stats().OutMsgs
@@ -108,7 +108,7 @@ func TestALoneNodeFeedsOnlySubscribers(t *testing.T) {
 	if n.feed.sub != nil || n.feed.heard == nil {
 		t.Fatal("a lone node listens to its feed, or does not ask who does")
 	}
-	if n.feed.heard() {
+	if n.feed.heard(n.subj.Changes()) || n.feed.heard(n.subj.ChangeHeads()) {
 		t.Fatal("a lone node sees a subscriber to its feed before any")
 	}
 	for _, subject := range []string{n.subj.Changes(), "roost.sys.>", ">", "roost.*.changes"} {
@@ -119,12 +119,12 @@ func TestALoneNodeFeedsOnlySubscribers(t *testing.T) {
 		if err := nc.Flush(); err != nil {
 			t.Fatal(err)
 		}
-		if !n.feed.heard() {
+		if !n.feed.heard(n.subj.Changes()) {
 			t.Fatalf("a subscriber to %s is not seen", subject)
 		}
 		nc.Close()
 		testkit.Eventually(t, 5*time.Second, func() error {
-			if n.feed.heard() {
+			if n.feed.heard(n.subj.Changes()) {
 				return fmt.Errorf("the subscriber to %s left and is still seen", subject)
 			}
 			return nil
