@@ -1,9 +1,6 @@
 package node
 
-import (
-	"os"
-	"time"
-)
+import "time"
 
 // The feed's pace. Under load a node sent a message of changes per client
 // batch it served, and every other node of the cluster received each one:
@@ -34,13 +31,6 @@ const feedLinger = 2 * time.Millisecond
 // listens to the feed.
 func (f *feed) pace(n *Node) (listen bool) {
 	f.linger = feedLinger
-	if s := os.Getenv("ROOST_FEED_LINGER"); s != "" { // EXPERIMENT: remove
-		f.linger, _ = time.ParseDuration(s)
-	}
-	if os.Getenv("ROOST_NOFEED") != "" { // EXPERIMENT: remove
-		f.heard = func(string) bool { return false }
-		return true
-	}
 	if n.cfg.NATSURL != "" || n.cfg.ClusterListen != "" || len(n.cfg.Join) > 0 { // it may have peers, now or later
 		return true
 	}
