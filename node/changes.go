@@ -37,8 +37,10 @@ import (
 // Changes are gathered: the writer appends its change to a buffer and a
 // publisher goroutine sends what the buffer holds as one message (several
 // Change maps back to back), so that under load one message carries many
-// changes instead of every write costing a message to every node. There is
-// no linger: a lone change leaves as soon as the publisher wakes.
+// changes instead of every write costing a message to every node. A lone
+// change leaves as soon as the publisher wakes; after each message the
+// publisher rests feedLinger, so a node sends at most one message of
+// changes per feedLinger (feed_pace.go).
 
 // Change is one message of the change feed (msgpack, the field names in the
 // tags): a key was set or deleted, taking version Version.
@@ -149,7 +151,7 @@ type feed struct {
 
 	primaryOf func(key string) string // names the primary of a key's partition (feed_expiry.go)
 
-	linger time.Duration             // the least time between two messages of changes (feed_pace.go)
+	linger atomic.Int64              // the least time between two messages of changes, a time.Duration (feed_pace.go)
 	heard  func(subject string) bool // whether anyone subscribes to subject now; nil: assume so (feed_pace.go)
 }
 

@@ -30,7 +30,7 @@ const feedLinger = 2 * time.Millisecond
 // how it learns whether anyone listens; listen reports whether the node
 // listens to the feed.
 func (f *feed) pace(n *Node) (listen bool) {
-	f.linger = feedLinger
+	f.linger.Store(int64(feedLinger))
 	if n.cfg.NATSURL != "" || n.cfg.ClusterListen != "" || len(n.cfg.Join) > 0 { // it may have peers, now or later
 		return true
 	}
@@ -40,10 +40,11 @@ func (f *feed) pace(n *Node) (listen bool) {
 
 // rest waits out the linger after a message; false: the feed stops.
 func (f *feed) rest() bool {
-	if f.linger <= 0 {
+	linger := time.Duration(f.linger.Load())
+	if linger <= 0 {
 		return true
 	}
-	t := time.NewTimer(f.linger)
+	t := time.NewTimer(linger)
 	defer t.Stop()
 	select {
 	case <-t.C:

@@ -26,8 +26,8 @@ func TestFeedPaces(t *testing.T) {
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	f := &feed{nc: nc, subject: subject, linger: 5 * time.Millisecond,
-		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	f := &feed{nc: nc, subject: subject, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	f.linger.Store(int64(5 * time.Millisecond))
 	f.waiters.init()
 	go f.publisher()
 	const changes = 400
@@ -58,8 +58,8 @@ func TestFeedPaces(t *testing.T) {
 			t.Fatalf("change %d is %s at %d, want k%d at %d", i, c.Key, c.Version, i, i+1)
 		}
 	}
-	if most := int(elapsed/f.linger) + 2; messages > most {
-		t.Fatalf("%d changes over %s took %d messages; with a linger of %s, at most %d", changes, elapsed, messages, f.linger, most)
+	if linger := time.Duration(f.linger.Load()); messages > int(elapsed/linger)+2 {
+		t.Fatalf("%d changes over %s took %d messages; with a linger of %s, at most %d", changes, elapsed, messages, linger, int(elapsed/linger)+2)
 	}
 	t.Logf("%d changes over %s: %d messages", changes, elapsed.Round(time.Millisecond), messages)
 }
