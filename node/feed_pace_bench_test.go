@@ -22,7 +22,9 @@ import (
 // bytes over 100k keys): the same cluster with the publisher's rest at 0
 // (a message per gathered batch, as before) and at feedLinger, the
 // sub-benchmarks alternating within one process so that the machine's load
-// hits both alike (run it with -count 3). It reports the whole process's
+// hits both alike (run the binary three times: -count repeats each
+// sub-benchmark in a row), and with the feed off (nothing announced: the
+// bound of what any pace could save). It reports the whole process's
 // CPU per set (nodes, client and harness), the feed's messages per set
 // (all three nodes), and the feed messages each node sends a second.
 func BenchmarkClusterFeedPace(b *testing.B) {
@@ -33,10 +35,18 @@ func BenchmarkClusterFeedPace(b *testing.B) {
 	}
 	b.Cleanup(c.Close)
 	value := make([]byte, 100)
-	for _, linger := range []time.Duration{0, feedLinger} {
-		b.Run("linger="+linger.String(), func(b *testing.B) {
+	for _, linger := range []time.Duration{0, feedLinger, -1} {
+		name := "linger=" + linger.String()
+		if linger < 0 {
+			name = "off"
+		}
+		b.Run(name, func(b *testing.B) {
 			for _, n := range nodes {
-				n.feed.linger.Store(int64(linger))
+				n.feed.linger.Store(int64(max(linger, 0)))
+				if linger < 0 {
+					n.repl.Announce(nil)
+					defer n.repl.Announce(n.feed.onLogged)
+				}
 			}
 			sent := func() (total uint64) {
 				for _, n := range nodes {
