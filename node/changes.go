@@ -297,14 +297,11 @@ func (f *feed) onMessage(m *nats.Msg) {
 		return
 	}
 	var highest uint64
-	waiting := f.waiters.count.Load() > 0
 	// A message that does not decode is not ours to judge (a stranger
 	// published on the subject): what came before its fault still counts.
 	_ = eachChange(m.Data, func(c *rawChange) {
 		highest = max(highest, c.version)
-		if waiting {
-			f.waiters.notify(string(c.key))
-		}
+		f.waiters.notifyBytes(c.key)
 	})
 	if highest > 0 {
 		f.observe(highest)
@@ -358,10 +355,20 @@ func scanChange(b []byte, c *rawChange) (rest []byte, ok bool) {
 // Its methods may be called by any number of goroutines.
 type waiters struct {
 	count atomic.Int64 // registered waiters, so that writers skip the lock when there are none
+	// The first bytes of the keys and prefixes waited on, one bit each, and
+	// whether a waiter waits on every key (the empty prefix): a change no
+	// waiter can concern costs no lock. Roost's own waiters (the catalog
+	// cache's, the runtime config's) wait on reserved prefixes, which begin
+	// with a NUL byte that no user key has (reserved.go): so every node
+	// has waiters, and user writes still pass them by.
+	firsts   [4]atomic.Uint64
+	everyKey atomic.Bool
 
 	mu       sync.Mutex
 	keys     map[string]map[*waiter]struct{} // waiting on one key
 	prefixes map[*waiter]struct{}            // waiting on a prefix
+	byFirst  [256]int32                      // waiters by the first byte of their key or prefix
+	empty    int32                           // waiters on the empty prefix
 	done     chan struct{}                   // closed by close
 	closed   bool
 }
@@ -386,6 +393,7 @@ func (ws *waiters) add(key string, prefix bool) *waiter {
 	w := &waiter{key: key, prefix: prefix, wake: make(chan struct{}, 1)}
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
+	ws.index(key, 1)
 	if prefix {
 		ws.prefixes[w] = struct{}{}
 	} else {
@@ -404,6 +412,7 @@ func (ws *waiters) add(key string, prefix bool) *waiter {
 func (ws *waiters) remove(w *waiter) {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
+	ws.index(w.key, -1)
 	if w.prefix {
 		delete(ws.prefixes, w)
 	} else if set := ws.keys[w.key]; set != nil {
@@ -415,9 +424,45 @@ func (ws *waiters) remove(w *waiter) {
 	ws.count.Add(-1)
 }
 
+// index counts a waiter on key (a key or a prefix) in or out (d = 1 or
+// -1) of the first-byte filter. Call it under mu, before the waiter reads:
+// a change applied before a notify that the filter turned away was applied
+// before the waiter's bit was set, so before its read.
+func (ws *waiters) index(key string, d int32) {
+	if key == "" {
+		ws.empty += d
+		ws.everyKey.Store(ws.empty > 0)
+		return
+	}
+	b := key[0]
+	ws.byFirst[b] += d
+	bit := uint64(1) << (b & 63)
+	switch word := &ws.firsts[b>>6]; {
+	case ws.byFirst[b] > 0 && word.Load()&bit == 0:
+		word.Or(bit)
+	case ws.byFirst[b] == 0:
+		word.And(^bit)
+	}
+}
+
+// concerns reports whether a waiter may wait on key or a prefix of it,
+// without a lock. False means that none does.
+func (ws *waiters) concerns(first byte) bool {
+	return ws.firsts[first>>6].Load()&(uint64(1)<<(first&63)) != 0 || ws.everyKey.Load()
+}
+
+// notifyBytes is notify for a key read in place from a feed message: it
+// makes the key's string only for a key that may concern a waiter.
+func (ws *waiters) notifyBytes(key []byte) {
+	if ws.count.Load() == 0 || len(key) == 0 || !ws.concerns(key[0]) {
+		return
+	}
+	ws.notify(string(key))
+}
+
 // notify wakes the waiters of key and of every prefix of it.
 func (ws *waiters) notify(key string) {
-	if ws.count.Load() == 0 {
+	if ws.count.Load() == 0 || key != "" && !ws.concerns(key[0]) {
 		return
 	}
 	ws.mu.Lock()
