@@ -38,11 +38,18 @@ func BenchmarkClusterFeedPace(b *testing.B) {
 	}
 	b.Cleanup(c.Close)
 	value := make([]byte, 100)
-	for i := range 100_000 {
-		if _, err := c.Set(context.Background(), "key"+strconv.Itoa(i), value); err != nil {
-			b.Fatal(err)
-		}
+	var fill sync.WaitGroup
+	for g := range 32 {
+		fill.Go(func() {
+			for i := g; i < 100_000; i += 32 {
+				if _, err := c.Set(context.Background(), "key"+strconv.Itoa(i), value); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
 	}
+	fill.Wait()
 	for _, linger := range []time.Duration{0, feedLinger, -1, -1, feedLinger, 0} {
 		name := "linger=" + linger.String()
 		if linger < 0 {
