@@ -75,9 +75,14 @@ type Bus struct {
 	opts    *server.Options // the embedded server's options as given (random ports unresolved), for reloads; guarded by routeMu
 	token   string          // route credentials for AddRoute
 
+	mapMu    sync.Mutex     // guards the two below
+	mappings []wire.Mapping // Config.Mappings
+	mapped   bool           // the embedded server applies them now
+
 	closeOnce    sync.Once
 	gacc         atomic.Pointer[server.Account] // the embedded server's global account, once looked up (interest.go)
 	loadPatterns loadPatterns                   // loader subscriptions, listed when observers are about (interest.go)
+	queueSubs    queueSubs                      // queue subscriptions by subject, listed (interest.go)
 }
 
 // Open starts the embedded server (or dials the external one) and returns the
@@ -139,13 +144,11 @@ func Open(cfg Config) (*Bus, error) {
 		srv.Shutdown()
 		return nil, fmt.Errorf("%w on %s: %v", ErrNotReady, cfg.Listen, err)
 	}
-	for _, m := range cfg.Mappings {
-		if err := srv.GlobalAccount().AddMapping(m.Src, m.Dest); err != nil {
-			srv.Shutdown()
-			return nil, fmt.Errorf("%w: mapping %s -> %s: %v", ErrConfig, m.Src, m.Dest, err)
-		}
+	b.srv, b.mappings = srv, cfg.Mappings
+	if err := b.SetMapped(true); err != nil {
+		srv.Shutdown()
+		return nil, err
 	}
-	b.srv = srv
 	nc, err := nats.Connect("", append(opts, nats.InProcessServer(srv))...)
 	if err != nil {
 		srv.Shutdown()
@@ -324,6 +327,36 @@ func (b *Bus) Close() {
 			b.srv.WaitForShutdown()
 		}
 	})
+}
+
+// SetMapped has the embedded server apply Config.Mappings to what its
+// clients publish from now on, or stop applying them. Open applies them.
+// It does nothing with an external NATS or without mappings.
+func (b *Bus) SetMapped(on bool) error {
+	b.mapMu.Lock()
+	defer b.mapMu.Unlock()
+	if b.srv == nil || len(b.mappings) == 0 || b.mapped == on {
+		return nil
+	}
+	acc := b.srv.GlobalAccount()
+	for _, m := range b.mappings {
+		if !on {
+			acc.RemoveMapping(m.Src)
+			continue
+		}
+		if err := acc.AddMapping(m.Src, m.Dest); err != nil {
+			return fmt.Errorf("%w: mapping %s -> %s: %v", ErrConfig, m.Src, m.Dest, err)
+		}
+	}
+	b.mapped = on
+	return nil
+}
+
+// Mapped reports whether the embedded server applies Config.Mappings now.
+func (b *Bus) Mapped() bool {
+	b.mapMu.Lock()
+	defer b.mapMu.Unlock()
+	return b.mapped
 }
 
 // Interest is the number of subscriptions, this server's and those its

@@ -98,3 +98,66 @@ func (lp *loadPatterns) get(srv *server.Server, acc *server.Account, base string
 	}
 	return lp.patterns
 }
+
+// QueueSubscribers returns, by subject, how many subscriptions in queue
+// group queue the cluster has on exactly that subject (not on a wildcard
+// that matches it): this server's clients' own, and one for each peer
+// server whose clients have one (what its route announced). known is false
+// with an external NATS, whose subscriptions this process cannot see. The
+// map is shared: the caller must not change it.
+//
+// It is not Interest: the server's count of the subscriptions a subject
+// matches stops at the first full wildcard it meets on the way, so with an
+// observer on ">" or "roost.>" about it counts the observer alone. The
+// subscriptions are listed from the server instead, as for the load
+// subjects: again when the count of subscriptions changed (at most every
+// queueListEvery) and at least every second; in between it is a lookup.
+func (b *Bus) QueueSubscribers(queue string) (subs map[string]int, known bool) {
+	if b.srv == nil {
+		return nil, false
+	}
+	return b.queueSubs.get(b.srv, b.account(), queue), true
+}
+
+// queueListEvery bounds how often QueueSubscribers lists the subscriptions
+// again while their count keeps changing.
+const queueListEvery = 5 * time.Millisecond
+
+// queueSubs caches QueueSubscribers' counts.
+type queueSubs struct {
+	mu     sync.Mutex
+	queue  string
+	subs   int       // the account's subscription count when listed
+	listed time.Time // when listed
+	counts map[string]int
+}
+
+func (q *queueSubs) get(srv *server.Server, acc *server.Account, queue string) map[string]int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	total := acc.TotalSubs()
+	now := time.Now()
+	age := now.Sub(q.listed)
+	if q.queue == queue && q.counts != nil && age < time.Second && (total == q.subs || age < queueListEvery) {
+		return q.counts
+	}
+	counts := map[string]int{}
+	if sz, err := srv.Subsz(&server.SubszOptions{Subscriptions: true, Limit: 1 << 20}); err == nil {
+		for _, s := range sz.Subs {
+			if s.Queue == queue {
+				counts[s.Subject]++
+			}
+		}
+	}
+	if rz, err := srv.Routez(&server.RoutezOptions{SubscriptionsDetail: true}); err == nil {
+		for _, r := range rz.Routes {
+			for _, s := range r.SubsDetail {
+				if s.Queue == queue {
+					counts[s.Subject]++
+				}
+			}
+		}
+	}
+	q.queue, q.subs, q.listed, q.counts = queue, total, now, counts
+	return counts
+}

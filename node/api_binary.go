@@ -212,15 +212,20 @@ const (
 	resultOverhead = 64
 )
 
-// apply runs one operation of a partition this node leads. Values decoded
-// by msgpack are fresh allocations, so the store may keep them as they are.
+// apply runs one operation of a partition this node leads: a get as it is,
+// a write once its key and ack mode are checked, as the text API does
+// (applyText, writeOne).
 func (n *Node) apply(op *wire.Request, ack string) wire.Result {
 	if op.Op == wire.OpGet && op.TTL == 0 { // a get with a TTL touches: a write
 		return n.getResult(op.Key)
 	}
-	results := make([]wire.Result, 1)
-	n.executeGroups([]opGroup{{p: partition.Of(op.Key, n.cfg.Partitions), idx: []int{0}}}, []wire.Request{*op}, ack, results)
-	return results[0]
+	if err := n.checkKey(op.Key); err != nil {
+		return errResult(err)
+	}
+	if _, err := parseAck(ack); err != nil {
+		return errResult(err)
+	}
+	return n.writeOne(op, partition.Of(op.Key, n.cfg.Partitions), ack)
 }
 
 // getResult reads one key.

@@ -85,9 +85,9 @@ func (n *Node) serveText(req micro.Request, op wire.Request, ack string) {
 	case mode == wire.AckAll:
 		// A write (a get here touches: it has a TTL) that waits for the
 		// replicas: not on the subscription's goroutine.
-		n.serveTextAsync(req, op, func(op *wire.Request) wire.Result { return n.applyText(op, ack) })
+		n.serveTextAsync(req, op, func(op *wire.Request) wire.Result { return n.applyText(op, p, ack) })
 	default:
-		n.respondText(req, &op, n.applyText(&op, ack))
+		n.respondText(req, &op, n.applyText(&op, p, ack))
 	}
 }
 

@@ -12,7 +12,6 @@ import (
 	"github.com/roostkv/roost/actors/replicator"
 	"github.com/roostkv/roost/actors/store"
 	"github.com/roostkv/roost/bus/wire"
-	"github.com/roostkv/roost/partition"
 )
 
 // The text API's replies and its common read, kept cheap: they are most of
@@ -158,34 +157,46 @@ func entryResult(e store.Entry) wire.Result {
 	return wire.Result{Code: wire.CodeOK, Value: e.Value, Version: e.Version, Flags: e.Flags, Expires: unixMilli(e.Expires)}
 }
 
-// applyText runs op, of a partition this node leads, for the text API:
-// apply without a batch's bookkeeping (executeGroups' group,
-// the batch's copies and slices) for its single operation.
-func (n *Node) applyText(op *wire.Request, ack string) wire.Result {
+// applyText runs op, of partition p, which this node leads, for the text
+// API: apply without a batch's bookkeeping (executeGroups' group, the
+// batch's copies and slices) for its single operation. serveText has
+// checked op's key and ack mode.
+func (n *Node) applyText(op *wire.Request, p int, ack string) wire.Result {
 	if op.Op == wire.OpGet && op.TTL == 0 { // a get with a TTL touches: a write
 		return n.getResult(op.Key)
 	}
-	return n.writeOne(op, ack)
+	return n.writeOne(op, p, ack)
 }
 
+// writeScratch is the memory of one text-API write on its way through the
+// replicator, reused: Submit reads the ops and fills the results before it
+// returns, and keeps neither (the log keeps the store's records).
+type writeScratch struct {
+	wops [1]replicator.Op
+	res  [1]replicator.OpResult
+	set  store.SetRequest
+}
+
+var writeScratches = sync.Pool{New: func() any { return new(writeScratch) }}
+
 // writeOne is runPartition and executeGroups (replication.go) for a batch
-// of one write: submitted to the replicator, waited for when its ack mode
-// says so, counted in the metrics.
-func (n *Node) writeOne(op *wire.Request, ack string) (r wire.Result) {
+// of one write of partition p, checked already: submitted to the
+// replicator, waited for when its ack mode says so, counted in the metrics.
+func (n *Node) writeOne(op *wire.Request, p int, ack string) (r wire.Result) {
 	start := time.Now()
 	defer func() { n.metrics.doneResult(opKindOf(op.Op), start, r) }()
-	wop, err := n.writeOp(op, ack)
+	s := writeScratches.Get().(*writeScratch)
+	defer func() { *s = writeScratch{}; writeScratches.Put(s) }() // hold no key or value in the pool
+	wop, err := n.checkedWriteOp(op, &s.set)
 	if err != nil {
 		return errResult(err)
 	}
-	p := partition.Of(op.Key, n.cfg.Partitions)
-	wops := []replicator.Op{wop}
-	res := make([]replicator.OpResult, 1)
-	pw, err := n.submit(p, ack, wops, res)
+	s.wops[0] = wop
+	pw, err := n.submit(p, ack, s.wops[:], s.res[:])
 	if err != nil {
 		return errResult(n.replicationError(p, err))
 	}
-	r = answerWrite(op, wop, res[0])
+	r = answerWrite(op, wop, s.res[0])
 	if err := pw.Wait(); err != nil && r.Code == wire.CodeOK {
 		r = errResult(n.replicationError(p, err))
 	}

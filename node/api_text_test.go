@@ -169,3 +169,57 @@ func TestTextGetValueBuffers(t *testing.T) {
 		}
 	}
 }
+
+// TestTextWritesConcurrently: text sets, each with its own value, flags and
+// ack mode, from many requesters at once: ack=all ones run on goroutines of
+// their own beside the endpoint's, all through writeOne's reused memory
+// (writeScratch). Every reply must carry its own write's version, and the
+// store must hold each key's own last value and flags (run with -race).
+func TestTextWritesConcurrently(t *testing.T) {
+	n := startTestNode(t, 0)
+	nc, err := nats.Connect(n.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	const writers, writes = 8, 60
+	errs := make(chan error, writers)
+	for w := range writers {
+		go func() {
+			errs <- func() error {
+				for i := range writes {
+					key := "w" + strconv.Itoa(w) + "." + strconv.Itoa(i%5)
+					m := nats.NewMsg(n.subj.Text("set", key))
+					m.Data = []byte(key + "=" + strconv.Itoa(i))
+					m.Header.Set(hdrFlags, strconv.Itoa(w*1000+i))
+					if i%2 == 1 {
+						m.Header.Set(hdrAck, "all")
+					}
+					reply, err := nc.RequestMsg(m, 5*time.Second)
+					if err != nil {
+						return err
+					}
+					if code := reply.Header.Get("Nats-Service-Error-Code"); code != "" {
+						return &apiError{msg: key + ": " + code + " " + reply.Header.Get("Nats-Service-Error")}
+					}
+					e, err := n.store.Get(key) // no other writer writes key
+					if err != nil {
+						return err
+					}
+					if v := reply.Header.Get(hdrVersion); v != strconv.FormatUint(e.Version, 10) {
+						return &apiError{msg: key + ": reply's version " + v + ", stored " + strconv.FormatUint(e.Version, 10)}
+					}
+					if string(e.Value) != string(m.Data) || e.Flags != uint64(w*1000+i) {
+						return &apiError{msg: key + ": stored " + string(e.Value) + " flags " + strconv.FormatUint(e.Flags, 10) + ", want " + string(m.Data)}
+					}
+				}
+				return nil
+			}()
+		}()
+	}
+	for range writers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

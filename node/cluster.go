@@ -75,6 +75,7 @@ func (n *Node) applyView(v membership.View) {
 		n.repl.SetTable(r.table, r.ids)
 	}
 	n.routing.Store(r)
+	n.mapText(v)
 
 	for p := range n.cfg.Partitions {
 		lead := r.primary(p)

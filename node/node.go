@@ -57,6 +57,7 @@ type Node struct {
 
 	leaving  atomic.Bool   // set first thing by Stop: this node serves no partition any more
 	killed   bool          // Kill: stop without telling anyone
+	unrouted bool          // tests: act as a build before routed subjects (holds none, says nothing of them)
 	warm     bool          // a warm-restart snapshot was loaded (datadir.go)
 	ready    chan struct{} // closed once Start has finished
 	stopOnce sync.Once
@@ -243,6 +244,7 @@ func (n *Node) startMembership() error {
 			Placement:   n.cfg.PlacementTag,
 			Datacenter:  n.cfg.datacenter(),
 			Build:       Version,
+			Routes:      n.holdsRoutes(),
 		},
 		Interval:     n.cfg.HeartbeatInterval,
 		SuspectAfter: n.cfg.SuspectAfter,

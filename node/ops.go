@@ -87,6 +87,14 @@ func (n *Node) writeOp(op *wire.Request, ack string) (replicator.Op, error) {
 	if _, err := parseAck(ack); err != nil {
 		return replicator.Op{}, err
 	}
+	return n.checkedWriteOp(op, nil)
+}
+
+// checkedWriteOp is writeOp for an op whose key and ack mode are checked
+// already (the text API checks them before it picks where to serve). A set's
+// request goes in sr when not nil (the text API's reused memory), in a new
+// one otherwise.
+func (n *Node) checkedWriteOp(op *wire.Request, sr *store.SetRequest) (replicator.Op, error) {
 	if op.Op == wire.OpSet || op.Op == wire.OpDel || op.Op == wire.OpIncr {
 		n.forgetLoad(op.Key) // its loader's 404 or refresh schedule no longer holds (load.go)
 	}
@@ -100,7 +108,10 @@ func (n *Node) writeOp(op *wire.Request, ack string) (replicator.Op, error) {
 		case int64(len(op.Value)) > n.cfg.MaxValue:
 			return replicator.Op{}, errTooLarge("value of %d bytes is over the limit of %d", len(op.Value), n.cfg.MaxValue)
 		}
-		sr := &store.SetRequest{Key: op.Key, Value: op.Value, Flags: op.Flags, TTL: time.Duration(op.TTL) * time.Millisecond}
+		if sr == nil {
+			sr = new(store.SetRequest)
+		}
+		*sr = store.SetRequest{Key: op.Key, Value: op.Value, Flags: op.Flags, TTL: time.Duration(op.TTL) * time.Millisecond}
 		if sr.Value == nil {
 			sr.Value = []byte{}
 		}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"github.com/roostkv/roost/actors/membership"
 	"github.com/roostkv/roost/bus/wire"
 )
 
@@ -63,6 +64,9 @@ const (
 	TextRouteLocal     = "local"     // the embedded server maps nothing: the node a client is connected to answers its text requests, forwarding to the primary
 )
 
+// routedQueue is the queue group of the routed subscriptions.
+const routedQueue = "t"
+
 // routeTick is how often the node checks its partitions' subscriptions
 // against its table and the replicator, besides on each view change.
 const routeTick = 10 * time.Millisecond
@@ -86,6 +90,43 @@ func (n *Node) textRouting() bool {
 	return n.cfg.NATSURL != "" || n.cfg.ClusterListen != "" || len(n.cfg.Join) > 0
 }
 
+// holdsRoutes reports whether this node holds the routed subjects of the
+// partitions it leads, which its heartbeats tell its peers (mapText).
+func (n *Node) holdsRoutes() bool { return n.textRouting() && !n.unrouted }
+
+// mapText has the embedded server map the text API to partitions while
+// every server of view v holds the routed subjects, and not while one does
+// not: a node of a build before it (its heartbeats say nothing of it) in a
+// rolling upgrade. A request mapped to a partition that node leads would
+// find nobody to answer it; unmapped, the node the client is connected to
+// answers it, forwarding to the primary, as under --text-route local. The
+// mappings come back once that node has gone. Without mappings (local, an
+// external NATS, a lone node) there is nothing to decide.
+func (n *Node) mapText(v membership.View) {
+	if len(n.textMappings()) == 0 {
+		return
+	}
+	var without []string
+	for _, m := range v.Members {
+		if m.Role != membership.RoleProxy && (m.Status == membership.Alive || m.Status == membership.Suspect) && !m.Routes {
+			without = append(without, m.Name)
+		}
+	}
+	on := len(without) == 0
+	if on == n.bus.Mapped() {
+		return
+	}
+	if err := n.bus.SetMapped(on); err != nil {
+		n.log.Error("cannot change the text API's mappings", "err", err)
+		return
+	}
+	if on {
+		n.log.Info("text requests are mapped to their partitions again: every server holds the routed subjects")
+	} else {
+		n.log.Warn("text requests are not mapped to partitions while servers of an older build are members: they do not hold the routed subjects", "servers", without)
+	}
+}
+
 // textMappings are the mappings the embedded server applies, or none: the
 // flag decides only this. With an external NATS the operator adds them to
 // the server's configuration ("roost mappings").
@@ -100,6 +141,7 @@ func (n *Node) textMappings() []wire.Mapping {
 type textRouter struct {
 	handlers map[string]micro.HandlerFunc // by op name
 	subs     map[int]*routedSub           // by partition
+	subjects []string                     // by partition: its routed subject (RoutedPartition)
 	wake     chan struct{}                // a view changed: look now
 	stop     chan struct{}
 	done     chan struct{}
@@ -144,7 +186,7 @@ func wantRouted(s routeState) bool {
 // startTextRouter subscribes the partitions this node serves and keeps them in
 // step with the table until stopTextRouter.
 func (n *Node) startTextRouter() {
-	if !n.textRouting() {
+	if !n.holdsRoutes() {
 		return
 	}
 	rt := &textRouter{
@@ -156,6 +198,9 @@ func (n *Node) startTextRouter() {
 	}
 	for _, op := range n.textOps() {
 		rt.handlers[op.name] = op.handler
+	}
+	for p := range n.cfg.Partitions {
+		rt.subjects = append(rt.subjects, n.subj.RoutedPartition(p))
 	}
 	n.textRoutes.Store(rt)
 	n.reconcileRoutes(rt)
@@ -222,7 +267,8 @@ func (n *Node) reconcileRoutes(rt *textRouter) {
 	leaving := n.leaving.Load()
 	now := time.Now()
 	changed := false
-	observers := -1 // subscriptions that match every routed subject; looked up once
+	var holders map[string]int // the cluster's routed subscriptions by subject; looked up once, when needed
+	known, looked := false, false
 	for p := range n.cfg.Partitions {
 		s := rt.subs[p]
 		st := routeState{subscribed: s != nil}
@@ -238,11 +284,15 @@ func (n *Node) reconcileRoutes(rt *textRouter) {
 		if !st.serves && !st.leads && !st.standIn && !st.subscribed {
 			continue
 		}
-		if observers < 0 {
-			observers = max(n.bus.Interest(n.subj.RoutedNowhere()), 0)
+		if !looked {
+			holders, known = n.bus.QueueSubscribers(routedQueue)
+			looked = true
 		}
-		if st.others = n.bus.Interest(n.subj.Routed(p, "get", "k")); st.others >= 0 {
-			st.others -= observers // e.g. `nats sub 'roost.t.>'`: they answer nothing
+		st.others = -1
+		if known {
+			// Subscriptions in the queue group on the subject itself: an
+			// observer (`nats sub '>'`) answers nothing and is not counted.
+			st.others = holders[rt.subjects[p]]
 			if st.subscribed {
 				st.others--
 			}
@@ -256,7 +306,7 @@ func (n *Node) reconcileRoutes(rt *textRouter) {
 		}
 		switch want := wantRouted(st); {
 		case want && !st.subscribed:
-			sub, err := n.bus.Conn().QueueSubscribe(n.subj.RoutedPartition(p), "t", func(msg *nats.Msg) { n.handleRouted(rt, msg) })
+			sub, err := n.bus.Conn().QueueSubscribe(rt.subjects[p], routedQueue, func(msg *nats.Msg) { n.handleRouted(rt, msg) })
 			if err != nil {
 				n.log.Error("cannot take partition's text requests", "partition", p, "err", err)
 				continue

@@ -1,10 +1,17 @@
 package node
 
 import (
+	"cmp"
+	"errors"
+	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/roostkv/roost/bus/wire"
+	"github.com/roostkv/roost/internal/testkit"
+	"github.com/roostkv/roost/partition"
 )
 
 func TestWantRouted(t *testing.T) {
@@ -62,5 +69,156 @@ func TestTextRoutingByConfig(t *testing.T) {
 		if got := len(n.textMappings()) > 0; got != tc.maps {
 			t.Errorf("%s: its server maps = %v, want %v", tc.name, got, tc.maps)
 		}
+	}
+}
+
+// A node that maps the text API joins a node of a build before routed
+// subjects (it holds none, and its beats say nothing of them): while that
+// node is a member, the mapping node must not map requests to the
+// partitions it leads (nobody would answer them), and it maps again once
+// that node has gone.
+func TestMappingWaitsForOlderBuilds(t *testing.T) {
+	start := func(name string, edit func(c *Config), unrouted bool) *Node {
+		return startClusterNode(t, name, func(c *Config) {
+			c.Replicas = 1 // no stand-in: a partition the older node leads has no other holder
+			edit(c)
+		}, func(n *Node) { n.unrouted = unrouted })
+	}
+	// The older node is there first, as in a rolling upgrade: a never
+	// leads (so never holds) the partitions the older node leads.
+	old := start("old", func(c *Config) { c.TextRoute = TextRouteLocal }, true) // an older build's default
+	a := start("a", func(c *Config) { c.Join = []string{old.bus.ClusterAddr()} }, false)
+	nc := testkit.Connect(t, a.ClientURL())
+	testkit.Eventually(t, 10*time.Second, func() error { return cmp.Or(settled(a, 2), settled(old, 2)) })
+	if a.bus.Mapped() {
+		t.Fatal("a still maps text requests with an older build in the cluster")
+	}
+	// Every key's set and get through a's server is answered, those the
+	// older node leads included.
+	ledByOld := 0
+	roundTrip := func(i int) error {
+		key := "k" + strconv.Itoa(i)
+		if old.routing.Load().primary(partition.Of(key, old.cfg.Partitions)) {
+			ledByOld++
+		}
+		for _, req := range []struct{ op, body string }{{"set", "v" + key}, {"get", ""}} {
+			msg, err := nc.Request("roost."+req.op+"."+key, []byte(req.body), 2*time.Second)
+			if err != nil {
+				return fmt.Errorf("%s %s: %w", req.op, key, err)
+			}
+			if code := msg.Header.Get("Nats-Service-Error-Code"); code != "" {
+				return fmt.Errorf("%s %s: error %s %s", req.op, key, code, msg.Header.Get("Nats-Service-Error"))
+			}
+			if req.op == "get" && string(msg.Data) != "v"+key {
+				return fmt.Errorf("get %s = %q", key, msg.Data)
+			}
+		}
+		return nil
+	}
+	for i := range 100 {
+		if err := roundTrip(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ledByOld == 0 {
+		t.Fatal("no key of the 100 is led by the older node: the test shows nothing")
+	}
+	// Once it has gone, a maps again, and still answers.
+	old.Stop()
+	testkit.Eventually(t, 10*time.Second, func() error {
+		if !a.bus.Mapped() {
+			return errors.New("a does not map text requests again")
+		}
+		return settled(a, 1)
+	})
+	for i := range 100 {
+		if err := roundTrip(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// startClusterNode starts a node with a cluster port on loopback, fast
+// heartbeats and no HTTP; edit changes its configuration, before changes
+// the node before it starts.
+func startClusterNode(t *testing.T, name string, edit func(c *Config), before func(n *Node)) *Node {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Name = name
+	cfg.Listen = "127.0.0.1:-1"
+	cfg.ClusterListen = "127.0.0.1:-1"
+	cfg.HTTP = HTTPOff
+	cfg.HeartbeatInterval = 100 * time.Millisecond
+	if edit != nil {
+		edit(&cfg)
+	}
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before != nil {
+		before(n)
+	}
+	if err := n.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Stop)
+	return n
+}
+
+// settled reports why n is not yet routing over servers servers with
+// every partition it leads pulled in, or nil.
+func settled(n *Node, servers int) error {
+	if got := len(n.routing.Load().table.Members()); got != servers {
+		return fmt.Errorf("%s routes over %d servers, want %d", n.cfg.Name, got, servers)
+	}
+	for p := range n.cfg.Partitions {
+		if n.routing.Load().primary(p) && !n.repl.Ready(p) {
+			return fmt.Errorf("%s still pulls in partition %d", n.cfg.Name, p)
+		}
+	}
+	return nil
+}
+
+// Observers of the routed subjects (`nats sub '>'`, `nats sub 'roost.>'`)
+// answer nothing, and must not move who holds them: with them about, a
+// request through a mapping server still reaches its key's primary with no
+// hop. The server's count of matching subscriptions stops at a full
+// wildcard, so a node that counted with it took every observer for the
+// only holder: stand-ins held every partition and forwarded about half
+// the requests.
+func TestObserversDoNotMoveRoutedSubjects(t *testing.T) {
+	a := startClusterNode(t, "a", nil, nil)
+	b := startClusterNode(t, "b", func(c *Config) { c.Join = []string{a.bus.ClusterAddr()} }, nil)
+	testkit.Eventually(t, 10*time.Second, func() error { return cmp.Or(settled(a, 2), settled(b, 2)) })
+	for _, o := range []struct {
+		n       *Node
+		subject string
+	}{{a, ">"}, {b, ">"}, {a, "roost.>"}, {b, "roost.t.>"}} {
+		nc := testkit.Connect(t, o.n.ClientURL())
+		if _, err := nc.Subscribe(o.subject, func(*nats.Msg) {}); err != nil {
+			t.Fatal(err)
+		}
+		if err := nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	forwarded := func() uint64 { return a.metrics.forwarded.Load() + b.metrics.forwarded.Load() }
+	nc := testkit.Connect(t, a.ClientURL())
+	// Several rounds of the router pass (10 ms each) while requests flow:
+	// a stand-in that took a subject would be given some of them.
+	before := forwarded()
+	deadline := time.Now().Add(500 * time.Millisecond)
+	requests := 0
+	for i := 0; time.Now().Before(deadline) || i < 200; i++ {
+		key := "k" + strconv.Itoa(i%200)
+		msg, err := nc.Request("roost.set."+key, []byte("v"), 2*time.Second)
+		if err != nil || msg.Header.Get("Nats-Service-Error-Code") != "" {
+			t.Fatalf("set %s: %v %v", key, err, msg.Header)
+		}
+		requests++
+	}
+	if got := forwarded() - before; got != 0 {
+		t.Fatalf("%d of %d requests through a mapping server were forwarded with observers about; want 0", got, requests)
 	}
 }

@@ -44,7 +44,10 @@ func BenchmarkTextPath(b *testing.B) {
 		run  func(*wire.Request, string) wire.Result
 	}{
 		{"set/apply", wire.OpSet, n.apply},
-		{"set/applyText", wire.OpSet, n.applyText},
+		{"set/applyText", wire.OpSet, func(op *wire.Request, ack string) wire.Result {
+			p, _ := n.locate(op.Key)
+			return n.applyText(op, p, ack)
+		}},
 		{"get/apply", wire.OpGet, n.apply},
 	} {
 		b.Run(path.name, func(b *testing.B) {

@@ -18,6 +18,7 @@ type Heartbeat struct {
 	KeyHash     string            `msgpack:"keyhash"`     // how the sender maps keys to partitions (partition.KeyHash); "" from nodes before it; peers with another refuse each other
 	Datacenter  string            `msgpack:"dc"`          // the sender's --datacenter; "" from older nodes
 	Build       string            `msgpack:"build"`       // the sender's Roost version; "" from older nodes
+	Routes      bool              `msgpack:"routes"`      // the sender holds the routed text subjects of the partitions it leads; false from older nodes
 	Leaving     bool              `msgpack:"leaving"`     // the sender leaves the cluster: mark it left at once
 	Seq         uint64            `msgpack:"seq"`         // rises by one with each beat of this ID, from 1
 	IntervalMS  int64             `msgpack:"interval_ms"` // the sender's beat period in ms; silence is measured in it

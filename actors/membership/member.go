@@ -40,6 +40,7 @@ type Member struct {
 	Placement   string            `json:"placement"`   // the placement tag (--placement-tag) it was started with; "" = none
 	Datacenter  string            `json:"datacenter"`  // its --datacenter, fixed for a process; "" = unknown (an older node)
 	Build       string            `json:"build"`       // its Roost version, fixed for a process; "" = unknown
+	Routes      bool              `json:"routes"`      // it holds the routed text subjects of the partitions it leads (docs/PROTOCOL.md, "Routing"); false from older nodes
 	Status      Status            `json:"status"`
 	LastSeen    time.Time         `json:"last_seen"` // local time its last beat arrived (for self: our last beat)
 	Since       time.Time         `json:"since"`     // local time Status last changed

@@ -57,6 +57,7 @@ type Config struct {
 	Concurrency int           // workers in flight per target, sharing one connection per target
 	Duration    time.Duration // measured time per target, summed over its rounds
 	Round       time.Duration // length of one round of one target; targets take turns round by round
+	Turn        time.Duration // within a round, targets alternate in turns this long (turnOrder: a, b, c, a, c, b, ...); 0 or ≥ Round = one turn per round
 	Warmup      time.Duration // unmeasured run of each target before the first round; 0 = none
 	Timeout     time.Duration // per request; a request that takes longer counts as an error
 	Ack         string        // wire.AckPrimary or wire.AckAll, for Roost's writes
@@ -120,6 +121,7 @@ func DefaultConfig() Config {
 		Concurrency: 32,
 		Duration:    10 * time.Second,
 		Round:       2 * time.Second,
+		Turn:        250 * time.Millisecond,
 		Warmup:      time.Second,
 		Timeout:     5 * time.Second,
 		Ack:         wire.AckPrimary,
@@ -183,6 +185,9 @@ func (c Config) Validate() error {
 	}
 	if c.Round <= 0 {
 		return bad("round", "%s must be positive", c.Round)
+	}
+	if c.Turn < 0 {
+		return bad("turn", "%s is negative", c.Turn)
 	}
 	if c.Warmup < 0 {
 		return bad("warmup", "%s is negative", c.Warmup)
@@ -272,6 +277,20 @@ func (c Config) rounds() []time.Duration {
 		rs = append(rs, min(left, c.Round))
 	}
 	return rs
+}
+
+// turns splits a round of d into the turns its targets alternate in: turns
+// of Turn, the last one shortened to fit; one turn of d when Turn is 0 or
+// not shorter than d.
+func (c Config) turns(d time.Duration) []time.Duration {
+	if c.Turn <= 0 || c.Turn >= d {
+		return []time.Duration{d}
+	}
+	var ts []time.Duration
+	for left := d; left > 0; left -= c.Turn {
+		ts = append(ts, min(left, c.Turn))
+	}
+	return ts
 }
 
 // nodeHTTP is the --http of the i-th node started here: only the targets'

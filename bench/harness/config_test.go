@@ -2,6 +2,7 @@ package harness
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -85,6 +86,60 @@ func TestRounds(t *testing.T) {
 	for i := range want {
 		if got[i] != want[i] {
 			t.Fatalf("rounds = %v, want %v", got, want)
+		}
+	}
+}
+
+func TestTurns(t *testing.T) {
+	ms := time.Millisecond
+	tests := []struct {
+		turn, round time.Duration
+		want        []time.Duration
+	}{
+		{250 * ms, 2000 * ms, []time.Duration{250 * ms, 250 * ms, 250 * ms, 250 * ms, 250 * ms, 250 * ms, 250 * ms, 250 * ms}},
+		{300 * ms, 700 * ms, []time.Duration{300 * ms, 300 * ms, 100 * ms}},
+		{0, 2000 * ms, []time.Duration{2000 * ms}},         // one turn per round: the method before turns
+		{2000 * ms, 2000 * ms, []time.Duration{2000 * ms}}, // as long as the round
+		{5000 * ms, 1000 * ms, []time.Duration{1000 * ms}}, // longer: cut to the round
+	}
+	for _, tt := range tests {
+		c := DefaultConfig()
+		c.Turn = tt.turn
+		if got := c.turns(tt.round); !slices.Equal(got, tt.want) {
+			t.Errorf("turns of %s in a round of %s = %v, want %v", tt.turn, tt.round, got, tt.want)
+		}
+	}
+}
+
+func TestTurnOrder(t *testing.T) {
+	tests := []struct {
+		n, turn int
+		want    []int
+	}{
+		{3, 0, []int{0, 1, 2}},
+		{3, 1, []int{0, 2, 1}},
+		{3, 2, []int{0, 1, 2}},
+		{2, 1, []int{0, 1}},
+		{1, 1, []int{0}},
+		{4, 1, []int{0, 3, 2, 1}},
+	}
+	for _, tt := range tests {
+		if got := turnOrder(tt.n, tt.turn); !slices.Equal(got, tt.want) {
+			t.Errorf("turnOrder(%d, %d) = %v, want %v", tt.n, tt.turn, got, tt.want)
+		}
+	}
+	// Over two turns of three targets each target follows each other one
+	// once: echo roost kv | echo kv roost | echo ...
+	follows := map[[2]int]int{}
+	seq := append(append(turnOrder(3, 0), turnOrder(3, 1)...), turnOrder(3, 2)[0])
+	for i := 1; i < len(seq); i++ {
+		follows[[2]int{seq[i-1], seq[i]}]++
+	}
+	for a := range 3 {
+		for b := range 3 {
+			if want := map[bool]int{true: 0, false: 1}[a == b]; follows[[2]int{a, b}] != want {
+				t.Errorf("%d right after %d %d times in %v, want %d", b, a, follows[[2]int{a, b}], seq, want)
+			}
 		}
 	}
 }

@@ -64,14 +64,24 @@
 // Shared machines drift: a compile elsewhere can halve a figure for a few
 // seconds. So targets take turns: every target warms up once, then the run
 // is split into rounds of Config.Round, and each round runs echo, roost, kv
-// one after the other until each has had Config.Duration. A row's ops/s is
+// until each has had Config.Duration. Within a round the targets alternate
+// in turns of Config.Turn (250 ms by default; 0 = the whole round in one
+// turn, echo, roost, kv one after the other, as before), in an order that
+// has each target follow each other one equally often (turnOrder), so that
+// the load of the moment and what one target leaves behind (its garbage,
+// JetStream's timers) land on all alike. A row's ops/s is
 // the median of its rounds' throughputs; its latencies come from per-worker
 // HDR histograms merged at the end. Ratios (roost/echo, roost/kv, kv/echo)
 // divide those ops/s figures, the median rounds, so that a ratio always
 // agrees with the throughputs printed and plotted beside it; the
 // interleaving is what keeps a slow stretch of machine time from landing on
 // one target. (Before, they were medians of per-round ratios, which could
-// disagree visibly with the ops/s beside them.)
+// disagree visibly with the ops/s beside them.) Two steadier figures go
+// beside them: the median over the turns of each turn's ratio
+// (Row.TurnRatioToEcho), and, with the nodes in this process, the CPU time
+// of the process per operation and echo's over roost's (Row.CPUPerOp,
+// Row.CPURatioToEcho), which the load of other work moves far less than
+// throughput.
 //
 // # Keys
 //

@@ -24,6 +24,7 @@ func shortConfig() Config {
 	c.Concurrency = 4
 	c.Duration = 300 * time.Millisecond
 	c.Round = 100 * time.Millisecond
+	c.Turn = 50 * time.Millisecond
 	c.Warmup = 50 * time.Millisecond
 	c.Timeout = 3 * time.Second
 	c.Compare = true
@@ -124,6 +125,24 @@ func TestRunCompare(t *testing.T) {
 			if got, want := strings.Join(order, " "), "echo roost kv echo roost kv echo roost kv"; got != want {
 				t.Errorf("measured in the order %q, want %q", got, want)
 			}
+			// Within a round, in turns (two of 50 ms: each starts with an
+			// event, and is too short for a progress tick), the second in
+			// the other order after echo.
+			var turns []string
+			for _, e := range events {
+				if e.Phase == PhaseRound && !e.End {
+					turns = append(turns, e.Target)
+				}
+			}
+			if got, want := strings.Join(turns, " "), strings.TrimSpace(strings.Repeat("echo roost kv echo kv roost ", 3)); got != want {
+				t.Errorf("turns in the order %q, want %q", got, want)
+			}
+			if len(roost.Turns) != 6 || roost.TurnRatioToEcho <= 0 {
+				t.Errorf("%d turns, turn ratio %g: want 6 turns and their ratio", len(roost.Turns), roost.TurnRatioToEcho)
+			}
+			if roost.CPUPerOp <= 0 || roost.CPURatioToEcho <= 0 {
+				t.Errorf("CPU per op %s, echo's over roost's %g: want both measured with the node in this process", roost.CPUPerOp, roost.CPURatioToEcho)
+			}
 			if last := events[len(events)-1]; last.Phase != PhaseDone || last.Elapsed != last.Total {
 				t.Errorf("last event %+v, want done with all the time elapsed", last)
 			}
@@ -170,6 +189,9 @@ func TestRunAgainstServer(t *testing.T) {
 	checkRow(t, rep, NameRoost, 3)
 	if rep.Settings.Nodes != 0 {
 		t.Errorf("nodes = %d, want 0 for an existing deployment", rep.Settings.Nodes)
+	}
+	if r := rep.Row(NameRoost); r.CPUPerOp != 0 || r.CPURatioToEcho != 0 {
+		t.Errorf("CPU per op %s, ratio %g: want none with the deployment in other processes", r.CPUPerOp, r.CPURatioToEcho)
 	}
 	if !strings.Contains(strings.Join(rep.Notes, "\n"), "kv: skipped") {
 		t.Errorf("notes %q do not say that kv was skipped", rep.Notes)

@@ -31,6 +31,7 @@ type Settings struct {
 	Concurrency int     `json:"concurrency"` // workers per target
 	Duration    string  `json:"duration"`    // measured time per target, a Go duration
 	Round       string  `json:"round"`       // length of one round, a Go duration
+	Turn        string  `json:"turn"`        // length of a target's turn within a round, a Go duration
 	Ack         string  `json:"ack"`
 	Batching    string  `json:"batching"`             // "on" or "off"; only the client path batches
 	NearCache   int64   `json:"near_cache,omitempty"` // bytes of the client path's near cache; 0 = off
@@ -48,6 +49,7 @@ type Row struct {
 	Server    string        // the NATS URL its requests went to, or the HTTP API's URL with --path http
 	OpsPerSec float64       // median of its rounds' throughputs
 	Rounds    []float64     // each round's throughput, ops/s
+	Turns     []float64     // each turn's throughput, ops/s: the i-th turns of all rows ran side by side
 	Ops       int64         // successful operations, all rounds
 	Errors    int64         // failed operations, all rounds (not in the latencies)
 	FirstErr  string        // the first failure; "" = none
@@ -61,6 +63,23 @@ type Row struct {
 	// run (or this row is it).
 	RatioToEcho float64
 	RatioToKV   float64
+	// CPUPerOp is the CPU time of the whole harness process per operation
+	// in this row's rounds, 0 when not measured: only when the nodes run in
+	// this process, where the node, its server, the baselines and the
+	// workers all are. Only one target runs at a time, so a turn's CPU is
+	// its target's (with the little the idle ones do meanwhile). On a
+	// machine shared with other work it moves much less than ops/s, which
+	// follow the CPU the process is given. CPURatioToEcho is the echo's
+	// CPUPerOp over this row's: like RatioToEcho, higher is better, and on
+	// a CPU-bound run they agree.
+	CPUPerOp       time.Duration
+	CPURatioToEcho float64
+	// TurnRatioToEcho is the median over the turns of this row's ops/s
+	// over the echo's in the same turn (the two ran side by side, within a
+	// turn's length of each other): the pairs share the machine's load of
+	// the moment, so the median moves less between runs than the ratio of
+	// the median rounds. 0 with fewer than 3 turns, or no echo.
+	TurnRatioToEcho float64
 }
 
 // Row returns the row named name, or nil.
@@ -84,6 +103,7 @@ func (r *runner) settings() Settings {
 		Concurrency: c.Concurrency,
 		Duration:    c.Duration.String(),
 		Round:       min(c.Round, c.Duration).String(),
+		Turn:        c.turns(min(c.Round, c.Duration))[0].String(),
 		Ack:         c.Ack,
 		Batching:    onOff(c.batching()),
 		NearCache:   c.NearCache,
@@ -133,6 +153,7 @@ func (r *runner) report() *Report {
 			Server:    m.server,
 			OpsPerSec: Median(m.rounds),
 			Rounds:    m.rounds,
+			Turns:     m.turns,
 			Ops:       m.ops,
 			Errors:    m.errs,
 			P50:       time.Duration(h.ValueAtPercentile(50)),
@@ -143,8 +164,11 @@ func (r *runner) report() *Report {
 		if m.err != nil {
 			row.FirstErr = m.err.Error()
 		}
+		row.CPUPerOp = r.cpuPerOp(m)
 		if e := byName[NameEcho]; e != nil && m != e {
 			row.RatioToEcho = ratio(row.OpsPerSec, Median(e.rounds))
+			row.CPURatioToEcho = ratio(float64(r.cpuPerOp(e)), float64(row.CPUPerOp))
+			row.TurnRatioToEcho = turnRatio(m.turns, e.turns)
 		}
 		if kv := byName[NameKV]; kv != nil && m.name == NameRoost {
 			row.RatioToKV = ratio(row.OpsPerSec, Median(kv.rounds))
@@ -152,6 +176,29 @@ func (r *runner) report() *Report {
 		rep.Rows = append(rep.Rows, row)
 	}
 	return rep
+}
+
+// turnRatio is the median of a[i]/b[i] over the turns both have; 0 with
+// fewer than 3.
+func turnRatio(a, b []float64) float64 {
+	var rs []float64
+	for i := range min(len(a), len(b)) {
+		if b[i] > 0 {
+			rs = append(rs, a[i]/b[i])
+		}
+	}
+	if len(rs) < 3 {
+		return 0
+	}
+	return Median(rs)
+}
+
+// cpuPerOp is m's CPUPerOp (see Row).
+func (r *runner) cpuPerOp(m *measured) time.Duration {
+	if m.noCPU || m.ops == 0 || r.cfg.Server != "" || r.cfg.Procs {
+		return 0
+	}
+	return m.cpu / time.Duration(m.ops)
 }
 
 // Median of xs; 0 when empty.
@@ -178,18 +225,23 @@ func ratio(a, b float64) float64 {
 
 // jsonRow is one line of --json.
 type jsonRow struct {
-	Name        string   `json:"name"`
-	OpsPerSec   float64  `json:"ops_per_sec"`
-	P50         float64  `json:"p50_us"`
-	P99         float64  `json:"p99_us"`
-	P999        float64  `json:"p999_us"`
-	MaxUS       float64  `json:"max_us"`
-	RatioToEcho *float64 `json:"ratio_to_echo,omitempty"`
-	RatioToKV   *float64 `json:"ratio_to_kv,omitempty"`
-	Ops         int64    `json:"ops"`
-	Errors      int64    `json:"errors"`
-	Rounds      int      `json:"rounds"`
-	Server      string   `json:"server"`
+	Name        string    `json:"name"`
+	OpsPerSec   float64   `json:"ops_per_sec"`
+	P50         float64   `json:"p50_us"`
+	P99         float64   `json:"p99_us"`
+	P999        float64   `json:"p999_us"`
+	MaxUS       float64   `json:"max_us"`
+	RatioToEcho *float64  `json:"ratio_to_echo,omitempty"`
+	RatioToKV   *float64  `json:"ratio_to_kv,omitempty"`
+	CPUPerOp    *float64  `json:"cpu_us_per_op,omitempty"`      // Row.CPUPerOp
+	CPURatio    *float64  `json:"cpu_ratio_to_echo,omitempty"`  // Row.CPURatioToEcho
+	TurnRatio   *float64  `json:"turn_ratio_to_echo,omitempty"` // Row.TurnRatioToEcho
+	Ops         int64     `json:"ops"`
+	Errors      int64     `json:"errors"`
+	Rounds      int       `json:"rounds"`
+	RoundOps    []float64 `json:"round_ops_per_sec"` // each round's throughput, in order
+	TurnOps     []float64 `json:"turn_ops_per_sec"`  // each turn's throughput, in order
+	Server      string    `json:"server"`
 	Settings
 }
 
@@ -208,6 +260,8 @@ func (rep *Report) WriteJSON(w io.Writer) error {
 			Ops:       row.Ops,
 			Errors:    row.Errors,
 			Rounds:    len(row.Rounds),
+			RoundOps:  roundAll(row.Rounds),
+			TurnOps:   roundAll(row.Turns),
 			Server:    row.Server,
 			Settings:  rep.Settings,
 		}
@@ -217,6 +271,15 @@ func (rep *Report) WriteJSON(w io.Writer) error {
 		if row.RatioToKV > 0 {
 			j.RatioToKV = ptr(round3(row.RatioToKV))
 		}
+		if row.CPUPerOp > 0 {
+			j.CPUPerOp = ptr(float64(row.CPUPerOp.Nanoseconds()/10) / 100)
+		}
+		if row.CPURatioToEcho > 0 {
+			j.CPURatio = ptr(round3(row.CPURatioToEcho))
+		}
+		if row.TurnRatioToEcho > 0 {
+			j.TurnRatio = ptr(round3(row.TurnRatioToEcho))
+		}
 		if err := enc.Encode(j); err != nil {
 			return err
 		}
@@ -225,6 +288,14 @@ func (rep *Report) WriteJSON(w io.Writer) error {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func roundAll(xs []float64) []float64 {
+	out := make([]float64, len(xs))
+	for i, x := range xs {
+		out[i] = round1(x)
+	}
+	return out
+}
 
 func micros(d time.Duration) float64 { return round1(float64(d) / float64(time.Microsecond)) }
 
@@ -317,6 +388,12 @@ func (rep *Report) WriteTable(w io.Writer) error {
 			parts = append(parts, fmt.Sprintf("roost/kv %.2f", roost.RatioToKV))
 		}
 		fmt.Fprintf(w, "\n%s (ratios of the median ops/s above)\n", strings.Join(parts, ", "))
+		if roost.TurnRatioToEcho > 0 {
+			fmt.Fprintf(w, "roost/echo turn by turn (median of the turns' ratios) %.2f\n", roost.TurnRatioToEcho)
+		}
+		if roost.CPURatioToEcho > 0 {
+			fmt.Fprintf(w, "CPU per operation (this process): roost %.1f µs, echo's over roost's %.2f\n", float64(roost.CPUPerOp)/float64(time.Microsecond), roost.CPURatioToEcho)
+		}
 	}
 	for _, row := range rep.Rows {
 		if row.FirstErr != "" {

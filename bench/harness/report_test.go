@@ -86,6 +86,35 @@ func TestTable(t *testing.T) {
 	}
 }
 
+// TestTableAndJSONSteadierRatios: the turn-by-turn and CPU ratios are in
+// the table under the ratios, and in roost's JSON row, when measured.
+func TestTableAndJSONSteadierRatios(t *testing.T) {
+	rep := sampleReport()
+	roost := rep.Row(NameRoost)
+	roost.TurnRatioToEcho, roost.CPUPerOp, roost.CPURatioToEcho = 0.71, 23456*time.Nanosecond, 0.88
+	var buf bytes.Buffer
+	if err := rep.WriteTable(&buf); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"roost/echo turn by turn (median of the turns' ratios) 0.71",
+		"CPU per operation (this process): roost 23.5 µs, echo's over roost's 0.88"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, buf.String())
+		}
+	}
+	buf.Reset()
+	if err := rep.WriteJSON(&buf); err != nil {
+		t.Fatal(err)
+	}
+	var row map[string]any
+	_ = json.Unmarshal([]byte(strings.Split(buf.String(), "\n")[1]), &row)
+	for k, v := range map[string]float64{"turn_ratio_to_echo": 0.71, "cpu_us_per_op": 23.45, "cpu_ratio_to_echo": 0.88} {
+		if row[k] != v {
+			t.Errorf("roost's JSON: %s = %#v, want %g", k, row[k], v)
+		}
+	}
+}
+
 func TestMedian(t *testing.T) {
 	if got := Median([]float64{3, 1, 2}); got != 2 {
 		t.Errorf("median odd = %g", got)
@@ -133,6 +162,23 @@ func TestRatiosAgreeWithOpsPerSec(t *testing.T) {
 	for _, want := range []string{"0.80", "roost/echo 0.80, roost/kv 2.00"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, buf.String())
+		}
+	}
+}
+
+func TestTurnRatio(t *testing.T) {
+	tests := []struct {
+		a, b []float64
+		want float64
+	}{
+		{[]float64{90, 40, 30}, []float64{100, 50, 60}, 0.8},        // 0.9, 0.8, 0.5
+		{[]float64{90, 40, 30, 10}, []float64{100, 50, 60}, 0.8},    // a turn without its pair is left out
+		{[]float64{90, 40}, []float64{100, 50}, 0},                  // too few turns
+		{[]float64{90, 40, 30, 20}, []float64{100, 50, 0, 40}, 0.8}, // a turn of the baseline with nothing: left out
+	}
+	for _, tt := range tests {
+		if got := turnRatio(tt.a, tt.b); math.Abs(got-tt.want) > 1e-9 {
+			t.Errorf("turnRatio(%v, %v) = %g, want %g", tt.a, tt.b, got, tt.want)
 		}
 	}
 }

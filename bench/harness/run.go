@@ -70,6 +70,9 @@ type measured struct {
 
 	hists  []*hdrhistogram.Histogram // one per worker, across rounds: merged for the report
 	rounds []float64                 // ops/s of each round
+	turns  []float64                 // ops/s of each turn, in order: turn i of every target ran side by side
+	cpu    time.Duration             // CPU time of this process in all rounds (see cpuPerOp)
+	noCPU  bool                      // cpu could not be read in some turn
 	ops    int64                     // successful operations in all rounds
 	errs   int64                     // failed operations in all rounds
 	err    error                     // the first failure
@@ -121,8 +124,13 @@ func (r *runner) emit(e Event) {
 }
 
 // measure warms every target up, then runs the rounds: each round gives
-// every target its turn, one after the other, so that a change of load on
-// the machine hits all targets alike instead of the one that ran then.
+// every target its turns, alternating with the others', so that a change of
+// load on the machine hits all targets alike instead of the one that ran
+// then. Within a round the targets alternate in turns of Config.Turn, in
+// an order that alternates (turnOrder), so that a target's
+// round and the others' of the same number span the same stretch of time and
+// a drift in load lands on each about equally; a round's throughput is its
+// turns' operations over their time.
 func (r *runner) measure(ctx context.Context) error {
 	rounds := r.cfg.rounds()
 	n := time.Duration(len(r.targets))
@@ -135,19 +143,45 @@ func (r *runner) measure(ctx context.Context) error {
 	}
 	if r.cfg.Warmup > 0 {
 		for _, m := range r.targets {
-			if err := r.phase(ctx, m, PhaseWarmup, 0, len(rounds), r.cfg.Warmup); err != nil {
+			if _, err := r.phase(ctx, m, PhaseWarmup, 0, len(rounds), r.cfg.Warmup); err != nil {
 				return err
 			}
 		}
 	}
 	for i, d := range rounds {
-		for _, m := range r.targets {
-			if err := r.phase(ctx, m, PhaseRound, i+1, len(rounds), d); err != nil {
-				return err
+		done := make([]turnResult, len(r.targets))
+		for j, t := range r.cfg.turns(d) {
+			for _, k := range turnOrder(len(r.targets), j) {
+				res, err := r.phase(ctx, r.targets[k], PhaseRound, i+1, len(rounds), t)
+				if err != nil {
+					return err
+				}
+				done[k].add(res)
+				r.targets[k].turns = append(r.targets[k].turns, float64(res.ops)/res.elapsed.Seconds())
 			}
+		}
+		for k, m := range r.targets {
+			r.endRound(m, i+1, len(rounds), done[k])
 		}
 	}
 	return nil
+}
+
+// turnOrder is the order of n targets in turn j of a round: as configured
+// in even turns, the first then the others reversed in odd ones (echo,
+// roost, kv, echo, kv, roost, ...), so that each target follows each other
+// target equally often and no target always runs right after the same one
+// (whose garbage, timers and flushes would spill into its turn: NATS KV's
+// JetStream server makes the most).
+func turnOrder(n, j int) []int {
+	order := make([]int, n)
+	for k := range order {
+		order[k] = k
+	}
+	if j%2 == 1 && n > 2 {
+		slices.Reverse(order[1:])
+	}
+	return order
 }
 
 // workerResult is what one worker did in one phase.
@@ -156,9 +190,44 @@ type workerResult struct {
 	err       error // the first failure
 }
 
-// phase runs m's workers for d. A round records latencies and throughput; a
-// warmup only checks that the target answers.
-func (r *runner) phase(ctx context.Context, m *measured, ph Phase, round, rounds int, d time.Duration) error {
+// turnResult is what a target's workers did in one turn, or in all turns of
+// a round, summed.
+type turnResult struct {
+	workerResult
+	elapsed time.Duration
+	cpu     time.Duration // this process's CPU time in the turn
+	noCPU   bool          // cpu could not be read
+}
+
+func (t *turnResult) add(o turnResult) {
+	t.ops += o.ops
+	t.errs += o.errs
+	if t.err == nil {
+		t.err = o.err
+	}
+	t.elapsed += o.elapsed
+	t.cpu += o.cpu
+	t.noCPU = t.noCPU || o.noCPU
+}
+
+// endRound records m's round: its throughput over all its turns.
+func (r *runner) endRound(m *measured, round, rounds int, t turnResult) {
+	opsPerSec := float64(t.ops) / t.elapsed.Seconds()
+	m.rounds = append(m.rounds, opsPerSec)
+	m.noCPU = m.noCPU || t.noCPU
+	m.ops += t.ops
+	m.cpu += t.cpu
+	m.errs += t.errs
+	if m.err == nil {
+		m.err = t.err
+	}
+	r.emit(Event{Phase: PhaseRound, Target: m.name, Round: round, Rounds: rounds, Elapsed: r.elapsed, Total: r.total, End: true, OpsPerSec: opsPerSec})
+}
+
+// phase runs m's workers for d: a warmup, which only checks that the target
+// answers, or one turn of a round, which records latencies and returns
+// what was done for the round to count.
+func (r *runner) phase(ctx context.Context, m *measured, ph Phase, round, rounds int, d time.Duration) (turnResult, error) {
 	ev := Event{Phase: ph, Target: m.name, Round: round, Rounds: rounds, Elapsed: r.elapsed, Total: r.total}
 	r.emit(ev)
 	var stop atomic.Bool
@@ -169,6 +238,7 @@ func (r *runner) phase(ctx context.Context, m *measured, ph Phase, round, rounds
 
 	results := make([]workerResult, len(r.workers))
 	var wg sync.WaitGroup
+	cpu0, cpuOK := processCPU()
 	start := time.Now()
 	for w, ws := range r.workers {
 		var h *hdrhistogram.Histogram
@@ -191,12 +261,13 @@ func (r *runner) phase(ctx context.Context, m *measured, ph Phase, round, rounds
 		}
 	}
 	elapsed := time.Since(start)
+	cpu1, ok := processCPU()
 	r.elapsed += d
 	if err := ctx.Err(); err != nil {
-		return err
+		return turnResult{}, err
 	}
 
-	var total workerResult
+	total := turnResult{elapsed: elapsed, cpu: cpu1 - cpu0, noCPU: !cpuOK || !ok}
 	for _, res := range results {
 		total.ops += res.ops
 		total.errs += res.errs
@@ -205,19 +276,13 @@ func (r *runner) phase(ctx context.Context, m *measured, ph Phase, round, rounds
 		}
 	}
 	if total.ops == 0 {
-		return fmt.Errorf("harness: %s: %w in %s of %s (%d failed): %v", m.name, errNoOps, d, ph, total.errs, total.err)
+		return turnResult{}, fmt.Errorf("harness: %s: %w in %s of %s (%d failed): %v", m.name, errNoOps, d, ph, total.errs, total.err)
 	}
-	ev.Elapsed, ev.End, ev.OpsPerSec = r.elapsed, true, float64(total.ops)/elapsed.Seconds()
-	if ph == PhaseRound {
-		m.rounds = append(m.rounds, ev.OpsPerSec)
-		m.ops += total.ops
-		m.errs += total.errs
-		if m.err == nil {
-			m.err = total.err
-		}
+	if ph == PhaseWarmup {
+		ev.Elapsed, ev.End, ev.OpsPerSec = r.elapsed, true, float64(total.ops)/elapsed.Seconds()
+		r.emit(ev)
 	}
-	r.emit(ev)
-	return nil
+	return total, nil
 }
 
 // work is one worker's loop: pick a key, get or set it, time it, until stop.

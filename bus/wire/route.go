@@ -36,13 +36,6 @@ func (s Subjects) Routed(p int, op, key string) string {
 	return s.prefix + "." + routedSubj + "." + strconv.Itoa(p) + "." + op + "." + key
 }
 
-// RoutedNowhere is a routed subject of no partition: no node subscribes to
-// it, so the subscriptions it matches are observers' (say "<prefix>.t.>"),
-// which a node discounts when it counts who holds a partition's subject.
-func (s Subjects) RoutedNowhere() string {
-	return s.prefix + "." + routedSubj + ".none.get.k"
-}
-
 // RoutedPartition is the wildcard subject of every routed text-API request
 // of partition p: its primary subscribes to it.
 func (s Subjects) RoutedPartition(p int) string {

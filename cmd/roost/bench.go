@@ -53,11 +53,16 @@ and the baselines go over NATS whatever the path.
 
 With --compare, the same workload also runs against a raw NATS echo
 responder on the same bus (the ceiling of any NATS request-reply cache) and
-NATS JetStream KV (memory storage, one replica). Targets take turns in
-rounds of --round (echo, roost, kv, echo, roost, kv, ...) so that drift of a
+NATS JetStream KV (memory storage, one replica). Each round gives every
+target --round of measured time, in turns of --turn that alternate between
+the targets (echo, roost, kv, echo, kv, roost, ...), so that drift of a
 shared machine hits them alike; ops/s is the median round, and the "× echo"
 column and the roost/echo and roost/kv ratios divide those ops/s figures
-(ratios of the median rounds). With the node started here, the KV bucket
+(ratios of the median rounds). --turn 0 gives each target its round in one
+piece (echo, roost, kv, echo, roost, kv, ...), as before --turn. With the
+nodes in this process, the report also gives this process's CPU time per
+operation and echo's over roost's (cpu_us_per_op, cpu_ratio_to_echo), which
+the load of other work on the machine moves far less than ops/s. With the node started here, the KV bucket
 lives on a second embedded nats-server with JetStream (the node's has none);
 with --server it lives on that server if it has JetStream, or --kv-server.
 
@@ -101,7 +106,8 @@ JSON object per target and line.`,
 	fs.IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "requests in flight per target, on one shared connection")
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "measured time per target")
 	fs.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "unmeasured time per target before the first round")
-	fs.DurationVar(&cfg.Round, "round", cfg.Round, "length of one target's turn; targets alternate round by round")
+	fs.DurationVar(&cfg.Round, "round", cfg.Round, "measured time of one target per round; ops/s is the median round")
+	fs.DurationVar(&cfg.Turn, "turn", cfg.Turn, "within a round, targets alternate in turns this long (echo, roost, kv, echo, kv, roost, ...); 0 = one turn per round, as before")
 	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "per request; a request that takes longer counts as an error")
 	fs.Var(f.ack, "ack", "ack mode of Roost's writes: primary or all")
 	fs.Var(f.batching, "batching", "--path client: batch concurrent calls (on) or send each alone (off)")
