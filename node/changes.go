@@ -37,8 +37,10 @@ import (
 // Changes are gathered: the writer appends its change to a buffer and a
 // publisher goroutine sends what the buffer holds as one message (several
 // Change maps back to back), so that under load one message carries many
-// changes instead of every write costing a message to every node. There is
-// no linger: a lone change leaves as soon as the publisher wakes.
+// changes instead of every write costing a message to every node. A lone
+// change leaves as soon as the publisher wakes; after each message the
+// publisher rests feedLinger, so a node sends at most one message of
+// changes per feedLinger (feed_pace.go).
 
 // Change is one message of the change feed (msgpack, the field names in the
 // tags): a key was set or deleted, taking version Version.
@@ -148,6 +150,9 @@ type feed struct {
 	done chan struct{} // closed when the publisher has ended
 
 	primaryOf func(key string) string // names the primary of a key's partition (feed_expiry.go)
+
+	linger atomic.Int64              // the least time between two messages of changes, a time.Duration (feed_pace.go)
+	heard  func(subject string) bool // whether anyone subscribes to subject now; nil: assume so (feed_pace.go)
 }
 
 // startFeed opens the feed's connection, listens to the feed and has the
@@ -173,9 +178,11 @@ func (n *Node) startFeed() error {
 		seqFeed: seqFeed{headsSubject: n.subj.ChangeHeads(), node: n.cfg.Name},
 		kick:    make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	f.waiters.init()
-	if f.sub, err = nc.Subscribe(f.subject, f.onMessage); err != nil {
-		nc.Close()
-		return fmt.Errorf("node: change feed: %w", err)
+	if f.pace(n) { // not a node that can never have peers (feed_pace.go)
+		if f.sub, err = nc.Subscribe(f.subject, f.onMessage); err != nil {
+			nc.Close()
+			return fmt.Errorf("node: change feed: %w", err)
+		}
 	}
 	if err := nc.Flush(); err != nil {
 		nc.Close()
@@ -251,6 +258,10 @@ func (f *feed) publisher() {
 			return
 		}
 		out, cuts = f.publish(out, cuts)
+		if !f.rest() {
+			f.publish(out, cuts)
+			return
+		}
 	}
 }
 
@@ -261,6 +272,9 @@ func (f *feed) publish(out []byte, cuts []int) ([]byte, []int) {
 	out, f.buf = f.buf, out[:0]
 	cuts, f.cuts = f.cuts, cuts[:0]
 	f.mu.Unlock()
+	if len(out) > 0 && f.heard != nil && !f.heard(f.subject) {
+		return out[:0], cuts[:0] // nobody listens: the server would drop it (feed_pace.go)
+	}
 	from := 0
 	for _, to := range append(cuts, len(out)) {
 		if to > from {
@@ -283,14 +297,11 @@ func (f *feed) onMessage(m *nats.Msg) {
 		return
 	}
 	var highest uint64
-	waiting := f.waiters.count.Load() > 0
 	// A message that does not decode is not ours to judge (a stranger
 	// published on the subject): what came before its fault still counts.
 	_ = eachChange(m.Data, func(c *rawChange) {
 		highest = max(highest, c.version)
-		if waiting {
-			f.waiters.notify(string(c.key))
-		}
+		f.waiters.notifyBytes(c.key)
 	})
 	if highest > 0 {
 		f.observe(highest)
@@ -344,10 +355,20 @@ func scanChange(b []byte, c *rawChange) (rest []byte, ok bool) {
 // Its methods may be called by any number of goroutines.
 type waiters struct {
 	count atomic.Int64 // registered waiters, so that writers skip the lock when there are none
+	// The first bytes of the keys and prefixes waited on, one bit each, and
+	// whether a waiter waits on every key (the empty prefix): a change no
+	// waiter can concern costs no lock. Roost's own waiters (the catalog
+	// cache's, the runtime config's) wait on reserved prefixes, which begin
+	// with a NUL byte that no user key has (reserved.go): so every node
+	// has waiters, and user writes still pass them by.
+	firsts   [4]atomic.Uint64
+	everyKey atomic.Bool
 
 	mu       sync.Mutex
 	keys     map[string]map[*waiter]struct{} // waiting on one key
 	prefixes map[*waiter]struct{}            // waiting on a prefix
+	byFirst  [256]int32                      // waiters by the first byte of their key or prefix
+	empty    int32                           // waiters on the empty prefix
 	done     chan struct{}                   // closed by close
 	closed   bool
 }
@@ -372,6 +393,7 @@ func (ws *waiters) add(key string, prefix bool) *waiter {
 	w := &waiter{key: key, prefix: prefix, wake: make(chan struct{}, 1)}
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
+	ws.index(key, 1)
 	if prefix {
 		ws.prefixes[w] = struct{}{}
 	} else {
@@ -390,6 +412,7 @@ func (ws *waiters) add(key string, prefix bool) *waiter {
 func (ws *waiters) remove(w *waiter) {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
+	ws.index(w.key, -1)
 	if w.prefix {
 		delete(ws.prefixes, w)
 	} else if set := ws.keys[w.key]; set != nil {
@@ -401,9 +424,45 @@ func (ws *waiters) remove(w *waiter) {
 	ws.count.Add(-1)
 }
 
+// index counts a waiter on key (a key or a prefix) in or out (d = 1 or
+// -1) of the first-byte filter. Call it under mu, before the waiter reads:
+// a change applied before a notify that the filter turned away was applied
+// before the waiter's bit was set, so before its read.
+func (ws *waiters) index(key string, d int32) {
+	if key == "" {
+		ws.empty += d
+		ws.everyKey.Store(ws.empty > 0)
+		return
+	}
+	b := key[0]
+	ws.byFirst[b] += d
+	bit := uint64(1) << (b & 63)
+	switch word := &ws.firsts[b>>6]; {
+	case ws.byFirst[b] > 0 && word.Load()&bit == 0:
+		word.Or(bit)
+	case ws.byFirst[b] == 0:
+		word.And(^bit)
+	}
+}
+
+// concerns reports whether a waiter may wait on key or a prefix of it,
+// without a lock. False means that none does.
+func (ws *waiters) concerns(first byte) bool {
+	return ws.firsts[first>>6].Load()&(uint64(1)<<(first&63)) != 0 || ws.everyKey.Load()
+}
+
+// notifyBytes is notify for a key read in place from a feed message: it
+// makes the key's string only for a key that may concern a waiter.
+func (ws *waiters) notifyBytes(key []byte) {
+	if ws.count.Load() == 0 || len(key) == 0 || !ws.concerns(key[0]) {
+		return
+	}
+	ws.notify(string(key))
+}
+
 // notify wakes the waiters of key and of every prefix of it.
 func (ws *waiters) notify(key string) {
-	if ws.count.Load() == 0 {
+	if ws.count.Load() == 0 || key != "" && !ws.concerns(key[0]) {
 		return
 	}
 	ws.mu.Lock()

@@ -92,7 +92,7 @@ func (f *feed) publishHeads(out []byte, cuts []int) ([]byte, []int) {
 	(*hp)(func(p int, term, seq uint64) { h = append(h, uint64(p), term, seq) })
 	f.headsBuf = h
 	out, cuts = f.publish(out, cuts)
-	if len(h) == 0 {
+	if len(h) == 0 || f.heard != nil && !f.heard(f.headsSubject) {
 		return out, cuts
 	}
 	data, err := msgpack.Marshal(&wire.FeedHeads{Node: f.node, Every: wire.FeedHeadsEvery, Heads: h})

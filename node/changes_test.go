@@ -406,3 +406,58 @@ func TestFeedGathersChanges(t *testing.T) {
 		t.Fatalf("%d changes of 2 kB took %d messages, want about 4", changes, messages)
 	}
 }
+
+// TestWaitersFilterByFirstByte: a change whose key no waiter's key or
+// prefix can match (by its first byte) takes no lock and wakes nobody;
+// the filter follows waiters in and out, several on one byte included,
+// and the empty prefix lets every key through. Roost's own waiters (on
+// reserved prefixes, NUL first) leave user keys out.
+func TestWaitersFilterByFirstByte(t *testing.T) {
+	var ws waiters
+	ws.init()
+	catalog := ws.add(svcPrefix, true)
+	if ws.concerns('a') || !ws.concerns(0) {
+		t.Fatal("a waiter on the reserved prefix lets user keys through, or not its own")
+	}
+	a1 := ws.add("app/", true)
+	a2 := ws.add("a", false)
+	for _, tt := range []struct {
+		key  byte
+		want bool
+	}{{'a', true}, {'b', false}, {0, true}, {0xff, false}, {'A', false}} {
+		if got := ws.concerns(tt.key); got != tt.want {
+			t.Errorf("first byte %q: concerns = %v, want %v", tt.key, got, tt.want)
+		}
+	}
+	ws.remove(a1)
+	if !ws.concerns('a') {
+		t.Fatal("removing one of two waiters on 'a' closed the filter to the other")
+	}
+	ws.notifyBytes([]byte("a"))
+	select {
+	case <-a2.wake:
+	default:
+		t.Fatal("the waiter left on key a was not woken")
+	}
+	ws.remove(a2)
+	if ws.concerns('a') {
+		t.Fatal("no waiter on 'a' left, and the filter still lets it through")
+	}
+	all := ws.add("", true)
+	if !ws.concerns('z') || !ws.concerns(0xff) {
+		t.Fatal("a waiter on the empty prefix does not see every key")
+	}
+	ws.notifyBytes([]byte("zebra"))
+	select {
+	case <-all.wake:
+	default:
+		t.Fatal("the waiter on every key was not woken")
+	}
+	ws.remove(all)
+	ws.remove(catalog)
+	for b := range 256 {
+		if ws.concerns(byte(b)) {
+			t.Fatalf("no waiter left and byte %d still passes", b)
+		}
+	}
+}

@@ -196,7 +196,7 @@ func (f *feed) onEvents(data []byte) {
 // notifyGone wakes the waiters of key and of every prefix of it, marked to
 // answer now.
 func (ws *waiters) notifyGone(key string) {
-	if ws.count.Load() == 0 {
+	if ws.count.Load() == 0 || key != "" && !ws.concerns(key[0]) {
 		return
 	}
 	ws.mu.Lock()
