@@ -111,7 +111,9 @@ func (lp *loadPatterns) get(srv *server.Server, acc *server.Account, base string
 // observer on ">" or "roost.>" about it counts the observer alone. The
 // subscriptions are listed from the server instead, as for the load
 // subjects: again when the count of subscriptions changed (at most every
-// queueListEvery) and at least every second; in between it is a lookup.
+// queueListEvery), and at least every queueListMaxAge, since one
+// subscription added and another removed leave the count as it was; in
+// between it is a lookup.
 func (b *Bus) QueueSubscribers(queue string) (subs map[string]int, known bool) {
 	if b.srv == nil {
 		return nil, false
@@ -120,8 +122,12 @@ func (b *Bus) QueueSubscribers(queue string) (subs map[string]int, known bool) {
 }
 
 // queueListEvery bounds how often QueueSubscribers lists the subscriptions
-// again while their count keeps changing.
-const queueListEvery = 5 * time.Millisecond
+// again while their count keeps changing; queueListMaxAge is how long a
+// list is used while it does not.
+const (
+	queueListEvery  = 5 * time.Millisecond
+	queueListMaxAge = 100 * time.Millisecond
+)
 
 // queueSubs caches QueueSubscribers' counts.
 type queueSubs struct {
@@ -138,7 +144,7 @@ func (q *queueSubs) get(srv *server.Server, acc *server.Account, queue string) m
 	total := acc.TotalSubs()
 	now := time.Now()
 	age := now.Sub(q.listed)
-	if q.queue == queue && q.counts != nil && age < time.Second && (total == q.subs || age < queueListEvery) {
+	if q.queue == queue && q.counts != nil && age < queueListMaxAge && (total == q.subs || age < queueListEvery) {
 		return q.counts
 	}
 	counts := map[string]int{}

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"errors"
 	"slices"
 	"strings"
@@ -219,11 +220,11 @@ func (n *Node) apply(op *wire.Request, ack string) wire.Result {
 	if op.Op == wire.OpGet && op.TTL == 0 { // a get with a TTL touches: a write
 		return n.getResult(op.Key)
 	}
-	if err := n.checkKey(op.Key); err != nil {
-		return errResult(err)
-	}
-	if _, err := parseAck(ack); err != nil {
-		return errResult(err)
+	_, err := parseAck(ack)
+	if err = cmp.Or(n.checkKey(op.Key), err); err != nil {
+		r := errResult(err)
+		n.metrics.doneResult(opKindOf(op.Op), time.Now(), r) // counted, as writeOne counts
+		return r
 	}
 	return n.writeOne(op, partition.Of(op.Key, n.cfg.Partitions), ack)
 }
