@@ -80,23 +80,29 @@ func (lp *loadPatterns) get(srv *server.Server, acc *server.Account, base string
 		return lp.patterns
 	}
 	lp.base, lp.subs, lp.listed, lp.patterns = base, total, now, lp.patterns[:0]
-	if sz, err := srv.Subsz(&server.SubszOptions{Subscriptions: true, Limit: 1 << 20}); err == nil {
-		for _, s := range sz.Subs {
-			if strings.HasPrefix(s.Subject, base) {
-				lp.patterns = append(lp.patterns, s.Subject)
-			}
+	eachSubscription(srv, func(sub server.SubDetail) {
+		if strings.HasPrefix(sub.Subject, base) {
+			lp.patterns = append(lp.patterns, sub.Subject)
 		}
-	}
-	if rz, err := srv.Routez(&server.RoutezOptions{Subscriptions: true}); err == nil {
-		for _, r := range rz.Routes {
-			for _, s := range r.Subs {
-				if strings.HasPrefix(s, base) {
-					lp.patterns = append(lp.patterns, s)
-				}
-			}
-		}
-	}
+	})
 	return lp.patterns
+}
+
+// eachSubscription calls fn with every subscription the server knows of:
+// its own clients', and what its routes announced of their servers'.
+func eachSubscription(srv *server.Server, fn func(sub server.SubDetail)) {
+	if sz, err := srv.Subsz(&server.SubszOptions{Subscriptions: true, Limit: 1 << 20}); err == nil {
+		for _, sub := range sz.Subs {
+			fn(sub)
+		}
+	}
+	if rz, err := srv.Routez(&server.RoutezOptions{SubscriptionsDetail: true}); err == nil {
+		for _, r := range rz.Routes {
+			for _, sub := range r.SubsDetail {
+				fn(sub)
+			}
+		}
+	}
 }
 
 // QueueSubscribers returns, by subject, how many subscriptions in queue
@@ -148,22 +154,11 @@ func (q *queueSubs) get(srv *server.Server, acc *server.Account, queue string) m
 		return q.counts
 	}
 	counts := map[string]int{}
-	if sz, err := srv.Subsz(&server.SubszOptions{Subscriptions: true, Limit: 1 << 20}); err == nil {
-		for _, s := range sz.Subs {
-			if s.Queue == queue {
-				counts[s.Subject]++
-			}
+	eachSubscription(srv, func(sub server.SubDetail) {
+		if sub.Queue == queue {
+			counts[sub.Subject]++
 		}
-	}
-	if rz, err := srv.Routez(&server.RoutezOptions{SubscriptionsDetail: true}); err == nil {
-		for _, r := range rz.Routes {
-			for _, s := range r.SubsDetail {
-				if s.Queue == queue {
-					counts[s.Subject]++
-				}
-			}
-		}
-	}
+	})
 	q.queue, q.subs, q.listed, q.counts = queue, total, now, counts
 	return counts
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/roostkv/roost/actors/membership"
 	"github.com/roostkv/roost/bus/wire"
 	"github.com/roostkv/roost/client"
+	"github.com/roostkv/roost/internal/testkit"
 )
 
 // BenchmarkClusterFeedPace measures what the feed's pace saves a write on
@@ -104,28 +105,15 @@ func startPaceCluster(b *testing.B) []*Node {
 	b.Helper()
 	var nodes []*Node
 	for i := range 3 {
-		cfg := DefaultConfig()
-		cfg.Name = fmt.Sprintf("n%d", i+1)
-		cfg.Listen = "127.0.0.1:-1"
-		cfg.ClusterListen = "127.0.0.1:-1"
-		cfg.HTTP = HTTPOff
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-		if i > 0 {
-			cfg.Join = []string{nodes[0].Bus().ClusterAddr()}
-		}
-		n, err := New(cfg)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := n.Start(); err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(n.Stop)
-		nodes = append(nodes, n)
+		nodes = append(nodes, startClusterNode(b, fmt.Sprintf("n%d", i+1), func(c *Config) {
+			c.HeartbeatInterval = DefaultConfig().HeartbeatInterval
+			c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+			if i > 0 {
+				c.Join = []string{nodes[0].Bus().ClusterAddr()}
+			}
+		}, nil))
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		formed := true
+	testkit.Eventually(b, 20*time.Second, func() error {
 		t0 := fmt.Sprint(nodes[0].Table().Owners)
 		for _, n := range nodes {
 			alive := 0
@@ -134,14 +122,11 @@ func startPaceCluster(b *testing.B) []*Node {
 					alive++
 				}
 			}
-			formed = formed && alive == len(nodes) && fmt.Sprint(n.Table().Owners) == t0
+			if alive != len(nodes) || fmt.Sprint(n.Table().Owners) != t0 {
+				return fmt.Errorf("%s sees %d alive members, or routes by another table", n.cfg.Name, alive)
+			}
 		}
-		if formed {
-			return nodes
-		}
-		if time.Now().After(deadline) {
-			b.Fatal("the cluster did not form")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
+	return nodes
 }

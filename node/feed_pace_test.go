@@ -131,19 +131,7 @@ func TestALoneNodeFeedsOnlySubscribers(t *testing.T) {
 		})
 	}
 
-	cfg := DefaultConfig()
-	cfg.Name = "c"
-	cfg.Listen = "127.0.0.1:-1"
-	cfg.ClusterListen = "127.0.0.1:-1"
-	cfg.HTTP = HTTPOff
-	c, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Stop)
+	c := startClusterNode(t, "c", nil, nil)
 	if c.feed.sub == nil || c.feed.heard != nil {
 		t.Fatal("a node with a cluster port does not listen to its feed, or stops sending when it hears nobody")
 	}

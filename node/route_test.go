@@ -138,48 +138,6 @@ func TestMappingWaitsForOlderBuilds(t *testing.T) {
 	}
 }
 
-// startClusterNode starts a node with a cluster port on loopback, fast
-// heartbeats and no HTTP; edit changes its configuration, before changes
-// the node before it starts.
-func startClusterNode(t *testing.T, name string, edit func(c *Config), before func(n *Node)) *Node {
-	t.Helper()
-	cfg := DefaultConfig()
-	cfg.Name = name
-	cfg.Listen = "127.0.0.1:-1"
-	cfg.ClusterListen = "127.0.0.1:-1"
-	cfg.HTTP = HTTPOff
-	cfg.HeartbeatInterval = 100 * time.Millisecond
-	if edit != nil {
-		edit(&cfg)
-	}
-	n, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if before != nil {
-		before(n)
-	}
-	if err := n.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(n.Stop)
-	return n
-}
-
-// settled reports why n is not yet routing over servers servers with
-// every partition it leads pulled in, or nil.
-func settled(n *Node, servers int) error {
-	if got := len(n.routing.Load().table.Members()); got != servers {
-		return fmt.Errorf("%s routes over %d servers, want %d", n.cfg.Name, got, servers)
-	}
-	for p := range n.cfg.Partitions {
-		if n.routing.Load().primary(p) && !n.repl.Ready(p) {
-			return fmt.Errorf("%s still pulls in partition %d", n.cfg.Name, p)
-		}
-	}
-	return nil
-}
-
 // Observers of the routed subjects (`nats sub '>'`, `nats sub 'roost.>'`)
 // answer nothing, and must not move who holds them: with them about, a
 // request through a mapping server still reaches its key's primary with no
